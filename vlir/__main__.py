@@ -1,0 +1,5 @@
+import sys
+
+from vlir.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""The ``vlir`` command line. Verbs live in sibling modules (``data``: the corpus; ``train``:
+training, inference, evaluation) and register themselves on :data:`app`.
+
+Conventions: ``--help`` on every verb; bad input exits 2 with a one-line reason and no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import click
+import typer
+
+import vlir
+
+app = typer.Typer(
+    name="vlir",
+    help="Build the VLIR corpus of region-grounded reasoning chains and train VLM-R3-style models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class BadInput(Exception):
+    """Raised by verbs for user errors: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> NoReturn:
+    raise BadInput(message)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vlir {vlir.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "teacher")
+
+
+def _register() -> None:
+    """Import each verb module; a module registers its commands on import. Modules that do not
+    exist yet are skipped, so verbs can land one issue at a time."""
+    import importlib
+
+    for name in VERB_MODULES:
+        try:
+            importlib.import_module(f"vlir.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"vlir.cli.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning usage errors and :class:`BadInput` into one line + exit 2."""
+    from vlir.sources.base import SourceError
+
+    _register()
+    try:
+        result = app(args=argv, prog_name="vlir", standalone_mode=False)
+        return int(result or 0) if isinstance(result, int) else 0
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.UsageError as exc:
+        typer.echo(f"vlir: error: {exc.format_message()}", err=True)
+        return 2
+    except (BadInput, SourceError) as exc:
+        typer.echo(f"vlir: error: {exc}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("vlir: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The crop rule: one function that data building, SFT and the rollout engine all call.
+
+A look step's box is clipped to the image, cut from the original image (pixel-aligned outwards),
+zoomed by the paper's area-ratio rule and ``smart_resize``d within the crop pixel budget, then
+resampled with LANCZOS and encoded as PNG with fixed settings. Because every stage calls
+:func:`render_crop`, replaying a stored chain through the rollout engine reproduces the stored crop
+bytes exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from PIL import Image
+
+from vlir import geometry
+from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.records import Box, Crop
+
+
+def zoom_scale(ratio: float) -> float:
+    """The paper's zoom on the area ratio r = crop area / image area: 2.0 below 1/8, 1.0 from 1/2,
+    linear in between."""
+    if ratio < 0.125:
+        return 2.0
+    if ratio >= 0.5:
+        return 1.0
+    return 2.0 - (ratio - 0.125) / 0.375
+
+
+def pixel_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    """The integer pixel window cut for ``box``: clipped to the image, floor/ceil outwards, at least
+    one pixel. Raises ValueError when the box lies outside the image."""
+    clipped = geometry.clip(box, width, height)
+    if clipped is None:
+        raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
+    x1, y1 = math.floor(clipped.x1), math.floor(clipped.y1)
+    x2, y2 = max(x1 + 1, math.ceil(clipped.x2)), max(y1 + 1, math.ceil(clipped.y2))
+    return x1, y1, min(x2, width), min(y2, height)
+
+
+def render_crop(image: Image.Image, box: Box, budget: PixelBudget = CROP_PIXELS) -> Crop:
+    """Cut, zoom and encode the crop of ``box`` (original pixels) from ``image`` (the original)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    width, height = image.size
+    x1, y1, x2, y2 = pixel_window(box, width, height)
+    cw, ch = x2 - x1, y2 - y1
+    scale = zoom_scale((cw * ch) / (width * height))
+    target_h, target_w = geometry.smart_resize(max(1, int(scale * ch)), max(1, int(scale * cw)), budget)
+    zoomed = image.crop((x1, y1, x2, y2)).resize((target_w, target_h), Image.Resampling.LANCZOS)
+    return Crop(png=encode_png(zoomed), box=Box(x1, y1, x2, y2), scale=scale,
+                width=target_w, height=target_h)
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG with fixed settings and no metadata, so equal pixels give equal bytes."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=6, optimize=False)
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img.convert("RGB")

@@ -1,0 +1,178 @@
+"""Box geometry: every conversion between coordinate conventions, in one place.
+
+Sources hand us boxes in their native conventions (Rosetta / Textract normalised ``x, y, w, h``,
+Microsoft Read 8-point polygons, COCO/GQA pixel ``x, y, w, h``); vlir stores :class:`~vlir.records.Box`
+in original-image pixels. The model sees the image after Qwen2.5-VL's ``smart_resize`` and writes
+``{"bbox_2d": [...]}`` in *that* pixel space, so the mapping original <-> model space lives here too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from vlir.records import Box
+
+FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2
+
+
+@dataclass(frozen=True)
+class PixelBudget:
+    """Min/max pixel counts for ``smart_resize``.
+
+    The defaults of :data:`MODEL_PIXELS` and :data:`CROP_PIXELS` are those of the released VLM-R3
+    agent (``min_pixels=4*28*28``, ``max_pixels=2048*28*28`` for the image, ``1024*28*28`` for crops).
+    """
+
+    min_pixels: int
+    max_pixels: int
+    factor: int = FACTOR
+
+    def __post_init__(self) -> None:
+        if not (0 < self.min_pixels <= self.max_pixels):
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+
+
+MODEL_PIXELS = PixelBudget(4 * 28 * 28, 2048 * 28 * 28)
+CROP_PIXELS = PixelBudget(4 * 28 * 28, 1024 * 28 * 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# From source conventions
+# ---------------------------------------------------------------------------------------------
+
+def from_xyxy(x1: float, y1: float, x2: float, y2: float) -> Box:
+    """Corners in any order (inverted boxes exist in real data) -> a proper :class:`Box`."""
+    return Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+
+
+def from_xywh(x: float, y: float, w: float, h: float) -> Box:
+    """COCO / GQA / Visual Genome ``x, y, w, h`` in pixels."""
+    return from_xyxy(x, y, x + w, y + h)
+
+
+def from_normalized_xywh(left: float, top: float, w: float, h: float, width: int, height: int) -> Box:
+    """Rosetta (TextVQA ``top_left_x/top_left_y/width/height``) and Amazon Textract
+    (``Left/Top/Width/Height``): fractions of the image size."""
+    return from_xywh(left * width, top * height, w * width, h * height)
+
+
+def from_polygon(points: Sequence[float]) -> Box:
+    """Microsoft Read ``boundingBox`` (8 numbers: 4 corners, clockwise from the text's top-left),
+    or any flat ``x, y, x, y...`` list: the axis-aligned hull. Rotated and upside-down text gives
+    corners in any order, which the hull handles."""
+    if len(points) < 4 or len(points) % 2:
+        raise ValueError(f"a polygon needs an even number (>= 4) of coordinates, got {len(points)}")
+    xs = [float(v) for v in points[0::2]]
+    ys = [float(v) for v in points[1::2]]
+    return from_xyxy(min(xs), min(ys), max(xs), max(ys))
+
+
+# ---------------------------------------------------------------------------------------------
+# Box arithmetic
+# ---------------------------------------------------------------------------------------------
+
+def clip(box: Box, width: float, height: float) -> Box | None:
+    """Clip to the image ``[0, width] x [0, height]``; None when nothing of the box is inside."""
+    x1, y1 = max(0.0, box.x1), max(0.0, box.y1)
+    x2, y2 = min(float(width), box.x2), min(float(height), box.y2)
+    if x1 >= x2 or y1 >= y2:
+        return None
+    return Box(x1, y1, x2, y2)
+
+
+def intersection(a: Box, b: Box) -> float:
+    w = min(a.x2, b.x2) - max(a.x1, b.x1)
+    h = min(a.y2, b.y2) - max(a.y1, b.y1)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def iou(a: Box, b: Box) -> float:
+    inter = intersection(a, b)
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+def containment(inner: Box, outer: Box) -> float:
+    """Fraction of ``inner``'s area that lies inside ``outer`` (1.0 = fully contained)."""
+    return intersection(inner, outer) / inner.area
+
+
+def area_ratio(box: Box, width: float, height: float) -> float:
+    """Box area over image area (the quantity the crop zoom rule uses)."""
+    return box.area / (float(width) * float(height))
+
+
+def union(boxes: Sequence[Box]) -> Box:
+    if not boxes:
+        raise ValueError("union of no boxes")
+    return Box(min(b.x1 for b in boxes), min(b.y1 for b in boxes),
+               max(b.x2 for b in boxes), max(b.y2 for b in boxes))
+
+
+def expand(box: Box, margin_x: float, margin_y: float, width: float, height: float) -> Box:
+    """Grow by margins on each side, staying inside the image."""
+    grown = Box(box.x1 - margin_x, box.y1 - margin_y, box.x2 + margin_x, box.y2 + margin_y)
+    clipped = clip(grown, width, height)
+    assert clipped is not None  # the grown box contains the (in-image) original
+    return clipped
+
+
+def ensure_min_side(box: Box, min_side: float, width: float, height: float) -> Box:
+    """Grow a box symmetrically until each side is at least ``min_side`` (capped at the image)."""
+    cx, cy = box.center
+    w, h = max(box.width, min(min_side, width)), max(box.height, min(min_side, height))
+    x1 = min(max(0.0, cx - w / 2), width - w)
+    y1 = min(max(0.0, cy - h / 2), height - h)
+    return Box(x1, y1, x1 + w, y1 + h)
+
+
+# ---------------------------------------------------------------------------------------------
+# Qwen2.5-VL model space
+# ---------------------------------------------------------------------------------------------
+
+def smart_resize(height: int, width: int, budget: PixelBudget = MODEL_PIXELS) -> tuple[int, int]:
+    """Qwen2.5-VL's resize rule: both sides multiples of ``factor``, pixel count within the budget,
+    aspect ratio kept as well as possible. Returns ``(height, width)`` like the reference."""
+    factor, min_pixels, max_pixels = budget.factor, budget.min_pixels, budget.max_pixels
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"absolute aspect ratio must be smaller than 200, got {width}x{height}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def model_size(width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of the image as the model sees it."""
+    h, w = smart_resize(height, width, budget)
+    return w, h
+
+
+def to_model(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> list[int]:
+    """Original-pixel box -> the integer ``bbox_2d`` the model writes (pixels of the resized image)."""
+    mw, mh = model_size(width, height, budget)
+    sx, sy = mw / width, mh / height
+    return [round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy)]
+
+
+def from_model(bbox_2d: Sequence[float], width: int, height: int,
+               budget: PixelBudget = MODEL_PIXELS) -> Box:
+    """A model-space ``bbox_2d`` -> original-pixel :class:`Box` (corners reordered if needed;
+    raises ValueError for a degenerate box). Not clipped: callers clip with :func:`clip`."""
+    if len(bbox_2d) != 4:
+        raise ValueError(f"bbox_2d needs 4 numbers, got {len(bbox_2d)}")
+    mw, mh = model_size(width, height, budget)
+    sx, sy = width / mw, height / mh
+    x1, y1, x2, y2 = (float(v) for v in bbox_2d)
+    return from_xyxy(x1 * sx, y1 * sy, x2 * sx, y2 * sy)

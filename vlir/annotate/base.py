@@ -1,0 +1,66 @@
+"""The annotator interface: a sample (and its image) in, a :class:`~vlir.records.Chain` out.
+
+Two annotators implement it: ``grounded`` (offline, deterministic, from the sample's evidence) and
+``teacher`` (any OpenAI-compatible chat endpoint). The build calls :meth:`Annotator.annotate_many`
+on small batches so a network annotator can keep many requests in flight; a per-item failure is an
+:class:`AnnotationError` in the returned list, never an exception that stops the build.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from vlir.records import Chain, Provenance, Sample
+
+
+class AnnotationError(Exception):
+    """The annotator could not produce a chain. ``reason`` is a short tag stored in the rejects
+    shard (``no_evidence``, ``teacher_invalid_json``, ``teacher_http_error``...)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class AnnotateInput:
+    """What an annotator sees: the sample, its decoded original image (RGB) and the sha256 of the
+    image file's bytes (a stable cache key)."""
+
+    sample: Sample
+    image: Image.Image
+    image_sha256: str
+
+
+class Annotator(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def provenance(self) -> Provenance:
+        """Who wrote the chains (annotator, teacher model, prompt hash, vlir version)."""
+
+    @abstractmethod
+    def annotate(self, item: AnnotateInput) -> Chain:
+        """One chain, or raise :class:`AnnotationError`."""
+
+    def annotate_many(self, items: list[AnnotateInput]) -> list[Chain | AnnotationError]:
+        """A batch, in order. Network annotators override this to run requests concurrently."""
+        out: list[Chain | AnnotationError] = []
+        for item in items:
+            try:
+                out.append(self.annotate(item))
+            except AnnotationError as exc:
+                out.append(exc)
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the manifest (requests, retries, tokens, failures by reason...)."""
+        return {}
+
+    def close(self) -> None:
+        """Release clients, caches and event loops."""

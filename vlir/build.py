@@ -1,0 +1,369 @@
+"""``vlir build``: source samples -> annotated, checked chains with crops -> Parquet shards.
+
+The work of one (source, split) is cut into ``tasks`` partitions by a stable hash of the sample id.
+A task streams the source, keeps its own samples, and for each: opens the image safely, asks the
+annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
+checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
+dropped: every sample ends in one of the two, with its reasons.
+
+Like datatrove's executors, a task is finished only once ``completions/<task>`` exists, written after
+its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the
+unfinished tasks and, because a task's output depends only on the inputs and the config, ends
+byte-identical to an uninterrupted build. ``--num-shards N --shard-index I`` runs the tasks with
+``task % N == I``, so N machines build disjoint parts; ``vlir merge`` (:mod:`vlir.manifest`) writes
+the one manifest over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import multiprocessing as mp
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+import vlir
+from vlir import geometry, images
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
+from vlir.crops import render_crop
+from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.manifest import completion_marker, stats_path, task_done, write_build_info, write_manifest
+from vlir.records import CheckResult, Invalid, Record, Region, Sample
+from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
+from vlir.sources.base import get_source
+
+log = logging.getLogger(__name__)
+
+ALL_SOURCES = ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
+
+
+@dataclass
+class BuildConfig:
+    """What determines a build's output (and so lands in the manifest). Loadable from YAML;
+    CLI flags override."""
+
+    annotator: str = "grounded"
+    #: options for the teacher annotator (vlir.annotate.teacher.TeacherConfig fields)
+    teacher: dict[str, Any] = field(default_factory=dict)
+    #: thresholds for vlir.checks.CheckConfig
+    checks: dict[str, Any] = field(default_factory=dict)
+    crop_min_pixels: int = CROP_PIXELS.min_pixels
+    crop_max_pixels: int = CROP_PIXELS.max_pixels
+    #: partitions per (source, split); fixed so outputs do not depend on --workers
+    tasks: int = 4
+    #: samples per annotate_many call (a teacher runs these concurrently)
+    batch_size: int = 16
+    row_group_rows: int = 256
+    embed_images: bool = False
+    #: first K samples of each (source, split) stream, before partitioning (None = all)
+    limit: int | None = None
+    max_image_pixels: int = images.MAX_IMAGE_PIXELS
+    #: source -> options for its adapter (explicit file paths...)
+    source_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.annotator not in ("grounded", "teacher"):
+            raise ValueError(f"annotator must be 'grounded' or 'teacher', got {self.annotator!r}")
+        if self.tasks < 1 or self.batch_size < 1:
+            raise ValueError("tasks and batch_size must be >= 1")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must be >= 0")
+        PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
+        data: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: a build config must be a YAML mapping")
+            data.update(loaded)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown build config keys: {', '.join(sorted(unknown))}")
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                data[key] = {**data.get(key, {}), **value}
+            else:
+                data[key] = value
+        return cls(**data)
+
+    @property
+    def crop_budget(self) -> PixelBudget:
+        return PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (source, split) to build from ``root``."""
+
+    source: str
+    split: str
+    root: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.split}"
+
+
+def task_of(sample_id: str, tasks: int) -> int:
+    """Stable partition of a sample id (independent of order, machine and Python's hash seed)."""
+    return int.from_bytes(hashlib.sha1(sample_id.encode()).digest()[:8], "big") % tasks
+
+
+def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
+    if cfg.annotator == "grounded":
+        from vlir.annotate.grounded import GroundedAnnotator
+
+        return GroundedAnnotator()
+    from vlir.annotate.teacher import TeacherAnnotator, TeacherConfig
+
+    options = {"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher}
+    return TeacherAnnotator(TeacherConfig.from_dict(options))
+
+
+def _clean_evidence(sample: Sample, stats: Counter) -> Sample:
+    """Clip evidence to the image; drop (and count) regions entirely outside it."""
+    kept: list[Region] = []
+    for region in sample.evidence:
+        clipped = geometry.clip(region.box, sample.width, sample.height)
+        if clipped is None:
+            stats["evidence_outside_image"] += 1
+            continue
+        if clipped != region.box:
+            stats["evidence_clipped"] += 1
+        kept.append(Region(clipped, region.label, region.kind))
+    if tuple(kept) == sample.evidence:
+        return sample
+    return dataclasses.replace(sample, evidence=tuple(kept))
+
+
+class _Task:
+    """Runs one task: owns its annotator, writers and counters."""
+
+    def __init__(self, cfg: BuildConfig, job: Job, task: int, out: Path):
+        from vlir.checks import CheckConfig
+
+        self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
+        self.split_dir = self.out / job.source / job.split
+        self.check_config = CheckConfig(**cfg.checks)
+        self.annotator = make_annotator(cfg, self.out)
+        self.provenance = self.annotator.provenance()
+        self.stats: Counter = Counter()
+        self.source_stats: Counter = Counter()
+        self.reasons: Counter = Counter()
+
+    def samples(self) -> Iterator[Sample | Invalid]:
+        source = get_source(self.job.source)
+        options = self.cfg.source_options.get(self.job.source, {})
+        stream = source.iter_samples(Path(self.job.root), self.job.split, stats=self.source_stats, **options)
+        if self.cfg.limit is not None:
+            stream = islice(stream, self.cfg.limit)
+        for item in stream:
+            if task_of(item.id, self.cfg.tasks) == self.task:
+                yield item
+
+    def _prepare(self, sample: Sample) -> AnnotateInput | Record:
+        """Open and verify the image; a failure becomes a reject record."""
+        try:
+            path = images.safe_path(Path(self.job.root), sample.image)
+            data = images.read_image_bytes(path)
+            image = images.decode_image(data, str(path), self.cfg.max_image_pixels)
+        except images.ImageError as exc:
+            return self._reject(sample, (exc.reason,), detail=str(exc))
+        if image.size != (sample.width, sample.height):
+            return self._reject(sample, ("image_size_mismatch",),
+                                detail=f"record says {sample.width}x{sample.height}, image is {image.size[0]}x{image.size[1]}")
+        sample = _clean_evidence(sample, self.stats)
+        self._image_bytes[sample.id] = data
+        return AnnotateInput(sample, image, images.sha256_hex(data))
+
+    def _reject(self, sample: Sample, reasons: tuple[str, ...], detail: str = "", chain=None,
+                checks: tuple[CheckResult, ...] = (), sha: str | None = None) -> Record:
+        if detail:
+            sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
+        return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
+                      reasons=reasons, image_sha256=sha)
+
+    def _finish(self, item: AnnotateInput, result) -> Record:
+        from vlir.checks import run_checks
+
+        sample, sha = item.sample, item.image_sha256
+        if isinstance(result, AnnotationError):
+            return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
+        checks = tuple(run_checks(sample, result, self.check_config))
+        failed = tuple(c.name for c in checks if not c.passed)
+        if failed:
+            return self._reject(sample, failed, chain=result, checks=checks, sha=sha)
+        try:
+            crops = tuple(render_crop(item.image, look.box, self.cfg.crop_budget) for look in result.looks)
+        except ValueError as exc:
+            return self._reject(sample, ("crop_failed",), detail=str(exc), chain=result, checks=checks, sha=sha)
+        embedded = self._image_bytes.get(sample.id) if self.cfg.embed_images else None
+        return Record(sample=sample, chain=result, provenance=self.provenance, crops=crops,
+                      checks=checks, image_sha256=sha, image_bytes=embedded)
+
+    def run(self, progress=None) -> None:
+        self.split_dir.mkdir(parents=True, exist_ok=True)
+        accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
+        rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
+        self._image_bytes: dict[str, bytes] = {}
+        try:
+            batch: list[AnnotateInput] = []
+            for item in self.samples():
+                if isinstance(item, Invalid):
+                    self._write(Record.from_invalid(item, self.provenance), accepted, rejected, progress)
+                    continue
+                prepared = self._prepare(item)
+                if isinstance(prepared, Record):
+                    self._write(prepared, accepted, rejected, progress)
+                    continue
+                batch.append(prepared)
+                if len(batch) >= self.cfg.batch_size:
+                    self._flush(batch, accepted, rejected, progress)
+                    batch = []
+            self._flush(batch, accepted, rejected, progress)
+        except BaseException:
+            accepted.abort()
+            rejected.abort()
+            raise
+        finally:
+            self.annotator.close()
+        shards = []
+        for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
+            info = writer.close()
+            shards.append({"path": writer.path.relative_to(self.out).as_posix(), "kind": kind, **info})
+        atomic_write_json(stats_path(self.out, self.job.source, self.job.split, self.task), {
+            "source": self.job.source, "split": self.job.split, "task": self.task, "tasks": self.cfg.tasks,
+            "accepted": self.stats["accepted"], "rejected": self.stats["rejected"],
+            "rejected_by_reason": dict(sorted(self.reasons.items())),
+            "stats": dict(sorted((self.stats + self.source_stats).items())),
+            "annotator_stats": self.annotator.stats(), "shards": shards,
+        })
+        marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def _flush(self, batch: list[AnnotateInput], accepted, rejected, progress) -> None:
+        if not batch:
+            return
+        results = self.annotator.annotate_many(batch)
+        for item, result in zip(batch, results):
+            self._write(self._finish(item, result), accepted, rejected, progress)
+            self._image_bytes.pop(item.sample.id, None)
+
+    def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:
+        if record.accepted:
+            accepted.write(record)
+            self.stats["accepted"] += 1
+        else:
+            rejected.write(record)
+            self.stats["rejected"] += 1
+            self.reasons.update(record.reasons)
+        if progress is not None:
+            progress(record.accepted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Executor
+# ---------------------------------------------------------------------------------------------
+
+_COUNTERS: tuple[Any, Any] | None = None
+
+
+def _init_worker(counters) -> None:
+    global _COUNTERS
+    _COUNTERS = counters
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def _bump(accepted: bool) -> None:
+    if _COUNTERS is not None:
+        c = _COUNTERS[0 if accepted else 1]
+        with c.get_lock():
+            c.value += 1
+
+
+def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> tuple[str, int]:
+    _Task(cfg, job, task, Path(out)).run(progress=_bump)
+    return job.key, task
+
+
+def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
+         shard_index: int = 0) -> list[tuple[Job, int]]:
+    """The (job, task) pairs this machine owns that are not finished yet."""
+    if not (0 <= shard_index < num_shards):
+        raise ValueError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    return [(job, t) for job in jobs for t in range(cfg.tasks)
+            if t % num_shards == shard_index and not task_done(out, job.source, job.split, t)]
+
+
+def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, num_shards: int = 1,
+              shard_index: int = 0, show_progress: bool = True) -> dict[str, Any] | None:
+    """Run every unfinished task; write the manifest when the whole build is complete
+    (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
+    todo = plan(cfg, jobs, out, num_shards, shard_index)
+    log.info("build: %d task(s) to run (%d already complete)",
+             len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))
+    ctx = mp.get_context("fork")
+    counters = (ctx.Value("q", 0), ctx.Value("q", 0))
+    bar = _progress_bar(show_progress)
+    start = time.monotonic()
+
+    def refresh() -> None:
+        a, r = counters[0].value, counters[1].value
+        if bar is not None:
+            bar.n = a + r
+            bar.set_postfix(accepted=a, rejected=r, refresh=False)
+            bar.refresh()
+
+    if workers <= 1:
+        _init_worker(counters)
+        for job, task in todo:
+            _Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(counters,)) as pool:
+            pending = {pool.submit(_run_task, cfg, job, task, str(out)) for job, task in todo}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for f in done:
+                    f.result()  # re-raise a worker's exception
+                refresh()
+    refresh()
+    if bar is not None:
+        bar.close()
+    elapsed = time.monotonic() - start
+    log.info("build: %d records in %.1fs", counters[0].value + counters[1].value, elapsed)
+    if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
+        return write_manifest(out)
+    return None
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="rec", desc="build", dynamic_ncols=True, mininterval=0.5)
+
+
+def version() -> str:
+    return vlir.__version__

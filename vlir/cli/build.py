@@ -1,0 +1,77 @@
+"""``vlir build``: sources -> chains -> checks -> crops -> shards (see :mod:`vlir.build`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vlir.cli import app, fail
+
+
+@app.command()
+def build(
+    source: str = typer.Option(..., "--source", help="textvqa, docvqa, gqa, infographicsvqa, vsr, m3cot, "
+                               "or all (the five VQA sources, each under ROOT/<source>)."),
+    root: Path = typer.Option(..., "--root", help="Folder with the official download (for all: the parent)."),
+    split: str = typer.Option(..., "--split", help="Split name(s), comma-separated: train,val"),
+    out: Path = typer.Option(..., "--out", help="Output folder (shards, rejects, manifest)."),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="grounded (default) or teacher."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Machines sharing this build."),
+    shard_index: int = typer.Option(0, "--shard-index", min=0, help="This machine's index."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="First K samples per source/split."),
+    tasks: Optional[int] = typer.Option(None, "--tasks", min=1, help="Partitions per source/split."),
+    embed_images: Optional[bool] = typer.Option(None, "--embed-images/--reference-images",
+                                                help="Store original image bytes in the shards."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Build config YAML (flags override)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Teacher: OpenAI-compatible endpoint."),
+    model: Optional[str] = typer.Option(None, "--model", help="Teacher: model name."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
+                                              help="Teacher: environment variable holding the API key."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Teacher: requests in flight."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: request timeout (s)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Build VLIR shards from a source's official files."""
+    from vlir.build import ALL_SOURCES, BuildConfig, Job, run_build
+    from vlir.manifest import ManifestError
+    from vlir.sources.base import get_source
+
+    if config is not None and not config.is_file():
+        fail(f"--config {config} not found")
+    if not root.is_dir():
+        fail(f"--root {root} is not a directory")
+    if shard_index >= num_shards:
+        fail(f"--shard-index {shard_index} must be smaller than --num-shards {num_shards}")
+    teacher = {k: v for k, v in {"base_url": base_url, "model": model, "api_key_env": api_key_env,
+                                 "concurrency": concurrency, "timeout_s": timeout}.items() if v is not None}
+    try:
+        cfg = BuildConfig.from_yaml(config, annotator=annotator, limit=limit, tasks=tasks,
+                                    embed_images=embed_images, teacher=teacher or None)
+    except (ValueError, TypeError) as exc:
+        fail(f"bad build config: {exc}")
+    names = list(ALL_SOURCES) if source == "all" else [source]
+    jobs = []
+    for name in names:
+        adapter = get_source(name)  # unknown names fail here with the list of choices
+        src_root = root / name if source == "all" else root
+        if not src_root.is_dir():
+            fail(f"{src_root} not found (with --source all, each source lives in ROOT/<source>)")
+        for sp in [s.strip() for s in split.split(",") if s.strip()]:
+            adapter.check_split(sp)
+            jobs.append(Job(name, sp, str(src_root)))
+    try:
+        manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
+                             shard_index=shard_index, show_progress=progress)
+    except ManifestError as exc:
+        fail(str(exc))
+    if manifest is None:
+        typer.echo(f"shard {shard_index}/{num_shards} done in {out}; run `vlir merge` when all are done")
+        return
+    typer.echo(f"{'source/split':<28} {'accepted':>9} {'rejected':>9}  top reasons")
+    for key, s in manifest["splits"].items():
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(s["rejected_by_reason"].items(), key=lambda x: -x[1])[:3])
+        typer.echo(f"{key:<28} {s['accepted']:>9} {s['rejected']:>9}  {reasons}")
+    typer.echo(f"manifest: {out / 'manifest.json'}")

@@ -1,0 +1,235 @@
+"""Parquet shards: the on-disk form of VLIR records, readable by Hugging Face ``datasets``.
+
+Layout::
+
+    <out>/<source>/<split>/part-NNNNN.parquet      accepted records (one file per build task)
+    <out>/<source>/<split>/rejects-NNNNN.parquet   rejected records, with their reasons
+    <out>/manifest.json                            counts, checksums, config (see vlir.manifest)
+
+Columns carry the ``datasets`` feature metadata, so ``load_dataset("parquet", data_dir=...)``
+decodes ``crops`` (always embedded PNG bytes) and ``image`` (embedded with ``--embed-images``) to
+PIL images. By default the original image is *referenced* (``image_path`` relative to the source
+root + ``image_sha256``; the root is in the manifest) because one photo serves many questions and
+a bare relative path in an ``Image()`` column would only open from one working directory;
+:class:`Corpus` resolves it. Every file is written under a temporary name and renamed, so a killed
+build never leaves a half-written shard under a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlir.records import Record
+
+ROW_GROUP_ROWS = 256
+PART_PREFIX = "part"
+REJECTS_PREFIX = "rejects"
+MANIFEST = "manifest.json"
+
+
+@lru_cache(maxsize=1)
+def features():
+    """The ``datasets.Features`` of a VLIR row (imported lazily: ``datasets`` is not light)."""
+    from datasets import Features, Image, List, Value
+
+    box = List(Value("float64"))
+    return Features({
+        "schema_version": Value("int32"),
+        "id": Value("string"),
+        "source": Value("string"),
+        "split": Value("string"),
+        "image_path": Value("string"),
+        "image_sha256": Value("string"),
+        "image": Image(),
+        "width": Value("int32"),
+        "height": Value("int32"),
+        "question": Value("string"),
+        "answers": List(Value("string")),
+        "evidence": List({"box": box, "label": Value("string"), "kind": Value("string")}),
+        "meta": Value("string"),
+        "steps": List({"type": Value("string"), "text": Value("string"), "box": box,
+                       "label": Value("string")}),
+        "answer": Value("string"),
+        "crops": List(Image()),
+        "crop_info": List({"box": box, "scale": Value("float64"), "width": Value("int32"),
+                           "height": Value("int32")}),
+        "annotator": Value("string"),
+        "teacher_model": Value("string"),
+        "prompt_hash": Value("string"),
+        "vlir_version": Value("string"),
+        "checks": List({"name": Value("string"), "passed": Value("bool"), "value": Value("float64"),
+                        "detail": Value("string")}),
+        "status": Value("string"),
+        "reasons": List(Value("string")),
+    })
+
+
+def arrow_schema() -> pa.Schema:
+    return features().arrow_schema
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+class ShardWriter:
+    """Streams records into one Parquet file in row groups of ``row_group_rows``.
+
+    Rows are buffered only up to one row group, so memory stays bounded whatever the shard size.
+    The file appears under its final name only on :meth:`close` (temp name + rename); a writer that
+    saw no rows still writes an empty, schema-carrying shard so every task has its file.
+    """
+
+    def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self.tmp, arrow_schema(), compression="zstd")
+
+    def write(self, record: Record) -> None:
+        self._buffer.append(record.to_row())
+        self.rows += 1
+        if len(self._buffer) >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=arrow_schema()))
+            self._buffer = []
+
+    def close(self) -> dict[str, Any]:
+        """Finish the file, rename it into place; returns ``{rows, sha256, bytes}``."""
+        self._flush()
+        self._writer.close()
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.path)
+        return {"rows": self.rows, "sha256": sha256_file(self.path), "bytes": self.path.stat().st_size}
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def shard_name(prefix: str, task: int) -> str:
+    return f"{prefix}-{task:05d}.parquet"
+
+
+def iter_rows(path: Path, columns: list[str] | None = None, batch_rows: int = 64) -> Iterator[dict[str, Any]]:
+    """Stream rows of one Parquet file as dicts, one batch in memory at a time."""
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        yield from batch.to_pylist()
+
+
+def shard_files(split_dir: Path, prefix: str = PART_PREFIX) -> list[Path]:
+    return sorted(Path(split_dir).glob(f"{prefix}-*.parquet"))
+
+
+def read_records(path: Path, prefix: str = PART_PREFIX) -> Iterator[Record]:
+    """Records from a Parquet file, or from every ``part-*.parquet`` in a split folder."""
+    path = Path(path)
+    files = [path] if path.is_file() else shard_files(path, prefix)
+    for f in files:
+        for row in iter_rows(f):
+            yield Record.from_row(row)
+
+
+class Corpus:
+    """A built VLIR output folder: its manifest, records and original images."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        manifest_path = self.out / MANIFEST
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{self.out} is not a vlir output (no {MANIFEST})")
+        self.manifest = json.loads(manifest_path.read_text())
+
+    def splits(self) -> list[tuple[str, str]]:
+        return sorted((v["source"], v["split"]) for v in self.manifest.get("splits", {}).values())
+
+    def split_dir(self, source: str, split: str) -> Path:
+        return self.out / source / split
+
+    def records(self, source: str, split: str, rejects: bool = False) -> Iterator[Record]:
+        return read_records(self.split_dir(source, split), REJECTS_PREFIX if rejects else PART_PREFIX)
+
+    def root(self, source: str) -> Path | None:
+        root = self.manifest.get("roots", {}).get(source)
+        return Path(root) if root else None
+
+    def image(self, record: Record):
+        """The record's original image as RGB PIL: embedded bytes, else resolved under the source
+        root recorded in the manifest (and checked against the stored sha256)."""
+        from vlir import images
+
+        if record.image_bytes is not None:
+            return images.decode_image(record.image_bytes, record.sample.id)
+        root = self.root(record.sample.source)
+        if root is None:
+            raise FileNotFoundError(f"no source root for {record.sample.source} in {self.out / MANIFEST}")
+        path = images.safe_path(root, record.sample.image)
+        data = images.read_image_bytes(path)
+        if record.image_sha256 and images.sha256_hex(data) != record.image_sha256:
+            raise ValueError(f"{path}: image bytes differ from the sha256 recorded for {record.sample.id}")
+        return images.decode_image(data, str(path))
+
+
+def load_hf_dataset(split_dir: Path, **kwargs):
+    """``datasets.load_dataset("parquet")`` over a split's accepted shards (images decode to PIL)."""
+    from datasets import load_dataset
+
+    files = [str(p) for p in shard_files(split_dir)]
+    return load_dataset("parquet", data_files={"train": files}, split="train", **kwargs)
+
+
+def write_records(path: Path, records: Iterable[Record]) -> dict[str, Any]:
+    """Write a whole iterable of records to one shard (tests and small tools)."""
+    writer = ShardWriter(path)
+    try:
+        for r in records:
+            writer.write(r)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

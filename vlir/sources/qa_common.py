@@ -1,0 +1,228 @@
+"""Helpers shared by the TextVQA, DocVQA and InfographicsVQA adapters.
+
+The three releases share a shape: a question file ``{"dataset_...": ..., "data": [records]}``, one
+record per question, images referenced by a path or id, and OCR on the side. What is common about
+reading them lives here, so the adapters hold only what is specific to each layout:
+
+- :func:`iter_data_records` streams ``data[]`` with ijson (the TextVQA train OCR file is ~66 MB
+  and the question files tens of MB: never hold them whole) and turns a broken file into a
+  :class:`~vlir.sources.base.SourceError` naming it;
+- :class:`Malformed` and the field getters turn a bad record into a readable ``Invalid`` detail;
+- :class:`ImageSizes` reads image sizes from the file header (lazily, cached) when neither the record
+  nor the OCR carries them;
+- :class:`LRU` caches per-image OCR documents, which many questions share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
+
+import ijson
+from PIL import Image, UnidentifiedImageError
+
+from vlir.images import MAX_IMAGE_PIXELS, ImageError, safe_path
+from vlir.records import Invalid
+from vlir.sources.base import SourceError, load_json
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+
+class Malformed(Exception):
+    """A record lacks a field or has one of the wrong type; the message says which."""
+
+
+def display_path(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` when it is inside it (short, stable details), else as given."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def iter_data_records(path: Path, prefix: str = "data.item") -> Iterator[tuple[int, Any]]:
+    """Stream ``(index, record)`` for each item of the top-level ``data`` list of ``path``.
+
+    Raises SourceError naming the file when it does not parse or has no ``data`` list (checked by a
+    second, cheap pass only when the first yielded nothing, so well-formed files are read once)."""
+    count = 0
+    try:
+        with open(path, "rb") as fh:
+            for count, record in enumerate(ijson.items(fh, prefix, use_float=True), start=1):
+                yield count - 1, record
+    except ijson.JSONError as exc:
+        raise SourceError(path, f"not valid JSON after {count} records ({exc})") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read ({exc})") from None
+    if count == 0 and not _has_list_at(path, prefix.rsplit(".item", 1)[0]):
+        raise SourceError(path, f"no top-level {prefix.split('.')[0]!r} list")
+
+
+def _has_list_at(path: Path, prefix: str) -> bool:
+    with open(path, "rb") as fh:
+        for got, event, _ in ijson.parse(fh):
+            if got == prefix and event == "start_array":
+                return True
+    return False
+
+
+def require(record: Any, key: str, types: type | tuple[type, ...], what: str | None = None) -> Any:
+    """``record[key]``, which must exist and be of ``types`` (bool is never an int here)."""
+    if not isinstance(record, dict):
+        raise Malformed(f"record is a {type(record).__name__}, not an object")
+    if key not in record or record[key] is None:
+        raise Malformed(f"missing field {key!r}")
+    value = record[key]
+    if isinstance(value, bool) and bool not in _as_tuple(types) or not isinstance(value, types):
+        names = "/".join(t.__name__ for t in _as_tuple(types))
+        raise Malformed(f"field {key!r} should be {what or names}, got {type(value).__name__}")
+    return value
+
+
+def optional(record: dict[str, Any], key: str, types: type | tuple[type, ...]) -> Any:
+    """``record[key]`` when present and of ``types``; None when absent; Malformed when mistyped."""
+    if record.get(key) is None:
+        return None
+    return require(record, key, types)
+
+
+def native_id(record: Any, key: str) -> str:
+    """The record's own id (an int in all three releases; strings accepted) as a string."""
+    return str(require(record, key, (int, str)))
+
+
+def peek_id(record: Any, key: str, index: int) -> str:
+    """The id to name a record by in an Invalid: its own id when readable, else ``#<index>``."""
+    if isinstance(record, dict) and isinstance(record.get(key), (int, str)) \
+            and not isinstance(record.get(key), bool):
+        return str(record[key])
+    return f"#{index}"
+
+
+def text(record: Any, key: str) -> str:
+    value = require(record, key, str, "a string")
+    if not value.strip():
+        raise Malformed(f"field {key!r} is empty")
+    return value
+
+
+def answers(record: Any, key: str, required: bool) -> tuple[str, ...]:
+    """The answer list. Numbers are kept as their text (DocVQA has a few); anything else is
+    malformed. Test splits have no answers (``required=False``) and get ``()``."""
+    if not required and (not isinstance(record, dict) or record.get(key) is None):
+        return ()
+    values = require(record, key, list, "a list of strings")
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise Malformed(f"{key}[{i}] should be a string, got {type(v).__name__}")
+        out.append(v if isinstance(v, str) else str(v))
+    if required and not out:
+        raise Malformed(f"field {key!r} is an empty list")
+    return tuple(out)
+
+
+def string_list(record: dict[str, Any], key: str) -> list[str] | None:
+    """An optional list-of-strings field (question_types, image_classes, evidence...)."""
+    values = optional(record, key, list)
+    if values is None:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        raise Malformed(f"field {key!r} should be a list of strings")
+    return list(values)
+
+
+def invalid(source: str, split: str, rid: str, reason: str, detail: str, image: str = "") -> Invalid:
+    return Invalid(id=f"{source}/{split}/{rid}", source=source, split=split, reason=reason,
+                   detail=detail, image=image)
+
+
+def image_relpath(root: Path, relative: str) -> str:
+    """Check an annotation's image path (relative to the root) and return it normalised; raises
+    ImageError ``unsafe_path`` for absolute paths and paths escaping the root."""
+    full = safe_path(root, relative)
+    return full.relative_to(Path(root).resolve()).as_posix()
+
+
+def dir_in_root(root: Path, directory: str | Path, option: str) -> str:
+    """An explicit folder option, as a POSIX path relative to the root (samples reference images
+    relative to the root, so the folder must be inside it)."""
+    path = Path(directory)
+    if not path.is_absolute():
+        path = Path(root) / path
+    if not path.is_dir():
+        raise SourceError(path, f"{option}= folder not found")
+    try:
+        rel = path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        raise SourceError(path, f"{option}= folder must be inside the source root {root}") from None
+    return "" if rel == "." else rel
+
+
+def join(base: str, name: str) -> str:
+    """Join a root-relative folder and a file name without turning '' into '/'."""
+    return f"{base}/{name}" if base else name
+
+
+class LRU(Generic[V]):
+    """A small least-recently-used cache (per-image OCR documents and image sizes are shared by
+    the several questions asked about one image, which usually come close together)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], V]) -> V:
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        value = make()
+        self._data[key] = value
+        if len(self._data) > self.size:
+            self._data.popitem(last=False)
+        return value
+
+
+class ImageSizes:
+    """Image ``(width, height)`` from the file header only (Pillow opens lazily), cached.
+    Raises ImageError ``missing_image`` / ``not_an_image`` / ``image_too_large``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._cache: LRU[tuple[int, int] | ImageError] = LRU(256)
+
+    def get(self, relative: str) -> tuple[int, int]:
+        result = self._cache.get(relative, lambda: self._read(relative))
+        if isinstance(result, ImageError):
+            raise result
+        return result
+
+    def _read(self, relative: str) -> tuple[int, int] | ImageError:
+        path = self.root / relative
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+        except FileNotFoundError:
+            return ImageError("missing_image", f"image file not found: {relative}")
+        except (UnidentifiedImageError, OSError) as exc:
+            return ImageError("not_an_image", f"cannot read the size of {relative}: {exc}")
+        if w * h > MAX_IMAGE_PIXELS:
+            return ImageError("image_too_large", f"image {relative} declares {w}x{h} pixels")
+        return w, h
+
+
+def load_ocr_json(path: Path) -> Any:
+    """A per-image OCR file, or the SourceError describing why it cannot be read (returned, not
+    raised: a broken OCR file spoils the questions about that image, not the whole split)."""
+    try:
+        return load_json(path)
+    except SourceError as exc:
+        return exc
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)

@@ -10,8 +10,8 @@ import logging
 import sys
 from typing import NoReturn
 
-import click
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 
 import vlir
 
@@ -72,22 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     try:
         result = app(args=argv, prog_name="vlir", standalone_mode=False)
-        return int(result or 0) if isinstance(result, int) else 0
-    except click.exceptions.NoArgsIsHelpError as exc:
-        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        return 0
-    except click.UsageError as exc:
-        typer.echo(f"vlir: error: {exc.format_message()}", err=True)
-        return 2
-    except (BadInput, SourceError) as exc:
-        typer.echo(f"vlir: error: {exc}", err=True)
-        return 2
-    except click.exceptions.Exit as exc:
+        return result if isinstance(result, int) else 0
+    except TyperException as exc:  # click's usage errors (typer vendors click)
+        if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
+            typer.echo(exc.ctx.get_help())
+            return 0
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"vlir: error: {message}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (BadInput, SourceError) as exc:
+        typer.echo(f"vlir: error: {' '.join(str(exc).split())}", err=True)
+        return 2
+    except Exit as exc:
+        return exc.exit_code
+    except (Abort, KeyboardInterrupt):
         typer.echo("vlir: aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
         return 130
 
 

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import vlir
+from vlir.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "vlir", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert vlir.__version__ in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in ("validate", "build", "sources", "read", "sample", "merge"):
+        assert verb in out
+
+
+def test_bad_arguments_one_line_exit_2():
+    r = run("validate")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = run("build", "--source", "nope", "--root", ".", "--split", "x", "--out", "/tmp/x")
+    assert r.returncode == 2 and "unknown source" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_exit_codes(vlir_output, tmp_path):
+    assert run("validate", str(vlir_output)).returncode == 0
+    assert run("validate", str(tmp_path / "nothing")).returncode == 2
+    (vlir_output / "gqa/val/rejects-00000.parquet").unlink()
+    r = run("validate", str(vlir_output))
+    assert r.returncode == 1 and "rejects-00000.parquet" in r.stderr
+
+
+def test_import_vlir_is_light():
+    code = ("import sys, vlir, vlir.records, vlir.geometry, vlir.crops, vlir.shards, vlir.build, "
+            "vlir.validate, vlir.cli; from vlir.cli import _register; _register(); "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -1,0 +1,79 @@
+# vlir — `make vlir` builds the sample corpus, `make test` runs the suite, `make train` trains the
+# tiny model (SFT then R-GRPO), `make bench` prints the performance ratios. Every target sets up
+# .venv itself (`make venv`, a no-op when up to date). Offline: nothing downloads models or data.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+VLIR := $(BIN)/vlir
+OUT ?= out
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DS_BUILD_OPS := 0
+# DeepSpeed JIT builds (if any) are cached here instead of ~/.cache
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
+export HF_HOME := $(CURDIR)/.cache/huggingface
+
+.PHONY: venv test vlir train bench browser clean help
+
+help:
+	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
+	@echo "make test   run the test suite"
+	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
+	@echo "make bench  run every bench/*.py and print its ratios"
+
+venv: $(STAMP)
+
+# torch is installed first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[train,dev]'
+	touch $(STAMP)
+
+# Debian's chromium for the browser test of `vlir show` (skipped where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: chromium could not be installed; the browser test will be skipped"; \
+	  else echo "warning: chromium missing; the browser test will be skipped"; fi; }
+
+test: venv browser
+	$(BIN)/python -m pytest -q
+
+vlir: venv
+	rm -rf $(OUT)/sample $(OUT)/vlir
+	$(VLIR) sample --out $(OUT)/sample --per-source 8
+	$(VLIR) build --source all --root $(OUT)/sample --split train,val --out $(OUT)/vlir --workers 2
+	$(VLIR) validate $(OUT)/vlir
+	$(VLIR) card $(OUT)/vlir
+	$(VLIR) show $(OUT)/vlir --n 50 --out $(OUT)/vlir/browse.html
+	@echo
+	@echo "sample tree:   $(OUT)/sample/<source>/ (official layouts)"
+	@echo "shards:        $(OUT)/vlir/<source>/<split>/part-*.parquet (+ rejects-*.parquet)"
+	@echo "manifest:      $(OUT)/vlir/manifest.json"
+	@echo "data card:     $(OUT)/vlir/README.md (plots in $(OUT)/vlir/card/)"
+	@echo "browser page:  $(OUT)/vlir/browse.html"
+
+$(OUT)/vlir/manifest.json:
+	$(MAKE) vlir
+
+train: venv $(OUT)/vlir/manifest.json
+	$(VLIR) train sft --config recipes/sft_tiny.yaml
+	$(VLIR) train grpo --config recipes/grpo_tiny.yaml
+	@echo
+	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
+	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, rewards.png)"
+
+bench: venv
+	@mkdir -p $(OUT)/bench
+	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean:
+	rm -rf $(OUT) .pytest_cache

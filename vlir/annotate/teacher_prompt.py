@@ -1,0 +1,294 @@
+"""What the teacher is asked, and how its answers are read.
+
+The templates are package data (``vlir/prompts/*.txt``) and the answer format is
+``vlir/schemas/teacher_chain.schema.json``; :func:`prompt_hash` covers all of them, so a record's
+provenance and the cache key change whenever the wording or the schema does.
+
+Pixel spaces: the image is sent ``smart_resize``d within the teacher's own pixel budget
+(``image_max_pixels``, factor 28). The sent size is therefore a fixed point of Qwen2.5-VL's resize
+rule, so a Qwen2.5-VL teacher (which answers in absolute pixels of *its* resized input) and GPT-4o
+(told the size in the prompt) both answer in pixels of the image as sent; boxes are mapped back to
+original pixels by scaling with that sent size (:func:`vlir.geometry.from_model` with the teacher's
+budget), hints go the other way with :func:`vlir.geometry.to_model`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from string import Template
+from typing import Any, Callable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from PIL import Image
+
+from vlir import geometry
+from vlir.geometry import PixelBudget
+from vlir.records import Box, Chain, Look, Sample, Step, Think
+
+TEMPLATE_NAMES = ("teacher_system", "teacher_user", "teacher_hints", "teacher_repair",
+                  "judge_system", "judge_user")
+IMAGE_PLACEHOLDER = "<image>"
+JPEG_QUALITY = 90
+
+#: What the judge answers. Small enough to live here; hashed into :func:`prompt_hash` with the rest.
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"shows": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["shows", "reason"],
+    "additionalProperties": False,
+}
+
+# Keywords OpenAI's strict structured outputs accept; the rest (minLength, $schema...) are checked
+# locally only, so the schema sent on the wire is never refused for an unsupported keyword.
+_WIRE_KEYS = {"type", "properties", "required", "additionalProperties", "items", "anyOf",
+              "description", "enum", "minItems", "maxItems"}
+
+
+class ParseError(ValueError):
+    """An answer that cannot be used. ``reason`` is ``teacher_invalid_json`` or ``teacher_schema``."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@lru_cache(maxsize=None)
+def template(name: str) -> Template:
+    return Template(resources.files("vlir").joinpath("prompts", f"{name}.txt").read_text("utf-8"))
+
+
+@lru_cache(maxsize=None)
+def chain_schema() -> dict[str, Any]:
+    text = resources.files("vlir").joinpath("schemas", "teacher_chain.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def _chain_validator() -> Draft202012Validator:
+    return Draft202012Validator(chain_schema())
+
+
+@lru_cache(maxsize=None)
+def prompt_hash() -> str:
+    """sha256 (16 hex) over every template, the chain schema and the judge schema."""
+    h = hashlib.sha256()
+    for name in TEMPLATE_NAMES:
+        h.update(name.encode() + b"\0" + template(name).template.encode("utf-8") + b"\0")
+    h.update(json.dumps(chain_schema(), sort_keys=True).encode() + b"\0")
+    h.update(json.dumps(JUDGE_SCHEMA, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def wire_schema(schema: Any) -> Any:
+    """The schema as sent in ``response_format``: only keywords strict structured outputs accept."""
+    if isinstance(schema, dict):
+        out = {}
+        for k, v in schema.items():
+            if k not in _WIRE_KEYS:
+                continue
+            out[k] = {p: wire_schema(s) for p, s in v.items()} if k == "properties" else wire_schema(v)
+        return out
+    if isinstance(schema, list):
+        return [wire_schema(v) for v in schema]
+    return schema
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class TeacherRequest:
+    """One chat request. Image parts hold :data:`IMAGE_PLACEHOLDER`; ``image_ref`` stands in for the
+    pixels in the request hash and ``encode_image`` makes the data URL only when the request is
+    actually sent (a cache hit never encodes)."""
+
+    kind: str  # "chain" | "repair" | "judge"
+    messages: list[dict[str, Any]]
+    image_ref: str
+    encode_image: Callable[[], str]
+    schema_name: str
+    schema: dict[str, Any]
+
+    def request_hash(self, params: dict[str, Any]) -> str:
+        view = {"kind": self.kind, "messages": self.messages, "image": self.image_ref,
+                "schema": self.schema_name, "params": params}
+        return hashlib.sha256(json.dumps(view, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def wire_messages(self) -> list[dict[str, Any]]:
+        url = self.encode_image()
+        out = []
+        for m in self.messages:
+            content = m["content"]
+            if isinstance(content, list):
+                content = [{"type": "image_url", "image_url": {"url": url}}
+                           if p.get("type") == "image_url" else p for p in content]
+            out.append({"role": m["role"], "content": content})
+        return out
+
+
+def teacher_budget(image_max_pixels: int) -> PixelBudget:
+    return PixelBudget(4 * 28 * 28, image_max_pixels)
+
+
+def sent_size(width: int, height: int, budget: PixelBudget) -> tuple[int, int]:
+    """``(width, height)`` of the image as sent (raises ValueError for an absurd aspect ratio)."""
+    return geometry.model_size(width, height, budget)
+
+
+def data_url(image: Image.Image, size: tuple[int, int]) -> str:
+    """Resize (LANCZOS) and encode as a JPEG data URL with fixed settings (same pixels, same bytes)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def gold_answer(sample: Sample) -> str:
+    """The most frequent ground-truth answer (ties: the first listed)."""
+    answers = [a.strip() for a in sample.answers if a and a.strip()]
+    if not answers:
+        return ""
+    counts = Counter(answers)
+    return max(answers, key=lambda a: (counts[a], -answers.index(a)))
+
+
+def _tokens(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def hint_lines(sample: Sample, budget: PixelBudget, max_hints: int) -> list[str]:
+    """Evidence regions in sent-image pixels, the ones sharing words with the question or answers
+    first (documents carry hundreds of OCR words; the teacher needs the few that matter)."""
+    if max_hints <= 0 or not sample.evidence:
+        return []
+    query = _tokens(sample.question + " " + " ".join(sample.answers))
+    ranked = sorted(enumerate(sample.evidence),
+                    key=lambda ir: (-len(_tokens(ir[1].label) & query), ir[0]))
+    lines = []
+    for _, region in ranked[:max_hints]:
+        clipped = geometry.clip(region.box, sample.width, sample.height)
+        if clipped is None:
+            continue
+        box = geometry.to_model(clipped, sample.width, sample.height, budget)
+        label = " ".join(region.label.split())[:120] or region.kind
+        lines.append(f"- {json.dumps(box)} {label}")
+    return lines
+
+
+def chain_request(sample: Sample, image: Image.Image, image_sha256: str, budget: PixelBudget,
+                  hints: bool, max_hints: int) -> TeacherRequest:
+    """The first request for a sample: system rules + schema, then image, question, gold answer,
+    and (with ``hints``) the evidence boxes. The question text appears verbatim."""
+    w, h = sent_size(sample.width, sample.height, budget)
+    lines = hint_lines(sample, budget, max_hints) if hints else []
+    hint_text = template("teacher_hints").substitute(regions="\n".join(lines)) if lines else ""
+    system = template("teacher_system").substitute(schema=json.dumps(chain_schema(), indent=1))
+    user = template("teacher_user").substitute(width=w, height=h, question=sample.question,
+                                               answer=gold_answer(sample), hints=hint_text)
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": IMAGE_PLACEHOLDER}},
+                                     {"type": "text", "text": user}]},
+    ]
+    return TeacherRequest("chain", messages, f"sha256:{image_sha256}@{w}x{h}",
+                          lambda: data_url(image, (w, h)), "teacher_chain", chain_schema())
+
+
+def repair_request(first: TeacherRequest, bad_content: str, error: str) -> TeacherRequest:
+    """The one retry for an unusable answer: the conversation so far plus the error quoted back."""
+    messages = first.messages + [
+        {"role": "assistant", "content": bad_content},
+        {"role": "user", "content": template("teacher_repair").substitute(error=error)},
+    ]
+    return TeacherRequest("repair", messages, first.image_ref, first.encode_image,
+                          first.schema_name, first.schema)
+
+
+def judge_request(crop_png: bytes, label: str) -> TeacherRequest:
+    crop_sha = hashlib.sha256(crop_png).hexdigest()
+    url = "data:image/png;base64," + base64.b64encode(crop_png).decode("ascii")
+    messages = [
+        {"role": "system", "content": template("judge_system").template},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": IMAGE_PLACEHOLDER}},
+                                     {"type": "text",
+                                      "text": template("judge_user").substitute(label=label)}]},
+    ]
+    return TeacherRequest("judge", messages, f"sha256:{crop_sha}", lambda: url,
+                          "judge_verdict", JUDGE_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+# ---------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in ``text``: tolerates code fences, prose before (a ``<think>``
+    preamble) and trailing text. Raises :class:`ParseError` (``teacher_invalid_json``)."""
+    if not text or not text.strip():
+        raise ParseError("teacher_invalid_json", "the reply is empty")
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for cand in candidates:
+        for attempts, m in enumerate(re.finditer(r"\{", cand)):
+            if attempts >= 64:
+                break
+            try:
+                value, _ = decoder.raw_decode(cand, m.start())
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    snippet = " ".join(text.split())[:80]
+    raise ParseError("teacher_invalid_json", f"the reply holds no JSON object (it starts {snippet!r})")
+
+
+def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
+    """Read a teacher answer into a :class:`Chain` with boxes in original pixels. Boxes are not
+    clipped here: a box outside the image is the checks' business (``box_in_image``)."""
+    data = extract_json(text)
+    error = best_match(_chain_validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ParseError("teacher_schema", f"at {where}: {error.message}")
+    steps: list[Step] = []
+    for i, step in enumerate(data["steps"]):
+        if "think" in step:
+            steps.append(Think(step["think"].strip()))
+            continue
+        look = step["look"]
+        try:
+            box: Box = geometry.from_model(look["bbox_2d"], sample.width, sample.height, budget)
+        except ValueError as exc:
+            raise ParseError("teacher_schema", f"at steps/{i}/look/bbox_2d: {exc}") from None
+        steps.append(Look(box, look["label"].strip()))
+    return Chain(tuple(steps), data["answer"].strip())
+
+
+def parse_judge(text: str) -> bool:
+    """The judge's verdict; a bare yes/no is accepted from servers that ignore the JSON request."""
+    try:
+        data = extract_json(text)
+        if isinstance(data.get("shows"), bool):
+            return data["shows"]
+    except ParseError:
+        pass
+    word = re.match(r"\W*(yes|no|true|false)\b", text.strip().lower())
+    if word:
+        return word.group(1) in ("yes", "true")
+    raise ParseError("teacher_invalid_json", "the judge's reply is neither {\"shows\": ...} nor yes/no")

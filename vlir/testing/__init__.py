@@ -1,0 +1,2 @@
+"""Test helpers that ship with vlir (a loopback OpenAI-compatible server), used by the test suite
+and the benches. Nothing here is imported by the data or training code."""

@@ -1,0 +1,329 @@
+"""A loopback HTTP server that speaks OpenAI's ``POST /v1/chat/completions``, for tests and benches.
+
+It is a real server on 127.0.0.1 (threads, HTTP/1.1 keep-alive), so the teacher annotator is
+exercised through the official ``openai`` client exactly as against GPT-4o or vLLM: status codes,
+``Retry-After``, timeouts and dropped connections included. Behaviour is scripted:
+
+* :meth:`FakeOpenAIServer.script` — requests whose text contains a substring get the listed
+  actions in turn (the last one repeats): :class:`Reply`, :class:`Status` (429 with Retry-After,
+  500...), :class:`Hang` (no answer until the client gives up), :class:`Drop` (close the socket),
+  :class:`Default` (what the responder would say);
+* otherwise the ``responder`` decides (default :func:`echo_chain_responder`: a valid chain built
+  from the hint boxes and the gold answer found in the prompt);
+* ``latency_s`` delays every answer; :meth:`hold` parks new requests until :meth:`release`.
+
+It counts everything: requests received, requests answered with 200 per request body
+(:meth:`answered_keys`), so a test can prove that nothing was asked twice.
+
+Run standalone (the bench does): ``python -m vlir.testing.openai_server --latency-ms 200`` prints
+the base URL on its first line and serves until stdin closes or it is terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Union
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A 200 answer with this message content."""
+
+    content: str
+    prompt_tokens: int = 100
+    completion_tokens: int = 50
+
+
+@dataclass(frozen=True)
+class Status:
+    """An error status (``retry_after`` sets the Retry-After header, in seconds)."""
+
+    code: int
+    retry_after: float | None = None
+    message: str = "scripted error"
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Read the request, then answer nothing for ``seconds`` (or until the server stops)."""
+
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection without an answer."""
+
+
+@dataclass(frozen=True)
+class Default:
+    """Answer as the responder would (ends a script: ``Status(500), Default()``)."""
+
+
+Action = Union[Reply, Status, Hang, Drop, Default]
+Responder = Callable[[dict[str, Any]], Union[Action, str]]
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """All text of a request's messages, joined (what scripts match against)."""
+    parts: list[str] = []
+    for m in body.get("messages") or ():
+        content = m.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """Identity of a request: sha256 of its messages (image bytes included)."""
+    return hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).hexdigest()
+
+
+_SIZE = re.compile(r"The image is (\d+) x (\d+) pixels")
+_ANSWER = re.compile(r"Correct answer: (.*)")
+_HINT = re.compile(r"^- (\[[^\]]*\]) (.*)$", re.MULTILINE)
+
+
+def echo_chain_responder(body: dict[str, Any]) -> Action | str:
+    """A well-behaved teacher: looks at the first hint box (the prompt ranks the most relevant
+    first), widened to at least 56 px, and answers the gold answer. Judge requests get a yes."""
+    text = request_text(body)
+    if "Does this crop show it?" in text:
+        return json.dumps({"shows": True, "reason": "the crop shows it"})
+    size, answer = _SIZE.search(text), _ANSWER.search(text)
+    if not size or not answer:
+        return Status(400, message="not a vlir teacher request")
+    w, h = int(size.group(1)), int(size.group(2))
+    hint = _HINT.search(text)
+    if hint:
+        x1, y1, x2, y2 = json.loads(hint.group(1))
+        label = hint.group(2).strip()
+    else:
+        x1, y1, x2, y2, label = w // 4, h // 4, 3 * w // 4, 3 * h // 4, "the middle of the image"
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half_w, half_h = max((x2 - x1) / 2, 28), max((y2 - y1) / 2, 28)
+    box = [max(0, round(cx - half_w)), max(0, round(cy - half_h)),
+           min(w, round(cx + half_w)), min(h, round(cy + half_h))]
+    gold = answer.group(1).strip()
+    return json.dumps({"steps": [
+        {"think": "I need to find the part of the image that answers the question."},
+        {"look": {"bbox_2d": box, "label": label}},
+        {"think": f"The region shows {label}, which gives {gold}."},
+    ], "answer": gold})
+
+
+@dataclass
+class _Rule:
+    match: str
+    actions: list[Action]
+    used: int = 0
+
+    def next(self) -> Action:
+        action = self.actions[min(self.used, len(self.actions) - 1)]
+        self.used += 1
+        return action
+
+
+@dataclass
+class RequestLog:
+    key: str
+    text: str
+    status: int | None = None  # None: hung or dropped
+    structured: bool = False
+    authorization: str = field(default="", repr=False)
+
+
+class FakeOpenAIServer:
+    """Start with ``with FakeOpenAIServer() as srv:`` (or :meth:`start`/:meth:`stop`)."""
+
+    def __init__(self, responder: Responder = echo_chain_responder, latency_s: float = 0.0,
+                 structured_outputs: bool = True, model: str = "fake-teacher"):
+        self.responder = responder
+        self.latency_s = latency_s
+        self.structured_outputs = structured_outputs
+        self.model = model
+        self.log: list[RequestLog] = []
+        self._rules: list[_Rule] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._gate = threading.Event()
+        self._gate.set()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------------------------
+    def script(self, match: str, *actions: Action) -> None:
+        """Requests whose text contains ``match`` get ``actions`` in order; the last repeats."""
+        with self._lock:
+            self._rules.append(_Rule(match, list(actions)))
+
+    def hold(self) -> None:
+        """Park every new request (after it is counted) until :meth:`release`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAIServer":
+        handler = type("Handler", (_Handler,), {"fake": self})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+        httpd.daemon_threads = True
+        httpd.request_queue_size = 256  # the default backlog of 5 drops bursts of connections
+        httpd.server_bind()
+        httpd.server_activate()
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._gate.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- counters --------------------------------------------------------------------------
+    def count(self, match: str | None = None) -> int:
+        """Requests received (whatever became of them), optionally only those containing ``match``."""
+        with self._lock:
+            return sum(1 for r in self.log if match is None or match in r.text)
+
+    def answered(self, match: str | None = None) -> int:
+        """Requests answered with 200."""
+        with self._lock:
+            return sum(1 for r in self.log if r.status == 200 and (match is None or match in r.text))
+
+    def answered_keys(self) -> Counter:
+        """How many times each distinct request body was answered with 200."""
+        with self._lock:
+            return Counter(r.key for r in self.log if r.status == 200)
+
+    def waiting(self) -> int:
+        """Requests received and not (yet) answered."""
+        with self._lock:
+            return sum(1 for r in self.log if r.status is None)
+
+    # -- serving ---------------------------------------------------------------------------
+    def _decide(self, body: dict[str, Any], text: str) -> Action:
+        rf = body.get("response_format") or {}
+        if rf.get("type") == "json_schema" and not self.structured_outputs:
+            return Status(400, message="response_format type json_schema is not supported by this server")
+        with self._lock:
+            rule = next((r for r in self._rules if r.match in text), None)
+            scripted = rule.next() if rule is not None else Default()
+        if not isinstance(scripted, Default):
+            return scripted
+        action = self.responder(body)
+        return Reply(action) if isinstance(action, str) else action
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAIServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(400, {"error": {"message": "body is not JSON"}})
+            return
+        text = request_text(body)
+        entry = RequestLog(request_key(body), text, structured=bool(body.get("response_format")),
+                           authorization=self.headers.get("Authorization", ""))
+        with fake._lock:
+            fake.log.append(entry)
+        fake._gate.wait()
+        if fake.latency_s:
+            fake._stopping.wait(fake.latency_s)
+        action = fake._decide(body, text)
+        if isinstance(action, Hang):
+            fake._stopping.wait(action.seconds)
+            self.close_connection = True
+            return
+        if isinstance(action, Drop):
+            self.close_connection = True
+            return
+        if isinstance(action, Status):
+            headers = {} if action.retry_after is None else {"Retry-After": f"{action.retry_after:g}"}
+            entry.status = action.code
+            self._send(action.code, {"error": {"message": action.message, "type": "scripted",
+                                               "code": action.code}}, headers)
+            return
+        entry.status = 200
+        self._send(200, {
+            "id": f"chatcmpl-{entry.key[:12]}", "object": "chat.completion", "created": 0,
+            "model": body.get("model") or fake.model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": action.content}}],
+            "usage": {"prompt_tokens": action.prompt_tokens,
+                      "completion_tokens": action.completion_tokens,
+                      "total_tokens": action.prompt_tokens + action.completion_tokens},
+        })
+
+    def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--no-structured-outputs", action="store_true")
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(latency_s=args.latency_ms / 1000,
+                              structured_outputs=not args.no_structured_outputs).start()
+    sys.stdout.write(server.base_url + "\n")
+    sys.stdout.flush()
+    try:
+        sys.stdin.read()  # serve until the parent closes our stdin (or kills us)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.stderr.write(json.dumps({"requests": server.count(), "answered": server.answered()}) + "\n")
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Streaming readers for big official JSON files (GQA questions and scene graphs, COCO instances)
+and JSON Lines files (VSR, M3CoT).
+
+The GQA train questions file is ~1.4 GB and COCO's train instances ~0.45 GB: ``json.load`` would hold
+several GB of Python objects. ijson (C backend) parses incrementally and builds one item at a time,
+so memory stays flat whatever the file size. A file that does not parse, or whose top level is not
+what the format says, raises :class:`~vlir.sources.base.SourceError` naming the file, possibly after
+some items were already yielded (the CLI turns it into exit code 2 either way).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import ijson
+
+from vlir.sources.base import SourceError
+
+_OPENERS = {"{": "an object", "[": "an array"}
+
+
+def _check_top_level(fh, path: Path, expected: str) -> None:
+    """Peek at the first non-blank byte: ijson yields nothing (no error) for a wrong top-level
+    type, which would silently read an empty split."""
+    head = fh.read(4096)
+    fh.seek(0)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        raise SourceError(path, "file is empty")
+    first = chr(text[0])
+    if first != expected:
+        got = _OPENERS.get(first, "not JSON")
+        raise SourceError(path, f"expected a JSON {'object' if expected == '{' else 'array'} at the "
+                                f"top level, found {got}")
+
+
+def iter_object_items(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Stream ``(key, value)`` pairs of the JSON object at ``prefix`` (``""`` = the top level, as in
+    GQA's dict keyed by question id). Each value is built whole; nothing else is kept."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if prefix == "":
+                _check_top_level(fh, path, "{")
+            yield from ijson.kvitems(fh, prefix, use_float=True)
+    except ijson.JSONError as exc:
+        raise SourceError(path, f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(path, f"not valid UTF-8 JSON ({exc})") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read ({exc})") from None
+
+
+def iter_array_items(path: Path, prefix: str) -> Iterator[Any]:
+    """Stream the items of the JSON array at ``prefix`` (e.g. COCO's ``annotations``; ijson's
+    ``annotations.item``). The top level must be an object."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            _check_top_level(fh, path, "{")
+            yield from ijson.items(fh, f"{prefix}.item" if prefix else "item", use_float=True)
+    except ijson.JSONError as exc:
+        raise SourceError(path, f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(path, f"not valid UTF-8 JSON ({exc})") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read ({exc})") from None
+
+
+class BadLine(ValueError):
+    """One JSON Lines record that does not parse (the caller makes it an Invalid sample)."""
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+    """Yield ``(line_index, record)`` for each non-blank line (0-based index of the line in the
+    file, which is also VSR's stable record id). A line that is not a JSON object yields a
+    :class:`BadLine` instead, so one bad record never ends the read."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            for index, raw in enumerate(fh):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    yield index, BadLine(f"line {index + 1} is not valid JSON ({exc})")
+                    continue
+                if not isinstance(record, dict):
+                    yield index, BadLine(f"line {index + 1} is a JSON {type(record).__name__}, "
+                                         f"not an object")
+                    continue
+                yield index, record
+    except OSError as exc:
+        raise SourceError(path, f"cannot read ({exc})") from None

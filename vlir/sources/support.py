@@ -1,0 +1,99 @@
+"""Small pieces the scene-source adapters (GQA, VSR, M3CoT) share: image checks with a bounded
+cache, evidence boxes from pixel ``x, y, w, h``, and counted rejects.
+
+Why adapters check images at read time: a :class:`~vlir.records.Sample` promises the real pixel
+size of an image that exists under the root, and ``vlir read`` is how users check a download, so an
+annotation whose image is missing becomes ``Invalid(reason="missing_image")`` naming the path
+rather than a sample with a made-up size that the build would reject later anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from vlir.geometry import clip, from_xywh
+from vlir.images import ImageError, safe_path
+from vlir.records import Invalid, Region
+
+log = logging.getLogger(__name__)
+
+
+class ImageFiles:
+    """Resolves annotation image paths under ``root`` and reads their size from the file header.
+
+    Questions about one image are many (GQA: ~20 per image), so results are cached; the cache is
+    bounded (LRU) so memory stays flat on any split size.
+    """
+
+    def __init__(self, root: Path, cache_size: int = 65536):
+        self.root = Path(root)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, bool], tuple[int, int] | ImageError] = OrderedDict()
+
+    def _lookup(self, relative: str, need_size: bool) -> tuple[int, int]:
+        key = (relative, need_size)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._probe(relative, need_size)
+            self._cache[key] = hit
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        if isinstance(hit, ImageError):
+            raise hit
+        return hit
+
+    def _probe(self, relative: str, need_size: bool) -> tuple[int, int] | ImageError:
+        try:
+            full = safe_path(self.root, relative)
+        except ImageError as exc:
+            return exc
+        if not full.is_file():
+            return ImageError("missing_image", f"image file not found: {relative}")
+        if not need_size:
+            return (0, 0)
+        try:
+            with Image.open(full) as img:  # lazy: reads the header only
+                return img.size
+        except UnidentifiedImageError:
+            return ImageError("not_an_image", f"file {relative} is not a readable image")
+        except OSError as exc:
+            return ImageError("corrupt_image", f"cannot read image {relative}: {exc}")
+
+    def size(self, relative: str) -> tuple[int, int]:
+        """``(width, height)`` of the image; raises ImageError (``unsafe_path``, ``missing_image``,
+        ``not_an_image``, ``corrupt_image``)."""
+        return self._lookup(relative, True)
+
+    def check(self, relative: str) -> None:
+        """Only that the path is safe and the file exists (the size is known from annotations)."""
+        self._lookup(relative, False)
+
+
+def object_region(x: object, y: object, w: object, h: object, label: str, width: int, height: int,
+                  stats: Counter) -> Region | None:
+    """A pixel ``x, y, w, h`` box (COCO / GQA) clipped to the image as an ``object`` region.
+    Degenerate or fully-outside boxes are dropped and counted in ``stats["degenerate_box"]``."""
+    try:
+        box = clip(from_xywh(float(x), float(y), float(w), float(h)), width, height)
+    except (TypeError, ValueError):
+        box = None
+    if box is None:
+        stats["degenerate_box"] += 1
+        return None
+    return Region(box, label=label, kind="object")
+
+
+def reject(stats: Counter, source: str, split: str, native_id: str, reason: str, detail: str,
+           image: str = "") -> Invalid:
+    """An :class:`Invalid`, counted as ``invalid`` and ``invalid_<reason>``."""
+    stats["invalid"] += 1
+    stats[f"invalid_{reason}"] += 1
+    log.debug("%s/%s/%s rejected (%s): %s", source, split, native_id, reason, detail)
+    return Invalid(id=f"{source}/{split}/{native_id}", source=source, split=split, reason=reason,
+                   detail=detail, image=image)

@@ -116,3 +116,29 @@ def merge(
         fail(str(exc))
     total = sum(s["accepted"] + s["rejected"] for s in manifest["splits"].values())
     typer.echo(f"merged {len(manifest['shards'])} shards, {total} records into {outs[0] / 'manifest.json'}")
+
+
+@app.command()
+def card(out: Path = typer.Argument(..., help="A vlir output folder.")) -> None:
+    """Write the dataset card OUT/README.md (Hub layout) with tables and PNG plots in OUT/card/."""
+    from vlir.cards import write_card
+
+    if not (out / "manifest.json").is_file():
+        fail(f"{out} is not a vlir output (no manifest.json)")
+    typer.echo(f"wrote {write_card(out)}")
+
+
+@app.command()
+def show(
+    out: Path = typer.Argument(..., help="A vlir output folder."),
+    dest: Path = typer.Option(..., "--out", help="HTML file to write."),
+    n: int = typer.Option(50, "--n", min=1, help="How many records to show."),
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
+) -> None:
+    """Write one self-contained HTML page showing records: boxes, crops, chain text, checks."""
+    from vlir.show import write_page
+
+    if not (out / "manifest.json").is_file():
+        fail(f"{out} is not a vlir output (no manifest.json)")
+    count = write_page(out, dest, n=n, source=source)
+    typer.echo(f"wrote {dest} ({count} records)")

@@ -142,14 +142,19 @@ class RequestLog:
     status: int | None = None  # None: hung or dropped
     structured: bool = False
     authorization: str = field(default="", repr=False)
+    body: dict[str, Any] | None = field(default=None, repr=False)  # with keep_bodies only
 
 
 class FakeOpenAIServer:
     """Start with ``with FakeOpenAIServer() as srv:`` (or :meth:`start`/:meth:`stop`)."""
 
     def __init__(self, responder: Responder = echo_chain_responder, latency_s: float = 0.0,
-                 structured_outputs: bool = True, model: str = "fake-teacher"):
+                 structured_outputs: bool = True, model: str = "fake-teacher",
+                 keep_bodies: bool = False):
         self.responder = responder
+        self.keep_bodies = keep_bodies
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.latency_s = latency_s
         self.structured_outputs = structured_outputs
         self.model = model
@@ -263,28 +268,41 @@ class _Handler(BaseHTTPRequestHandler):
             return
         text = request_text(body)
         entry = RequestLog(request_key(body), text, structured=bool(body.get("response_format")),
-                           authorization=self.headers.get("Authorization", ""))
+                           authorization=self.headers.get("Authorization", ""),
+                           body=body if fake.keep_bodies else None)
         with fake._lock:
             fake.log.append(entry)
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            answer = self._answer(fake, body, text, entry)
+        finally:
+            with fake._lock:  # before the answer is written: the client may reuse the slot at once
+                fake.in_flight -= 1
+        if answer is None:
+            self.close_connection = True
+            return
+        self._send(*answer)
+
+    def _answer(self, fake: FakeOpenAIServer, body: dict[str, Any], text: str,
+                entry: RequestLog) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """What to send back (None: close the connection without an answer)."""
         fake._gate.wait()
         if fake.latency_s:
             fake._stopping.wait(fake.latency_s)
         action = fake._decide(body, text)
         if isinstance(action, Hang):
             fake._stopping.wait(action.seconds)
-            self.close_connection = True
-            return
+            return None
         if isinstance(action, Drop):
-            self.close_connection = True
-            return
+            return None
         if isinstance(action, Status):
             headers = {} if action.retry_after is None else {"Retry-After": f"{action.retry_after:g}"}
             entry.status = action.code
-            self._send(action.code, {"error": {"message": action.message, "type": "scripted",
-                                               "code": action.code}}, headers)
-            return
+            return action.code, {"error": {"message": action.message, "type": "scripted",
+                                           "code": action.code}}, headers
         entry.status = 200
-        self._send(200, {
+        return 200, {
             "id": f"chatcmpl-{entry.key[:12]}", "object": "chat.completion", "created": 0,
             "model": body.get("model") or fake.model,
             "choices": [{"index": 0, "finish_reason": "stop",
@@ -292,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": action.prompt_tokens,
                       "completion_tokens": action.completion_tokens,
                       "total_tokens": action.prompt_tokens + action.completion_tokens},
-        })
+        }, {}
 
     def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()

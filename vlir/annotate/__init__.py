@@ -1,0 +1,31 @@
+"""Annotators: a sample and its image in, a reasoning chain out (see :mod:`vlir.annotate.base`).
+
+``get_annotator("grounded")`` gives the offline, evidence-driven annotator; ``get_annotator(
+"teacher", model=..., base_url=...)`` the chat-endpoint one. Both are imported lazily so that
+importing this package stays cheap (the teacher pulls in an HTTP client).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
+
+ANNOTATORS = ("grounded", "teacher")
+
+
+def get_annotator(name: str, **config: Any) -> Annotator:
+    """Build an annotator by name; ``config`` holds its settings (unknown keys are an error)."""
+    if name == "grounded":
+        from vlir.annotate.grounded import GroundedAnnotator, GroundedConfig
+
+        return GroundedAnnotator(GroundedConfig.from_dict(config))
+    if name == "teacher":
+        from vlir.annotate.teacher import TeacherAnnotator
+        from vlir.annotate.teacher_config import TeacherConfig
+
+        return TeacherAnnotator(TeacherConfig.from_dict(config))
+    raise ValueError(f"unknown annotator {name!r}; choose from {', '.join(ANNOTATORS)}")
+
+
+__all__ = ["ANNOTATORS", "AnnotateInput", "AnnotationError", "Annotator", "get_annotator"]

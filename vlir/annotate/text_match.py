@@ -1,0 +1,189 @@
+"""Find where an answer is written: match it against the OCR words and lines of a sample.
+
+Used by the grounded annotator for TextVQA, DocVQA and InfographicsVQA. Matching is tolerant in the
+way ANLS is: both sides are case-folded and stripped of punctuation at word edges, and a span of
+consecutive, spatially adjacent words matches when its normalised Levenshtein similarity to the
+answer (with or without spaces, since OCR splits and joins words differently than people) reaches
+a threshold. When only line boxes exist, the answer's place inside a line is estimated from its
+character offsets. Among equally good matches the one nearest to a word of the question wins
+("total" for "what is the total?"), and that word is taken into the look as context.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Sequence
+
+from vlir import geometry
+from vlir.metrics import similarity
+from vlir.records import Box, Region
+
+WORD_KINDS = ("ocr_word",)
+LINE_KINDS = ("ocr_line",)
+_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
+_STOPWORDS = frozenset(
+    "the a an of on in at to is are was were what which who whom whose when where why how does do "
+    "did this that these those there it its for from by with and or as be been being name written "
+    "say says said shown show see can you word words text number".split())
+
+
+def norm_token(text: str) -> str:
+    """Case-folded, NFKC, punctuation stripped at both ends ("$5.99," -> "5.99")."""
+    return _EDGE_PUNCT.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def norm_text(text: str) -> str:
+    return " ".join(t for t in (norm_token(w) for w in text.split()) if t)
+
+
+def text_similarity(answer: str, candidate: str) -> float:
+    """ANLS-style similarity of two normalised strings, the better of spaced and unspaced."""
+    if not answer or not candidate:
+        return 0.0
+    return max(similarity(answer, candidate), similarity(answer.replace(" ", ""), candidate.replace(" ", "")))
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """Where an answer was found: the box of the matched text, how well it matched, the text
+    seen there (normalised), and an optional nearby context word with its box."""
+
+    box: Box
+    score: float
+    text: str
+    approximate: bool = False  # box estimated inside a line
+    context: str = ""
+    context_box: Box | None = None
+
+
+def _adjacent(a: Box, b: Box) -> bool:
+    """Whether word ``b`` can continue a phrase ending with word ``a``: on the same line and close,
+    or at the start of the next line."""
+    h = max(1.0, min(a.height, b.height))
+    v_overlap = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if v_overlap >= 0.5 * h:
+        return -0.5 * h <= b.x1 - a.x2 <= 2.5 * h
+    return 0 <= b.y1 - a.y2 <= 1.2 * h or (0 <= b.y1 - a.y1 <= 2.2 * h and b.x1 <= a.x2)
+
+
+def _word_spans(answer: str, words: Sequence[tuple[str, Box]]) -> list[TextMatch]:
+    n_tokens = max(1, len(answer.split()))
+    max_len = n_tokens + 2
+    out: list[TextMatch] = []
+    for i in range(len(words)):
+        tokens: list[str] = []
+        boxes: list[Box] = []
+        for j in range(i, min(len(words), i + max_len)):
+            if j > i and not _adjacent(words[j - 1][1], words[j][1]):
+                break
+            if words[j][0]:
+                tokens.append(words[j][0])
+            boxes.append(words[j][1])
+            if not tokens:
+                continue
+            text = " ".join(tokens)
+            out.append(TextMatch(geometry.union(boxes), text_similarity(answer, text), text))
+    return out
+
+
+def _line_spans(answer: str, lines: Sequence[tuple[str, Box]]) -> list[TextMatch]:
+    """Sub-spans of lines, boxes estimated from character offsets."""
+    out: list[TextMatch] = []
+    n_tokens = max(1, len(answer.split()))
+    for text, box in lines:
+        tokens = text.split()
+        if not tokens:
+            continue
+        offsets, pos = [], 0
+        for tok in tokens:
+            offsets.append(pos)
+            pos += len(tok) + 1
+        total = max(1, pos - 1)
+        for i in range(len(tokens)):
+            for j in range(i + 1, min(len(tokens), i + n_tokens + 2) + 1):
+                cand = " ".join(tokens[i:j])
+                start, end = offsets[i], offsets[j - 1] + len(tokens[j - 1])
+                x1 = box.x1 + box.width * start / total
+                x2 = max(x1 + 1.0, box.x1 + box.width * end / total)
+                whole = i == 0 and j == len(tokens)
+                out.append(TextMatch(Box(x1, box.y1, x2, box.y2), text_similarity(answer, cand), cand,
+                                     approximate=not whole))
+    return out
+
+
+def _regions(evidence: Sequence[Region], kinds: tuple[str, ...]) -> list[tuple[str, Box]]:
+    return [(norm_text(r.label), r.box) for r in evidence if r.kind in kinds]
+
+
+def keywords(question: str) -> set[str]:
+    """Content words of a question (for picking among repeated matches)."""
+    return {t for t in (norm_token(w) for w in question.split()) if len(t) >= 3 and t not in _STOPWORDS}
+
+
+def find_text(answer: str, evidence: Sequence[Region], question: str = "",
+              min_score: float = 0.8) -> TextMatch | None:
+    """The best place where ``answer`` is written, or None when nothing reaches ``min_score``.
+
+    Word spans are tried first; lines only when the sample has no word boxes. Ties (within 0.01)
+    go to the span nearest a question keyword, then to the shorter box, then to reading order.
+    """
+    target = norm_text(answer)
+    if not target:
+        return None
+    words = _regions(evidence, WORD_KINDS)
+    if words:
+        candidates = _word_spans(target, words)
+        context_pool = words
+    else:
+        lines = _regions(evidence, LINE_KINDS)
+        candidates = _line_spans(target, lines)
+        context_pool = lines
+    candidates = [c for c in candidates if c.score >= min_score]
+    if not candidates:
+        return None
+    best_score = max(c.score for c in candidates)
+    tied = [c for c in candidates if c.score >= best_score - 0.01]
+    keys = keywords(question) - set(target.split())
+    # (question keyword, box of the word or line holding it): the keyword itself is what a
+    # sentence may quote, since OCR text around it can be misread.
+    anchors = [(sorted(set(t.split()) & keys)[0], b) for t, b in context_pool if set(t.split()) & keys]
+
+    def rank(c: TextMatch) -> tuple[float, float, float]:
+        dist = min((_gap(c.box, b) for _, b in anchors), default=0.0)
+        return (dist, -c.score, c.box.area)
+
+    best = min(tied, key=rank)  # min() keeps the first of equals: reading order
+    if anchors:
+        text, box = min(anchors, key=lambda tb: _gap(best.box, tb[1]))
+        if _gap(best.box, box) <= 3.0 * max(best.box.height, 1.0) and not _inside(box, best.box):
+            return TextMatch(best.box, best.score, best.text, best.approximate, text, box)
+    return best
+
+
+def _gap(a: Box, b: Box) -> float:
+    dx = max(0.0, b.x1 - a.x2, a.x1 - b.x2)
+    dy = max(0.0, b.y1 - a.y2, a.y1 - b.y2)
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    return geometry.containment(inner, outer) >= 0.99
+
+
+def look_box(match: TextMatch, width: int, height: int, min_side: float = 28.0,
+             max_area_ratio: float = 0.9) -> Box:
+    """The region to zoom into for a match: the text (and its context word), padded by a share of
+    the text height (more when the box was estimated inside a line), at least ``min_side`` on each
+    side, inside the image; padding is dropped again if it would cover more than
+    ``max_area_ratio`` of the image."""
+    core = match.box if match.context_box is None else geometry.union([match.box, match.context_box])
+    core = geometry.clip(core, width, height) or core
+    text_h = max(1.0, match.box.height)
+    pad_x = (1.5 if match.approximate else 0.6) * text_h
+    pad_y = 0.4 * text_h
+    grown = geometry.expand(core, pad_x, pad_y, width, height)
+    if geometry.area_ratio(grown, width, height) > max_area_ratio:
+        grown = core
+    return geometry.ensure_min_side(grown, min_side, width, height)

@@ -1,0 +1,239 @@
+"""Quality checks on an annotated chain: each a small named function returning a CheckResult.
+
+The build runs :func:`run_checks` on every (sample, chain) pair; every record stores all results
+(name, passed, figure, detail) and a record's reject reasons are the names of the failed checks
+(:func:`failed_names`). Thresholds live in :class:`CheckConfig`, part of the build config, so a
+stricter corpus is a config change, not a code change.
+
+Boxes are in original-image pixels (see :mod:`vlir.records`). The crop rule clips a box before
+cutting, so a box a few pixels outside the image is harmless (``clip_tolerance``); the size checks
+look at the clipped box, which is what the crop will show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping
+
+from vlir import geometry, metrics
+from vlir.records import Box, Chain, CheckResult, Look, Sample, Think
+
+# Text that would break the chat rendering of a chain (tags the renderer writes itself).
+RESERVED_MARKUP = ("<|", "|>", "<answer>", "</answer>", "<think>", "</think>", "bbox_2d")
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """Thresholds of the checks (the ``checks`` section of a build config)."""
+
+    min_side: float = field(default=28.0, metadata={
+        "help": "Smallest allowed side of a look box in pixels (one 28 px Qwen2.5-VL patch)."})
+    max_area_ratio: float = field(default=0.9, metadata={
+        "help": "Largest allowed look-box area over image area; above it the look is no zoom."})
+    grounding_min: float = field(default=0.5, metadata={
+        "help": "Least overlap of each look with some evidence region: max of IoU and containment "
+                "either way."})
+    vqa_min: float = field(default=0.3, metadata={
+        "help": "Least VQA accuracy of the chain's answer (TextVQA); 0.3 = one annotator agrees."})
+    anls_min: float = field(default=0.5, metadata={
+        "help": "Least ANLS of the chain's answer (DocVQA, InfographicsVQA)."})
+    redundant_iou: float = field(default=0.9, metadata={
+        "help": "A look whose IoU with an earlier look reaches this is redundant."})
+    max_looks: int = field(default=4, metadata={"help": "Most look steps in one chain."})
+    clip_tolerance: float = field(default=2.0, metadata={
+        "help": "Pixels a look box may stick out of the image (it is clipped before cropping)."})
+    require_look: bool = field(default=True, metadata={
+        "help": "A chain without any look step fails the schema check."})
+
+    def __post_init__(self) -> None:
+        for name in ("min_side", "clip_tolerance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"checks.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_area_ratio", "grounding_min", "vqa_min", "anls_min", "redundant_iou"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"checks.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.max_looks < 1:
+            raise ValueError(f"checks.max_looks must be >= 1, got {self.max_looks}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "CheckConfig":
+        """Build from a config mapping; an unknown key is an error naming the known ones."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown check setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+CheckFn = Callable[[Sample, Chain, CheckConfig], CheckResult]
+
+
+def _looks(chain: Chain) -> list[Look]:
+    return chain.looks
+
+
+def _fmt(box: Box) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box.as_list()) + "]"
+
+
+def schema(sample: Sample, chain: Chain | None, config: CheckConfig) -> CheckResult:
+    """The chain is well formed: steps present, every thought non-empty, a non-empty answer, no
+    reserved chat markup in the text, at least one look (unless ``require_look`` is off)."""
+    problems: list[str] = []
+    if chain is None:
+        return CheckResult("schema", False, 1.0, "no chain")
+    if not chain.steps:
+        problems.append("no steps")
+    for i, step in enumerate(chain.steps):
+        if isinstance(step, Think):
+            if not isinstance(step.text, str) or not step.text.strip():
+                problems.append(f"step {i}: empty thought")
+            elif any(tag in step.text for tag in RESERVED_MARKUP):
+                problems.append(f"step {i}: reserved markup in thought")
+        elif isinstance(step, Look):
+            if not isinstance(step.box, Box):
+                problems.append(f"step {i}: look without a box")
+        else:
+            problems.append(f"step {i}: unknown step type {type(step).__name__}")
+    if not isinstance(chain.answer, str) or not chain.answer.strip():
+        problems.append("empty answer")
+    elif any(tag in chain.answer for tag in RESERVED_MARKUP):
+        problems.append("reserved markup in answer")
+    if config.require_look and not any(isinstance(s, Look) for s in chain.steps):
+        problems.append("no look step")
+    return CheckResult("schema", not problems, float(len(problems)), "; ".join(problems))
+
+
+def box_in_image(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """Every look box lies inside the image, give or take ``clip_tolerance`` pixels. Figure: the
+    largest overshoot in pixels."""
+    if sample.width <= 0 or sample.height <= 0:
+        return CheckResult("box_in_image", False, None, "image size unknown")
+    worst, where = 0.0, ""
+    for i, look in enumerate(_looks(chain)):
+        b = look.box
+        over = max(0.0, -b.x1, -b.y1, b.x2 - sample.width, b.y2 - sample.height)
+        if geometry.clip(b, sample.width, sample.height) is None:
+            over = max(over, float("inf"))
+        if over > worst:
+            worst, where = over, f"look {i} {_fmt(b)} vs image {sample.width}x{sample.height}"
+    passed = worst <= config.clip_tolerance
+    value = worst if worst != float("inf") else None
+    detail = "" if passed else (where + (" lies outside" if value is None else f" overshoots {worst:.1f}px"))
+    return CheckResult("box_in_image", passed, value, detail)
+
+
+def box_min_side(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """Every clipped look box is at least ``min_side`` pixels on each side (or as large as the
+    image where the image itself is smaller). Figure: the smallest side seen."""
+    smallest, where, passed = None, "", True
+    for i, look in enumerate(_looks(chain)):
+        clipped = geometry.clip(look.box, sample.width, sample.height)
+        side = 0.0 if clipped is None else min(clipped.width, clipped.height)
+        need_w = min(config.min_side, float(sample.width))
+        need_h = min(config.min_side, float(sample.height))
+        ok = clipped is not None and clipped.width >= need_w - 1e-6 and clipped.height >= need_h - 1e-6
+        if smallest is None or side < smallest:
+            smallest = side
+        if not ok and passed:
+            passed, where = False, f"look {i} {_fmt(look.box)} has a side of {side:.1f}px < {config.min_side:g}"
+    return CheckResult("box_min_side", passed, smallest, where)
+
+
+def box_not_whole_image(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """No look covers more than ``max_area_ratio`` of the image (such a look zooms into nothing).
+    Figure: the largest area ratio."""
+    largest, where = 0.0, ""
+    if sample.width <= 0 or sample.height <= 0:
+        return CheckResult("box_not_whole_image", False, None, "image size unknown")
+    for i, look in enumerate(_looks(chain)):
+        clipped = geometry.clip(look.box, sample.width, sample.height)
+        ratio = 0.0 if clipped is None else geometry.area_ratio(clipped, sample.width, sample.height)
+        if ratio > largest:
+            largest, where = ratio, f"look {i} covers {ratio:.2f} of the image"
+    passed = largest <= config.max_area_ratio
+    return CheckResult("box_not_whole_image", passed, largest, "" if passed else where)
+
+
+def grounding_score(box: Box, evidence_boxes: list[Box]) -> float:
+    """How well one look is backed by evidence: the best over regions of IoU, the share of the
+    region inside the look (a look widened around a word) and the share of the look inside the
+    region (a look at part of a large object)."""
+    best = 0.0
+    for e in evidence_boxes:
+        best = max(best, geometry.iou(box, e), geometry.containment(e, box), geometry.containment(box, e))
+    return best
+
+
+def grounding(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """Each look overlaps some evidence region by at least ``grounding_min`` (see
+    :func:`grounding_score`). Samples without evidence pass with a detail saying it was skipped.
+    Figure: the weakest look's score."""
+    if not sample.evidence:
+        return CheckResult("grounding", True, None, "skipped: sample has no evidence regions")
+    looks = _looks(chain)
+    if not looks:
+        return CheckResult("grounding", True, None, "skipped: chain has no look")
+    boxes = [r.box for r in sample.evidence]
+    scores = [grounding_score(look.box, boxes) for look in looks]
+    weakest = min(scores)
+    i = scores.index(weakest)
+    passed = weakest >= config.grounding_min
+    detail = "" if passed else f"look {i} {_fmt(looks[i].box)} overlaps evidence by {weakest:.2f}"
+    return CheckResult("grounding", passed, weakest, detail)
+
+
+def answer_correct(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """The chain's answer is right by the source's metric (:func:`vlir.metrics.is_correct` with
+    this config's thresholds). Figure: the metric's value."""
+    if not sample.answers:
+        return CheckResult("answer_correct", False, None, "sample has no reference answer")
+    try:
+        value = metrics.score(sample.source, chain.answer, sample.answers)
+        ok = metrics.is_correct(sample.source, chain.answer, sample.answers,
+                                vqa_min=config.vqa_min, anls_min=config.anls_min)
+    except ValueError as exc:
+        return CheckResult("answer_correct", False, None, str(exc))
+    detail = "" if ok else f"answer {chain.answer!r} scores {value:.2f} against {list(sample.answers)[:5]!r}"
+    return CheckResult("answer_correct", ok, value, detail)
+
+
+def no_redundant_look(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """No look repeats an earlier one (IoU < ``redundant_iou``). Figure: the largest IoU between a
+    look and an earlier look."""
+    looks = _looks(chain)
+    worst, where = 0.0, ""
+    for j in range(1, len(looks)):
+        for i in range(j):
+            overlap = geometry.iou(looks[i].box, looks[j].box)
+            if overlap > worst:
+                worst, where = overlap, f"look {j} repeats look {i} (IoU {overlap:.2f})"
+    passed = worst < config.redundant_iou
+    return CheckResult("no_redundant_look", passed, worst, "" if passed else where)
+
+
+def max_looks(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """At most ``max_looks`` look steps. Figure: the number of looks."""
+    n = len(_looks(chain))
+    passed = n <= config.max_looks
+    return CheckResult("max_looks", passed, float(n), "" if passed else f"{n} looks > {config.max_looks}")
+
+
+#: All checks, in the order they run and are stored.
+CHECKS: tuple[CheckFn, ...] = (schema, box_in_image, box_min_side, box_not_whole_image, grounding,
+                               answer_correct, no_redundant_look, max_looks)
+
+
+def run_checks(sample: Sample, chain: Chain | None,
+               config: CheckConfig | None = None) -> tuple[CheckResult, ...]:
+    """Run every check; a missing chain gives only the failed ``schema`` result."""
+    config = config or CheckConfig()
+    if chain is None:
+        return (schema(sample, None, config),)
+    return tuple(check(sample, chain, config) for check in CHECKS)
+
+
+def failed_names(results: tuple[CheckResult, ...] | list[CheckResult]) -> tuple[str, ...]:
+    """A record's reject reasons: the names of its failed checks, in check order."""
+    return tuple(r.name for r in results if not r.passed)

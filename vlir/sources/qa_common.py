@@ -10,21 +10,24 @@ reading them lives here, so the adapters hold only what is specific to each layo
 - :class:`Malformed` and the field getters turn a bad record into a readable ``Invalid`` detail;
 - :class:`ImageSizes` reads image sizes from the file header (lazily, cached) when neither the record
   nor the OCR carries them;
-- :class:`LRU` caches per-image OCR documents, which many questions share.
+- :class:`LRU` caches per-image OCR documents, which many questions share;
+- :func:`draw_words` and :func:`dump_json` serve the sample-tree writers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
 
 import ijson
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from vlir.images import MAX_IMAGE_PIXELS, ImageError, safe_path
-from vlir.records import Invalid
+from vlir.records import Box, Invalid
+from vlir.sources import synth
 from vlir.sources.base import SourceError, load_json
 
 log = logging.getLogger(__name__)
@@ -226,3 +229,25 @@ def load_ocr_json(path: Path) -> Any:
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample-tree writing
+# ---------------------------------------------------------------------------------------------
+
+def draw_words(draw: ImageDraw.ImageDraw, xy: tuple[float, float], words: list[str], size: int,
+               fill: tuple[int, ...] | int = (0, 0, 0)) -> list[tuple[str, Box]]:
+    """Draw ``words`` on one line from ``xy``, each separately so that each word's ink box is
+    known exactly (OCR engines report words); returns ``[(word, box)]``."""
+    x, y = xy
+    out = []
+    for word in words:
+        out.append((word, synth.draw_text(draw, (x, y), word, size, fill)))
+        x += draw.textlength(word + " ", font=synth.font(size))
+    return out
+
+
+def dump_json(path: Path, obj: Any) -> None:
+    """Write JSON compactly, as the official releases do (UTF-8, no ASCII escaping)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")

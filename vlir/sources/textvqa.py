@@ -14,7 +14,6 @@ absent in test), image_classes, set_name, flickr urls and question_tokens.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from array import array
@@ -30,7 +29,7 @@ from vlir.sources import synth
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
 from vlir.sources.qa_common import (ImageSizes, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, invalid, iter_data_records, join, native_id,
+                                    draw_words, dump_json, image_relpath, invalid, iter_data_records, join, native_id,
                                     optional, peek_id, require, string_list, text)
 
 log = logging.getLogger(__name__)
@@ -188,8 +187,8 @@ def _write_tree(out: Path, per_split: int, seed: int) -> None:
             })
             qid += 1
         header = {"dataset_type": split, "dataset_name": "textvqa", "dataset_version": "0.5.1"}
-        _dump(out / f"TextVQA_0.5.1_{split}.json", {**header, "data": records})
-        _dump(out / f"TextVQA_Rosetta_OCR_v0.2_{split}.json", {"data": ocr_entries})
+        dump_json(out / f"TextVQA_0.5.1_{split}.json", {**header, "data": records})
+        dump_json(out / f"TextVQA_Rosetta_OCR_v0.2_{split}.json", {"data": ocr_entries})
 
 
 def _draw_photo(rng: random.Random) -> tuple[Image.Image, list[dict[str, Any]]]:
@@ -215,11 +214,7 @@ def _draw_photo(rng: random.Random) -> tuple[Image.Image, list[dict[str, Any]]]:
         fill = synth.COLORS[color]
         ink = (20, 20, 20) if color in ("yellow", "white", "orange") else (250, 250, 250)
         draw.rectangle([x0, y0, x0 + tw + 2 * pad, y0 + th + 2 * pad + size // 4], fill=fill)
-        x, drawn = float(x0 + pad), []
-        for word in words:
-            box = synth.draw_text(draw, (x, y0 + pad), word, size, ink)
-            drawn.append((word, box))
-            x += draw.textlength(word + " ", font=synth.font(size))
+        drawn = draw_words(draw, (x0 + pad, y0 + pad), words, size, ink)
         signs.append({"color": color, "words": drawn})
     return img, signs
 
@@ -247,7 +242,3 @@ def _rosetta_entry(image_id: str, words: list, size: tuple[int, int]) -> dict[st
         for word, box in words]
     return {"image_id": image_id, "ocr_tokens": [word for word, _ in words], "ocr_info": info}
 
-
-def _dump(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")

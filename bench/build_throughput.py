@@ -1,0 +1,141 @@
+"""Build throughput against its floor, and memory at two sizes.
+
+Generates a TextVQA-format tree (official file names and OCR layout) with many questions over a
+pool of images, then, in one run:
+
+1. builds N records with the grounded annotator and 2 workers (``vlir build`` in a subprocess),
+2. times the floor at the same process count: for the same records, decode the image and encode
+   the same crops with Pillow alone (``vlir.crops.render_crop`` is Pillow crop + resize + PNG),
+3. builds 2k and 20k records and reads the peak RSS of each (max over the build's processes).
+
+Prints build/floor (target >= 0.8) and the RSS ratio 20k/2k (target <= 1.2); the last line, also
+written to out/bench/build_throughput.json, is one JSON object.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vlir.crops import render_crop  # noqa: E402
+from vlir.records import Box  # noqa: E402
+from vlir.shards import iter_rows  # noqa: E402
+from vlir.sources import synth  # noqa: E402
+
+WORKERS = 2
+IMAGES = 300
+
+
+def make_tree(root: Path, n_questions: int, seed: int = 0) -> None:
+    """TextVQA 0.5.1 layout: questions json, Rosetta OCR json, train_images/*.jpg."""
+    rng = random.Random(seed)
+    images = root / "train_images"
+    images.mkdir(parents=True, exist_ok=True)
+    ocr, words_of = [], {}
+    for i in range(IMAGES):
+        w, h = rng.choice([(800, 600), (1024, 768), (640, 480)])
+        img = synth.noise_background(rng, w, h)
+        draw = ImageDraw.Draw(img)
+        info = []
+        for _ in range(4):
+            word = rng.choice(synth.WORDS)
+            size = rng.randint(28, 48)
+            x, y = rng.randint(0, w - 300), rng.randint(0, h - 60)
+            box = synth.draw_text(draw, (x, y), word, size, fill=(10, 10, 10))
+            info.append({"word": word, "bounding_box": {
+                "top_left_x": box.x1 / w, "top_left_y": box.y1 / h, "width": box.width / w,
+                "height": box.height / h, "rotation": 0.0, "yaw": 0.0, "roll": 0.0, "pitch": 0.0}})
+        synth.save_image(img, images / f"img{i:05d}.jpg", "JPEG")
+        ocr.append({"image_id": f"img{i:05d}", "ocr_tokens": [t["word"] for t in info], "ocr_info": info})
+        words_of[f"img{i:05d}"] = ((w, h), [t["word"] for t in info])
+    data = []
+    for q in range(n_questions):
+        image_id = f"img{q % IMAGES:05d}"
+        (w, h), words = words_of[image_id]
+        data.append({"question": "what word is written here?", "question_id": q, "image_id": image_id,
+                     "image_width": w, "image_height": h, "answers": [words[q % len(words)]] * 10,
+                     "image_classes": ["sign"], "set_name": "train"})
+    (root / "TextVQA_0.5.1_train.json").write_text(json.dumps(
+        {"dataset_type": "train", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data}))
+    (root / "TextVQA_Rosetta_OCR_v0.2_train.json").write_text(json.dumps({"data": ocr}))
+
+
+def run_build(root: Path, out: Path, limit: int) -> tuple[float, int]:
+    """Build in a fresh wrapper process; returns (seconds, peak RSS in MB of the build's largest
+    process, read by the wrapper from its own children only)."""
+    cmd = [sys.executable, "-m", "vlir", "build", "--source", "textvqa", "--root", str(root),
+           "--split", "train", "--out", str(out), "--workers", str(WORKERS), "--tasks", str(2 * WORKERS),
+           "--limit", str(limit), "--no-progress"]
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               f"subprocess.run({cmd!r}, check=True, capture_output=True); "
+               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out_text = subprocess.run([sys.executable, "-c", wrapper], check=True, capture_output=True, text=True).stdout
+    seconds, rss_kb = out_text.split()
+    return float(seconds), int(rss_kb) // 1024
+
+
+def _floor_chunk(items: list[tuple[str, list[list[float]]]]) -> int:
+    for path, boxes in items:
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        for b in boxes:
+            render_crop(img, Box(*b))
+    return len(items)
+
+
+def floor_seconds(root: Path, out: Path) -> tuple[float, int]:
+    """Decode each built record's image and encode its crops, with WORKERS processes."""
+    items = []
+    for part in sorted(out.glob("textvqa/train/*.parquet")):
+        for row in iter_rows(part, columns=["image_path", "steps"]):
+            boxes = [s["box"] for s in row["steps"] if s["type"] == "look"]
+            items.append((str(root / row["image_path"]), boxes))
+    chunks = [items[i::WORKERS] for i in range(WORKERS)]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(WORKERS) as pool:
+        n = sum(pool.map(_floor_chunk, chunks))
+    return time.perf_counter() - start, n
+
+
+def main() -> None:
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "textvqa"
+        make_tree(root, 20_000)
+        n = 2_000
+        build_s, _ = run_build(root, Path(tmp) / "thr", n)
+        floor_s, n_floor = floor_seconds(root, Path(tmp) / "thr")
+        # startup (interpreter, imports) is part of the build's cost; report it honestly
+        print(f"build: {n} records in {build_s:.2f}s ({n / build_s:.0f} rec/s, {WORKERS} workers)")
+        print(f"floor: {n_floor} records' decode+crop encode in {floor_s:.2f}s ({n_floor / floor_s:.0f} rec/s)")
+        results["build_over_floor"] = round((n / build_s) / (n_floor / floor_s), 3)
+        results["records_per_s"] = round(n / build_s, 1)
+        _, rss_2k = run_build(root, Path(tmp) / "r2k", 2_000)
+        _, rss_20k = run_build(root, Path(tmp) / "r20k", 20_000)
+        print(f"peak RSS: 2k records {rss_2k} MB, 20k records {rss_20k} MB")
+        results["rss_ratio_20k_vs_2k"] = round(rss_20k / rss_2k, 3)
+        results["rss_mb_2k"], results["rss_mb_20k"] = rss_2k, rss_20k
+    print(f"build/floor = {results['build_over_floor']} (target >= 0.8); "
+          f"RSS 20k/2k = {results['rss_ratio_20k_vs_2k']} (target <= 1.2)")
+    out = REPO / "out" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({k: results[k] for k in ("build_over_floor", "rss_ratio_20k_vs_2k", "records_per_s")}
+                      | {"rss_mb_2k": results["rss_mb_2k"], "rss_mb_20k": results["rss_mb_20k"]})
+    (out / "build_throughput.json").write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The build end to end on the sample trees: deterministic, parallel-invariant, shardable,
+resumable after kill -9, and nothing lost on bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vlir.build import BuildConfig, Job, run_build
+from vlir.manifest import merge
+from vlir.shards import iter_rows, shard_files
+from vlir.sources.base import get_source
+from vlir.validate import validate_output
+from tests.conftest import make_image
+from tests.test_images import bomb_png
+
+SOURCES = ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
+
+
+@pytest.fixture(scope="module")
+def sample_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    for name in SOURCES:
+        get_source(name).write_sample_tree(root / name, 6, 0)
+    return root
+
+
+def jobs_for(root: Path, sources=SOURCES, splits=("train", "val")) -> list[Job]:
+    return [Job(s, sp, str(root / s)) for s in sources for sp in splits]
+
+
+def shard_digests(out: Path) -> dict[str, str]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {s["path"]: s["sha256"] for s in manifest["shards"]}
+
+
+def all_ids(out: Path) -> Counter:
+    ids: Counter = Counter()
+    for path in sorted(out.glob("**/*.parquet")):
+        for row in iter_rows(path, columns=["id"]):
+            ids[row["id"]] += 1
+    return ids
+
+
+def source_ids(root: Path, jobs: list[Job]) -> set[str]:
+    return {item.id for job in jobs for item in get_source(job.source).iter_samples(Path(job.root), job.split)}
+
+
+def test_build_is_valid_complete_and_deterministic(sample_tree, tmp_path):
+    jobs = jobs_for(sample_tree)
+    cfg = BuildConfig(tasks=3)
+    a = run_build(cfg, jobs, tmp_path / "a", show_progress=False)
+    b = run_build(cfg, jobs, tmp_path / "b", workers=2, show_progress=False)
+    report = validate_output(tmp_path / "a")
+    assert report.ok, [str(p) for p in report.problems]
+    # nothing lost, nothing twice
+    ids = all_ids(tmp_path / "a")
+    assert set(ids) == source_ids(sample_tree, jobs) and max(ids.values()) == 1
+    # the grounded annotator accepts most of the sample corpus, for every source
+    for key, split in a["splits"].items():
+        assert split["accepted"] >= 1, (key, split)
+    # same inputs + config => byte-identical shards and manifest, whatever the worker count
+    assert shard_digests(tmp_path / "a") == shard_digests(tmp_path / "b")
+    assert a == b
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+
+
+def test_num_shards_then_merge_equals_single_build(sample_tree, tmp_path):
+    jobs = jobs_for(sample_tree, sources=("gqa", "textvqa"))
+    cfg = BuildConfig(tasks=4)
+    single = run_build(cfg, jobs, tmp_path / "single", show_progress=False)
+    assert run_build(cfg, jobs, tmp_path / "m0", num_shards=2, shard_index=0, show_progress=False) is None
+    assert run_build(cfg, jobs, tmp_path / "m1", num_shards=2, shard_index=1, show_progress=False) is None
+    merged = merge(tmp_path / "m0", [tmp_path / "m1"])
+    assert merged == single
+    assert validate_output(tmp_path / "m0").ok
+
+
+def test_rerun_of_complete_build_changes_nothing(sample_tree, tmp_path):
+    jobs = jobs_for(sample_tree, sources=("vsr",))
+    cfg = BuildConfig(tasks=2)
+    first = run_build(cfg, jobs, tmp_path / "o", show_progress=False)
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "o").glob("**/*.parquet")}
+    assert run_build(cfg, jobs, tmp_path / "o", show_progress=False) == first
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "o").glob("**/*.parquet")} == mtimes
+
+
+def test_other_config_on_same_output_is_refused(sample_tree, tmp_path):
+    from vlir.manifest import ManifestError
+
+    jobs = jobs_for(sample_tree, sources=("vsr",), splits=("val",))
+    run_build(BuildConfig(tasks=2), jobs, tmp_path / "o", show_progress=False)
+    with pytest.raises(ManifestError):
+        run_build(BuildConfig(tasks=3), jobs, tmp_path / "o", show_progress=False)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vlir", *args]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_is_byte_identical(tmp_path):
+    root = tmp_path / "sample"
+    subprocess.run(_cli("sample", "--out", str(root), "--per-source", "24", "--source", "gqa",
+                        "--source", "textvqa"), check=True, capture_output=True, timeout=300)
+    args = ["build", "--source", "gqa", "--root", str(root / "gqa"), "--split", "train,val",
+            "--tasks", "8", "--no-progress"]
+    ref = tmp_path / "ref"
+    subprocess.run(_cli(*args, "--out", str(ref)), check=True, capture_output=True, timeout=300)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*args, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("**/completions/*")):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_at_kill = len(list(out.glob("**/completions/*")))
+    assert done_at_kill < 16, "the build finished before it could be killed"
+    assert not (out / "manifest.json").exists()
+    r = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (out / "manifest.json").read_bytes() == (ref / "manifest.json").read_bytes()
+    assert shard_digests(out) == shard_digests(ref)
+    assert not list(out.glob("**/*.tmp"))
+    assert validate_output(out).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: every sample ends in a shard or in rejects, with the right reason
+# ---------------------------------------------------------------------------------------------
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _textvqa_record(qid: int, image_id: str, answer: str = "coffee") -> dict:
+    return {"question": "what does the sign say?", "question_id": qid, "image_id": image_id,
+            "image_width": 320, "image_height": 240, "answers": [answer] * 10,
+            "image_classes": ["sign"], "set_name": "val"}
+
+
+def test_bad_inputs_are_rejected_with_reasons_and_nothing_is_lost(tmp_path):
+    root = tmp_path / "textvqa"
+    images = root / "train_images"
+    images.mkdir(parents=True)
+    good = make_image(320, 240)
+    (images / "good.jpg").write_bytes(_jpeg(good))
+    (images / "truncated.jpg").write_bytes(_jpeg(make_image(320, 240, seed=3))[:500])
+    (images / "notimage.jpg").write_bytes(b"<html>not an image</html>")
+    (images / "bomb.jpg").write_bytes(bomb_png())
+    (tmp_path / "outside.jpg").write_bytes(_jpeg(good))
+    records = [
+        _textvqa_record(1, "good"),
+        _textvqa_record(2, "missing"),
+        _textvqa_record(3, "truncated"),
+        _textvqa_record(4, "notimage"),
+        _textvqa_record(5, "bomb"),
+        _textvqa_record(6, "../../outside"),
+        {"question_id": 7, "image_id": "good"},  # malformed: no question
+        _textvqa_record(8, "good", answer="sale"),  # its evidence box is inverted and out of bounds
+    ]
+    (root / "TextVQA_0.5.1_val.json").write_text(json.dumps(
+        {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": records}))
+    word = {"top_left_x": 0.125, "top_left_y": 0.125, "width": 0.3125, "height": 0.375,
+            "rotation": 0.0, "yaw": 0.0, "roll": 0.0, "pitch": 0.0}
+    wild = {**word, "top_left_x": 0.9, "width": 0.4}  # runs off the right edge
+    ocr = {"data": [{"image_id": "good", "ocr_tokens": ["coffee", "sale"],
+                     "ocr_info": [{"word": "coffee", "bounding_box": word},
+                                  {"word": "sale", "bounding_box": wild}]}]}
+    (root / "TextVQA_Rosetta_OCR_v0.2_val.json").write_text(json.dumps(ocr))
+    out = tmp_path / "out"
+    manifest = run_build(BuildConfig(tasks=1), [Job("textvqa", "val", str(root))], out, show_progress=False)
+    assert validate_output(out).ok
+    reasons = {}
+    for path in sorted(out.glob("**/*.parquet")):
+        for row in iter_rows(path, columns=["id", "status", "reasons"]):
+            reasons[row["id"]] = (row["status"], tuple(row["reasons"]))
+    assert len(reasons) == len(records)  # nothing lost
+    assert reasons["textvqa/val/1"][0] == "accepted"
+    assert reasons["textvqa/val/2"] == ("rejected", ("missing_image",))
+    assert reasons["textvqa/val/3"] == ("rejected", ("corrupt_image",))
+    assert reasons["textvqa/val/4"] == ("rejected", ("not_an_image",))
+    assert reasons["textvqa/val/5"] == ("rejected", ("image_too_large",))
+    assert reasons["textvqa/val/6"] == ("rejected", ("unsafe_path",))
+    assert reasons["textvqa/val/7"][1] == ("malformed",)
+    # the out-of-bounds evidence was clipped, not trusted as is
+    assert reasons["textvqa/val/8"][0] in ("accepted", "rejected")
+    assert manifest["splits"]["textvqa/val"]["stats"].get("evidence_clipped", 0) >= 1
+    for row in iter_rows(shard_files(out / "textvqa" / "val")[0]):
+        for ev in row["evidence"]:
+            assert 0 <= ev["box"][0] < ev["box"][2] <= row["width"]

@@ -65,6 +65,11 @@ class ImageFiles:
         except OSError as exc:
             return ImageError("corrupt_image", f"cannot read image {relative}: {exc}")
 
+    def forget(self, relative: str) -> None:
+        """Drop cached results for a file the caller has just written."""
+        for need_size in (False, True):
+            self._cache.pop((relative, need_size), None)
+
     def size(self, relative: str) -> tuple[int, int]:
         """``(width, height)`` of the image; raises ImageError (``unsafe_path``, ``missing_image``,
         ``not_an_image``, ``corrupt_image``)."""

@@ -127,3 +127,49 @@ def test_dtype_names():
     assert tm._torch_dtype(None, "cuda:0") == torch.bfloat16
     with pytest.raises(ValueError):
         tm._torch_dtype("int3", "cpu")
+
+
+def _as_hub_layout(src, dst):
+    """Rewrite a tiny checkpoint the way Qwen2.5-VL-7B-Instruct is laid out on the hub: flat
+    config with ``rope_scaling`` mrope, ``preprocessor_config.json`` naming the torchvision image
+    processor, ``Qwen2Tokenizer`` with the template in ``tokenizer_config.json`` and
+    ``chat_template.json``, no ``processor_config.json``."""
+    import json
+    import shutil
+
+    dst.mkdir()
+    for name in ("model.safetensors", "tokenizer.json", "generation_config.json"):
+        shutil.copy(src / name, dst / name)
+    cfg = json.loads((src / "config.json").read_text())
+    text = cfg.pop("text_config")
+    rope = text.pop("rope_parameters")
+    flat = {**cfg, **{k: v for k, v in text.items() if k not in ("model_type", "layer_types")},
+            "rope_theta": rope["rope_theta"], "torch_dtype": cfg.pop("dtype"),
+            "rope_scaling": {"type": "mrope", "mrope_section": rope["mrope_section"]}}
+    flat["vision_config"].pop("rope_parameters")
+    flat["vision_config"]["model_type"] = "qwen2_5_vl"
+    (dst / "config.json").write_text(json.dumps(flat))
+    template = (src / "chat_template.jinja").read_text()
+    (dst / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    (dst / "preprocessor_config.json").write_text(json.dumps({
+        "min_pixels": 3136, "max_pixels": 100352, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "image_processor_type": "Qwen2_5_VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor"}))
+    (dst / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+        "bos_token": None, "model_max_length": 131072, "split_special_tokens": False,
+        "clean_up_tokenization_spaces": False, "chat_template": template}))
+    return dst
+
+
+def test_loads_a_hub_layout_checkpoint(tiny, tiny_model_dir, tmp_path):
+    model, processor = tiny
+    hub_model, hub_processor = tm.load_model(_as_hub_layout(tiny_model_dir, tmp_path / "hub"))
+    assert tm.model_budget(hub_processor) == PixelBudget(3136, 100352)
+    assert hub_processor.chat_template == processor.chat_template
+    assert tm.special_ids(hub_processor) == tm.special_ids(processor)
+    text = '<think> a {"bbox_2d": [1, 22, 333, 4444]}\n</think>\n<answer>x</answer><|im_end|>'
+    assert hub_processor.tokenizer.encode(text) == processor.tokenizer.encode(text)
+    ids = torch.tensor([processor.tokenizer.encode(text)])
+    with torch.no_grad():
+        assert torch.allclose(hub_model(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6)

@@ -261,16 +261,20 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return make_processor(image_processor, tokenizer, template)
 
 
-def load_model(path: str | Path, dtype: Any = None, device: str = "cpu", **processor_kwargs):
-    """``(model, processor)`` from a local checkpoint directory.
+def load_model(path: str | Path, dtype: Any = None, device: str = "cpu", *, min_pixels: int | None = None,
+               max_pixels: int | None = None, attn_implementation: str | None = None):
+    """``(model, processor)`` from a local checkpoint directory: the tiny model or a real
+    Qwen2.5-VL (hub layout: flat config, ``preprocessor_config.json``, ``Qwen2Tokenizer``).
 
     ``dtype`` None means fp32 on CPU and bf16 elsewhere; strings ``fp32``/``bf16``/``fp16`` work.
-    The model is returned in eval mode; trainers call ``.train()`` themselves.
+    ``min_pixels``/``max_pixels`` go to :func:`load_processor`. The model is returned in eval
+    mode; trainers call ``.train()`` themselves.
     """
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    processor = load_processor(path, **processor_kwargs)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(Path(path), dtype=_torch_dtype(dtype, device))
+    processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(Path(path), dtype=_torch_dtype(dtype, device), **kwargs)
     model.to(device)
     model.eval()
     return model, processor
@@ -286,7 +290,7 @@ def special_ids(processor) -> dict[str, int]:
     ids: dict[str, int] = {}
     for key, token in names.items():
         tid = tok.convert_tokens_to_ids(token)
-        if tid is None or tid == tok.unk_token_id:
+        if tid is None or tok.convert_ids_to_tokens(tid) != token:
             raise ValueError(f"tokenizer has no {token} token: not a Qwen2.5-VL tokenizer")
         ids[key] = int(tid)
     ids["eos"] = ids["im_end"]

@@ -1,0 +1,52 @@
+"""Shared by the rollout, replay, eval and infer tests: one tiny model per test process, and VLIR
+records whose look boxes sit on the model's grid (as the model would write them)."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from vlir import geometry
+from vlir.crops import render_crop
+from vlir.records import Look, Record
+
+
+@lru_cache(maxsize=1)
+def tiny_dir() -> Path:
+    """A tiny random Qwen2.5-VL checkpoint, built once per process (about 8 s)."""
+    from vlir.train.model import build_tiny_model
+
+    tmp = Path(tempfile.mkdtemp(prefix="vlir-tiny-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    return build_tiny_model(tmp / "model", seed=0)
+
+
+@lru_cache(maxsize=1)
+def tiny():
+    """``(model, processor)`` of :func:`tiny_dir` (shared: never train it)."""
+    from vlir.train.model import load_model
+
+    return load_model(tiny_dir())
+
+
+def snap_box(box, width: int, height: int, budget):
+    """The box as the engine will cut it after the model writes it: the chat's integer
+    ``bbox_2d`` mapped back to original pixels and clipped."""
+    from vlir.train.chat import bbox_2d
+
+    return geometry.clip(geometry.from_model(bbox_2d(box, width, height, budget), width, height, budget),
+                         width, height)
+
+
+def snapped_record(record: Record, image, budget) -> Record:
+    """``record`` with every look box snapped to the model grid and its crops re-rendered: what a
+    build that renders crops from the model's box stores."""
+    s = record.sample
+    steps = tuple(Look(snap_box(st.box, s.width, s.height, budget), st.label) if isinstance(st, Look) else st
+                  for st in record.chain.steps)
+    chain = type(record.chain)(steps, record.chain.answer)
+    crops = tuple(render_crop(image, look.box) for look in chain.looks)
+    return Record(s, chain, record.provenance, crops=crops)

@@ -1,0 +1,406 @@
+"""The crop-and-zoom rollout engine: one loop for R-GRPO rollouts, evaluation and ``vlir infer``.
+
+generate -> a ``{"bbox_2d": [...]}`` call closes -> map the box from model space to the original
+image (:func:`vlir.geometry.from_model` + :func:`vlir.geometry.clip`) -> render the crop
+(:func:`vlir.crops.render_crop`, the one crop rule) -> append ``<|vision_start|><|image_pad|>...
+<|vision_end|>`` -> continue, until ``</answer>``, EOS, the token budget or the crop budget.
+Conventions are the released VLM-R3 agent's (``shared/DESIGN.md`` §6), so its checkpoint runs here.
+
+Speed: rows (prompts x samples) run as one left-padded batch over one ``DynamicCache``. An inserted
+crop forwards only the new tokens: its 3-D rope positions come from ``get_rope_index`` over the
+whole (mid-padded) trajectory with every image's grid in order, and its ``rope_deltas`` replace the
+row's old ones; text tokens then sit at ``attended - 1 + delta`` (``shared/STACK.md``). Rows whose
+chunk is shorter than another row's inserted block are padded *inside* the chunk with masked
+tokens, which ``get_rope_index`` and the attention mask both skip. ``mode="reprefill"`` re-runs the
+whole prefix after every crop: the slow reference the KV path is tested against.
+
+torch/transformers are imported lazily; the text rules live in :mod:`vlir.rollout_parse`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from vlir import geometry
+from vlir.crops import decode_png, render_crop
+from vlir.geometry import PixelBudget
+from vlir.records import Box, Crop
+from vlir.rollout_parse import StopScanner, extract_answer
+from vlir.rollout_script import ScriptedLogits  # noqa: F401  (re-exported: R-GRPO tests use it)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+FINISH_REASONS = ("answer", "eos", "max_new_tokens", "max_crops", "bad_box")
+MODES = ("kv", "reprefill")
+# Written between a crop call's "]}" and the crop image when the policy's token stopped at "}"
+# (the released agent appends "]}\n"; the SFT rendering ends each look segment with "\n").
+JSON_IMAGE_SEPARATOR = "\n"
+
+
+@dataclass
+class RolloutConfig:
+    """Sampling and loop settings of :class:`Rollout`.
+
+    temperature: 0 means greedy; log-probs are always of ``softmax(logits / max(temperature, eps))``
+        of the raw model logits (what a trainer recomputes), before top-p and suppression.
+    top_p: nucleus sampling mass (1.0 = off).
+    max_new_tokens: budget of *sampled* tokens per trajectory, over all its segments.
+    max_crops: a crop call beyond this many crops ends the trajectory (``max_crops``); the released
+        agent runs at most 8 generation rounds.
+    mode: ``"kv"`` (reuse the cache across crops) or ``"reprefill"`` (re-run the prefix: reference).
+    chat: :class:`vlir.train.chat.ChatConfig` (instruction, budgets); None =
+        ``ChatConfig.for_processor(processor)``. Its ``model_budget`` is the space of the bbox
+        numbers; its ``crop_budget`` renders the crops unless ``crop_budget`` is set here.
+    crop_budget: pixel budget of rendered crops; None = the chat config's (the data build's
+        :data:`vlir.geometry.CROP_PIXELS`, so replays reproduce stored crops).
+    seed: seed of the engine's sampling generator (advanced across calls, never reset).
+    logits_processor: optional ``f(input_ids, scores) -> scores`` run first on each step's logits,
+        ``input_ids`` being each live row's trajectory so far, left-padded (as in HF ``generate``).
+    keep_scores: keep each sampled position's raw logits on the trajectory (tests, debugging).
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    max_crops: int = 8
+    mode: str = "kv"
+    chat: Any = None
+    crop_budget: PixelBudget | None = None
+    seed: int = 0
+    logits_processor: Callable[[Any, Any], Any] | None = None
+    keep_scores: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1 or self.max_crops < 0:
+            raise ValueError("max_new_tokens must be >= 1 and max_crops >= 0")
+
+
+@dataclass
+class Trajectory:
+    """One rollout. ``token_ids``, ``action_mask`` and ``logprobs`` are aligned per position."""
+
+    prompt_index: int
+    token_ids: list[int]
+    action_mask: list[int]
+    logprobs: list[float]
+    pixel_values: "torch.Tensor"
+    image_grid_thw: "torch.Tensor"
+    crops: list[Crop]
+    boxes: list[Box]
+    text: str
+    answer: str | None
+    finish_reason: str
+    prompt_length: int = 0  # tokens of the prompt (the first action-mask-0 run)
+    scores: list["torch.Tensor"] | None = field(default=None, repr=False)  # keep_scores only
+
+    @property
+    def num_sampled(self) -> int:
+        return sum(self.action_mask)
+
+
+class ReplayMismatch(AssertionError):
+    """Oracle replay found the engine disagreeing with the SFT rendering of a record."""
+
+
+# --------------------------------------------------------------------------------------------
+# Per-row state
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Row:
+    prompt_index: int
+    image: "Image.Image"
+    ids: list[int]
+    mask: list[int]
+    logprobs: list[float]
+    pixel_values: list["torch.Tensor"]
+    grids: list["torch.Tensor"]
+    prompt_length: int
+    scanner: StopScanner = field(default_factory=StopScanner)
+    stream: Any = None
+    crops: list[Crop] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    finish: str | None = None
+    pending: list[int] = field(default_factory=list)  # tokens to forward next (1 sampled + inserted)
+    new_image: tuple["torch.Tensor", "torch.Tensor"] | None = None  # (pixel_values, grid) to feed
+    scores: list["torch.Tensor"] = field(default_factory=list)
+    forced: list[int] | None = None  # replay: the record's assistant ids
+    cursor: int = 0  # replay: next forced position
+    replay_finish: str | None = None  # replay: the first stop seen while forcing went on
+    n_sampled: int = 0
+
+
+class Rollout:
+    """The engine over a loaded Qwen2.5-VL ``model`` and its ``processor``.
+
+    >>> engine = Rollout(model, processor, RolloutConfig(temperature=0.0))   # doctest: +SKIP
+    >>> [t] = engine.generate([("What is on the sign?", image)])             # doctest: +SKIP
+    >>> t.answer, len(t.crops), t.finish_reason                              # doctest: +SKIP
+    """
+
+    def __init__(self, model, processor, config: RolloutConfig | None = None):
+        import torch
+
+        from vlir.train import chat
+        from vlir.train.model import model_budget, special_ids, vision_token_ids
+
+        self.model, self.processor = model, processor
+        self.config = config or RolloutConfig()
+        self.chat_config = self.config.chat if self.config.chat is not None else chat.ChatConfig.for_processor(processor)
+        self.crop_budget = self.config.crop_budget or self.chat_config.crop_budget
+        self.tokenizer = processor.tokenizer
+        self.ids = special_ids(processor)
+        self.suppress = torch.tensor(vision_token_ids(processor), dtype=torch.long)
+        self.eos = {self.ids["im_end"], self.ids["endoftext"]}
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        self.eos.update(gen_eos if isinstance(gen_eos, list) else [] if gen_eos is None else [gen_eos])
+        if self.chat_config.model_budget != model_budget(processor):
+            raise ValueError("RolloutConfig.chat.model_budget differs from the processor's image budget: "
+                             "bbox numbers would be mapped from the wrong space")
+        self.model_budget = self.chat_config.model_budget
+        self.newline = chat.encode_text(JSON_IMAGE_SEPARATOR, processor)
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.stats = {"forwarded_tokens": 0, "padded_tokens": 0, "forwards": 0}
+
+    # ---------------------------------------------------------------- public API
+    def generate(self, prompts: list[tuple[str, "Image.Image"]], num_samples: int = 1) -> list["Trajectory"]:
+        """Roll out ``num_samples`` trajectories per ``(question, original RGB image)`` prompt, all
+        in one batch; returned prompt-major (prompt 0's samples first)."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if not prompts:
+            return []
+        rows = [self._new_row(i, q, img) for i, (q, img) in enumerate(prompts)]
+        return self._run(rows, num_samples)
+
+    def replay(self, record, image: "Image.Image") -> "Trajectory":
+        """Oracle replay: force a stored record's assistant text through the engine.
+
+        The engine decides the crops itself (parse, map, render, insert) while the record's tokens
+        are teacher-forced; every inserted token must equal the SFT rendering
+        (:func:`vlir.train.chat.encode_record`) at that position, else :class:`ReplayMismatch`.
+        """
+        from vlir.train import chat
+
+        enc = chat.encode_record(record, image, self.processor, self.chat_config)
+        ids = _as_ids(enc["input_ids"])
+        row = self._new_row(0, record.sample.question, image)
+        if ids[:row.prompt_length] != row.ids:
+            raise ReplayMismatch("encode_prompt is not a prefix of encode_record")
+        row.forced = ids[row.prompt_length:]
+        [traj] = self._run([row], 1)
+        stored = [c.png for c in chat.assistant_segments(record, self.chat_config, image) if isinstance(c, Crop)]
+        for i, (mine, theirs) in enumerate(zip(traj.crops, stored)):
+            if mine.png != theirs:
+                raise ReplayMismatch(
+                    f"crop {i} of {record.sample.id} differs from the stored one: the engine cuts "
+                    f"{mine.box.as_list()} (the model-space box mapped back); a build must render crops "
+                    "from the box as the model writes it")
+        return traj
+
+    # ---------------------------------------------------------------- building rows
+    def _new_row(self, index: int, question: str, image: "Image.Image") -> _Row:
+        from vlir.train import chat
+
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        enc = chat.encode_prompt(question, image, self.processor, self.chat_config)
+        ids = _as_ids(enc["input_ids"])
+        grid = enc["image_grid_thw"].reshape(-1, 3)
+        return _Row(prompt_index=index, image=image, ids=ids, mask=[0] * len(ids), logprobs=[0.0] * len(ids),
+                    pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
+
+    def _image_inputs(self, image: "Image.Image") -> tuple["torch.Tensor", "torch.Tensor"]:
+        from vlir.train import chat
+
+        out = chat.image_inputs([image], self.processor)
+        return out["pixel_values"], out["image_grid_thw"].reshape(-1, 3)
+
+    # ---------------------------------------------------------------- the loop
+    def _run(self, rows: list[_Row], num_samples: int) -> list["Trajectory"]:
+        import torch
+
+        with torch.inference_mode():
+            return self._loop(rows, num_samples)
+
+    def _loop(self, rows: list[_Row], num_samples: int) -> list["Trajectory"]:
+        from vlir.rollout_batch import Batch
+
+        batch = Batch(self, rows)
+        logits = batch.prefill()
+        if num_samples > 1:
+            logits = batch.repeat(num_samples)
+        while True:
+            tokens, logprobs = self._choose(batch, logits)
+            for i, (row, tok, lp) in enumerate(zip(batch.rows, tokens, logprobs)):
+                if self.config.keep_scores:
+                    row.scores.append(logits[i].detach().float().cpu().clone())
+                self._advance(row, tok, lp)
+            batch.drop_finished()
+            if not batch.rows:
+                break
+            logits = batch.step()
+        return [self._trajectory(r) for r in batch.all_rows]
+
+    def _choose(self, batch, logits: "torch.Tensor") -> tuple[list[int], list[float]]:
+        """Pick each row's next token: forced in a replay, else greedy or sampled after the hook,
+        vision-token suppression, temperature and top-p. Log-probs are of the raw logits / T."""
+        import torch
+
+        cfg = self.config
+        logits = logits.float()
+        temp = cfg.temperature if cfg.temperature > 0 else 1.0
+        logp_all = torch.log_softmax(logits / temp, dim=-1)
+        scores = logits.clone()
+        if cfg.logits_processor is not None:
+            scores = cfg.logits_processor(batch.left_padded_ids(), scores)
+        scores[:, self.suppress.to(scores.device)] = float("-inf")
+        if cfg.temperature == 0:
+            tokens = scores.argmax(-1)
+        else:
+            scores = scores / cfg.temperature
+            if cfg.top_p < 1.0:
+                scores = _top_p(scores, cfg.top_p)
+            probs = torch.softmax(scores, dim=-1)
+            tokens = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(1).to(probs.device)
+        chosen = tokens.tolist()
+        for i, row in enumerate(batch.rows):
+            if row.forced is not None:
+                chosen[i] = row.forced[row.cursor]
+        lps = logp_all.gather(1, torch.tensor(chosen, device=logp_all.device)[:, None]).squeeze(1).tolist()
+        return chosen, lps
+
+    def _advance(self, row: _Row, token: int, logprob: float) -> None:
+        """Append a chosen token to ``row``, run the stop rules, queue the next forward."""
+        from tokenizers.decoders import DecodeStream
+
+        row.ids.append(token)
+        row.mask.append(1)
+        row.logprobs.append(logprob)
+        row.pending = [token]
+        row.n_sampled += 1
+        if row.forced is not None:
+            row.cursor += 1
+        if row.stream is None:
+            row.stream = DecodeStream(skip_special_tokens=False)
+        piece = row.stream.step(self.tokenizer.backend_tokenizer, token) or ""
+        event = row.scanner.feed(piece)
+        if token in self.eos:
+            row.finish = "eos"
+        elif event is not None and event.kind in ("answer", "bad_box"):
+            row.finish = event.kind
+        elif event is not None and event.kind == "bbox":
+            if len(row.crops) >= self.config.max_crops:
+                row.finish = "max_crops"
+            else:
+                self._insert_crop(row, event)
+        if row.forced is not None:
+            self._check_forced(row)
+        elif row.finish is None and row.n_sampled >= self.config.max_new_tokens:
+            row.finish = "max_new_tokens"
+
+    def _insert_crop(self, row: _Row, event) -> None:
+        """Map the call's box to the original image, render the crop, queue its image block."""
+        from vlir.train import chat
+
+        width, height = row.image.size
+        try:
+            box = geometry.from_model(event.bbox, width, height, self.model_budget)
+            clipped = geometry.clip(box, width, height)
+            if clipped is None:
+                raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
+            crop = render_crop(row.image, clipped, self.crop_budget)
+        except ValueError as exc:
+            log.debug("row %d: bad box %s: %s", row.prompt_index, event.bbox, exc)
+            row.finish = "bad_box"
+            return
+        pixel_values, grid = self._image_inputs(decode_png(crop.png))
+        inserted = (self.newline if event.tail == "" else []) + chat.image_block_ids(grid[0], self.processor)
+        row.crops.append(crop)
+        row.boxes.append(clipped)
+        row.pixel_values.append(pixel_values)
+        row.grids.append(grid)
+        row.ids.extend(inserted)
+        row.mask.extend([0] * len(inserted))
+        row.logprobs.extend([0.0] * len(inserted))
+        row.pending = row.pending + inserted
+        row.new_image = (pixel_values, grid)
+        row.scanner.reset()
+        row.stream = None
+
+    def _check_forced(self, row: _Row) -> None:
+        """Replay: inserted tokens must be exactly the record's; the replay ends with its tokens."""
+        assert row.forced is not None
+        if row.finish in ("bad_box", "max_crops"):
+            raise ReplayMismatch(f"the record's crop call at assistant position {row.cursor} ended "
+                                 f"the rollout ({row.finish})")
+        inserted = row.pending[1:]
+        if inserted:
+            expect = row.forced[row.cursor:row.cursor + len(inserted)]
+            if expect != inserted:
+                raise ReplayMismatch(f"engine inserted {len(inserted)} tokens that differ from the "
+                                     f"record's rendering at assistant position {row.cursor}")
+            row.cursor += len(inserted)
+        if row.finish is not None:
+            row.replay_finish = row.replay_finish or row.finish
+        if row.cursor >= len(row.forced):
+            row.finish = row.replay_finish or "eos"
+        else:
+            # the record's text goes on after a stop (e.g. <|im_end|> after </answer>): keep forcing
+            # it, remembering the first stop as the finish reason
+            row.finish = None
+
+    def _trajectory(self, row: _Row) -> "Trajectory":
+        import torch
+
+        finish = row.finish or "max_new_tokens"
+        text = _collapse_images(self.tokenizer.decode(row.ids[row.prompt_length:], skip_special_tokens=False))
+        return Trajectory(
+            prompt_index=row.prompt_index, token_ids=row.ids, action_mask=row.mask, logprobs=row.logprobs,
+            pixel_values=torch.cat(row.pixel_values, dim=0), image_grid_thw=torch.cat(row.grids, dim=0),
+            crops=row.crops, boxes=row.boxes, text=text, answer=extract_answer(text), finish_reason=finish,
+            prompt_length=row.prompt_length, scores=row.scores if self.config.keep_scores else None,
+        )
+
+
+def _as_ids(value) -> list[int]:
+    """Token ids from a tensor ``(1, L)``/``(L,)`` or a (nested) list."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if value and isinstance(value[0], list):
+        if len(value) != 1:
+            raise ValueError(f"expected one sequence, got {len(value)}")
+        value = value[0]
+    return [int(v) for v in value]
+
+
+_IMAGE_RUN = re.compile(r"(<\|image_pad\|>)+")
+
+
+def _collapse_images(text: str) -> str:
+    """One ``<|image_pad|>`` per image in display text (as the chat template writes it)."""
+    return _IMAGE_RUN.sub("<|image_pad|>", text)
+
+
+def _top_p(scores: "torch.Tensor", top_p: float) -> "torch.Tensor":
+    """Keep the smallest set of tokens whose probability reaches ``top_p`` (at least one)."""
+    import torch
+
+    sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+    cum = torch.softmax(sorted_scores, dim=-1).cumsum(-1)
+    drop_sorted = cum - torch.softmax(sorted_scores, dim=-1) >= top_p
+    drop = drop_sorted.scatter(1, order, drop_sorted)
+    return scores.masked_fill(drop, float("-inf"))
+

@@ -86,7 +86,8 @@ class ChatConfig:
     def for_processor(cls, processor: Any, **overrides: Any) -> "ChatConfig":
         from vlir.train.model import model_budget
 
-        return cls(model_budget=model_budget(processor), **overrides)
+        overrides.setdefault("model_budget", model_budget(processor))
+        return cls(**overrides)
 
 
 def _resolve_cfg(processor: Any, cfg: ChatConfig | None) -> ChatConfig:

@@ -90,7 +90,7 @@ class ProgramWalker:
         boxes, labels = [], []
         for object_id in ids:
             i = self.index.get(object_id)
-            if i is not None:
+            if i is not None and self.sample.evidence[i].kind != "dropped":
                 boxes.append(self.sample.evidence[i].box)
                 labels.append(self.sample.evidence[i].label)
         if not boxes:

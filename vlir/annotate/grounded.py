@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import vlir
@@ -38,6 +38,7 @@ from vlir.records import Box, Chain, Look, Provenance, Region, Sample, Step, Thi
 log = logging.getLogger(__name__)
 
 TEXT_SOURCES = ("textvqa", "docvqa", "infographicsvqa")
+DROPPED = "dropped"  # kind of a region outside the image (kept so GQA's index stays valid)
 UNANSWERABLE = frozenset({"unanswerable", "unanswerable question", "no answer"})
 
 
@@ -110,15 +111,16 @@ class GroundedAnnotator(Annotator):
             width, height = item.image.size
         if not sample.answers:
             raise AnnotationError("no_answer", f"{sample.id} has no reference answer")
+        sample = _clip_evidence(sample, width, height)
         phrases = Phrases(sample_rng(sample.id))
-        kinds = {r.kind for r in sample.evidence}
+        kinds = {r.kind for r in sample.evidence} - {DROPPED}
         if sample.source == "gqa":
             steps, answer = self._gqa(sample, phrases, width, height)
         elif sample.source in TEXT_SOURCES or kinds & set(WORD_KINDS + LINE_KINDS):
             steps, answer = self._text(sample, phrases, width, height)
         elif sample.source == "vsr":
             steps, answer = self._vsr(sample, phrases, width, height)
-        elif sample.source == "m3cot" or sample.evidence:
+        elif sample.source == "m3cot" or kinds:
             steps, answer = self._regions(sample, phrases, width, height)
         else:
             raise AnnotationError("no_evidence", f"{sample.id}: no regions to look at")
@@ -233,7 +235,7 @@ class GroundedAnnotator(Annotator):
         relation = str(meta.get("relation") or "").strip()
         subj_name = str(meta.get("subj") or "").strip()
         obj_name = str(meta.get("obj") or "").strip()
-        objects = [r for r in sample.evidence if r.kind not in WORD_KINDS + LINE_KINDS]
+        objects = [r for r in sample.evidence if r.kind not in WORD_KINDS + LINE_KINDS + (DROPPED,)]
         subj, obj = _pick_pair(objects, subj_name, obj_name)
         if subj is None or obj is None or not relation:
             raise AnnotationError("no_evidence", f"{sample.id}: needs subject and object regions and a relation")
@@ -270,6 +272,8 @@ class GroundedAnnotator(Annotator):
         make_look = self._looker(width, height)
         steps: list[Step] = []
         for region in sample.evidence:
+            if region.kind == DROPPED:
+                continue
             name = region.label or "marked part"
             box = make_look(region.box)
             if box is None:
@@ -280,6 +284,23 @@ class GroundedAnnotator(Annotator):
         letter = metrics.mc_letter(answer) or answer
         steps.append(Think(phrases.say("mc_conclude", answer=letter)))
         return steps, answer
+
+
+def _clip_evidence(sample: Sample, width: int, height: int) -> Sample:
+    """The sample with its regions clipped to the image and those outside it dropped (the build
+    cleans evidence too; this keeps the annotator safe on its own). The object index of GQA is
+    keyed by position, so a dropped region leaves its slot as an unusable empty label instead."""
+    kept: list[Region] = []
+    changed = False
+    for region in sample.evidence:
+        box = geometry.clip(region.box, width, height)
+        if box is None:
+            box, changed = Box(0.0, 0.0, 1e-3, 1e-3), True  # degenerate stand-in, never looked at
+            region = Region(box, "", DROPPED)
+        elif box != region.box:
+            region, changed = Region(box, region.label, region.kind), True
+        kept.append(region)
+    return replace(sample, evidence=tuple(kept)) if changed else sample
 
 
 def _pick_pair(regions: list[Region], subj: str, obj: str) -> tuple[Region | None, Region | None]:

@@ -184,13 +184,14 @@ class Phrases:
 
 
 def where(box_center: tuple[float, float], width: float, height: float) -> str:
-    """A plain position phrase for a point: "top left", "center", "bottom", "right side"..."""
+    """A plain position phrase for a point, read as "in the <phrase> (of the image)": "top left",
+    "center", "lower middle", "right part"..."""
     cx, cy = box_center
     col = 0 if cx < width / 3 else (2 if cx > 2 * width / 3 else 1)
     row = 0 if cy < height / 3 else (2 if cy > 2 * height / 3 else 1)
     names = {
-        (0, 0): "top left", (1, 0): "top", (2, 0): "top right",
-        (0, 1): "left side", (1, 1): "center", (2, 1): "right side",
-        (0, 2): "bottom left", (1, 2): "bottom", (2, 2): "bottom right",
+        (0, 0): "top left", (1, 0): "upper middle", (2, 0): "top right",
+        (0, 1): "left part", (1, 1): "center", (2, 1): "right part",
+        (0, 2): "bottom left", (1, 2): "lower middle", (2, 2): "bottom right",
     }
     return names[(col, row)]

@@ -88,28 +88,20 @@ def _word_spans(answer: str, words: Sequence[tuple[str, Box]]) -> list[TextMatch
     return out
 
 
-def _line_spans(answer: str, lines: Sequence[tuple[str, Box]]) -> list[TextMatch]:
-    """Sub-spans of lines, boxes estimated from character offsets."""
-    out: list[TextMatch] = []
-    n_tokens = max(1, len(answer.split()))
+def _line_words(lines: Sequence[tuple[str, Box]]) -> list[tuple[str, Box]]:
+    """Split lines into pseudo-words whose boxes are estimated from character offsets (for
+    samples that only have line boxes)."""
+    out: list[tuple[str, Box]] = []
     for text, box in lines:
         tokens = text.split()
-        if not tokens:
-            continue
-        offsets, pos = [], 0
+        total = max(1, len(text))
+        pos = 0
         for tok in tokens:
-            offsets.append(pos)
-            pos += len(tok) + 1
-        total = max(1, pos - 1)
-        for i in range(len(tokens)):
-            for j in range(i + 1, min(len(tokens), i + n_tokens + 2) + 1):
-                cand = " ".join(tokens[i:j])
-                start, end = offsets[i], offsets[j - 1] + len(tokens[j - 1])
-                x1 = box.x1 + box.width * start / total
-                x2 = max(x1 + 1.0, box.x1 + box.width * end / total)
-                whole = i == 0 and j == len(tokens)
-                out.append(TextMatch(Box(x1, box.y1, x2, box.y2), text_similarity(answer, cand), cand,
-                                     approximate=not whole))
+            start = text.index(tok, pos)
+            pos = start + len(tok)
+            x1 = box.x1 + box.width * start / total
+            x2 = max(x1 + 1e-3, min(box.x2, box.x1 + box.width * pos / total))
+            out.append((tok, Box(x1, box.y1, x2, box.y2)))
     return out
 
 
@@ -133,13 +125,13 @@ def find_text(answer: str, evidence: Sequence[Region], question: str = "",
     if not target:
         return None
     words = _regions(evidence, WORD_KINDS)
-    if words:
-        candidates = _word_spans(target, words)
-        context_pool = words
-    else:
-        lines = _regions(evidence, LINE_KINDS)
-        candidates = _line_spans(target, lines)
-        context_pool = lines
+    approximate = not words
+    if approximate:
+        words = _line_words(_regions(evidence, LINE_KINDS))
+    candidates = _word_spans(target, words)
+    if approximate:
+        candidates = [TextMatch(c.box, c.score, c.text, approximate=True) for c in candidates]
+    context_pool = words
     candidates = [c for c in candidates if c.score >= min_score]
     if not candidates:
         return None
@@ -175,14 +167,15 @@ def _inside(inner: Box, outer: Box) -> bool:
 def look_box(match: TextMatch, width: int, height: int, min_side: float = 28.0,
              max_area_ratio: float = 0.9) -> Box:
     """The region to zoom into for a match: the text (and its context word), padded by a share of
-    the text height (more when the box was estimated inside a line), at least ``min_side`` on each
+    the text height (differently when the box was estimated inside a line), at least ``min_side`` on each
     side, inside the image; padding is dropped again if it would cover more than
     ``max_area_ratio`` of the image."""
     core = match.box if match.context_box is None else geometry.union([match.box, match.context_box])
     core = geometry.clip(core, width, height) or core
     text_h = max(1.0, match.box.height)
-    pad_x = (1.5 if match.approximate else 0.6) * text_h
-    pad_y = 0.4 * text_h
+    # A box estimated inside a line is already a full line high but may be off sideways.
+    pad_x = (1.0 if match.approximate else 0.6) * text_h
+    pad_y = (0.2 if match.approximate else 0.4) * text_h
     grown = geometry.expand(core, pad_x, pad_y, width, height)
     if geometry.area_ratio(grown, width, height) > max_area_ratio:
         grown = core

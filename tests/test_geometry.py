@@ -96,3 +96,14 @@ def test_containment_area_ratio_union():
     assert geometry.area_ratio(a, 20, 10) == 0.5
     assert geometry.union([a, b]) == Box(0, 0, 20, 20)
     assert geometry.ensure_min_side(Box(5, 5, 6, 6), 28, 100, 100).width == 28
+
+
+@settings(max_examples=200, deadline=None)
+@given(image_and_box())
+def test_snapped_box_survives_the_model_round_trip_exactly(args):
+    w, h, box = args
+    snapped = geometry.snap_to_model(box, w, h)
+    if snapped == box:
+        return
+    coords = geometry.to_model(snapped, w, h)
+    assert geometry.clip(geometry.from_model(coords, w, h), w, h) == snapped

@@ -34,9 +34,9 @@ import vlir
 from vlir import geometry, images
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
 from vlir.crops import render_crop
-from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
 from vlir.manifest import completion_marker, stats_path, task_done, write_build_info, write_manifest
-from vlir.records import CheckResult, Invalid, Record, Region, Sample
+from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
 from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
 from vlir.sources.base import get_source
 
@@ -57,6 +57,10 @@ class BuildConfig:
     checks: dict[str, Any] = field(default_factory=dict)
     crop_min_pixels: int = CROP_PIXELS.min_pixels
     crop_max_pixels: int = CROP_PIXELS.max_pixels
+    #: the model's view (smart_resize budget) that look boxes are snapped to, so replaying a chain
+    #: through a model with this processor budget reproduces the stored boxes and crops exactly
+    model_min_pixels: int = MODEL_PIXELS.min_pixels
+    model_max_pixels: int = MODEL_PIXELS.max_pixels
     #: partitions per (source, split); fixed so outputs do not depend on --workers
     tasks: int = 4
     #: samples per annotate_many call (a teacher runs these concurrently)
@@ -77,6 +81,7 @@ class BuildConfig:
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0")
         PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
+        PixelBudget(self.model_min_pixels, self.model_max_pixels)
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
@@ -102,6 +107,10 @@ class BuildConfig:
     @property
     def crop_budget(self) -> PixelBudget:
         return PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
+
+    @property
+    def model_budget(self) -> PixelBudget:
+        return PixelBudget(self.model_min_pixels, self.model_max_pixels)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,6 +214,7 @@ class _Task:
         sample, sha = item.sample, item.image_sha256
         if isinstance(result, AnnotationError):
             return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
+        result = self._snap(result, sample)
         checks = tuple(run_checks(sample, result, self.check_config))
         failed = tuple(c.name for c in checks if not c.passed)
         if failed:
@@ -216,6 +226,13 @@ class _Task:
         embedded = self._image_bytes.get(sample.id) if self.cfg.embed_images else None
         return Record(sample=sample, chain=result, provenance=self.provenance, crops=crops,
                       checks=checks, image_sha256=sha, image_bytes=embedded)
+
+    def _snap(self, chain: Chain, sample: Sample) -> Chain:
+        """Snap look boxes to the model's pixel grid (see :func:`vlir.geometry.snap_to_model`)."""
+        budget = self.cfg.model_budget
+        steps = tuple(Look(geometry.snap_to_model(s.box, sample.width, sample.height, budget), s.label)
+                      if isinstance(s, Look) else s for s in chain.steps)
+        return Chain(steps, chain.answer)
 
     def run(self, progress=None) -> None:
         self.split_dir.mkdir(parents=True, exist_ok=True)

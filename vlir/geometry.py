@@ -176,3 +176,16 @@ def from_model(bbox_2d: Sequence[float], width: int, height: int,
     sx, sy = width / mw, height / mh
     x1, y1, x2, y2 = (float(v) for v in bbox_2d)
     return from_xyxy(x1 * sx, y1 * sy, x2 * sx, y2 * sy)
+
+
+def snap_to_model(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> Box:
+    """The box the model can actually write: ``from_model(to_model(box))``, clipped to the image.
+
+    A stored look box is snapped this way at build time, so a chain replayed through the model
+    (integer ``bbox_2d`` -> original pixels) recovers exactly the stored box, and the crop cut from
+    it is byte-identical. Boxes smaller than one model pixel are returned unchanged."""
+    coords = to_model(box, width, height, budget)
+    if coords[0] >= coords[2] or coords[1] >= coords[3]:
+        return box
+    snapped = clip(from_model(coords, width, height, budget), width, height)
+    return snapped if snapped is not None else box

@@ -43,7 +43,7 @@ def test_rosetta_bad_boxes_are_dropped_and_counted():
     regions = rosetta_regions(words, coords, 100, 100, stats)
     assert [r.label for r in regions] == ["ok", "edge"]
     assert regions[1].box == Box(90, 90, 100, 100)
-    assert stats["dropped_boxes"] == 5
+    assert stats["degenerate_box"] == 5
 
 
 def test_rosetta_compact_of_missing_info_is_empty():
@@ -89,7 +89,7 @@ def test_read_v2_bad_boxes_and_scale():
     regions = read_v2_regions(page, 850, 1100, stats, scale=(100, 100))
     assert [r.label for r in regions] == ["inches"]
     assert regions[0].box == Box(0, 0, 100, 50)
-    assert stats["dropped_boxes"] == 4
+    assert stats["degenerate_box"] == 4
 
 
 @pytest.mark.parametrize("doc", [[], {"status": "Failed"}, {"recognitionResults": {}},
@@ -121,7 +121,7 @@ def test_textract_fractions_become_pixels():
     regions = textract_regions(doc, 400, 2000, stats)
     assert [(r.kind, r.label) for r in regions] == [("ocr_line", "Are we alone?"), ("ocr_word", "Are")]
     assert regions[0].box == Box(100, 200, 300, 300)
-    assert stats["dropped_boxes"] == 2
+    assert stats["degenerate_box"] == 2
 
 
 def test_textract_api_response_layout_is_accepted():
@@ -147,7 +147,7 @@ def test_any_polygon_gives_a_region_inside_the_image_or_a_count(points, width, h
     stats = Counter()
     page = {"lines": [{"boundingBox": points, "text": "t", "words": []}]}
     regions = read_v2_regions(page, width, height, stats)
-    assert len(regions) + stats["dropped_boxes"] == 1
+    assert len(regions) + stats["degenerate_box"] == 1
     for r in regions:
         b = r.box
         assert 0 <= b.x1 < b.x2 <= width and 0 <= b.y1 < b.y2 <= height

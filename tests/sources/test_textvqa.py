@@ -212,3 +212,13 @@ def test_bad_options_and_splits(tree, tmp_path):
         read(tree, "val", images=tmp_path)
     with pytest.raises(SourceError, match="TextVQA_0.5.1_test.json"):
         read(tree, "test")
+
+
+def test_missing_image_is_invalid_even_with_sizes_in_the_record(tree):
+    samples = read(tree)[0]
+    (tree / samples[0].image).unlink()
+    after, stats = read(tree)
+    gone = [s for s in after if isinstance(s, Invalid)]
+    assert len(gone) == 2 and {s.reason for s in gone} == {"missing_image"}
+    assert samples[0].image in gone[0].detail
+    assert stats["invalid_missing_image"] == 2 and stats["samples"] == 6

@@ -27,9 +27,10 @@ from vlir.records import Invalid, Region, Sample
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
 from vlir.sources.docvqa_tree import write_tree
 from vlir.sources.ocr import OCRFormatError, read_v2_page, read_v2_regions, read_v2_size
-from vlir.sources.qa_common import (LRU, ImageSizes, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, invalid, iter_data_records, join, load_ocr_json,
-                                    native_id, optional, peek_id, string_list, text)
+from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
+                                    image_relpath, iter_data_records, join, load_ocr_json, native_id,
+                                    optional, peek_id, string_list, text)
+from vlir.sources.support import ImageFiles, reject
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class DocVQA(Source):
     files (default: ``ocr_results/`` beside the question file, else ``ocr_results/`` or
     ``spdocvqa_ocr/`` under the root); ``images=`` the image folder inside the root (default: the
     record's ``image`` path beside the question file, else under the root, else the file name in
-    ``spdocvqa_images/``). Width and height come from the OCR page, else the image header.
+    ``spdocvqa_images/``). Width and height come from the OCR page, else the image header; a
+    sample whose image file is absent is ``Invalid("missing_image")``.
     """
 
     name = "docvqa"
@@ -78,11 +80,12 @@ class DocVQA(Source):
             try:
                 sample = reader.sample(record, split)
             except Malformed as exc:
-                sample = invalid(self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
+                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
             except ImageError as exc:
-                sample = invalid(self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            stats["samples" if isinstance(sample, Sample) else "invalid"] += 1
-            yield sample
+                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
+            else:
+                stats["samples"] += 1
+                yield sample
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
         write_tree(Path(out), per_split, seed)
@@ -113,7 +116,7 @@ class _Reader:
         if self.ocr_dir is None:
             log.warning("docvqa: no OCR folder (%s) under %s: evidence will be empty",
                         " or ".join(OCR_DIRS), root)
-        self.sizes = ImageSizes(root)
+        self.files = ImageFiles(root)
         self.pages: LRU[Any] = LRU(64)
 
     def sample(self, record: Any, split: str) -> Sample:
@@ -155,23 +158,24 @@ class _Reader:
     def _evidence(self, image: str) -> tuple[int, int, tuple[Region, ...]]:
         if self.ocr_dir is None:
             self.stats["missing_ocr"] += 1
-            width, height = self.sizes.get(image)
+            width, height = self.files.size(image)
             return width, height, ()
         ocr_path = self.ocr_dir / (Path(image).stem + ".json")
         result = self.pages.get(ocr_path, lambda: self._parse(ocr_path, image))
         if isinstance(result, Exception):
             raise result
         width, height, evidence = result
+        self.files.check(image)  # the size came from the OCR: the image must still be there
         if not evidence and not ocr_path.is_file():
             self.stats["missing_ocr"] += 1
         return width, height, evidence
 
     def _parse(self, ocr_path: Path, image: str) -> tuple[int, int, tuple[Region, ...]] | Exception:
         """Size and regions of one page, or the exception that spoils its questions. Computed once
-        per image (questions share pages), so ``dropped_boxes`` counts each box once."""
+        per image (questions share pages), so ``degenerate_box`` counts each box once."""
         if not ocr_path.is_file():
             try:
-                width, height = self.sizes.get(image)
+                width, height = self.files.size(image)
             except ImageError as exc:
                 return exc
             return width, height, ()
@@ -189,7 +193,7 @@ class _Reader:
             scale = (1.0, 1.0)
         else:  # no size, or inches (Read's unit for PDFs): the image header gives pixels
             try:
-                width, height = self.sizes.get(image)
+                width, height = self.files.size(image)
             except ImageError as exc:
                 return exc
             scale = (width / page_size[0], height / page_size[1]) if page_size else (1.0, 1.0)

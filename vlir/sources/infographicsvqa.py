@@ -27,9 +27,10 @@ from vlir.records import Invalid, Region, Sample
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
 from vlir.sources.infographicsvqa_tree import write_tree
 from vlir.sources.ocr import OCRFormatError, textract_regions
-from vlir.sources.qa_common import (LRU, ImageSizes, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, invalid, iter_data_records, join, load_ocr_json,
-                                    native_id, optional, peek_id, string_list, text)
+from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
+                                    image_relpath, iter_data_records, join, load_ocr_json, native_id,
+                                    optional, peek_id, string_list, text)
+from vlir.sources.support import ImageFiles, reject
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +81,19 @@ class InfographicsVQA(Source):
         ocr_dir = self._ocr_dir(root, qpath, split, options)
         if ocr_dir is None:
             log.warning("infographicsvqa %s: no OCR folder under %s: evidence will be empty", split, root)
-        sizes, pages = ImageSizes(root), LRU[Any](64)
+        files, pages = ImageFiles(root), LRU[Any](64)
         qname = display_path(root, qpath)
         for index, record in iter_data_records(qpath):
             rid = peek_id(record, "questionId", index)
             try:
-                sample = self._sample(record, root, split, images, ocr_dir, sizes, pages, stats)
+                sample = self._sample(record, root, split, images, ocr_dir, files, pages, stats)
             except Malformed as exc:
-                sample = invalid(self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
+                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
             except ImageError as exc:
-                sample = invalid(self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            stats["samples" if isinstance(sample, Sample) else "invalid"] += 1
-            yield sample
+                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
+            else:
+                stats["samples"] += 1
+                yield sample
 
     @staticmethod
     def _images_dir(root: Path, qpath: Path, split: str, options: dict[str, Any]) -> str:
@@ -113,7 +115,7 @@ class InfographicsVQA(Source):
         return find_dir(qpath.parent, names, required=False) or find_dir(root, names, required=False)
 
     def _sample(self, record: Any, root: Path, split: str, images: str, ocr_dir: Path | None,
-                sizes: ImageSizes, pages: LRU[Any], stats: Counter) -> Sample:
+                files: ImageFiles, pages: LRU[Any], stats: Counter) -> Sample:
         qid = native_id(record, "questionId")
         question = text(record, "question")
         golds = answers(record, "answers", required=split != "test")
@@ -129,7 +131,7 @@ class InfographicsVQA(Source):
             if value is not None:
                 meta[key] = value
         image = image_relpath(root, join(images, local_name))
-        width, height = sizes.get(image)
+        width, height = files.size(image)
         evidence: tuple[Region, ...] = ()
         if ocr_dir is None:
             stats["missing_ocr"] += 1

@@ -12,7 +12,7 @@ pixels, clipped to the image:
   ``Geometry.BoundingBox`` ``Left/Top/Width/Height`` as fractions) -> ``ocr_line`` and ``ocr_word``.
 
 A box that is degenerate (zero area), unreadable (not numbers) or entirely outside the image is
-dropped and counted in ``stats["dropped_boxes"]``: one bad word must not cost the whole sample.
+dropped and counted in ``stats["degenerate_box"]``: one bad word must not cost the whole sample.
 Lines come before words in the returned tuple, each in the file's reading order.
 """
 
@@ -30,6 +30,7 @@ from vlir.records import Box, Region
 
 log = logging.getLogger(__name__)
 
+ROUND = 3  # decimals kept in pixel coordinates: a thousandth of a pixel is below any use
 WORD = "ocr_word"
 LINE = "ocr_line"
 
@@ -44,11 +45,13 @@ def make_region(build: Callable[[], Box], label: Any, kind: str, width: float, h
     and wrap it; None (and a count) when the box is unusable."""
     try:
         box = clip(build(), width, height)
+        if box is not None:  # fractions times sizes leave float noise (451.00000000000006)
+            box = Box(*(round(v, ROUND) for v in box.as_list()))
     except (TypeError, ValueError, KeyError, IndexError):
         box = None
     if box is None:
         if stats is not None:
-            stats["dropped_boxes"] += 1
+            stats["degenerate_box"] += 1
         return None
     return Region(box, "" if label is None else str(label), kind)
 
@@ -137,7 +140,7 @@ def read_v2_regions(page: dict[str, Any], width: int, height: int, stats: Counte
     for line in page.get("lines") or ():
         if not isinstance(line, dict):
             if stats is not None:
-                stats["dropped_boxes"] += 1
+                stats["degenerate_box"] += 1
             continue
         region = make_region(lambda: _scaled_polygon(line["boundingBox"], sx, sy),
                              line.get("text"), LINE, width, height, stats)
@@ -146,7 +149,7 @@ def read_v2_regions(page: dict[str, Any], width: int, height: int, stats: Counte
         for word in line.get("words") or ():
             if not isinstance(word, dict):
                 if stats is not None:
-                    stats["dropped_boxes"] += 1
+                    stats["degenerate_box"] += 1
                 continue
             region = make_region(lambda: _scaled_polygon(word["boundingBox"], sx, sy),
                                  word.get("text"), WORD, width, height, stats)
@@ -198,7 +201,7 @@ def textract_regions(doc: Any, width: int, height: int,
         for block in blocks.get(key, ()):
             if not isinstance(block, dict):
                 if stats is not None:
-                    stats["dropped_boxes"] += 1
+                    stats["degenerate_box"] += 1
                 continue
             region = make_region(lambda: _textract_box(block, width, height),
                                  block.get("Text"), kind, width, height, stats)

@@ -8,9 +8,10 @@ reading them lives here, so the adapters hold only what is specific to each layo
   and the question files tens of MB: never hold them whole) and turns a broken file into a
   :class:`~vlir.sources.base.SourceError` naming it;
 - :class:`Malformed` and the field getters turn a bad record into a readable ``Invalid`` detail;
-- :class:`ImageSizes` reads image sizes from the file header (lazily, cached) when neither the record
-  nor the OCR carries them;
-- :class:`LRU` caches per-image OCR documents, which many questions share;
+- :class:`LRU` caches per-image OCR documents, which many questions share.
+
+Image checks (exists, size from the header) and counted rejects are shared with the scene sources:
+:class:`vlir.sources.support.ImageFiles` and :func:`vlir.sources.support.reject`.
 - :func:`draw_words` and :func:`dump_json` serve the sample-tree writers.
 """
 
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
 
 import ijson
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import ImageDraw
 
-from vlir.images import MAX_IMAGE_PIXELS, ImageError, safe_path
-from vlir.records import Box, Invalid
+from vlir.images import safe_path
+from vlir.records import Box
 from vlir.sources import synth
 from vlir.sources.base import SourceError, load_json
+from vlir.sources.jsonstream import iter_array_items
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +49,16 @@ def display_path(root: Path, path: Path) -> str:
         return str(path)
 
 
-def iter_data_records(path: Path, prefix: str = "data.item") -> Iterator[tuple[int, Any]]:
-    """Stream ``(index, record)`` for each item of the top-level ``data`` list of ``path``.
-
-    Raises SourceError naming the file when it does not parse or has no ``data`` list (checked by a
-    second, cheap pass only when the first yielded nothing, so well-formed files are read once)."""
+def iter_data_records(path: Path, key: str = "data") -> Iterator[tuple[int, Any]]:
+    """Stream ``(index, record)`` for each item of the top-level ``key`` list of ``path``
+    (:func:`vlir.sources.jsonstream.iter_array_items` does the parsing and names the file on a
+    parse error). A file without that list raises SourceError too: it is checked by a second,
+    cheap pass only when the first yielded nothing, so well-formed files are read once."""
     count = 0
-    try:
-        with open(path, "rb") as fh:
-            for count, record in enumerate(ijson.items(fh, prefix, use_float=True), start=1):
-                yield count - 1, record
-    except ijson.JSONError as exc:
-        raise SourceError(path, f"not valid JSON after {count} records ({exc})") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read ({exc})") from None
-    if count == 0 and not _has_list_at(path, prefix.rsplit(".item", 1)[0]):
-        raise SourceError(path, f"no top-level {prefix.split('.')[0]!r} list")
+    for count, record in enumerate(iter_array_items(path, key), start=1):
+        yield count - 1, record
+    if count == 0 and not _has_list_at(path, key):
+        raise SourceError(path, f"no top-level {key!r} list")
 
 
 def _has_list_at(path: Path, prefix: str) -> bool:
@@ -139,11 +135,6 @@ def string_list(record: dict[str, Any], key: str) -> list[str] | None:
     return list(values)
 
 
-def invalid(source: str, split: str, rid: str, reason: str, detail: str, image: str = "") -> Invalid:
-    return Invalid(id=f"{source}/{split}/{rid}", source=source, split=split, reason=reason,
-                   detail=detail, image=image)
-
-
 def image_relpath(root: Path, relative: str) -> str:
     """Check an annotation's image path (relative to the root) and return it normalised; raises
     ImageError ``unsafe_path`` for absolute paths and paths escaping the root."""
@@ -172,8 +163,8 @@ def join(base: str, name: str) -> str:
 
 
 class LRU(Generic[V]):
-    """A small least-recently-used cache (per-image OCR documents and image sizes are shared by
-    the several questions asked about one image, which usually come close together)."""
+    """A small least-recently-used cache (per-image OCR documents are shared by the several
+    questions asked about one image, which usually come close together)."""
 
     def __init__(self, size: int = 64):
         self.size = size
@@ -188,34 +179,6 @@ class LRU(Generic[V]):
         if len(self._data) > self.size:
             self._data.popitem(last=False)
         return value
-
-
-class ImageSizes:
-    """Image ``(width, height)`` from the file header only (Pillow opens lazily), cached.
-    Raises ImageError ``missing_image`` / ``not_an_image`` / ``image_too_large``."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._cache: LRU[tuple[int, int] | ImageError] = LRU(256)
-
-    def get(self, relative: str) -> tuple[int, int]:
-        result = self._cache.get(relative, lambda: self._read(relative))
-        if isinstance(result, ImageError):
-            raise result
-        return result
-
-    def _read(self, relative: str) -> tuple[int, int] | ImageError:
-        path = self.root / relative
-        try:
-            with Image.open(path) as img:
-                w, h = img.size
-        except FileNotFoundError:
-            return ImageError("missing_image", f"image file not found: {relative}")
-        except (UnidentifiedImageError, OSError) as exc:
-            return ImageError("not_an_image", f"cannot read the size of {relative}: {exc}")
-        if w * h > MAX_IMAGE_PIXELS:
-            return ImageError("image_too_large", f"image {relative} declares {w}x{h} pixels")
-        return w, h
 
 
 def load_ocr_json(path: Path) -> Any:
@@ -239,11 +202,11 @@ def draw_words(draw: ImageDraw.ImageDraw, xy: tuple[float, float], words: list[s
                fill: tuple[int, ...] | int = (0, 0, 0)) -> list[tuple[str, Box]]:
     """Draw ``words`` on one line from ``xy``, each separately so that each word's ink box is
     known exactly (OCR engines report words); returns ``[(word, box)]``."""
-    x, y = xy
+    x, y = round(xy[0]), round(xy[1])  # whole pixels: Pillow would round a fractional origin
     out = []
     for word in words:
         out.append((word, synth.draw_text(draw, (x, y), word, size, fill)))
-        x += draw.textlength(word + " ", font=synth.font(size))
+        x += round(draw.textlength(word + " ", font=synth.font(size)))
     return out
 
 

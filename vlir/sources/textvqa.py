@@ -28,9 +28,10 @@ from vlir.records import Invalid, Sample
 from vlir.sources import synth
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
-from vlir.sources.qa_common import (ImageSizes, Malformed, answers, dir_in_root, display_path,
-                                    draw_words, dump_json, image_relpath, invalid, iter_data_records, join, native_id,
-                                    optional, peek_id, require, string_list, text)
+from vlir.sources.qa_common import (Malformed, answers, dir_in_root, display_path, draw_words,
+                                    dump_json, image_relpath, iter_data_records, join, native_id,
+                                    optional, peek_id, string_list, text)
+from vlir.sources.support import ImageFiles, reject
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class TextVQA(Source):
     evidence and counts as ``missing_ocr``); ``images=`` the image folder, inside the root
     (default: ``train_images/`` for train and val, ``test_images/`` for test).
     Width and height come from the record (``image_width``/``image_height``), else the image header.
+    A sample whose image file is absent is ``Invalid("missing_image")``, as in every adapter.
     """
 
     name = "textvqa"
@@ -81,22 +83,23 @@ class TextVQA(Source):
         if opath is None:
             log.warning("textvqa %s: no Rosetta OCR file under %s: evidence will be empty", split, root)
         ocr = _rosetta_index(opath, stats) if opath else {}
-        sizes = ImageSizes(root)
+        files = ImageFiles(root)
         qname = display_path(root, qpath)
         for index, record in iter_data_records(qpath):
             rid = peek_id(record, "question_id", index)
             try:
-                sample = self._sample(record, root, split, images, ocr, sizes, opath is not None,
+                sample = self._sample(record, root, split, images, ocr, files, opath is not None,
                                       stats)
             except Malformed as exc:
-                sample = invalid(self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
+                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
             except ImageError as exc:
-                sample = invalid(self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            stats["samples" if isinstance(sample, Sample) else "invalid"] += 1
-            yield sample
+                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
+            else:
+                stats["samples"] += 1
+                yield sample
 
     def _sample(self, record: Any, root: Path, split: str, images: str,
-                ocr: dict[str, tuple[tuple[str, ...], array]], sizes: ImageSizes, have_ocr: bool,
+                ocr: dict[str, tuple[tuple[str, ...], array]], files: ImageFiles, have_ocr: bool,
                 stats: Counter) -> Sample:
         qid = native_id(record, "question_id")
         question = text(record, "question")
@@ -110,9 +113,11 @@ class TextVQA(Source):
         image = image_relpath(root, join(images, f"{image_id}.jpg"))
         width, height = optional(record, "image_width", int), optional(record, "image_height", int)
         if width is None or height is None:
-            width, height = sizes.get(image)
+            width, height = files.size(image)
         elif width <= 0 or height <= 0:
             raise Malformed(f"image size {width}x{height} is not positive")
+        else:
+            files.check(image)
         entry = ocr.get(image_id)
         if entry is None:
             stats["missing_ocr"] += 1

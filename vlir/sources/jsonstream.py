@@ -23,10 +23,11 @@ _OPENERS = {"{": "an object", "[": "an array"}
 
 def _check_top_level(fh, path: Path, expected: str) -> None:
     """Peek at the first non-blank byte: ijson yields nothing (no error) for a wrong top-level
-    type, which would silently read an empty split."""
+    type, which would silently read an empty split. Leaves ``fh`` after any UTF-8 BOM."""
     head = fh.read(4096)
-    fh.seek(0)
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    bom = head.startswith(b"\xef\xbb\xbf")  # some editors write one; the parser rejects it
+    fh.seek(3 if bom else 0)
+    text = head[3 if bom else 0:].lstrip(b" \t\r\n")
     if not text:
         raise SourceError(path, "file is empty")
     first = chr(text[0])

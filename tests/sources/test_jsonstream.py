@@ -1,0 +1,71 @@
+"""Streaming JSON readers: items one at a time, and a SourceError naming the file for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlir.sources.base import SourceError
+from vlir.sources.jsonstream import BadLine, iter_array_items, iter_jsonl, iter_object_items
+
+
+def test_object_items_stream_in_order(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"b": {"x": 1.5}, "a": [1, 2]}))
+    assert list(iter_object_items(path)) == [("b", {"x": 1.5}), ("a", [1, 2])]
+    assert type(next(iter_object_items(path))[1]["x"]) is float  # not Decimal
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"k": 1}).encode())
+    assert list(iter_object_items(path)) == [("k", 1)]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"), (b"  \n", "empty"), (b"[1, 2]", "expected a JSON object"),
+    (b"hello", "not JSON"), (b'{"a": {"b": ', "not valid JSON"), (b'{"a": 1} {"b"', "not valid JSON"),
+])
+def test_bad_object_files(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        list(iter_object_items(path))
+    assert "bad.json" in str(err.value) and message in str(err.value)
+    assert err.value.path == str(path)
+
+
+def test_items_before_a_truncation_are_yielded_then_the_error(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"a": 1, "b": 2, "c": ')
+    it = iter_object_items(path)
+    assert next(it) == ("a", 1) and next(it) == ("b", 2)
+    with pytest.raises(SourceError):
+        next(it)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SourceError, match="cannot read"):
+        list(iter_object_items(tmp_path / "nope.json"))
+
+
+def test_array_items_at_a_prefix(tmp_path):
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps({"images": [{"id": 1}, {"id": 2}], "annotations": [], "categories": [{"id": 3}]}))
+    assert list(iter_array_items(path, "images")) == [{"id": 1}, {"id": 2}]
+    assert list(iter_array_items(path, "categories")) == [{"id": 3}]
+    assert list(iter_array_items(path, "annotations")) == []
+    path.write_text("[]")
+    with pytest.raises(SourceError, match="expected a JSON object"):
+        list(iter_array_items(path, "images"))
+
+
+def test_jsonl_bad_lines_do_not_stop_the_read(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{oops\n[1]\n\xff\xfe\n{"a": 2}\n')
+    out = list(iter_jsonl(path))
+    assert [i for i, _ in out] == [0, 2, 3, 4, 5]
+    assert out[0][1] == {"a": 1} and out[-1][1] == {"a": 2}
+    assert all(isinstance(r, BadLine) for _, r in out[1:4])
+    assert "line 3" in str(out[1][1]) and "list" in str(out[2][1])

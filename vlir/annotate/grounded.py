@@ -293,7 +293,11 @@ def _clip_evidence(sample: Sample, width: int, height: int) -> Sample:
     kept: list[Region] = []
     changed = False
     for region in sample.evidence:
-        box = geometry.clip(region.box, width, height)
+        b = region.box
+        if b.x1 >= 0 and b.y1 >= 0 and b.x2 <= width and b.y2 <= height:  # the common case, no new Box
+            kept.append(region)
+            continue
+        box = geometry.clip(b, width, height)
         if box is None:
             box, changed = Box(0.0, 0.0, 1e-3, 1e-3), True  # degenerate stand-in, never looked at
             region = Region(box, "", DROPPED)

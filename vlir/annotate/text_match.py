@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
 from vlir import geometry
-from vlir.metrics import similarity
 from vlir.records import Box, Region
 
 WORD_KINDS = ("ocr_word",)
@@ -38,11 +38,68 @@ def norm_text(text: str) -> str:
     return " ".join(t for t in (norm_token(w) for w in text.split()) if t)
 
 
-def text_similarity(answer: str, candidate: str) -> float:
-    """ANLS-style similarity of two normalised strings, the better of spaced and unspaced."""
+def _capped_levenshtein(a: str, b: str, cap: int) -> int:
+    """Levenshtein distance, or ``cap + 1`` as soon as it must exceed ``cap`` (row minimum)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > cap:
+            return cap + 1
+        prev = cur
+    return prev[-1]
+
+
+def _common(bag: dict[str, int], text: str) -> int:
+    """Size of the multiset intersection of ``bag`` and the characters of ``text``."""
+    left = dict(bag)
+    n = 0
+    for ch in text:
+        c = left.get(ch)
+        if c:
+            left[ch] = c - 1
+            n += 1
+    return n
+
+
+class _Scorer:
+    """Similarity of candidate texts to one answer, pruned by cheap upper bounds (length ratio,
+    shared characters) and a capped edit distance, since a page has thousands of spans."""
+
+    def __init__(self, answer: str, floor: float):
+        self.floor = floor
+        self.spaced = (answer, len(answer), dict(Counter(answer)))
+        bare = answer.replace(" ", "")
+        self.bare = (bare, len(bare), dict(Counter(bare)))
+
+    def __call__(self, candidate: str) -> float:
+        """Spaced answer vs spaced candidate, unspaced vs unspaced: the better one."""
+        best = self._one(self.spaced, candidate, 0.0)
+        if " " in candidate or " " in self.spaced[0]:
+            best = self._one(self.bare, candidate.replace(" ", ""), best)
+        return best
+
+    def _one(self, variant: tuple[str, int, dict[str, int]], cand: str, best: float) -> float:
+        ans, la, bag = variant
+        lc = len(cand)
+        longest = max(la, lc)
+        if not la or not lc or min(la, lc) < self.floor * longest:
+            return best
+        common = _common(bag, cand)  # distance >= longest - common
+        if common < self.floor * longest or common / longest <= best:
+            return best
+        cap = int((1.0 - max(self.floor, best)) * longest + 1e-9)
+        dist = _capped_levenshtein(ans, cand, cap)
+        return max(best, 1.0 - dist / longest) if dist <= cap else best
+
+
+def text_similarity(answer: str, candidate: str, floor: float = 0.0) -> float:
+    """ANLS-style similarity of two normalised strings, the better of spaced and unspaced; values
+    below ``floor`` may be reported as 0.0 (they are not computed)."""
     if not answer or not candidate:
         return 0.0
-    return max(similarity(answer, candidate), similarity(answer.replace(" ", ""), candidate.replace(" ", "")))
+    return _Scorer(answer, floor)(candidate)
 
 
 @dataclass(frozen=True)
@@ -68,23 +125,33 @@ def _adjacent(a: Box, b: Box) -> bool:
     return 0 <= b.y1 - a.y2 <= 1.2 * h or (0 <= b.y1 - a.y1 <= 2.2 * h and b.x1 <= a.x2)
 
 
-def _word_spans(answer: str, words: Sequence[tuple[str, Box]]) -> list[TextMatch]:
+def _word_spans(answer: str, words: Sequence[tuple[str, Box]], floor: float) -> list[TextMatch]:
+    """Spans of consecutive adjacent words scoring at least ``floor`` against ``answer``. A span
+    stops growing once its letters alone outnumber what any match could have."""
     n_tokens = max(1, len(answer.split()))
     max_len = n_tokens + 2
+    max_chars = len(answer.replace(" ", "")) / max(floor, 1e-6)
+    scorer = _Scorer(answer, floor)
     out: list[TextMatch] = []
     for i in range(len(words)):
         tokens: list[str] = []
         boxes: list[Box] = []
+        chars = 0
         for j in range(i, min(len(words), i + max_len)):
             if j > i and not _adjacent(words[j - 1][1], words[j][1]):
                 break
             if words[j][0]:
                 tokens.append(words[j][0])
+                chars += len(words[j][0])
             boxes.append(words[j][1])
+            if chars > max_chars:
+                break
             if not tokens:
                 continue
             text = " ".join(tokens)
-            out.append(TextMatch(geometry.union(boxes), text_similarity(answer, text), text))
+            score = scorer(text)
+            if score >= floor and score > 0:
+                out.append(TextMatch(geometry.union(boxes), score, text))  # only for hits: Box() costs
     return out
 
 
@@ -128,11 +195,10 @@ def find_text(answer: str, evidence: Sequence[Region], question: str = "",
     approximate = not words
     if approximate:
         words = _line_words(_regions(evidence, LINE_KINDS))
-    candidates = _word_spans(target, words)
+    candidates = _word_spans(target, words, min_score)
     if approximate:
         candidates = [TextMatch(c.box, c.score, c.text, approximate=True) for c in candidates]
     context_pool = words
-    candidates = [c for c in candidates if c.score >= min_score]
     if not candidates:
         return None
     best_score = max(c.score for c in candidates)

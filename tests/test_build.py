@@ -199,7 +199,21 @@ def test_bad_inputs_are_rejected_with_reasons_and_nothing_is_lost(tmp_path):
     assert reasons["textvqa/val/7"][1] == ("malformed",)
     # the out-of-bounds evidence was clipped, not trusted as is
     assert reasons["textvqa/val/8"][0] in ("accepted", "rejected")
-    assert manifest["splits"]["textvqa/val"]["stats"].get("evidence_clipped", 0) >= 1
+    assert manifest["splits"]["textvqa/val"]["rejected"] == 6
     for row in iter_rows(shard_files(out / "textvqa" / "val")[0]):
         for ev in row["evidence"]:
             assert 0 <= ev["box"][0] < ev["box"][2] <= row["width"]
+
+
+def test_build_clips_evidence_it_is_handed():
+    from vlir.build import _clean_evidence
+    from vlir.records import Box, Region, Sample
+
+    s = Sample("x/val/1", "x", "val", "a.jpg", 100, 50, "q", ("a",),
+               (Region(Box(90, 10, 130, 20), "off the edge", "object"),
+                Region(Box(200, 10, 230, 20), "outside", "object"),
+                Region(Box(1, 1, 5, 5), "inside", "object")))
+    stats = Counter()
+    cleaned = _clean_evidence(s, stats)
+    assert [r.box for r in cleaned.evidence] == [Box(90, 10, 100, 20), Box(1, 1, 5, 5)]
+    assert stats == Counter(evidence_clipped=1, evidence_outside_image=1)

@@ -196,8 +196,7 @@ class GQASource(Source):
         evidence: list[Region] = []
         object_index: dict[str, int] = {}
         if size is not None:
-            for object_id in object_ids:
-                obj = graphs.object(image_id, object_id)
+            for object_id, obj in zip(object_ids, graphs.objects(image_id, object_ids)):
                 if obj is None:
                     stats["missing_scene_graph_object"] += 1
                     continue

@@ -105,7 +105,7 @@ class SceneGraphIndex:
 
     @staticmethod
     def _find(keys: np.ndarray, key: int) -> int | None:
-        i = int(np.searchsorted(keys, key))
+        i = int(keys.searchsorted(key))
         return i if i < len(keys) and keys[i] == key else None
 
     def image_size(self, image_id: str) -> tuple[int, int] | None:
@@ -114,8 +114,15 @@ class SceneGraphIndex:
         return None if i is None else (int(self._sizes[i, 0]), int(self._sizes[i, 1]))
 
     def object(self, image_id: str, object_id: str) -> SceneObject | None:
-        i = self._find(self._object_keys, hash((image_id, object_id)))
-        if i is None:
-            return None
-        x, y, w, h = (float(v) for v in self._boxes[i])
-        return SceneObject(self._names[int(self._name_ids[i])], x, y, w, h)
+        return self.objects(image_id, [object_id])[0]
+
+    def objects(self, image_id: str, object_ids: list[str]) -> list[SceneObject | None]:
+        """Several objects of one image in one vectorised search (the per-question hot path)."""
+        if not object_ids or not len(self._object_keys):
+            return [None] * len(object_ids)
+        keys = np.array([hash((image_id, o)) for o in object_ids], dtype=np.int64)
+        found = np.minimum(self._object_keys.searchsorted(keys), len(self._object_keys) - 1)
+        hit = (self._object_keys[found] == keys).tolist()
+        boxes, names = self._boxes[found].tolist(), self._name_ids[found].tolist()
+        return [SceneObject(self._names[n], *box) if ok else None
+                for ok, box, n in zip(hit, boxes, names)]

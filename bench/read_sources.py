@@ -1,0 +1,154 @@
+"""Streaming read of GQA-format files: peak memory must not grow with the file.
+
+Generates, in a temp dir, a GQA tree in the official layout: ``images/`` (a pool of small JPEGs),
+``{split}_sceneGraphs.json`` for them, and question files of 100k (``val``) and 1M (``train``)
+questions with real-shaped records (semantic programs, annotations, entailed/equivalent lists; ~1 KB
+each, so the 1M file is ~1 GB like the real 1.4 GB train file). Each is read by the ``gqa`` adapter
+in its own subprocess (every question becomes a Sample with evidence from the scene-graph index),
+which reports its peak RSS and rate.
+
+Prints the RSS of both, their ratio (target <= 1.5) and the 1M RSS (target < 2 GiB), and samples/s.
+The last line, also written to out/bench/read_sources.json, is one JSON object:
+``{"rss_ratio_1m_vs_100k": ..., "rss_mb_1m": ..., "samples_per_s": ...}`` (plus details).
+
+Usage: ``python bench/read_sources.py [--sizes 100000,1000000] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vlir.sources.scenes import draw_scene  # noqa: E402
+from vlir.sources.synth import save_image  # noqa: E402
+
+IMAGES = 400
+NAMES = ("cup", "table", "man", "shirt", "car", "tree", "dog", "sign", "window", "plate")
+RELATIONS = ("to the left of", "to the right of", "on", "near", "behind")
+
+CHILD = r"""
+import json, resource, sys, time
+from collections import Counter
+from vlir.sources.gqa import GQASource
+root, split = sys.argv[1], sys.argv[2]
+stats, n, regions = Counter(), 0, 0
+t0 = time.perf_counter()
+for item in GQASource().iter_samples(root, split, stats):
+    n += 1
+    regions += len(getattr(item, "evidence", ()))
+dt = time.perf_counter() - t0
+print(json.dumps({"items": n, "regions": regions, "seconds": dt, "stats": dict(stats),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_images_and_graphs(root: Path, seed: int) -> dict[str, list[tuple[str, str]]]:
+    """The image pool and its scene graph (written for both splits); returns imageId -> objects."""
+    rng = random.Random(seed)
+    graphs, objects_of = {}, {}
+    for i in range(IMAGES):
+        image_id = str(2_300_000 + i)
+        names = rng.sample(NAMES, 4)
+        img, drawn = draw_scene(rng, names, 320, 240)
+        save_image(img, root / "images" / f"{image_id}.jpg", "JPEG")
+        objects, ids = {}, [str(1_000_000 + 20 * i + k) for k in range(len(drawn))]
+        for k, o in enumerate(drawn):
+            objects[ids[k]] = {"name": o.name, "x": o.x, "y": o.y, "w": o.w, "h": o.h,
+                               "attributes": [o.color],
+                               "relations": [{"name": rng.choice(RELATIONS), "object": ids[j]}
+                                             for j in range(len(drawn)) if j != k]}
+        graphs[image_id] = {"width": 320, "height": 240, "objects": objects}
+        objects_of[image_id] = [(ids[k], o.name) for k, o in enumerate(drawn)]
+    text = json.dumps(graphs)
+    for split in ("train", "val"):
+        (root / f"{split}_sceneGraphs.json").write_text(text)
+    return objects_of
+
+
+def write_questions(path: Path, n: int, objects_of: dict[str, list[tuple[str, str]]], seed: int) -> None:
+    """``n`` real-shaped questions, written incrementally (the generator holds one at a time)."""
+    rng = random.Random(seed)
+    image_ids = list(objects_of)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("{")
+        for q in range(n):
+            image_id = image_ids[q % len(image_ids)]
+            (a, an), (b, bn) = rng.sample(objects_of[image_id], 2)
+            rel = rng.choice(RELATIONS)
+            qid = f"{q:08d}"
+            question = f"What is the {an} {rel} the {bn} made of?"
+            ops = [("select", [], f"{bn} ({b})"), ("relate", [0], f"{an},{rel},s ({a})"),
+                   ("query", [1], "material")]
+            record = {
+                "semantic": [{"operation": o, "dependencies": d, "argument": g} for o, d, g in ops],
+                "entailed": [f"{q + k:08d}" for k in range(1, 4)], "equivalent": [qid],
+                "question": question, "imageId": image_id, "isBalanced": True,
+                "groups": {"global": "material", "local": f"14-{bn}_{rel},s"}, "answer": "wood",
+                "semanticStr": "->".join(f"{o}: {g}" + (f" [{d[0]}]" if d else "") for o, d, g in ops),
+                "annotations": {"answer": {}, "question": {"3": a, str(4 + len(rel.split()) + 1): b},
+                                "fullAnswer": {"1": a}},
+                "types": {"detailed": "materialRelS", "semantic": "rel", "structural": "query"},
+                "fullAnswer": f"The {an} is made of wood.",
+            }
+            fh.write(("," if q else "") + json.dumps(qid) + ": " + json.dumps(record))
+        fh.write("}")
+
+
+def measure(root: Path, split: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(root), split], cwd=REPO, check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="small,large question counts")
+    parser.add_argument("--keep", type=Path, help="generate here and keep the files")
+    args = parser.parse_args()
+    small, large = (int(v) for v in args.sizes.split(","))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="vlir-bench-read-"))
+    try:
+        t0 = time.perf_counter()
+        objects_of = make_images_and_graphs(work, seed=0)
+        write_questions(work / "val_balanced_questions.json", small, objects_of, seed=1)
+        write_questions(work / "train_balanced_questions.json", large, objects_of, seed=2)
+        sizes_mb = {s: (work / f"{s}_balanced_questions.json").stat().st_size / 2**20 for s in ("val", "train")}
+        print(f"generated {small:,} + {large:,} questions ({sizes_mb['val']:.0f} MB + "
+              f"{sizes_mb['train']:.0f} MB) over {IMAGES} images in {time.perf_counter() - t0:.0f} s")
+        runs = {}
+        for split, n in (("val", small), ("train", large)):
+            r = measure(work, split)
+            assert r["items"] == n and r["stats"].get("samples") == n, r
+            assert r["regions"] == 2 * n, r  # both annotated objects resolved for every question
+            runs[split] = r
+            print(f"{n:>9,} questions: peak RSS {r['rss_mb']:7.1f} MB, {r['seconds']:6.1f} s, "
+                  f"{n / r['seconds']:,.0f} samples/s")
+        ratio = runs["train"]["rss_mb"] / runs["val"]["rss_mb"]
+        rate = large / runs["train"]["seconds"]
+        print(f"RSS ratio {large:,} vs {small:,}: {ratio:.3f} (target <= 1.5); "
+              f"RSS at {large:,}: {runs['train']['rss_mb']:.0f} MB (target < 2048)")
+        result = {"rss_ratio_1m_vs_100k": round(ratio, 4), "rss_mb_1m": round(runs["train"]["rss_mb"], 1),
+                  "samples_per_s": round(rate, 1), "rss_mb_100k": round(runs["val"]["rss_mb"], 1),
+                  "questions_small": small, "questions_large": large,
+                  "file_mb_large": round(sizes_mb["train"], 1), "seconds_large": round(runs["train"]["seconds"], 1)}
+        out_dir = REPO / "out" / "bench"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "read_sources.json").write_text(json.dumps(result) + "\n")
+        print(json.dumps(result))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

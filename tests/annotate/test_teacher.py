@@ -58,7 +58,7 @@ def test_valid_chain_boxes_map_back_from_the_sent_image(server, tmp_path):
     sent = sent_image(body)
     assert sent.size == (364, 252)  # smart_resize of 640x480 within 100k pixels, multiples of 28
     sx, sy = 640 / 364, 480 / 252
-    assert chain.looks[0].box == pytest.approx(Box(50 * sx, 40 * sy, 150 * sx, 100 * sy))
+    assert chain.looks[0].box.as_list() == pytest.approx([50 * sx, 40 * sy, 150 * sx, 100 * sy])
     assert chain.looks[0].label == "the sign" and chain.answer == "stop"
     assert isinstance(chain.steps[0], Think) and isinstance(chain.steps[1], Look)
     text = server.log[0].text
@@ -68,6 +68,16 @@ def test_valid_chain_boxes_map_back_from_the_sent_image(server, tmp_path):
     assert body["response_format"]["type"] == "json_schema"
     assert "minLength" not in json.dumps(body["response_format"])  # wire schema: strict subset
     assert stats["requests"] == 1 and stats["prompt_tokens"] == 100 and stats["completion_tokens"] == 50
+
+
+def test_an_image_within_budget_is_padded_not_resampled(server, tmp_path):
+    item = make_item(13)
+    server.script(item.sample.question, Reply(chain_json((50, 40, 150, 100))))
+    (chain,), _ = run(server, tmp_path, [item])
+    assert sent_image(server.log[0].body).size == (644, 504)
+    assert "The image is 644 x 504 pixels" in server.log[0].text
+    assert "- [100, 100, 200, 150] stop" in server.log[0].text
+    assert chain.looks[0].box == Box(50, 40, 150, 100)  # sent pixels are original pixels
 
 
 def test_fenced_answer_with_trailing_text_is_read(server, tmp_path):

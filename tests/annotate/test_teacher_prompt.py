@@ -69,12 +69,46 @@ def test_extract_json_rejects_non_objects(text):
 def test_parse_chain_maps_boxes_with_the_sent_size():
     item = make_item(0, width=1000, height=500)
     budget = tp.teacher_budget(200_000)
-    w, h = tp.sent_size(1000, 500, budget)
-    assert (w % 28, h % 28) == (0, 0) and w * h <= 200_000
+    sent = tp.SentImage.plan(1000, 500, budget)
+    w, h = sent.width, sent.height
+    assert (w % 28, h % 28) == (0, 0) and w * h <= 200_000 and sent.content_width == w
     text = json.dumps({"steps": [{"look": {"bbox_2d": [w, h, 0, 0], "label": " all "}}], "answer": " x "})
     chain = tp.parse_chain(text, item.sample, budget)
     assert chain.looks[0].box == Box(0, 0, 1000, 500)  # corners reordered, scaled by the sent size
     assert chain.looks[0].label == "all" and chain.answer == "x"
+
+
+@pytest.mark.parametrize("size,budget,expect", [
+    ((640, 480), 1_003_520, (644, 504, 640, 480)),   # fits: padded, never resampled
+    ((1700, 2200), 1_003_520, None),                  # too big: smart_resize'd, no padding
+    ((20, 20), 1_003_520, None),                      # below Qwen's min pixels: upscaled
+])
+def test_sent_image_pads_what_fits_and_resizes_the_rest(size, budget, expect):
+    from vlir.geometry import smart_resize
+
+    b = tp.teacher_budget(budget)
+    sent = tp.SentImage.plan(*size, b)
+    assert sent.width % 28 == 0 and sent.height % 28 == 0
+    assert b.min_pixels <= sent.width * sent.height <= b.max_pixels
+    assert smart_resize(sent.height, sent.width, b) == (sent.height, sent.width)  # a fixed point
+    if expect:
+        assert (sent.width, sent.height, sent.content_width, sent.content_height) == expect
+    else:
+        assert (sent.content_width, sent.content_height) == (sent.width, sent.height)
+    from PIL import Image
+
+    img = Image.new("RGB", size, (255, 0, 0))
+    import base64
+    import io
+
+    decoded = Image.open(io.BytesIO(base64.b64decode(sent.data_url(img).split(",", 1)[1]))).convert("RGB")
+    assert decoded.size == (sent.width, sent.height)
+    if expect:
+        r, g, _ = decoded.getpixel((10, 10))
+        assert r > 200 and g < 60  # the picture at the top-left ...
+        assert decoded.getpixel((642, 500))[0] < 160  # ... and padding beyond it
+    box = Box(10, 10, 20, 20)
+    assert sent.to_original(sent.to_sent(box)).as_list() == pytest.approx(box.as_list(), abs=2)
 
 
 def test_parse_chain_reports_where_the_schema_fails():
@@ -97,9 +131,10 @@ def test_hints_rank_relevant_regions_first_and_are_capped():
     noise = tuple(Region(Box(10 * i, 10, 10 * i + 8, 20), f"word{i}", "ocr_word") for i in range(50))
     target = Region(Box(300, 300, 400, 340), "STOP", "ocr_word")
     item = make_item(0, evidence=noise + (target,), question="What does the sign say?", answers=("stop",))
-    lines = tp.hint_lines(item.sample, tp.teacher_budget(10_000_000), max_hints=5)
+    sent = tp.SentImage.plan(640, 480, tp.teacher_budget(10_000_000))
+    lines = tp.hint_lines(item.sample, sent, max_hints=5)
     assert len(lines) == 5 and lines[0].endswith(" STOP") and lines[1].endswith(" word0")
-    assert tp.hint_lines(item.sample, tp.teacher_budget(10_000_000), max_hints=0) == []
+    assert tp.hint_lines(item.sample, sent, max_hints=0) == []
 
 
 def test_the_request_hash_ignores_image_bytes_but_not_the_image():

@@ -33,7 +33,7 @@ from vlir.annotate.teacher_cache import CachedAnswer, TeacherCache, cache_key
 from vlir.annotate.teacher_config import TeacherConfig
 from vlir.annotate.teacher_prompt import (
     ParseError, TeacherRequest, chain_request, judge_request, parse_chain, parse_judge,
-    prompt_hash, repair_request, teacher_budget, wire_schema,
+    prompt_hash, repair_request, teacher_budget,
 )
 from vlir.crops import render_crop
 from vlir.records import Chain, Provenance
@@ -264,23 +264,25 @@ class TeacherAnnotator(Annotator):
 
     async def _send(self, request: TeacherRequest) -> CachedAnswer:
         import openai
+        from openai.types.chat import ChatCompletion
 
         cfg = self.config
         assert self._sem is not None
-        messages = await asyncio.to_thread(request.wire_messages)  # image encoding off the loop
+        params = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
+        # image encoding and JSON off the event loop, and before taking a slot, so a slot's time
+        # is the request's time
+        bodies = {self._structured: await asyncio.to_thread(request.body, cfg.model, params,
+                                                             self._structured)}
         attempt = 0
         async with self._sem:
             while True:
-                kwargs: dict[str, Any] = {}
-                if self._structured:
-                    kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                        "name": request.schema_name, "schema": wire_schema(request.schema),
-                        "strict": True}}
+                structured = self._structured
+                if structured not in bodies:
+                    bodies[structured] = await asyncio.to_thread(request.body, cfg.model, params, structured)
                 self._counts["requests"] += 1
                 try:
-                    resp = await self._client.chat.completions.create(
-                        model=cfg.model, messages=messages, temperature=cfg.temperature,
-                        max_completion_tokens=cfg.max_tokens, **kwargs)
+                    resp = await self._client.post("/chat/completions", cast_to=ChatCompletion,
+                                                   content=bodies[structured])
                 except (openai.AuthenticationError, openai.PermissionDeniedError,
                         openai.NotFoundError) as exc:
                     raise TeacherFatalError(
@@ -289,11 +291,12 @@ class TeacherAnnotator(Annotator):
                         f"serves model {cfg.model!r}") from None
                 except openai.BadRequestError as exc:
                     message = self._scrub(str(exc))
-                    if self._structured and any(w in message.lower() for w in _STRUCTURED_WORDS):
-                        self._structured = False
-                        self._counts["structured_fallbacks"] += 1
-                        log.warning("the teacher server refused structured outputs (%s); asking for "
-                                    "plain JSON from now on", message[:200])
+                    if structured and any(w in message.lower() for w in _STRUCTURED_WORDS):
+                        if self._structured:
+                            self._structured = False
+                            self._counts["structured_fallbacks"] += 1
+                            log.warning("the teacher server refused structured outputs (%s); asking "
+                                        "for plain JSON from now on", message[:200])
                         continue
                     raise AnnotationError("teacher_http_error", f"HTTP 400: {message[:300]}") from None
                 except (openai.APIConnectionError, openai.APIStatusError) as exc:

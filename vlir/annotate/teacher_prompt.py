@@ -4,12 +4,14 @@ The templates are package data (``vlir/prompts/*.txt``) and the answer format is
 ``vlir/schemas/teacher_chain.schema.json``; :func:`prompt_hash` covers all of them, so a record's
 provenance and the cache key change whenever the wording or the schema does.
 
-Pixel spaces: the image is sent ``smart_resize``d within the teacher's own pixel budget
-(``image_max_pixels``, factor 28). The sent size is therefore a fixed point of Qwen2.5-VL's resize
-rule, so a Qwen2.5-VL teacher (which answers in absolute pixels of *its* resized input) and GPT-4o
-(told the size in the prompt) both answer in pixels of the image as sent; boxes are mapped back to
-original pixels by scaling with that sent size (:func:`vlir.geometry.from_model` with the teacher's
-budget), hints go the other way with :func:`vlir.geometry.to_model`.
+Pixel spaces (:class:`SentImage`): the teacher answers in pixels of the image *as sent*, and the
+sent image is always a multiple of 28 px on each side within ``image_max_pixels``. That makes it a
+fixed point of Qwen2.5-VL's ``smart_resize``, so a Qwen2.5-VL teacher (which answers in absolute
+pixels of *its* resized input) and GPT-4o (told the size in the prompt) answer in the same space.
+An image that fits the budget is only padded on the right and bottom to the next multiple of 28
+(no resampling: boxes are original pixels, and no CPU is spent on a resize); a larger one is
+downscaled to its ``smart_resize`` size. Boxes map back to original pixels by scaling with the sent
+content size.
 """
 
 from __future__ import annotations
@@ -124,6 +126,17 @@ class TeacherRequest:
                 "schema": self.schema_name, "params": params}
         return hashlib.sha256(json.dumps(view, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
+    def body(self, model: str, params: dict[str, Any], structured: bool) -> bytes:
+        """The request body as JSON bytes (serialised here, once, with the C encoder: the client's
+        own per-field transform of a multi-100-kB message list costs more CPU than the rest)."""
+        body: dict[str, Any] = {"model": model, "messages": self.wire_messages(),
+                                "temperature": params["temperature"],
+                                "max_completion_tokens": params["max_tokens"]}
+        if structured:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": self.schema_name, "schema": wire_schema(self.schema), "strict": True}}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
     def wire_messages(self) -> list[dict[str, Any]]:
         url = self.encode_image()
         out = []
@@ -136,24 +149,70 @@ class TeacherRequest:
         return out
 
 
+@lru_cache(maxsize=None)
+def _system_text() -> str:
+    return template("teacher_system").substitute(schema=json.dumps(chain_schema(), indent=1))
+
+
 def teacher_budget(image_max_pixels: int) -> PixelBudget:
     return PixelBudget(4 * 28 * 28, image_max_pixels)
 
 
-def sent_size(width: int, height: int, budget: PixelBudget) -> tuple[int, int]:
-    """``(width, height)`` of the image as sent (raises ValueError for an absurd aspect ratio)."""
-    return geometry.model_size(width, height, budget)
+PAD_COLOR = (128, 128, 128)
 
 
-def data_url(image: Image.Image, size: tuple[int, int]) -> str:
-    """Resize (LANCZOS) and encode as a JPEG data URL with fixed settings (same pixels, same bytes)."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+@dataclass(frozen=True)
+class SentImage:
+    """How an original ``orig_width x orig_height`` image is sent: scaled to ``content_width x
+    content_height`` and placed at the top-left of a ``width x height`` canvas (multiples of 28)."""
+
+    width: int
+    height: int
+    content_width: int
+    content_height: int
+    orig_width: int
+    orig_height: int
+
+    @classmethod
+    def plan(cls, width: int, height: int, budget: PixelBudget) -> "SentImage":
+        """Pad when the padded image fits the budget, else ``smart_resize`` (raises ValueError for
+        an aspect ratio beyond 200)."""
+        f = budget.factor
+        pw, ph = -(-width // f) * f, -(-height // f) * f
+        if budget.min_pixels <= pw * ph <= budget.max_pixels and max(pw, ph) / min(pw, ph) <= 200:
+            return cls(pw, ph, width, height, width, height)
+        w, h = geometry.model_size(width, height, budget)
+        return cls(w, h, w, h, width, height)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return self.content_width / self.orig_width, self.content_height / self.orig_height
+
+    def to_sent(self, box: Box) -> list[int]:
+        sx, sy = self.scale
+        return [round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy)]
+
+    def to_original(self, bbox: Any) -> Box:
+        """A teacher's ``bbox_2d`` -> original pixels (corners reordered; ValueError if degenerate).
+        Not clipped: a box outside the image is for the checks to reject."""
+        sx, sy = self.scale
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        return geometry.from_xyxy(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
+
+    def data_url(self, image: Image.Image) -> str:
+        """Scale (BICUBIC, as Qwen2-VL's processor) or pad, then JPEG with fixed settings."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        content = (self.content_width, self.content_height)
+        if image.size != content:
+            image = image.resize(content, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        if content != (self.width, self.height):
+            canvas = Image.new("RGB", (self.width, self.height), PAD_COLOR)
+            canvas.paste(image, (0, 0))
+            image = canvas
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def gold_answer(sample: Sample) -> str:
@@ -169,7 +228,7 @@ def _tokens(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
 
 
-def hint_lines(sample: Sample, budget: PixelBudget, max_hints: int) -> list[str]:
+def hint_lines(sample: Sample, sent: SentImage, max_hints: int) -> list[str]:
     """Evidence regions in sent-image pixels, the ones sharing words with the question or answers
     first (documents carry hundreds of OCR words; the teacher needs the few that matter)."""
     if max_hints <= 0 or not sample.evidence:
@@ -182,7 +241,7 @@ def hint_lines(sample: Sample, budget: PixelBudget, max_hints: int) -> list[str]
         clipped = geometry.clip(region.box, sample.width, sample.height)
         if clipped is None:
             continue
-        box = geometry.to_model(clipped, sample.width, sample.height, budget)
+        box = sent.to_sent(clipped)
         label = " ".join(region.label.split())[:120] or region.kind
         lines.append(f"- {json.dumps(box)} {label}")
     return lines
@@ -192,10 +251,11 @@ def chain_request(sample: Sample, image: Image.Image, image_sha256: str, budget:
                   hints: bool, max_hints: int) -> TeacherRequest:
     """The first request for a sample: system rules + schema, then image, question, gold answer,
     and (with ``hints``) the evidence boxes. The question text appears verbatim."""
-    w, h = sent_size(sample.width, sample.height, budget)
-    lines = hint_lines(sample, budget, max_hints) if hints else []
+    sent = SentImage.plan(sample.width, sample.height, budget)
+    w, h = sent.width, sent.height
+    lines = hint_lines(sample, sent, max_hints) if hints else []
     hint_text = template("teacher_hints").substitute(regions="\n".join(lines)) if lines else ""
-    system = template("teacher_system").substitute(schema=json.dumps(chain_schema(), indent=1))
+    system = _system_text()
     user = template("teacher_user").substitute(width=w, height=h, question=sample.question,
                                                answer=gold_answer(sample), hints=hint_text)
     messages = [
@@ -203,8 +263,8 @@ def chain_request(sample: Sample, image: Image.Image, image_sha256: str, budget:
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": IMAGE_PLACEHOLDER}},
                                      {"type": "text", "text": user}]},
     ]
-    return TeacherRequest("chain", messages, f"sha256:{image_sha256}@{w}x{h}",
-                          lambda: data_url(image, (w, h)), "teacher_chain", chain_schema())
+    return TeacherRequest("chain", messages, f"sha256:{image_sha256}@{sent.content_width}x{sent.content_height}/{w}x{h}",
+                          lambda: sent.data_url(image), "teacher_chain", chain_schema())
 
 
 def repair_request(first: TeacherRequest, bad_content: str, error: str) -> TeacherRequest:
@@ -261,6 +321,7 @@ def extract_json(text: str) -> Any:
 def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
     """Read a teacher answer into a :class:`Chain` with boxes in original pixels. Boxes are not
     clipped here: a box outside the image is the checks' business (``box_in_image``)."""
+    sent = SentImage.plan(sample.width, sample.height, budget)
     data = extract_json(text)
     error = best_match(_chain_validator().iter_errors(data))
     if error is not None:
@@ -273,7 +334,7 @@ def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
             continue
         look = step["look"]
         try:
-            box: Box = geometry.from_model(look["bbox_2d"], sample.width, sample.height, budget)
+            box = sent.to_original(look["bbox_2d"])
         except ValueError as exc:
             raise ParseError("teacher_schema", f"at steps/{i}/look/bbox_2d: {exc}") from None
         steps.append(Look(box, look["label"].strip()))

@@ -1,0 +1,111 @@
+"""Teacher annotator throughput against a loopback chat-completions server with a fixed latency.
+
+With every answer taking ``latency`` seconds, ``concurrency`` requests in flight can at best finish
+``concurrency / latency`` records per second; this prints the measured rate against that ideal for
+concurrency 8 and 32 (target >= 0.8) and the CPU time vlir's own process spends per record (image
+resize + JPEG + base64, request building, the HTTP client, parsing, the SQLite cache). The server
+runs in a separate process so its CPU is not counted.
+
+    python bench/teacher_throughput.py [--latency-ms 200] [--rounds 12] [--out out]
+
+Last line (also written to ``<out>/bench/teacher_throughput.json``):
+``{"ratio_c8": ..., "ratio_c32": ..., "cpu_ms_per_record": ...}``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from vlir.annotate.base import AnnotateInput
+from vlir.annotate.teacher import TeacherAnnotator
+from vlir.annotate.teacher_config import TeacherConfig
+from vlir.records import Box, Region, Sample
+
+
+def make_items(n: int, offset: int, width: int = 640, height: int = 480) -> list[AnnotateInput]:
+    """Distinct photo-sized images (so nothing is served from the cache), each with one OCR hint."""
+    items = []
+    for i in range(offset, offset + n):
+        img = Image.new("RGB", (width, height), ((i * 37) % 256, (i * 91) % 256, 180))
+        draw = ImageDraw.Draw(img)
+        for k in range(12):
+            x, y = (i * 13 + k * 47) % (width - 80), (i * 29 + k * 31) % (height - 40)
+            draw.rectangle((x, y, x + 70, y + 30), fill=((k * 60) % 256, 90, (i * 7) % 256))
+            draw.text((x + 4, y + 8), f"W{i}-{k}", fill=(255, 255, 255))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90)
+        sample = Sample(id=f"bench/val/{i}", source="textvqa", split="val", image=f"{i}.jpg",
+                        width=width, height=height, question=f"What is written on tag {i}?",
+                        answers=(f"w{i}",), evidence=(Region(Box(40, 50, 200, 90), f"W{i}", "ocr_word"),))
+        items.append(AnnotateInput(sample, img, hashlib.sha256(buf.getvalue()).hexdigest()))
+    return items
+
+
+def measure(base_url: str, concurrency: int, latency_s: float, rounds: int, cache_dir: Path) -> dict:
+    cfg = TeacherConfig(base_url=base_url, model="fake-teacher", concurrency=concurrency,
+                        cache_path=str(cache_dir / f"c{concurrency}.sqlite"), timeout_s=30)
+    annotator = TeacherAnnotator(cfg)
+    try:
+        annotator.annotate_many(make_items(concurrency, offset=1_000_000 + concurrency))  # warm up
+        n = concurrency * rounds
+        items = make_items(n, offset=concurrency * 10_000)
+        batch = annotator.batch_size
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        results = []
+        for start in range(0, n, batch):
+            results += annotator.annotate_many(items[start:start + batch])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        failed = sum(1 for r in results if not hasattr(r, "answer"))
+        if failed:
+            raise RuntimeError(f"{failed} of {n} records failed: {annotator.stats()['failures']}")
+    finally:
+        annotator.close()
+    rate, ideal = n / wall, concurrency / latency_s
+    return {"records": n, "seconds": wall, "records_per_s": rate, "ideal": ideal,
+            "ratio": rate / ideal, "cpu_ms_per_record": 1000 * cpu / n}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--rounds", type=int, default=12, help="records per run = concurrency x rounds")
+    parser.add_argument("--out", type=Path, default=Path("out"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    latency = args.latency_ms / 1000
+    server = subprocess.Popen([sys.executable, "-m", "vlir.testing.openai_server",
+                               "--latency-ms", str(args.latency_ms)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {c: measure(base_url, c, latency, args.rounds, Path(tmp)) for c in (8, 32)}
+    finally:
+        server.stdin.close()
+        server.wait(10)
+    for c, r in runs.items():
+        print(f"concurrency {c:>2}: {r['records']} records in {r['seconds']:.2f}s = "
+              f"{r['records_per_s']:.1f} rec/s; ideal {r['ideal']:.0f} rec/s "
+              f"({c} / {latency:g}s); ratio {r['ratio']:.3f}; vlir CPU {r['cpu_ms_per_record']:.2f} ms/record")
+    cpu = sum(r["cpu_ms_per_record"] * r["records"] for r in runs.values()) / sum(r["records"] for r in runs.values())
+    result = {"ratio_c8": round(runs[8]["ratio"], 4), "ratio_c32": round(runs[32]["ratio"], 4),
+              "cpu_ms_per_record": round(cpu, 3)}
+    (args.out / "bench").mkdir(parents=True, exist_ok=True)
+    (args.out / "bench" / "teacher_throughput.json").write_text(json.dumps(result) + "\n")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

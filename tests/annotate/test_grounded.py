@@ -18,7 +18,7 @@ from vlir.annotate import AnnotateInput, AnnotationError, get_annotator
 from vlir.annotate.grounded import GroundedAnnotator
 from vlir.annotate.templates import FORBIDDEN_WORDS, TEMPLATES
 from vlir.checks import failed_names, run_checks
-from vlir.records import Box, Chain, Look, Region, Sample, Think
+from vlir.records import Box, Chain, Region, Sample, Think
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real"
 W, H = 640, 480
@@ -36,6 +36,9 @@ def run(sample: Sample, annotator: GroundedAnnotator = ANN) -> Chain:
     assert failed_names(run_checks(sample, chain)) == (), run_checks(sample, chain)
     text = " ".join(s.text for s in chain.steps if isinstance(s, Think)).lower()
     assert not any(w in text for w in FORBIDDEN_WORDS), text
+    for look in chain.looks:  # already on the model grid: the build's snapping changes nothing
+        snapped = geometry.snap_to_model(look.box, sample.width, sample.height)
+        assert snapped.as_list() == pytest.approx(look.box.as_list(), abs=1e-6)
     return chain
 
 
@@ -298,6 +301,17 @@ def test_templates_never_mention_how_the_chain_was_made():
     for key, variants in TEMPLATES.items():
         for template in variants:
             assert not any(w in template.lower() for w in FORBIDDEN_WORDS), (key, template)
+
+
+@pytest.mark.parametrize("size", [(600, 970), (600, 780), (4000, 3000), (97, 53)])
+def test_min_side_survives_snapping_to_the_model_grid(size):
+    width, height = size
+    words = (Region(Box(20, height - 30, 60, height - 22), "royal", "ocr_word"),)
+    sample = Sample(id="infographicsvqa/val/1", source="infographicsvqa", split="val", image="a.jpg",
+                    width=width, height=height, question="Which office?", answers=("royal",), evidence=words)
+    look = run(sample).looks[0]
+    snapped = geometry.snap_to_model(look.box, width, height)
+    assert min(snapped.width, snapped.height) >= min(28, width, height)
 
 
 def test_looks_are_capped_and_not_repeated():

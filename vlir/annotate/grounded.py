@@ -28,11 +28,14 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import vlir
+import math
+
 from vlir import geometry, metrics
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
 from vlir.annotate.gqa_walk import walk_program
 from vlir.annotate.templates import TEMPLATES, Phrases, where
 from vlir.annotate.text_match import LINE_KINDS, WORD_KINDS, find_text, look_box
+from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.records import Box, Chain, Look, Provenance, Region, Sample, Step, Think
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,14 @@ class GroundedConfig:
         "help": "Least normalised Levenshtein similarity for OCR text to count as the answer."})
     object_pad: float = field(default=0.1, metadata={
         "help": "Pad object regions by this share of their size on each side (context)."})
+    model_min_pixels: int = field(default=MODEL_PIXELS.min_pixels, metadata={
+        "help": "The build's model view (smart_resize min pixels): looks are snapped outwards to its grid."})
+    model_max_pixels: int = field(default=MODEL_PIXELS.max_pixels, metadata={
+        "help": "The build's model view (smart_resize max pixels): looks are snapped outwards to its grid."})
+
+    @property
+    def model_budget(self) -> PixelBudget:
+        return PixelBudget(self.model_min_pixels, self.model_max_pixels)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "GroundedConfig":
@@ -78,6 +89,26 @@ def templates_hash() -> str:
     """Changes whenever a template changes, so provenance tells chain versions apart."""
     blob = json.dumps(TEMPLATES, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def snap_outwards(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> Box:
+    """The smallest box on the model's pixel grid (``bbox_2d`` integers) that contains ``box``.
+
+    The build snaps every look to that grid by rounding (:func:`vlir.geometry.snap_to_model`);
+    a box already on it is left as it is, so a 28-pixel side cannot lose a fraction of a pixel
+    there and fail ``box_min_side``."""
+    try:
+        mw, mh = geometry.model_size(width, height, budget)
+    except ValueError:
+        return box
+    sx, sy = mw / width, mh / height
+    x1 = max(0, math.floor(box.x1 * sx + 1e-6))
+    y1 = max(0, math.floor(box.y1 * sy + 1e-6))
+    x2 = min(mw, math.ceil(box.x2 * sx - 1e-6))
+    y2 = min(mh, math.ceil(box.y2 * sy - 1e-6))
+    if x1 >= x2 or y1 >= y2:
+        return box
+    return geometry.clip(geometry.from_model([x1, y1, x2, y2], width, height, budget), width, height) or box
 
 
 def merge_thoughts(steps: list[Step]) -> tuple[Step, ...]:
@@ -150,6 +181,7 @@ class GroundedAnnotator(Annotator):
                 box = geometry.ensure_min_side(core, cfg.min_side, width, height)
                 if geometry.area_ratio(box, width, height) > cfg.max_area_ratio:
                     return None
+            box = snap_outwards(box, width, height, cfg.model_budget)
             if any(geometry.iou(box, t) >= cfg.redundant_iou for t in taken):
                 return None
             taken.append(box)
@@ -198,7 +230,8 @@ class GroundedAnnotator(Annotator):
                 break
         if match is None:
             raise AnnotationError("no_evidence", f"{sample.id}: no answer found among the image's text")
-        box = look_box(match, width, height, cfg.min_side, cfg.max_area_ratio)
+        box = snap_outwards(look_box(match, width, height, cfg.min_side, cfg.max_area_ratio),
+                            width, height, cfg.model_budget)
         if geometry.area_ratio(box, width, height) > cfg.max_area_ratio:
             raise AnnotationError("no_evidence", f"{sample.id}: the answer's text fills the image")
         seen = answer

@@ -379,7 +379,8 @@ def _progress_bar(enabled: bool):
         return None
     from tqdm import tqdm
 
-    return tqdm(unit="rec", desc="build", dynamic_ncols=True, mininterval=0.5)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(unit="rec", desc="build", dynamic_ncols=True, mininterval=0.5, disable=None)
 
 
 def version() -> str:

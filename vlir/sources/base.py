@@ -24,6 +24,10 @@ class SourceError(Exception):
     def __init__(self, path: Path | str | None, message: str):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = str(path) if path else None
+        self.message = message
+
+    def __reduce__(self):  # picklable, so a worker process can hand it to the CLI
+        return (type(self), (self.path, self.message))
 
 
 class Source(ABC):

@@ -104,7 +104,7 @@ class _Reader:
             self.qdir = ""
         self.images = dir_in_root(root, options["images"], "images") if options.get("images") else None
         found = None if self.images else find_dir(root, ["spdocvqa_images"], required=False)
-        self.fallback_images = dir_in_root(root, found, "images") if found else None
+        self.fallback_images = dir_in_root(root, found.resolve(), "images") if found else None
         if options.get("ocr"):
             self.ocr_dir: Path | None = Path(options["ocr"])
             if not self.ocr_dir.is_dir():

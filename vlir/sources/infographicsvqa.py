@@ -102,7 +102,7 @@ class InfographicsVQA(Source):
         names = ["infographicsvqa_images", f"infographicVQA_{split}_v1.0_images", "images"]
         found = find_dir(qpath.parent, names, required=False) if _inside(root, qpath.parent) else None
         found = found or find_dir(root, names, required=False)
-        return dir_in_root(root, found, "images") if found else names[0]
+        return dir_in_root(root, found.resolve(), "images") if found else names[0]
 
     @staticmethod
     def _ocr_dir(root: Path, qpath: Path, split: str, options: dict[str, Any]) -> Path | None:

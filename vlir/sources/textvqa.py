@@ -79,7 +79,7 @@ class TextVQA(Source):
             images = dir_in_root(root, options["images"], "images")
         else:
             found = find_dir(root, [folder], required=False)
-            images = dir_in_root(root, found, "images") if found else folder
+            images = dir_in_root(root, found.resolve(), "images") if found else folder
         if opath is None:
             log.warning("textvqa %s: no Rosetta OCR file under %s: evidence will be empty", split, root)
         ocr = _rosetta_index(opath, stats) if opath else {}

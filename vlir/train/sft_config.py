@@ -32,6 +32,7 @@ class SFTConfig:
     Model and data:
         model_path: local checkpoint (``save_pretrained`` layout) to fine-tune.
         build_model: model YAML used to build a tiny model at ``model_path`` when it is absent.
+        min_pixels / max_pixels: the image processor's budget (the bbox numbers' space).
         data_dir: a built VLIR corpus (``make vlir``); splits: which ``source/split`` to train on.
         chat: overrides for ``vlir.train.chat.ChatConfig`` (pixel budgets, instruction, ...).
         max_length: drop samples whose estimated token count exceeds it (0: keep all).
@@ -49,8 +50,13 @@ class SFTConfig:
     build_model: str = _f("", "Model YAML (e.g. recipes/model/tiny.yaml): build a random model at "
                               "model_path first if it does not exist. Empty: model_path must exist.")
     data_dir: str = _f("out/vlir", "A built VLIR corpus folder (with manifest.json).")
-    splits: list = _f([], "'source/split' names to train on; empty: every split in the corpus.")
-    chat: dict = _f({}, "Overrides for vlir.train.chat.ChatConfig fields.")
+    splits: list = _f([], "'source/split' names or patterns ('*/train') to train on; empty: every "
+                          "split in the corpus.")
+    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
+    max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's); the released "
+                            "VLM-R3 agent uses 2048*28*28 = 1605632.")
+    chat: dict = _f({}, "Overrides for vlir.train.chat.ChatConfig fields (a *_budget as "
+                        "[min_pixels, max_pixels]).")
     max_length: int = _f(0, "Drop samples whose estimated length exceeds this many tokens (0: none).")
     # --- optimisation
     epochs: float = _f(3.0, "Passes over the data (ignored when max_steps > 0).")
@@ -106,7 +112,7 @@ class SFTConfig:
             problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.min_lr_ratio <= 1:
             problems.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        for name in ("warmup_steps", "max_length", "save_steps", "keep_checkpoints", "num_workers"):
+        for name in ("min_pixels", "max_pixels", "warmup_steps", "max_length", "save_steps", "keep_checkpoints", "num_workers"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_grad_norm < 0:

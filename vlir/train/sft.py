@@ -1,0 +1,338 @@
+"""DeepSpeed SFT of Qwen2.5-VL on VLIR shards (VLM-R3 stage one).
+
+Launch (from the repository root)::
+
+    deepspeed --num_gpus 4 -m vlir.train.sft --config recipes/sft_qwen2_5_vl_7b.yaml [key=value ...]
+    python -m vlir.train.sft --config recipes/sft_tiny.yaml        # one process, CPU or one GPU
+    vlir train sft --config recipes/sft_tiny.yaml                    # the same, through the CLI
+
+The same code runs both: under the launcher every process is one rank; a plain process is a world
+of one. torch, transformers and deepspeed are imported here, never by the data verbs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+
+from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
+from vlir.train.sft_config import SFTConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+
+
+class SFTTrainer:
+    """Fine-tunes a Qwen2.5-VL checkpoint on VLIR chats with DeepSpeed.
+
+    Features and the config keys that control them:
+
+    * DeepSpeed ZeRO-2/3 from a JSON (``deepspeed``); its "auto" values come from this config.
+    * bf16 on GPU, fp32 on CPU (``precision``: auto | bf16 | fp32).
+    * vision tower and merger frozen (``freeze_vision_tower``, ``freeze_merger``;
+      ``freeze_language_model`` for projector-only runs).
+    * gradient accumulation (``gradient_accumulation_steps``), clipping (``max_grad_norm``), AdamW.
+    * cosine schedule with linear warmup (``warmup_ratio``/``warmup_steps``, ``min_lr_ratio``).
+    * length-grouped batching (``group_by_length``, ``length_group_size``): see ``sampler.py``.
+    * gradient checkpointing (``gradient_checkpointing``).
+    * ZeRO-3 guard (``vision_guard``): a micro-batch without images runs a zero-weighted dummy
+      vision forward, so every rank gathers the vision tower's parameters in the same collectives.
+    * checkpoints (``save_steps``, ``keep_checkpoints``): the model in ``save_pretrained`` layout in
+      ``output_dir`` (loadable by ``vlir.train.model.load_model``) plus DeepSpeed state under
+      ``output_dir/checkpoints/step-N``; ``resume`` continues from the latest one exactly (step
+      counter, optimizer, schedule, data position).
+    * ``metrics.jsonl`` (one object per optimizer step: step, epoch, loss, lr, grad_norm,
+      tokens_per_s, padding_fraction, step_time_s) and ``loss.png`` (``plot``).
+    """
+
+    def __init__(self, cfg: SFTConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.step = 0  # optimizer steps done
+        self.micro_step = 0  # micro-batches consumed (the data position)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.rank, self.local_rank, self.world_size = init_distributed()
+        self.device, self.bf16 = device_and_precision(cfg.precision)
+        self.dtype = torch.bfloat16 if self.bf16 else torch.float32
+        torch.manual_seed(cfg.seed)
+        self.ds_config = load_deepspeed_config(
+            cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=cfg.gradient_accumulation_steps,
+            world_size=self.world_size, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+            eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=self.bf16,
+            on_cpu=self.device == "cpu")
+        self.zero_stage = int(self.ds_config.get("zero_optimization", {}).get("stage", 0))
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "sft_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self._setup_model()
+        self._setup_data()
+        self._setup_optimizer()
+        if cfg.resume:
+            self._resume()
+
+    def _setup_model(self) -> None:
+        from vlir.train.model import build_tiny_model, load_model
+
+        cfg = self.cfg
+        path = Path(cfg.model_path)
+        if not (path / "config.json").is_file():
+            if not cfg.build_model:
+                raise FileNotFoundError(f"no model at {path}; set build_model=recipes/model/tiny.yaml "
+                                        "to build a tiny one, or point model_path at a checkpoint")
+            if self.rank == 0:
+                log.info("building the tiny model of %s into %s", cfg.build_model, path)
+                build_tiny_model(path, cfg.build_model, seed=cfg.seed)
+            torch.distributed.barrier()
+        if self.zero_stage == 3:  # from_pretrained then loads each rank's partition (zero.Init)
+            from transformers.integrations import HfDeepSpeedConfig
+
+            self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
+        pixels = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
+        self.model, self.processor = load_model(path, dtype=self.dtype, device="cpu", **pixels)
+        self.model.config.use_cache = False
+        visual = self.model.model.visual
+        frozen = []
+        if cfg.freeze_vision_tower:
+            frozen += [p for n, p in visual.named_parameters() if not n.startswith("merger.")]
+        if cfg.freeze_merger:
+            frozen += list(visual.merger.parameters())
+        if cfg.freeze_language_model:
+            frozen += list(self.model.model.language_model.parameters()) + list(self.model.lm_head.parameters())
+        for p in frozen:
+            p.requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.train()
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        log.info("model %s: %d of %d parameters trainable (%s)", path, trainable, total, self.dtype)
+
+    def _setup_data(self) -> None:
+        from torch.utils.data import DataLoader
+
+        from vlir.geometry import PixelBudget
+        from vlir.train.chat import ChatConfig, collate
+        from vlir.train.data import SFTDataset
+        from vlir.train.model import special_ids
+        from vlir.train.sampler import LengthGroupedBatchSampler
+
+        cfg = self.cfg
+        overrides = {k: PixelBudget(*v) if k.endswith("_budget") and isinstance(v, list) else v
+                     for k, v in cfg.chat.items()}
+        self.chat_cfg = ChatConfig.for_processor(self.processor, **overrides)
+        self.dataset = SFTDataset(cfg.data_dir, self.processor, self.chat_cfg, cfg.splits, cfg.max_length)
+        self.sampler = LengthGroupedBatchSampler(
+            self.dataset.lengths, cfg.per_device_batch_size, world_size=self.world_size, rank=self.rank,
+            group_size=cfg.length_group_size, group_by_length=cfg.group_by_length, seed=cfg.seed)
+        self.pad_id = special_ids(self.processor)["pad"]
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=cfg.num_workers,
+                                 collate_fn=partial(collate, pad_id=self.pad_id))
+        micro_total = cfg.max_steps * cfg.gradient_accumulation_steps if cfg.max_steps > 0 else \
+            math.ceil(cfg.epochs * len(self.sampler))
+        self.total_steps = max(1, micro_total // cfg.gradient_accumulation_steps)
+        self.warmup_steps = cfg.warmup_steps or int(round(cfg.warmup_ratio * self.total_steps))
+        log.info("%d micro-batches per epoch per rank; %d optimizer steps (%d warmup)",
+                 len(self.sampler), self.total_steps, self.warmup_steps)
+
+    def _setup_optimizer(self) -> None:
+        import deepspeed
+        from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
+
+        schedule = partial(get_cosine_with_min_lr_schedule_with_warmup, num_warmup_steps=self.warmup_steps,
+                           num_training_steps=self.total_steps, min_lr_rate=self.cfg.min_lr_ratio)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=self.model, model_parameters=params, config=self.ds_config, lr_scheduler=schedule)
+
+    def _resume(self) -> None:
+        ckpt = self.out / CHECKPOINTS
+        if not (ckpt / "latest").is_file():
+            log.warning("resume requested but %s holds no checkpoint: starting fresh", ckpt)
+            return
+        path, state = self.engine.load_checkpoint(str(ckpt))
+        if path is None:
+            raise RuntimeError(f"could not load the DeepSpeed checkpoint in {ckpt}")
+        self.step, self.micro_step = int(state["step"]), int(state["micro_step"])
+        log.info("resumed from %s at step %d", path, self.step)
+        if self.rank == 0 and (self.out / METRICS).is_file():  # drop steps logged after the checkpoint
+            lines = (self.out / METRICS).read_text().splitlines()
+            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
+            (self.out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+
+    # ------------------------------------------------------------------ training
+    def _batches(self):
+        """Micro-batches from the current data position on, across epochs."""
+        per_epoch = len(self.sampler)
+        while True:
+            epoch, skip = divmod(self.micro_step, per_epoch)
+            self.sampler.set_epoch(epoch, skip)
+            yield from self.loader
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v.to(self.engine.device) for k, v in batch.items()}
+        if "pixel_values" in out:
+            out["pixel_values"] = out["pixel_values"].to(self.dtype)
+        return out
+
+    def _vision_guard(self) -> torch.Tensor:
+        """A zero-weighted forward of the vision tower on one dummy 28x28 image.
+
+        Under ZeRO-3 every module forward gathers its partitioned parameters collectively; a rank
+        whose micro-batch has no image would skip the tower while the others wait in its gather (the
+        known deadlock). Multiplying by 0 keeps the loss and every gradient unchanged.
+        """
+        visual = self.engine.module.model.visual
+        vc = self.engine.module.config.vision_config
+        dim = vc.in_channels * vc.temporal_patch_size * vc.patch_size ** 2
+        merge = vc.spatial_merge_size
+        grid = torch.tensor([[1, merge, merge]], device=self.engine.device)
+        pixels = torch.zeros(merge * merge, dim, dtype=self.dtype, device=self.engine.device)
+        return visual(pixels, grid_thw=grid).pooler_output.float().sum() * 0.0
+
+    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        loss = self.engine(**batch).loss
+        if self.cfg.vision_guard and "pixel_values" not in batch:
+            loss = loss + self._vision_guard()
+        return loss
+
+    def train(self, until_step: int | None = None) -> None:
+        """Run optimizer steps up to ``total_steps`` (or ``until_step``, to stop early and resume)."""
+        cfg, gas = self.cfg, self.cfg.gradient_accumulation_steps
+        stop = min(self.total_steps, until_step or self.total_steps)
+        save_every = cfg.save_steps or 0
+        acc = torch.zeros(3, dtype=torch.float64)  # loss sum, real tokens, padded tokens
+        t0 = time.perf_counter()
+        batches = self._batches()
+        while self.step < stop:
+            batch = self._to_device(next(batches))
+            loss = self._loss(batch)
+            self.engine.backward(loss)
+            boundary = self.engine.is_gradient_accumulation_boundary()
+            lr = float(self.scheduler.get_last_lr()[0])  # the rate this step applies
+            self.engine.step()
+            self.micro_step += 1
+            mask = batch["attention_mask"]
+            acc += torch.tensor([loss.item(), mask.sum().item(), mask.numel()], dtype=torch.float64)
+            if not boundary:
+                continue
+            self.step += 1
+            if self.world_size > 1:
+                torch.distributed.all_reduce(acc)
+            elapsed = time.perf_counter() - t0
+            self._log({
+                "step": self.step,
+                "epoch": round(self.micro_step / len(self.sampler), 4),
+                "loss": acc[0].item() / (gas * self.world_size),
+                "lr": lr,
+                "grad_norm": _float(self.engine.get_global_grad_norm()),
+                "tokens_per_s": acc[1].item() / elapsed,
+                "padding_fraction": 1.0 - acc[1].item() / acc[2].item(),
+                "step_time_s": elapsed,
+            })
+            if save_every and self.step % save_every == 0 and self.step < self.total_steps:
+                self.save_checkpoint()
+            acc.zero_()
+            t0 = time.perf_counter()
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        log.info("step %d/%d loss %.4f lr %.3g %.0f tok/s pad %.1f%%", row["step"], self.total_steps,
+                 row["loss"], row["lr"], row["tokens_per_s"], 100 * row["padding_fraction"])
+
+    # ------------------------------------------------------------------ output
+    def save_checkpoint(self) -> Path:
+        """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, and the model and processor
+        in ``save_pretrained`` layout in ``output_dir``. Every rank must call it."""
+        ckpt = self.out / CHECKPOINTS
+        tag = f"step-{self.step}"
+        self.engine.save_checkpoint(str(ckpt), tag=tag,
+                                    client_state={"step": self.step, "micro_step": self.micro_step})
+        state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
+        if self.rank == 0:
+            module = self.engine.module
+            module.config.use_cache = True
+            module.save_pretrained(self.out, state_dict=state_dict)
+            module.config.use_cache = False
+            self.processor.save_pretrained(self.out)
+            self._prune(ckpt)
+            if self.cfg.plot:
+                from vlir.train.plots import plot_metrics
+
+                if (self.out / METRICS).is_file():
+                    plot_metrics(self.out / METRICS, self.out / "loss.png", keys=("loss", "lr"),
+                                 smooth=("loss",), title=f"SFT {Path(self.cfg.model_path).name}")
+            log.info("saved step %d to %s", self.step, self.out)
+        torch.distributed.barrier()
+        return self.out
+
+    def _prune(self, ckpt: Path) -> None:
+        keep = self.cfg.keep_checkpoints
+        tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+        for old in tags[:-keep] if keep else []:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        """Free the engine; the process group stays (it is the process's, not the trainer's)."""
+        self.engine.destroy() if hasattr(self.engine, "destroy") else None
+        self.engine = self.optimizer = self.scheduler = self.model = None
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value.item() if hasattr(value, "item") else value)
+    return value if math.isfinite(value) else None
+
+
+def run(cfg: SFTConfig) -> Path:
+    """Set up, train, save and clean up; returns the output folder."""
+    log.info("SFT config:\n%s", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    trainer = SFTTrainer(cfg)
+    trainer.setup()
+    try:
+        trainer.train()
+        trainer.save_checkpoint()
+    finally:
+        trainer.cleanup()
+    return trainer.out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vlir.train.sft", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="recipe YAML (see recipes/)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                        help="set by the deepspeed launcher")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = SFTConfig.load(args.config, args.overrides)
+    except (OSError, ValueError) as exc:
+        print(f"vlir.train.sft: error: {exc}", file=sys.stderr)
+        return 2
+    run(cfg)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -51,6 +51,8 @@ class BuildConfig:
     CLI flags override."""
 
     annotator: str = "grounded"
+    #: options for the grounded annotator (vlir.annotate.grounded.GroundedConfig fields)
+    grounded: dict[str, Any] = field(default_factory=dict)
     #: options for the teacher annotator (vlir.annotate.teacher.TeacherConfig fields)
     teacher: dict[str, Any] = field(default_factory=dict)
     #: thresholds for vlir.checks.CheckConfig
@@ -135,14 +137,12 @@ def task_of(sample_id: str, tasks: int) -> int:
 
 
 def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
+    from vlir.annotate import get_annotator
+
     if cfg.annotator == "grounded":
-        from vlir.annotate.grounded import GroundedAnnotator
-
-        return GroundedAnnotator()
-    from vlir.annotate.teacher import TeacherAnnotator, TeacherConfig
-
-    options = {"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher}
-    return TeacherAnnotator(TeacherConfig.from_dict(options))
+        return get_annotator("grounded", model_min_pixels=cfg.model_min_pixels,
+                             model_max_pixels=cfg.model_max_pixels, **cfg.grounded)
+    return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 
 def _clean_evidence(sample: Sample, stats: Counter) -> Sample:

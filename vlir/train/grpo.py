@@ -1,0 +1,412 @@
+"""R-GRPO: region-conditioned GRPO of Qwen2.5-VL over the crop-and-zoom rollout engine (VLM-R3
+stage two).
+
+Launch (from the repository root)::
+
+    deepspeed --num_gpus 8 -m vlir.train.grpo --config recipes/grpo_qwen2_5_vl_7b.yaml [key=value ...]
+    vlir train grpo --config recipes/grpo_tiny.yaml                  # one process, CPU or one GPU
+
+Why vlir's own loop and not TRL's ``GRPOTrainer``: TRL 1.16's tool route changes the chat format
+to ``<tool_call>`` + tool turns (not the paper's inline ``{"bbox_2d": …}`` inside the assistant
+turn, which the SFT data teaches), and its ``rollout_func`` cannot carry images produced
+mid-completion (``shared/STACK.md``). So the loop is a compact recipe over :mod:`vlir.rollout`
+(the one engine), :mod:`vlir.train.rewards` and :mod:`vlir.train.grpo_loss`; TRL contributes its
+log-prob kernel, DeepSpeed the engine, transformers the schedules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import yaml
+
+from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
+from vlir.train.grpo_config import GRPOConfig
+from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+PLOT_KEYS = ("reward", "reward/accuracy", "reward/format", "reward/region", "reward/length", "loss",
+             "crops_per_trajectory", "response_length")
+
+
+class GRPOTrainer:
+    """R-GRPO with DeepSpeed. Features and the config keys that control them:
+
+    * rollouts from :class:`vlir.rollout.Rollout`: ``num_generations`` (M) samples per prompt,
+      ``temperature``/``top_p``, ``max_new_tokens``, ``max_crops``, ``rollout_mode``; the chat
+      (instruction, budgets) from ``chat``; an optional ``logits_processor`` (constructor argument).
+    * rewards as composable functions (``rewards``: name, weight, kwargs), each logged as
+      ``reward/<name>``; group-normalised advantages (``scale_rewards``, ``advantage_eps``).
+    * the clipped policy-ratio loss on action-mask tokens only (``epsilon_low``/``epsilon_high``,
+      ``loss_type``), ``num_iterations`` updates per rollout batch; a reference-model KL term when
+      ``beta`` > 0 (``log_reference_kl`` logs it at beta = 0).
+    * DeepSpeed ZeRO-2/3 from a JSON (``deepspeed``), ``precision``, ``gradient_checkpointing``;
+      vision tower and merger frozen (``freeze_vision_tower``, ``freeze_merger``).
+    * batch arithmetic: ``prompts_per_step`` groups per optimizer step over all ranks, micro-batches
+      of ``per_device_batch_size`` trajectories (see ``grpo_config``); AdamW, ``lr_scheduler``,
+      ``warmup_steps``, ``max_grad_norm``.
+    * ``metrics.jsonl`` (one object per step: step, loss, reward, reward_std, reward/<name>,
+      accuracy, crops_per_trajectory, response_length, clip_fraction, kl, lr, grad_norm, times)
+      and ``rewards.png`` (``plot``); checkpoints (``save_steps``, ``keep_checkpoints``, ``resume``)
+      as the model in ``output_dir`` plus DeepSpeed state in ``output_dir/checkpoints/step-N``.
+    """
+
+    def __init__(self, cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.logits_processor = logits_processor
+        self.step = 0
+        self.ref_model = None
+        self._old: list[torch.Tensor] | None = None  # old log-probs when num_iterations > 1
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        from vlir.train.rewards import get_reward
+
+        cfg = self.cfg
+        self.specs = cfg.reward_specs()
+        for spec in self.specs:
+            get_reward(spec.name)  # fail before loading any model
+        self.rank, self.local_rank, self.world_size = init_distributed()
+        self.device, self.bf16 = device_and_precision(cfg.precision)
+        self.dtype = torch.bfloat16 if self.bf16 else torch.float32
+        torch.manual_seed(cfg.seed)
+        self.grad_accum = cfg.micro_batches(self.world_size)
+        self.ds_config = load_deepspeed_config(
+            cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=self.grad_accum,
+            world_size=self.world_size, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+            eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=self.bf16,
+            on_cpu=self.device == "cpu")
+        self.zero_stage = int(self.ds_config.get("zero_optimization", {}).get("stage", 0))
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "grpo_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self._setup_model()
+        self._setup_data()
+        self._setup_optimizer()
+        if cfg.resume:
+            self._resume()
+
+    def _load(self):
+        from vlir.train.model import load_model
+
+        pixels = {k: v for k, v in (("min_pixels", self.cfg.min_pixels), ("max_pixels", self.cfg.max_pixels)) if v}
+        return load_model(Path(self.cfg.model_path), dtype=self.dtype, device="cpu", **pixels)
+
+    def _setup_model(self) -> None:
+        from vlir.train.model import build_tiny_model, special_ids
+
+        cfg = self.cfg
+        path = Path(cfg.model_path)
+        if not (path / "config.json").is_file():
+            if not cfg.build_model:
+                raise FileNotFoundError(f"no model at {path}: run SFT first (make train) or point "
+                                        "model_path at a checkpoint")
+            if self.rank == 0:
+                build_tiny_model(path, cfg.build_model, seed=cfg.seed)
+            torch.distributed.barrier()
+        if self.zero_stage == 3:  # from_pretrained then loads each rank's partition (zero.Init)
+            from transformers.integrations import HfDeepSpeedConfig
+
+            self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
+        self.model, self.processor = self._load()
+        self.ids = special_ids(self.processor)
+        visual = self.model.model.visual
+        frozen = []
+        if cfg.freeze_vision_tower:
+            frozen += [p for n, p in visual.named_parameters() if not n.startswith("merger.")]
+        if cfg.freeze_merger:
+            frozen += list(visual.merger.parameters())
+        for p in frozen:
+            p.requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.beta > 0 or cfg.log_reference_kl:
+            self.ref_model = self._reference()
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        log.info("policy %s: %d of %d parameters trainable; reference model: %s", path, trainable,
+                 sum(p.numel() for p in self.model.parameters()), self.ref_model is not None)
+
+    def _reference(self):
+        """The frozen initial policy (same checkpoint). Under ZeRO-3 it is partitioned like the
+        policy and wrapped in an optimizer-less engine, as TRL's ``prepare_deepspeed`` does."""
+        ref, _ = self._load()
+        ref.requires_grad_(False)
+        if self.zero_stage != 3:
+            return ref.to(self.device).eval()
+        import deepspeed
+
+        ref_config = {"train_micro_batch_size_per_gpu": self.cfg.per_device_batch_size,
+                      "zero_optimization": {"stage": 3}, "bf16": {"enabled": self.bf16}}
+        engine = deepspeed.initialize(model=ref, config=ref_config)[0]
+        engine.eval()
+        return engine
+
+    def _setup_data(self) -> None:
+        from vlir.geometry import PixelBudget
+        from vlir.train.chat import ChatConfig
+        from vlir.train.rl_data import RLSet
+
+        cfg = self.cfg
+        overrides = {k: PixelBudget(*v) if k.endswith("_budget") and isinstance(v, list) else v
+                     for k, v in cfg.chat.items()}
+        self.chat_cfg = ChatConfig.for_processor(self.processor, **overrides)
+        self.data = RLSet(cfg.data_dir)
+        self.per_rank = cfg.prompts_per_step // self.world_size
+        log.info("RL set %s: %d prompts %s; %d prompts x %d samples per rank per step, %d micro-batches",
+                 cfg.data_dir, len(self.data), self.data.describe(), self.per_rank, cfg.num_generations,
+                 self.grad_accum)
+
+    def _setup_optimizer(self) -> None:
+        import deepspeed
+        from transformers import get_scheduler
+
+        cfg = self.cfg
+        schedule = (lambda opt: get_scheduler(cfg.lr_scheduler, opt, num_warmup_steps=cfg.warmup_steps,
+                                              num_training_steps=cfg.max_steps))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=self.model, model_parameters=params, config=self.ds_config, lr_scheduler=schedule)
+
+    def _resume(self) -> None:
+        ckpt = self.out / CHECKPOINTS
+        if not (ckpt / "latest").is_file():
+            log.warning("resume requested but %s holds no checkpoint: starting fresh", ckpt)
+            return
+        path, state = self.engine.load_checkpoint(str(ckpt))
+        if path is None:
+            raise RuntimeError(f"could not load the DeepSpeed checkpoint in {ckpt}")
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.step)
+        if self.rank == 0 and (self.out / METRICS).is_file():  # drop steps logged after the checkpoint
+            lines = (self.out / METRICS).read_text().splitlines()
+            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
+            (self.out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+
+    # ------------------------------------------------------------------ one step
+    def _prompts(self, batch_index: int) -> list:
+        """This rank's prompts of rollout batch ``batch_index``: consecutive in the RL set (its
+        rows are already in seeded random order), wrapping around for further epochs."""
+        start = batch_index * self.cfg.prompts_per_step + self.rank * self.per_rank
+        return [self.data[(start + j) % len(self.data)] for j in range(self.per_rank)]
+
+    def _generation_context(self):
+        """ZeRO-3 shards the weights; generation gathers them once instead of per forward."""
+        if self.zero_stage != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()))
+
+    def _rollout(self, prompts: list, batch_index: int) -> list:
+        from vlir.rollout import Rollout, RolloutConfig
+
+        cfg = self.cfg
+        rc = RolloutConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                           max_crops=cfg.max_crops, mode=cfg.rollout_mode, chat=self.chat_cfg,
+                           crop_budget=self.chat_cfg.crop_budget, logits_processor=self.logits_processor,
+                           seed=cfg.seed * 1_000_003 + batch_index * 1009 + self.rank)
+        module = self.engine.module
+        module.eval()
+        try:
+            with torch.no_grad(), self._generation_context():
+                trajs = Rollout(module, self.processor, rc).generate([(p.question, p.image) for p in prompts],
+                                                                     cfg.num_generations)
+        finally:
+            module.train()
+        return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
+
+    def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor, list[float]]:
+        from vlir import metrics
+        from vlir.train.rewards import compute_rewards, extract_answer
+
+        owner = [prompts[t.prompt_index] for t in trajs]
+        raw, total = compute_rewards(
+            self.specs, [t.text for t in trajs], answers=[list(p.answers) for p in owner],
+            source=[p.source for p in owner], question=[p.question for p in owner],
+            boxes=[t.boxes for t in trajs])
+        correct = []
+        for t, p in zip(trajs, owner):
+            pred = extract_answer(t.text)
+            correct.append(float(pred is not None and metrics.is_correct(p.source, pred, list(p.answers))))
+        return raw, torch.tensor(total, dtype=torch.float64), correct
+
+    def _forward(self, model, trajs: list) -> tuple[torch.Tensor, Any]:
+        batch = collate(trajs, self.ids["pad"], self.ids["image_pad"]).to(self.engine.device)
+        if batch.pixel_values is not None:
+            batch.pixel_values = batch.pixel_values.to(self.dtype)
+        return sequence_logprobs(model, batch, self.cfg.temperature), batch
+
+    def _update(self, trajs: list, advantages: torch.Tensor) -> dict[str, float]:
+        """One optimizer step over this rank's trajectories (``grad_accum`` micro-batches)."""
+        cfg = self.cfg
+        mb = cfg.per_device_batch_size
+        chunks = [trajs[i:i + mb] for i in range(0, len(trajs), mb)]
+        sums = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "tokens": 0.0}
+        for ci, chunk in enumerate(chunks):
+            ref = None
+            if self.ref_model is not None:
+                with torch.no_grad():
+                    ref = self._forward(self.ref_model, chunk)[0]
+            old = self._old[ci] if self._old is not None else None
+            logp, batch = self._forward(self.engine, chunk)
+            loss, st = policy_loss(logp, logp.detach() if old is None else old,
+                                   advantages[ci * mb:(ci + 1) * mb].to(logp.device), batch.action_mask,
+                                   cfg.epsilon_low, cfg.epsilon_high, ref, cfg.beta, cfg.loss_type)
+            self.engine.backward(loss)
+            self.engine.step()
+            sums["loss"] += float(loss.detach()) / len(chunks)
+            sums["clip"] += st.clip_fraction * st.tokens
+            sums["kl"] += (st.kl or 0.0) * st.tokens
+            sums["tokens"] += st.tokens
+        return sums
+
+    def train(self, until_step: int | None = None) -> None:
+        """Run optimizer steps up to ``max_steps`` (or ``until_step``, to stop early and resume)."""
+        cfg = self.cfg
+        stop = min(cfg.max_steps, until_step or cfg.max_steps)
+        while self.step < stop:
+            t0 = time.perf_counter()
+            batch_index = self.step // cfg.num_iterations
+            prompts = self._prompts(batch_index)
+            trajs = self._rollout(prompts, batch_index)
+            t_roll = time.perf_counter() - t0
+            raw, total, correct = self._score(prompts, trajs)
+            advantages = group_advantages(total, cfg.num_generations, cfg.advantage_eps, cfg.scale_rewards)
+            self._old = None
+            if cfg.num_iterations > 1:  # the policy that sampled, before this batch's updates
+                mb = cfg.per_device_batch_size
+                with torch.no_grad():
+                    self._old = [self._forward(self.engine, trajs[i:i + mb])[0] for i in range(0, len(trajs), mb)]
+            for _ in range(cfg.num_iterations - self.step % cfg.num_iterations):  # fewer after a resume
+                if self.step >= stop:
+                    break
+                lr = float(self.scheduler.get_last_lr()[0])
+                sums = self._update(trajs, advantages)
+                self.step += 1
+                self._log(self._metrics(sums, raw, total, correct, trajs, lr, t_roll, time.perf_counter() - t0))
+                if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < cfg.max_steps:
+                    self.save_checkpoint()
+
+    def _metrics(self, sums, raw, total, correct, trajs, lr, t_roll, t_step) -> dict[str, Any]:
+        """Means over all ranks' trajectories (sums and counts all-reduced in one tensor)."""
+        n = len(trajs)
+        group_std = total.view(-1, self.cfg.num_generations).std(dim=1).sum().item()
+        values: dict[str, tuple[float, float]] = {
+            "loss": (sums["loss"], 1.0),
+            "reward": (float(total.sum()), n),
+            "reward_std": (group_std, n / self.cfg.num_generations),
+            "accuracy": (sum(correct), n),
+            "crops_per_trajectory": (float(sum(len(t.crops) for t in trajs)), n),
+            "response_length": (float(sum(t.num_sampled for t in trajs)), n),
+            "clip_fraction": (sums["clip"], sums["tokens"]),
+        }
+        if self.ref_model is not None:
+            values["kl"] = (sums["kl"], sums["tokens"])
+        for name, vals in raw.items():
+            present = [float(v) for v in vals if v is not None]
+            values[f"reward/{name}"] = (sum(present), len(present))
+        for reason in ("answer", "eos", "max_new_tokens", "max_crops", "bad_box"):
+            values[f"finish/{reason}"] = (float(sum(t.finish_reason == reason for t in trajs)), n)
+        keys = list(values)
+        packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(packed)
+        row: dict[str, Any] = {"step": self.step}
+        for i, k in enumerate(keys):
+            num, den = packed[2 * i].item(), packed[2 * i + 1].item()
+            row[k] = num / den if den else None
+        row.update(lr=lr, grad_norm=_float(self.engine.get_global_grad_norm()),
+                   rollout_time_s=t_roll, step_time_s=t_step)
+        return row
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        log.info("step %d/%d loss %.4f reward %.3f acc %.3f crops %.2f len %.1f (rollout %.1fs)", row["step"],
+                 self.cfg.max_steps, row["loss"], row["reward"], row["accuracy"], row["crops_per_trajectory"],
+                 row["response_length"], row["rollout_time_s"])
+
+    # ------------------------------------------------------------------ output
+    def save_checkpoint(self) -> Path:
+        """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, and the model and processor
+        in ``save_pretrained`` layout in ``output_dir``, plus ``rewards.png``. Every rank calls it."""
+        ckpt = self.out / CHECKPOINTS
+        self.engine.save_checkpoint(str(ckpt), tag=f"step-{self.step}", client_state={"step": self.step})
+        state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
+        if self.rank == 0:
+            self.engine.module.save_pretrained(self.out, state_dict=state_dict)
+            self.processor.save_pretrained(self.out)
+            keep = self.cfg.keep_checkpoints
+            tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+            for old in tags[:-keep] if keep else []:
+                shutil.rmtree(old, ignore_errors=True)
+            if self.cfg.plot and (self.out / METRICS).is_file():
+                from vlir.train.plots import plot_metrics
+
+                plot_metrics(self.out / METRICS, self.out / "rewards.png", keys=PLOT_KEYS,
+                             title=f"R-GRPO {Path(self.cfg.model_path).name}")
+            log.info("saved step %d to %s", self.step, self.out)
+        torch.distributed.barrier()
+        return self.out
+
+    def cleanup(self) -> None:
+        """Free the engines; the process group stays (it is the process's, not the trainer's)."""
+        self.engine.destroy() if hasattr(self.engine, "destroy") else None
+        self.engine = self.optimizer = self.scheduler = self.model = self.ref_model = None
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value.item() if hasattr(value, "item") else value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def run(cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None) -> Path:
+    """Set up, train, save and clean up; returns the output folder."""
+    log.info("GRPO config:\n%s", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    trainer = GRPOTrainer(cfg, logits_processor)
+    trainer.setup()
+    try:
+        trainer.train()
+        trainer.save_checkpoint()
+    finally:
+        trainer.cleanup()
+    return trainer.out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vlir.train.grpo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="recipe YAML (see recipes/)")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                        help="set by the deepspeed launcher")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = GRPOConfig.load(args.config, args.overrides)
+    except (OSError, ValueError) as exc:
+        print(f"vlir.train.grpo: error: {exc}", file=sys.stderr)
+        return 2
+    run(cfg)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The R-GRPO configuration: one dataclass, loadable from a YAML recipe, overridable with ``key=value``.
+
+Every field has a default (the paper's, where the paper states one) and a ``help`` string
+(``GRPOConfig.help()`` prints them); ``__post_init__`` rejects bad combinations with a message that
+says what to change. No torch here: ``vlir train grpo --help`` and the recipe tests stay light.
+Loading (``load``/``from_dict``, dotted overrides, YAML scalar coercion) follows ``SFTConfig``.
+
+Batch arithmetic. One optimizer step consumes ``prompts_per_step`` prompts (all ranks together),
+each rolled out ``num_generations`` times; a prompt's group stays on one rank, so advantages need
+no cross-rank gathering. Each rank back-propagates its ``prompts_per_step / world *
+num_generations`` trajectories in micro-batches of ``per_device_batch_size``; the gradient
+accumulation steps follow. The paper's "per-device batch 1, gradient accumulation 16, M = 5" is
+16 groups of 5 per optimizer step: ``prompts_per_step: 16``, ``per_device_batch_size: 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from vlir.train.rewards import PAPER_REWARDS, RewardSpec
+from vlir.train.sft_config import PRECISIONS, _coerce, _f
+
+LR_SCHEDULERS = ("constant", "linear", "cosine")
+LOSS_TYPES = ("grpo", "dapo")  # kept in step with vlir.train.grpo_loss (no torch import here)
+ROLLOUT_MODES = ("kv", "reprefill")
+
+
+@dataclass
+class GRPOConfig:
+    """Region-conditioned GRPO of a Qwen2.5-VL on an RL set (VLM-R3 stage two).
+
+    Model and data:
+        model_path (the SFT output), build_model, data_dir (``vlir rl-data`` output), chat,
+        min_pixels / max_pixels.
+    Rollout:
+        num_generations (M), temperature, top_p, max_new_tokens, max_crops, rollout_mode.
+    Objective:
+        rewards (name/weight/kwargs list), scale_rewards, advantage_eps, epsilon_low/epsilon_high,
+        loss_type, num_iterations, beta (KL to the reference; 0 = no reference model),
+        log_reference_kl.
+    Optimisation:
+        max_steps, prompts_per_step, per_device_batch_size, learning_rate, lr_scheduler,
+        warmup_steps, weight_decay, adam_*, max_grad_norm, seed.
+    Engine:
+        deepspeed, precision, gradient_checkpointing, freeze_vision_tower, freeze_merger.
+    Output:
+        output_dir, save_steps, keep_checkpoints, resume, plot.
+    """
+
+    # --- model and data
+    model_path: str = _f("out/train/sft", "Local Qwen2.5-VL checkpoint to start from (the SFT output).")
+    build_model: str = _f("", "Model YAML: build a random model at model_path first if it is absent "
+                              "(tests only; R-GRPO normally starts from SFT).")
+    data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
+    chat: dict = _f({}, "Overrides for vlir.train.chat.ChatConfig fields (instruction, system...).")
+    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
+    max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's).")
+    # --- rollout
+    num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).")
+    top_p: float = _f(1.0, "Nucleus sampling mass (1.0: off).")
+    max_new_tokens: int = _f(1024, "Sampled tokens per trajectory, over all its segments.")
+    max_crops: int = _f(8, "Crops per trajectory (the released agent: at most 8 rounds).")
+    rollout_mode: str = _f("kv", "kv (reuse the cache across crops) or reprefill (reference).")
+    # --- objective
+    rewards: list = _f([dataclasses.asdict(r) for r in PAPER_REWARDS],
+                       "Reward functions in order: {name, weight, kwargs}; a name is registered in "
+                       "vlir.train.rewards or an importable 'module:function'.")
+    scale_rewards: bool = _f(True, "Divide centred rewards by the group std (False: Dr. GRPO).")
+    advantage_eps: float = _f(1e-4, "The eps of (r - mean) / (std + eps) (the released code: 1e-4).")
+    epsilon_low: float = _f(0.2, "Lower clip of the policy ratio: 1 - epsilon_low.")
+    epsilon_high: float = _f(0.28, "Upper clip of the policy ratio: 1 + epsilon_high (released: 0.28).")
+    loss_type: str = _f("grpo", "grpo: mean over each trajectory's action tokens, then over "
+                                "trajectories (released code); dapo: mean over all action tokens.")
+    num_iterations: int = _f(1, "Optimizer steps per rollout batch (mu). 1: the paper (ratio = 1).")
+    beta: float = _f(0.0, "KL coefficient to the reference (initial) policy; 0 loads no reference.")
+    log_reference_kl: bool = _f(False, "Load the reference model even with beta = 0, to log the KL.")
+    # --- optimisation
+    max_steps: int = _f(300, "Optimizer steps (rollout batches when num_iterations = 1).")
+    prompts_per_step: int = _f(16, "Prompts per optimizer step over all ranks (a multiple of the "
+                                   "world size); each yields num_generations trajectories.")
+    per_device_batch_size: int = _f(1, "Trajectories per forward/backward micro-batch.")
+    learning_rate: float = _f(1e-6, "Peak learning rate.")
+    lr_scheduler: str = _f("linear", "constant, linear (decay to 0; TRL's default) or cosine.")
+    warmup_steps: int = _f(0, "Linear warmup steps.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_eps: float = _f(1e-8, "AdamW epsilon.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).")
+    seed: int = _f(0, "Seed of the rollouts' sampling and of a built model.")
+    # --- engine
+    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
+                                                       "filled from this config.")
+    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
+    freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
+    freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
+    # --- output
+    output_dir: str = _f("out/train/grpo", "Model (save_pretrained), metrics.jsonl, rewards.png and "
+                                           "DeepSpeed checkpoints go here.")
+    save_steps: int = _f(0, "Save a checkpoint every this many steps (0: only at the end).")
+    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
+    resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
+    plot: bool = _f(True, "Write rewards.png next to metrics.jsonl.")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            problems.append(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
+        if self.loss_type not in LOSS_TYPES:
+            problems.append(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.rollout_mode not in ROLLOUT_MODES:
+            problems.append(f"rollout_mode must be one of {ROLLOUT_MODES}, got {self.rollout_mode!r}")
+        for name in ("num_generations", "max_new_tokens", "num_iterations", "max_steps", "prompts_per_step",
+                     "per_device_batch_size"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_pixels", "max_pixels", "max_crops", "warmup_steps", "save_steps", "keep_checkpoints"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.num_generations == 1 and self.scale_rewards:
+            problems.append("num_generations = 1 gives every trajectory a zero advantage: use M >= 2")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0 for GRPO sampling, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (0 <= self.epsilon_low < 1 and self.epsilon_high >= 0):
+            problems.append("need 0 <= epsilon_low < 1 and epsilon_high >= 0")
+        if self.beta < 0 or not self.learning_rate > 0 or self.max_grad_norm < 0 or self.advantage_eps <= 0:
+            problems.append("need beta >= 0, learning_rate > 0, max_grad_norm >= 0, advantage_eps > 0")
+        if not isinstance(self.chat, dict):
+            problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
+        if not self.deepspeed:
+            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
+        try:
+            specs = self.reward_specs()
+            if not specs:
+                problems.append("rewards is empty: list at least one reward")
+        except (TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"rewards: {exc}")
+        if problems:
+            raise ValueError("invalid GRPO config: " + "; ".join(problems))
+
+    def reward_specs(self) -> list[RewardSpec]:
+        """The ``rewards`` list as :class:`RewardSpec` objects (names are resolved at setup)."""
+        return [RewardSpec.parse(r) for r in self.rewards]
+
+    def micro_batches(self, world_size: int) -> int:
+        """Micro-batches per optimizer step on each rank (DeepSpeed's gradient accumulation)."""
+        if self.prompts_per_step % world_size:
+            raise ValueError(f"prompts_per_step={self.prompts_per_step} is not a multiple of the world "
+                             f"size {world_size}: a prompt's group must stay on one rank")
+        per_rank = self.prompts_per_step // world_size * self.num_generations
+        if per_rank % self.per_device_batch_size:
+            raise ValueError(f"{per_rank} trajectories per rank per step do not split into micro-batches "
+                             f"of per_device_batch_size={self.per_device_batch_size}")
+        return per_rank // self.per_device_batch_size
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def help(cls) -> str:
+        """One line per field: name, default and help string."""
+        lines = []
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"{f.name} = {default!r}: {f.metadata['help']}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GRPOConfig":
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown GRPO config keys {unknown}; valid keys: {cls.field_names()}")
+        return cls(**_coerce(cls, values))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()) -> "GRPOConfig":
+        """The recipe at ``path`` (or the defaults), then each ``key=value`` override in order
+        (values parsed as YAML; ``chat.system=...`` reaches into a mapping field)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            loaded = yaml.safe_load(Path(path).read_text())
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ValueError(f"{path}: a recipe must be a YAML mapping")
+            values.update(loaded or {})
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"override {item!r} is not key=value")
+            value = yaml.safe_load(raw) if raw.strip() else ""
+            head, _, rest = key.partition(".")
+            if rest:
+                values[head] = {**dict(values.get(head) or {}), rest: value}
+            else:
+                values[key] = value
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

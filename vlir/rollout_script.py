@@ -35,22 +35,26 @@ class ScriptedLogits:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _script(self, prompt: list[int]) -> list[list[int]]:
-        if not self.by_question:
-            return self.default
-        key = tuple(prompt)
+        key = tuple(t for t in prompt if t != self.pad)
         if key not in self._scripts:
-            text = self.tokenizer.decode(prompt)
+            text = self.tokenizer.decode(list(key))
             self._scripts[key] = next((s for q, s in self.by_question.items() if q in text), self.default)
         return self._scripts[key]
 
     def __call__(self, input_ids, scores):
-        for i, row in enumerate(input_ids.tolist()):
-            lead = next((j for j, t in enumerate(row) if t != self.pad), len(row))
-            row = row[lead:]
-            start = max(j for j, t in enumerate(row) if t == self.im_start) + 1 + self.header
-            ends = [j for j, t in enumerate(row[start:], start) if t == self.vision_end]
-            script = self._script(row[:start])
-            k, pos = len(ends), len(row) - (ends[-1] + 1 if ends else start)
+        import torch
+
+        index = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        # the assistant turn starts after the last <|im_start|> and its "assistant\n" header
+        start = torch.where(input_ids == self.im_start, index, -1).max(1).values + 1 + self.header
+        after = (input_ids == self.vision_end) & (index >= start[:, None])
+        images = after.sum(1).tolist()
+        last_end = torch.where(after, index, -1).max(1).values
+        segment_start = torch.where(last_end >= 0, last_end + 1, start).tolist()
+        length = input_ids.shape[1]
+        for i, (k, seg) in enumerate(zip(images, segment_start)):
+            script = self._script(input_ids[i, :start[i]].tolist()) if self.by_question else self.default
+            pos = length - seg
             if k < len(script) and pos < len(script[k]):
                 forced = script[k][pos]
                 keep = scores[i, forced].clone()

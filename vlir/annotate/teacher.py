@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _COUNTERS = ("records", "requests", "retries", "cache_hits", "prompt_tokens", "completion_tokens",
              "repairs", "judge_requests", "judge_rejections", "structured_fallbacks")
 _STRUCTURED_WORDS = ("response_format", "json_schema", "structured", "guided")
+_WARNED_NO_KEY = False  # once per process, not once per task
 
 
 class TeacherFatalError(RuntimeError):
@@ -157,10 +158,13 @@ class TeacherAnnotator(Annotator):
     def _make_client(self) -> Any:
         import openai
 
+        global _WARNED_NO_KEY
         key = os.environ.get(self.config.api_key_env)
         if not key:
-            log.warning("environment variable %s is not set: sending no API key (fine for a local "
-                        "vLLM/SGLang server, refused by api.openai.com)", self.config.api_key_env)
+            if not _WARNED_NO_KEY:
+                _WARNED_NO_KEY = True
+                log.warning("environment variable %s is not set: sending no API key (fine for a local "
+                            "vLLM/SGLang server, refused by api.openai.com)", self.config.api_key_env)
             key = "EMPTY"
         return openai.AsyncOpenAI(api_key=key, base_url=self.config.base_url, max_retries=0,
                                   timeout=self.config.timeout_s)

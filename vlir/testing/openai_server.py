@@ -10,7 +10,8 @@ exercised through the official ``openai`` client exactly as against GPT-4o or vL
   :class:`Default` (what the responder would say);
 * otherwise the ``responder`` decides (default :func:`echo_chain_responder`: a valid chain built
   from the hint boxes and the gold answer found in the prompt);
-* ``latency_s`` delays every answer; :meth:`hold` parks new requests until :meth:`release`.
+* ``latency_s`` delays every answer; :meth:`hold` parks new requests until :meth:`release`
+  (which may abandon them: how a test freezes the server before it kills a client).
 
 It counts everything: requests received, requests answered with 200 per request body
 (:meth:`answered_keys`), so a test can prove that nothing was asked twice.
@@ -164,6 +165,8 @@ class FakeOpenAIServer:
         self._stopping = threading.Event()
         self._gate = threading.Event()
         self._gate.set()
+        self._hold_gen = 0
+        self._abandoned_gen = -1
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -175,10 +178,17 @@ class FakeOpenAIServer:
 
     def hold(self) -> None:
         """Park every new request (after it is counted) until :meth:`release`."""
-        self._gate.clear()
+        with self._lock:
+            self._hold_gen += 1
+            self._gate.clear()
 
-    def release(self) -> None:
-        self._gate.set()
+    def release(self, abandon: bool = False) -> None:
+        """Let parked requests through; with ``abandon`` they are closed unanswered instead (their
+        client is gone, e.g. killed: an answer nobody read must not count as answered)."""
+        with self._lock:
+            if abandon:
+                self._abandoned_gen = self._hold_gen
+            self._gate.set()
 
     @property
     def base_url(self) -> str:
@@ -290,7 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, fake: FakeOpenAIServer, body: dict[str, Any], text: str,
                 entry: RequestLog) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """What to send back (None: close the connection without an answer)."""
-        fake._gate.wait()
+        with fake._lock:
+            parked_in = fake._hold_gen if not fake._gate.is_set() else None
+        if parked_in is not None:
+            fake._gate.wait()
+            if parked_in == fake._abandoned_gen:
+                return None
         if fake.latency_s:
             fake._stopping.wait(fake.latency_s)
         action = fake._decide(body, text)

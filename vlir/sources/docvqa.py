@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator

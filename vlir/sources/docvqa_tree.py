@@ -48,7 +48,8 @@ def write_tree(out: Path, per_split: int, seed: int) -> None:
             synth.save_image(img if colour else img.convert("L"),
                              out / split / "documents" / f"{stem}.png", "PNG")
             empty = split == "val" and i == n_docs - 1
-            dump_json(out / split / "ocr_results" / f"{stem}.json", _read_v2([] if empty else lines, img.size))
+            dump_json(out / split / "ocr_results" / f"{stem}.json",
+                      _read_v2([] if empty else lines, img.size))
             docs.append((stem, ucsf, page_no, doc_id, facts))
             doc_id += rng.randint(1, 40)
         records = []

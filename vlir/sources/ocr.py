@@ -23,7 +23,7 @@ import math
 from array import array
 from collections import Counter
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from vlir.geometry import clip, from_normalized_xywh, from_polygon
 from vlir.records import Box, Region
@@ -31,6 +31,7 @@ from vlir.records import Box, Region
 log = logging.getLogger(__name__)
 
 ROUND = 3  # decimals kept in pixel coordinates: a thousandth of a pixel is below any use
+ROSETTA_KEYS = ("top_left_x", "top_left_y", "width", "height")
 WORD = "ocr_word"
 LINE = "ocr_line"
 
@@ -72,7 +73,7 @@ def rosetta_compact(ocr_info: Any) -> tuple[tuple[str, ...], array]:
     for info in ocr_info if isinstance(ocr_info, list) else ():
         bb = info.get("bounding_box") if isinstance(info, dict) else None
         try:
-            box = [_num(bb[k]) for k in ("top_left_x", "top_left_y", "width", "height")]  # type: ignore[index]
+            box = [_num(bb[k]) for k in ROSETTA_KEYS]  # type: ignore[index]
         except (TypeError, KeyError):
             box = [math.nan] * 4
         word = info.get("word") if isinstance(info, dict) else None

@@ -28,7 +28,7 @@ from vlir.records import Invalid, Sample
 from vlir.sources import synth
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
-from vlir.sources.qa_common import (Malformed, answers, dir_in_root, display_path, draw_words,
+from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path, draw_words,
                                     dump_json, image_relpath, iter_data_records, join, native_id,
                                     optional, peek_id, string_list, text)
 from vlir.sources.support import ImageFiles, reject
@@ -83,13 +83,13 @@ class TextVQA(Source):
         if opath is None:
             log.warning("textvqa %s: no Rosetta OCR file under %s: evidence will be empty", split, root)
         ocr = _rosetta_index(opath, stats) if opath else {}
-        files = ImageFiles(root)
+        files, regions = ImageFiles(root), LRU[tuple](64)
         qname = display_path(root, qpath)
         for index, record in iter_data_records(qpath):
             rid = peek_id(record, "question_id", index)
             try:
-                sample = self._sample(record, root, split, images, ocr, files, opath is not None,
-                                      stats)
+                sample = self._sample(record, root, split, images, ocr, files, regions,
+                                      opath is not None, stats)
             except Malformed as exc:
                 yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
             except ImageError as exc:
@@ -99,8 +99,8 @@ class TextVQA(Source):
                 yield sample
 
     def _sample(self, record: Any, root: Path, split: str, images: str,
-                ocr: dict[str, tuple[tuple[str, ...], array]], files: ImageFiles, have_ocr: bool,
-                stats: Counter) -> Sample:
+                ocr: dict[str, tuple[tuple[str, ...], array]], files: ImageFiles,
+                regions: LRU[tuple], have_ocr: bool, stats: Counter) -> Sample:
         qid = native_id(record, "question_id")
         question = text(record, "question")
         golds = answers(record, "answers", required=split != "test")
@@ -124,8 +124,9 @@ class TextVQA(Source):
             if have_ocr:
                 log.debug("textvqa: no OCR entry for image %s", image_id)
             evidence: tuple = ()
-        else:
-            evidence = rosetta_regions(entry[0], entry[1], width, height, stats)
+        else:  # questions about one image come together: build its regions once
+            evidence = regions.get((image_id, width, height),
+                                   lambda: rosetta_regions(entry[0], entry[1], width, height, stats))
         return Sample(id=f"{self.name}/{split}/{qid}", source=self.name, split=split, image=image,
                       width=width, height=height, question=question, answers=golds,
                       evidence=evidence, meta=meta)

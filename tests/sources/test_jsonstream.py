@@ -69,3 +69,11 @@ def test_jsonl_bad_lines_do_not_stop_the_read(tmp_path):
     assert out[0][1] == {"a": 1} and out[-1][1] == {"a": 2}
     assert all(isinstance(r, BadLine) for _, r in out[1:4])
     assert "line 3" in str(out[1][1]) and "list" in str(out[2][1])
+
+
+def test_parse_errors_are_one_line(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"a": [1,\n 2,,]}')
+    with pytest.raises(SourceError) as err:
+        list(iter_object_items(path))
+    assert "\n" not in str(err.value)

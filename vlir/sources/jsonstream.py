@@ -47,7 +47,7 @@ def iter_object_items(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]
                 _check_top_level(fh, path, "{")
             yield from ijson.kvitems(fh, prefix, use_float=True)
     except ijson.JSONError as exc:
-        raise SourceError(path, f"not valid JSON ({exc})") from None
+        raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
     except UnicodeDecodeError as exc:
         raise SourceError(path, f"not valid UTF-8 JSON ({exc})") from None
     except OSError as exc:
@@ -63,11 +63,16 @@ def iter_array_items(path: Path, prefix: str) -> Iterator[Any]:
             _check_top_level(fh, path, "{")
             yield from ijson.items(fh, f"{prefix}.item" if prefix else "item", use_float=True)
     except ijson.JSONError as exc:
-        raise SourceError(path, f"not valid JSON ({exc})") from None
+        raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
     except UnicodeDecodeError as exc:
         raise SourceError(path, f"not valid UTF-8 JSON ({exc})") from None
     except OSError as exc:
         raise SourceError(path, f"cannot read ({exc})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """yajl's messages span several lines (with a caret picture); the CLI prints one line."""
+    return " ".join(str(exc).split())
 
 
 class BadLine(ValueError):

@@ -132,3 +132,27 @@ def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set
         dataclasses.replace(cfg, rewards=[{"weight": 1}])
     with pytest.raises(ValueError, match="temperature"):
         dataclasses.replace(cfg, temperature=0.0)
+
+
+@pytest.mark.parametrize("name,world", [("grpo_qwen2_5_vl_7b.yaml", 8), ("grpo_tiny.yaml", 1)])
+def test_recipes_load_and_their_deepspeed_batches_add_up(name, world):
+    from vlir.train.ds_config import load_deepspeed_config
+    from vlir.train.grpo_config import GRPOConfig
+    from vlir.train.rewards import get_reward
+
+    text = (REPO / "recipes" / name).read_text()
+    assert "vlir train grpo" in text or "deepspeed --num_gpus" in text  # the launch command header
+    cfg = GRPOConfig.load(REPO / "recipes" / name)
+    for spec in cfg.reward_specs():
+        get_reward(spec.name)
+    accum = cfg.micro_batches(world)
+    ds = load_deepspeed_config(REPO / cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=accum,
+                               world_size=world, lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                               weight_decay=0.0, grad_clip=cfg.max_grad_norm, bf16=world > 1, on_cpu=world == 1)
+    assert ds["train_batch_size"] == cfg.prompts_per_step * cfg.num_generations
+    if name.startswith("grpo_qwen2_5_vl_7b"):  # the paper's settings
+        assert (cfg.num_generations, cfg.beta, cfg.learning_rate, cfg.max_steps, cfg.temperature) == (5, 0.0, 1e-6, 300, 1.0)
+        assert cfg.per_device_batch_size == 1 and cfg.prompts_per_step == 16
+        assert cfg.freeze_vision_tower and cfg.freeze_merger
+        assert [(s.name, s.weight) for s in cfg.reward_specs()] == [("accuracy", 1.0), ("format", 0.5),
+                                                                     ("region", 0.5), ("length", 0.1)]

@@ -94,6 +94,8 @@ def test_cli(corpus, tmp_path, capsys):
     assert main(["rl-data", "--root", str(corpus), "--out", str(out), "--sources", "gqa,vsr",
                  "--per-source", "2", "--quota", "vsr=1", "--seed", "3"]) == 0
     assert "RL set: 3 records (gqa 2, vsr 1)" in capsys.readouterr().out
+    assert main(["rl-data", "--root", str(corpus), "--out", str(out), "--per-source", "3"]) == 0
+    assert "RL set: 6 records (gqa 3, vsr 3)" in capsys.readouterr().out
     assert main(["rl-data", "--root", str(tmp_path), "--out", str(out)]) == 2
     assert main(["rl-data", "--root", str(corpus), "--out", str(out), "--quota", "gqa"]) == 2
     assert main(["rl-data", "--root", str(corpus), "--out", str(out), "--sources", "textvqa"]) == 2

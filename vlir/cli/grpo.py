@@ -33,7 +33,8 @@ def rl_data(
     sources: str = typer.Option("", "--sources",
                                 help="Comma-separated sources, each with --per-source records "
                                      "(default: the paper's textvqa,gqa,vsr,docvqa,m3cot present)."),
-    per_source: int = typer.Option(1000, "--per-source", help="Records per source listed in --sources."),
+    per_source: int = typer.Option(1000, "--per-source", help="Records per source (of --sources, or of "
+                                                              "the paper's sources by default)."),
     quota: Optional[list[str]] = typer.Option(None, "--quota", help="SOURCE=N, repeatable; overrides."),
 ) -> None:
     """Sample the R-GRPO set: per-source quotas (the paper: ~5,000 from TextVQA, GQA, VSR, DocVQA,
@@ -46,7 +47,7 @@ def rl_data(
         fail("--per-source must be >= 1")
     quotas = _parse_quotas(list(quota or []), per_source, sources)
     try:
-        manifest = build_rl_set(root, out, quotas, seed=seed, split=split)
+        manifest = build_rl_set(root, out, quotas, seed=seed, split=split, per_source=per_source)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(manifest["counts"].items()))

@@ -74,16 +74,16 @@ def _image_bytes(corpus: Corpus, record: Record) -> bytes:
 
 
 def build_rl_set(corpus_dir: str | Path, out_dir: str | Path, quotas: Mapping[str, int] | None = None,
-                 seed: int = 0, split: str = "train") -> dict[str, Any]:
+                 seed: int = 0, split: str = "train", per_source: int = DEFAULT_QUOTA) -> dict[str, Any]:
     """Sample the RL set from ``corpus_dir`` into ``out_dir``; returns the manifest written.
 
-    ``quotas`` maps source -> number of records (default: 1,000 from each of the paper's sources
-    present in the corpus). A source short of its quota gives all it has (and a warning).
+    ``quotas`` maps source -> number of records (default: ``per_source`` from each of the paper's
+    sources present in the corpus). A source short of its quota gives all it has (and a warning).
     """
     corpus = Corpus(Path(corpus_dir))
     available = {src for src, sp in corpus.splits() if sp == split}
     if quotas is None:
-        quotas = {s: DEFAULT_QUOTA for s in PAPER_SOURCES if s in available}
+        quotas = {s: per_source for s in PAPER_SOURCES if s in available}
     chosen: list[tuple[str, Record]] = []
     counts: dict[str, int] = {}
     for source, quota in sorted(quotas.items()):

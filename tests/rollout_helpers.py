@@ -32,20 +32,12 @@ def tiny():
     return load_model(tiny_dir())
 
 
-def snap_box(box, width: int, height: int, budget):
-    """The box as the engine will cut it after the model writes it: the chat's integer
-    ``bbox_2d`` mapped back to original pixels and clipped."""
-    from vlir.train.chat import bbox_2d
-
-    return geometry.clip(geometry.from_model(bbox_2d(box, width, height, budget), width, height, budget),
-                         width, height)
-
-
 def snapped_record(record: Record, image, budget) -> Record:
-    """``record`` with every look box snapped to the model grid and its crops re-rendered: what a
-    build that renders crops from the model's box stores."""
+    """``record`` with every look box snapped to the model grid and its crops re-rendered, as
+    ``vlir build`` stores it (:func:`vlir.geometry.snap_to_model` with the build's model budget)."""
     s = record.sample
-    steps = tuple(Look(snap_box(st.box, s.width, s.height, budget), st.label) if isinstance(st, Look) else st
+    steps = tuple(Look(geometry.snap_to_model(st.box, s.width, s.height, budget), st.label)
+                  if isinstance(st, Look) else st
                   for st in record.chain.steps)
     chain = type(record.chain)(steps, record.chain.answer)
     crops = tuple(render_crop(image, look.box) for look in chain.looks)

@@ -64,6 +64,29 @@ def test_replay_through_a_shard(tmp_path):
         assert_replays(stored, image)
 
 
+def test_replay_of_a_real_build(tmp_path):
+    """``vlir build`` (sample trees, grounded annotator, the tiny model's budget as the build's model
+    view) -> shards -> every accepted record replays exactly."""
+    from vlir.build import BuildConfig, Job, run_build
+    from vlir.sources.base import get_source
+
+    budget = model_budget(tiny()[1])
+    jobs = []
+    for name in ("textvqa", "gqa", "docvqa"):
+        get_source(name).write_sample_tree(tmp_path / "src" / name, 3, 0)
+        jobs.append(Job(name, "val", str(tmp_path / "src" / name)))
+    cfg = BuildConfig(tasks=1, model_min_pixels=budget.min_pixels, model_max_pixels=budget.max_pixels)
+    run_build(cfg, jobs, tmp_path / "out", show_progress=False)
+    corpus = shards.Corpus(tmp_path / "out")
+    replayed = looks = 0
+    for source, split in corpus.splits():
+        for record in corpus.records(source, split):
+            traj = assert_replays(record, corpus.image(record))
+            replayed += 1
+            looks += len(traj.crops)
+    assert replayed >= 5 and looks >= replayed
+
+
 def test_replay_in_reprefill_mode_and_logprobs_agree():
     record, image = grid_record(2, seed=5)
     kv = assert_replays(record, image, "kv")

@@ -288,3 +288,23 @@ def test_merge_stats_sums_workers():
     merged = merge_stats(a, b)
     assert merged["requests"] == 5 and merged["cache_hits"] == 4 and merged["retries"] == 1
     assert merged["failures"] == {"judge_region": 1, "teacher_schema": 3}
+
+
+def test_annotate_stream_keeps_order_and_reads_input_lazily(tmp_path):
+    consumed = []
+
+    def items():
+        for i in range(100, 112):
+            consumed.append(i)
+            yield make_item(i, answers=(f"answer {i}",))
+
+    with FakeOpenAIServer(latency_s=0.05) as srv:
+        annotator = TeacherAnnotator(config(srv, tmp_path, concurrency=2))
+        stream = annotator.annotate_stream(items(), window=4)
+        first = next(stream)
+        assert len(consumed) <= 5  # only the window is read ahead
+        rest = list(stream)
+        annotator.close()
+        assert srv.max_in_flight <= 2
+    assert [r.answer for r in [first] + rest] == [f"answer {i}" for i in range(100, 112)]
+    assert srv.count() == 12

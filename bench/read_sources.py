@@ -11,7 +11,8 @@ Prints the RSS of both, their ratio (target <= 1.5) and the 1M RSS (target < 2 G
 The last line, also written to out/bench/read_sources.json, is one JSON object:
 ``{"rss_ratio_1m_vs_100k": ..., "rss_mb_1m": ..., "samples_per_s": ...}`` (plus details).
 
-Usage: ``python bench/read_sources.py [--sizes 100000,1000000] [--keep DIR]``.
+Usage: ``python bench/read_sources.py [--sizes 100000,1000000] [--keep DIR] [--graph-images 75000]``
+(the last also builds the scene-graph index of a GQA-train-sized graph and reports its peak RSS).
 """
 
 from __future__ import annotations
@@ -104,6 +105,41 @@ def write_questions(path: Path, n: int, objects_of: dict[str, list[tuple[str, st
         fh.write("}")
 
 
+GRAPH_CHILD = r"""
+import json, resource, sys, time
+from vlir.sources.scenegraph import SceneGraphIndex
+t0 = time.perf_counter()
+index = SceneGraphIndex.build(sys.argv[1])
+print(json.dumps({"images": len(index), "index_mb": index.nbytes / 2**20, "seconds": time.perf_counter() - t0,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def measure_scene_graph(work: Path, images: int, objects_per_image: int = 20) -> dict:
+    """A GQA-train-sized scene graph (75k images x ~20 objects ~ 0.4 GB): the index build's
+    peak RSS, so the compact index is measured at the real scale too."""
+    rng = random.Random(3)
+    path = work / "big_sceneGraphs.json"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("{")
+        for i in range(images):
+            ids = [str(5_000_000 + objects_per_image * i + k) for k in range(objects_per_image)]
+            objects = {oid: {"name": rng.choice(NAMES), "x": rng.randint(0, 400), "y": rng.randint(0, 300),
+                             "w": rng.randint(5, 100), "h": rng.randint(5, 100),
+                             "attributes": ["white", "wooden"],
+                             "relations": [{"name": rng.choice(RELATIONS), "object": rng.choice(ids)}
+                                           for _ in range(3)]} for oid in ids}
+            fh.write(("," if i else "") + json.dumps(str(i)) + ": " +
+                     json.dumps({"width": 500, "height": 375, "objects": objects}))
+        fh.write("}")
+    out = subprocess.run([sys.executable, "-c", GRAPH_CHILD, str(path)], cwd=REPO, check=True,
+                         capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["file_mb"] = path.stat().st_size / 2**20
+    path.unlink()
+    return result
+
+
 def measure(root: Path, split: str) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, str(root), split], cwd=REPO, check=True,
                          capture_output=True, text=True)
@@ -114,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="small,large question counts")
     parser.add_argument("--keep", type=Path, help="generate here and keep the files")
+    parser.add_argument("--graph-images", type=int, default=0,
+                        help="also time the scene-graph index on a graph of N images (GQA train: 75000)")
     args = parser.parse_args()
     small, large = (int(v) for v in args.sizes.split(","))
     work = args.keep or Path(tempfile.mkdtemp(prefix="vlir-bench-read-"))
@@ -141,6 +179,13 @@ def main() -> None:
                   "samples_per_s": round(rate, 1), "rss_mb_100k": round(runs["val"]["rss_mb"], 1),
                   "questions_small": small, "questions_large": large,
                   "file_mb_large": round(sizes_mb["train"], 1), "seconds_large": round(runs["train"]["seconds"], 1)}
+        if args.graph_images:
+            g = measure_scene_graph(work, args.graph_images)
+            print(f"scene graph of {g['images']:,} images ({g['file_mb']:.0f} MB): index {g['index_mb']:.1f} MB, "
+                  f"peak RSS {g['rss_mb']:.0f} MB, built in {g['seconds']:.0f} s")
+            result.update({"scene_graph_images": g["images"], "scene_graph_file_mb": round(g["file_mb"], 1),
+                           "scene_graph_index_mb": round(g["index_mb"], 1),
+                           "scene_graph_rss_mb": round(g["rss_mb"], 1)})
         out_dir = REPO / "out" / "bench"
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "read_sources.json").write_text(json.dumps(result) + "\n")

@@ -111,13 +111,16 @@ def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, r
     assert (out / "config.json").is_file() and (out / "rewards.png").stat().st_size > 0
     assert (out / "checkpoints" / "step-2").is_dir()
 
-    again = GRPOTrainer(_config(tmp_path, tiny_model_dir, rl_set, max_steps=3, resume=True),
+    # resume for one more step, now with a KL term to the reference (the initial checkpoint)
+    again = GRPOTrainer(_config(tmp_path, tiny_model_dir, rl_set, max_steps=3, resume=True, beta=0.04),
                         logits_processor=ForceCrop(tiny[1]))
     again.setup()
-    assert again.step == 2
+    assert again.step == 2 and again.ref_model is not None
     again.train()
     again.cleanup()
-    assert [json.loads(x)["step"] for x in (out / METRICS).read_text().splitlines()] == [1, 2, 3]
+    rows = [json.loads(x) for x in (out / METRICS).read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert "kl" not in rows[0] and 0 < rows[2]["kl"] < 10  # the policy has moved from the reference
 
 
 def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set):

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -96,30 +97,24 @@ class GRPOTrainer:
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
-        if cfg.resume:
-            self._resume()
+        self._resume() if cfg.resume else None
 
     def _load(self):
         from vlir.train.model import load_model
-
         pixels = {k: v for k, v in (("min_pixels", self.cfg.min_pixels), ("max_pixels", self.cfg.max_pixels)) if v}
         return load_model(Path(self.cfg.model_path), dtype=self.dtype, device="cpu", **pixels)
 
     def _setup_model(self) -> None:
         from vlir.train.model import build_tiny_model, special_ids
-
         cfg = self.cfg
         path = Path(cfg.model_path)
         if not (path / "config.json").is_file():
             if not cfg.build_model:
-                raise FileNotFoundError(f"no model at {path}: run SFT first (make train) or point "
-                                        "model_path at a checkpoint")
-            if self.rank == 0:
-                build_tiny_model(path, cfg.build_model, seed=cfg.seed)
+                raise FileNotFoundError(f"no model at {path}: run SFT first (make train) or set model_path")
+            build_tiny_model(path, cfg.build_model, seed=cfg.seed) if self.rank == 0 else None
             torch.distributed.barrier()
         if self.zero_stage == 3:  # from_pretrained then loads each rank's partition (zero.Init)
             from transformers.integrations import HfDeepSpeedConfig
-
             self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
         self.model, self.processor = self._load()
         self.ids = special_ids(self.processor)
@@ -206,9 +201,8 @@ class GRPOTrainer:
         """ZeRO-3 shards the weights; generation gathers them once instead of per forward."""
         if self.zero_stage != 3:
             return contextlib.nullcontext()
-        import deepspeed
-
-        return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()))
+        from deepspeed.zero import GatheredParameters
+        return GatheredParameters(list(self.engine.module.parameters()))
 
     def _rollout(self, prompts: list, batch_index: int) -> list:
         from vlir.rollout import Rollout, RolloutConfig
@@ -320,7 +314,7 @@ class GRPOTrainer:
             values[f"reward/{name}"] = (sum(present), len(present))
         for reason in ("answer", "eos", "max_new_tokens", "max_crops", "bad_box"):
             values[f"finish/{reason}"] = (float(sum(t.finish_reason == reason for t in trajs)), n)
-        keys = list(values)
+        keys = list(values)  # same keys, same order on every rank
         packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
         if self.world_size > 1:
             torch.distributed.all_reduce(packed)
@@ -328,7 +322,8 @@ class GRPOTrainer:
         for i, k in enumerate(keys):
             num, den = packed[2 * i].item(), packed[2 * i + 1].item()
             row[k] = num / den if den else None
-        row.update(lr=lr, grad_norm=_float(self.engine.get_global_grad_norm()),
+        norm = None if self.engine.get_global_grad_norm() is None else float(self.engine.get_global_grad_norm())
+        row.update(lr=lr, grad_norm=norm if norm is not None and math.isfinite(norm) else None,
                    rollout_time_s=t_roll, step_time_s=t_step)
         return row
 
@@ -370,13 +365,6 @@ class GRPOTrainer:
         self.engine = self.optimizer = self.scheduler = self.model = self.ref_model = None
 
 
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value.item() if hasattr(value, "item") else value)
-    return value if value == value and abs(value) != float("inf") else None
-
-
 def run(cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None) -> Path:
     """Set up, train, save and clean up; returns the output folder."""
     log.info("GRPO config:\n%s", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -394,8 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vlir.train.grpo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="recipe YAML (see recipes/)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                        help="set by the deepspeed launcher")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by deepspeed")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -197,8 +197,15 @@ def test_vision_tokens_are_never_sampled_even_when_forced():
         scores[:, pad] = 1e4
         return scores
 
-    [t] = engine(temperature=1.0, max_new_tokens=30, logits_processor=push_vision).generate(PROMPTS[:1])
-    assert pad not in t.token_ids[t.prompt_length:]
+    def only_vision(ids, scores):
+        scores[:] = float("-inf")
+        scores[:, pad] = 0.0
+        return scores
+
+    for hook in (push_vision, only_vision):
+        for temperature in (0.0, 1.0):
+            [t] = engine(temperature=temperature, max_new_tokens=30, logits_processor=hook).generate(PROMPTS[:1])
+            assert pad not in t.token_ids[t.prompt_length:] and t.num_sampled == 30
 
 
 def test_sampling_is_seeded_and_samples_differ():

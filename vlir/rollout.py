@@ -266,7 +266,11 @@ class Rollout:
         scores = logits.clone()
         if cfg.logits_processor is not None:
             scores = cfg.logits_processor(batch.left_padded_ids(), scores)
-        scores[:, self.suppress.to(scores.device)] = float("-inf")
+        suppress = self.suppress.to(scores.device)
+        scores[:, suppress] = float("-inf")
+        dead = ~torch.isfinite(scores).any(-1)
+        if bool(dead.any()):  # the hook allowed only vision tokens: fall back to the model's choice
+            scores[dead] = logits[dead].index_fill(-1, suppress, float("-inf"))
         if cfg.temperature == 0:
             tokens = scores.argmax(-1)
         else:

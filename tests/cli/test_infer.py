@@ -68,3 +68,14 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert "not a checkpoint" in capsys.readouterr().err
     assert main(["infer", "--model", str(tiny_dir()), "--image", str(tmp_path / "x.png"), "--question", "q"]) == 2
     assert "x.png" in capsys.readouterr().err
+
+
+def test_eval_straight_from_a_source_adapter(tmp_path, capsys):
+    from vlir.sources.base import get_source
+
+    get_source("textvqa").write_sample_tree(tmp_path / "textvqa", 3, 0)
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(tiny_dir()), "--source", "textvqa", "--root", str(tmp_path / "textvqa"),
+                 "--split", "val", "--out", str(out), "--limit", "2", "--max-new-tokens", "4"])
+    assert code == 0 and "vqa_accuracy" in capsys.readouterr().out
+    assert json.loads((out / "scores.json").read_text())["sources"]["textvqa"]["n"] == 2

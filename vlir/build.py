@@ -340,6 +340,7 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
     log.info("build: %d task(s) to run (%d already complete)",
              len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))
     ctx = mp.get_context("fork")
+    _warm_imports(cfg)  # once in the parent, inherited by the forked workers
     counters = (ctx.Value("q", 0), ctx.Value("q", 0))
     bar = _progress_bar(show_progress)
     start = time.monotonic()
@@ -372,6 +373,17 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
     if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
         return write_manifest(out)
     return None
+
+
+def _warm_imports(cfg: BuildConfig) -> None:
+    """Import what every task needs (``datasets`` for the shard schema is the slow one) before
+    forking, so workers share it instead of each paying the import."""
+    import vlir.checks  # noqa: F401
+    from vlir.shards import arrow_schema
+
+    arrow_schema()
+    if cfg.annotator == "grounded":
+        import vlir.annotate.grounded  # noqa: F401
 
 
 def _progress_bar(enabled: bool):

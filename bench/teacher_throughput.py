@@ -8,7 +8,7 @@ feeding it the way ``vlir build`` should: :meth:`TeacherAnnotator.annotate_strea
 in a separate process so its CPU is not counted; the load average is printed, because on a shared
 machine the ratio at concurrency 32 is bounded by the CPU left to this process.
 
-    python bench/teacher_throughput.py [--latency-ms 200] [--rounds 12] [--out out]
+    python bench/teacher_throughput.py [--latency-ms 200] [--rounds 25] [--out out]
 
 Last line (also written to ``<out>/bench/teacher_throughput.json``):
 ``{"ratio_c8": ..., "ratio_c32": ..., "cpu_ms_per_record": ...}``
@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,7 @@ def measure(base_url: str, concurrency: int, latency_s: float, rounds: int, cach
         n = concurrency * rounds
         items = make_items(n, offset=concurrency * 10_000)
         cpu0, t0 = time.process_time(), time.perf_counter()
-        results = list(annotator.annotate_stream(items))
+        results = [result for _, result in annotator.annotate_stream(items)]
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         failed = sum(1 for r in results if not hasattr(r, "answer"))
         if failed:
@@ -78,7 +79,7 @@ def measure(base_url: str, concurrency: int, latency_s: float, rounds: int, cach
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=200.0)
-    parser.add_argument("--rounds", type=int, default=12, help="records per run = concurrency x rounds")
+    parser.add_argument("--rounds", type=int, default=25, help="records per run = concurrency x rounds")
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -97,6 +98,9 @@ def main() -> int:
         print(f"concurrency {c:>2}: {r['records']} records in {r['seconds']:.2f}s = "
               f"{r['records_per_s']:.1f} rec/s; ideal {r['ideal']:.0f} rec/s "
               f"({c} / {latency:g}s); ratio {r['ratio']:.3f}; vlir CPU {r['cpu_ms_per_record']:.2f} ms/record")
+    load = os.getloadavg()
+    print(f"load average during the run: {load[0]:.1f} (1 min) on {os.cpu_count()} CPUs; "
+          f"vlir needs ~1 free core at concurrency 32 (160 rec/s x CPU per record)")
     cpu = sum(r["cpu_ms_per_record"] * r["records"] for r in runs.values()) / sum(r["records"] for r in runs.values())
     result = {"ratio_c8": round(runs[8]["ratio"], 4), "ratio_c32": round(runs[32]["ratio"], 4),
               "cpu_ms_per_record": round(cpu, 3)}

@@ -306,5 +306,7 @@ def test_annotate_stream_keeps_order_and_reads_input_lazily(tmp_path):
         rest = list(stream)
         annotator.close()
         assert srv.max_in_flight <= 2
-    assert [r.answer for r in [first] + rest] == [f"answer {i}" for i in range(100, 112)]
+    pairs = [first] + rest
+    assert [item.sample.answers[0] for item, _ in pairs] == [f"answer {i}" for i in range(100, 112)]
+    assert [r.answer for _, r in pairs] == [f"answer {i}" for i in range(100, 112)]
     assert srv.count() == 12

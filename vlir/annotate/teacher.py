@@ -106,24 +106,27 @@ class TeacherAnnotator(Annotator):
         return result
 
     def annotate_many(self, items: list[AnnotateInput]) -> list[Chain | AnnotationError]:
-        return list(self.annotate_stream(items, window=max(1, len(items))))
+        return [result for _, result in self.annotate_stream(items, window=max(1, len(items)))]
 
-    def annotate_stream(self, items: Iterable[AnnotateInput],
-                        window: int | None = None) -> Iterator[Chain | AnnotationError]:
-        """Results in input order, with up to ``window`` (default :attr:`batch_size`) items being
-        annotated at once; the requests keep flowing while the caller handles each result."""
+    def annotate_stream(self, items: Iterable[AnnotateInput], window: int | None = None,
+                        ) -> Iterator[tuple[AnnotateInput, Chain | AnnotationError]]:
+        """``(item, result)`` pairs in input order, with up to ``window`` (default
+        :attr:`batch_size`) items being annotated at once. Unlike fixed batches, there is no tail
+        where slots idle, and requests keep flowing while the caller checks and writes a result."""
         window = window or self.batch_size
         loop = self._runtime()
-        pending: deque[Future] = deque()
+        pending: deque[tuple[AnnotateInput, Future]] = deque()
         try:
             for item in items:
-                pending.append(asyncio.run_coroutine_threadsafe(self._one(item), loop))
+                pending.append((item, asyncio.run_coroutine_threadsafe(self._one(item), loop)))
                 while len(pending) >= window:
-                    yield pending.popleft().result()
+                    done, fut = pending.popleft()
+                    yield done, fut.result()
             while pending:
-                yield pending.popleft().result()
+                done, fut = pending.popleft()
+                yield done, fut.result()
         finally:
-            for fut in pending:  # stopped early (fatal error, or the caller gave up)
+            for _, fut in pending:  # stopped early (fatal error, or the caller gave up)
                 fut.cancel()
 
     def stats(self) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import os
 import random
 import time
 from collections import Counter
-from typing import Any
 
 from vlir.annotate.base import AnnotationError
 from vlir.annotate.teacher_cache import CachedAnswer

@@ -105,7 +105,7 @@ class SFTTrainer:
             self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
         pixels = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
         self.model, self.processor = load_model(path, dtype=self.dtype, device="cpu", **pixels)
-        self.model.config.use_cache = False
+        _use_cache(self.model, False)  # no KV cache in training forwards
         visual = self.model.model.visual
         frozen = []
         if cfg.freeze_vision_tower:
@@ -117,7 +117,7 @@ class SFTTrainer:
         for p in frozen:
             p.requires_grad_(False)
         if cfg.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.activation_checkpointing_enable({"use_reentrant": False})
         self.model.train()
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.model.parameters())
@@ -269,9 +269,11 @@ class SFTTrainer:
         state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
         if self.rank == 0:
             module = self.engine.module
-            module.config.use_cache = True
+            _use_cache(module, True)  # the saved model generates with a cache
+            if state_dict is not None:
+                _standard_key_layout(module)
             module.save_pretrained(self.out, state_dict=state_dict)
-            module.config.use_cache = False
+            _use_cache(module, False)
             self.processor.save_pretrained(self.out)
             self._prune(ckpt)
             if self.cfg.plot:
@@ -292,8 +294,26 @@ class SFTTrainer:
 
     def cleanup(self) -> None:
         """Free the engine; the process group stays (it is the process's, not the trainer's)."""
-        self.engine.destroy() if hasattr(self.engine, "destroy") else None
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.destroy()
         self.engine = self.optimizer = self.scheduler = self.model = None
+
+
+def _standard_key_layout(model: Any) -> None:
+    """transformers 5.24, loading under ZeRO-3 (zero.Init), records every candidate key conversion
+    of the architecture, legacy ones included, where a plain load records only those it applied;
+    reverting them all on save writes ``model.model.layers.*``, which no loader reads back.
+    Clearing the record makes ``save_pretrained`` use the architecture's default (non-legacy)
+    mapping, as for a model built from scratch: Qwen2.5-VL's published key layout (``visual.*``,
+    ``model.layers.*``), which the ZeRO-3 test checks key by key."""
+    if getattr(model, "_weight_conversions", None) is not None:
+        model._weight_conversions = None
+
+
+def _use_cache(model: Any, flag: bool) -> None:
+    config = getattr(model.config, "text_config", model.config)
+    config.use_cache = flag
 
 
 def _float(value: Any) -> float | None:

@@ -21,10 +21,10 @@ import hashlib
 import logging
 import multiprocessing as mp
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,8 +65,9 @@ class BuildConfig:
     model_max_pixels: int = MODEL_PIXELS.max_pixels
     #: partitions per (source, split); fixed so outputs do not depend on --workers
     tasks: int = 4
-    #: samples per annotate_many call (a teacher runs these concurrently)
-    batch_size: int = 16
+    #: samples in flight in the annotator (None: the annotator's own choice, e.g. 4 x concurrency
+    #: for a teacher); output order never depends on it
+    batch_size: int | None = None
     row_group_rows: int = 256
     embed_images: bool = False
     #: first K samples of each (source, split) stream, before partitioning (None = all)
@@ -78,7 +79,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.annotator not in ("grounded", "teacher"):
             raise ValueError(f"annotator must be 'grounded' or 'teacher', got {self.annotator!r}")
-        if self.tasks < 1 or self.batch_size < 1:
+        if self.tasks < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ValueError("tasks and batch_size must be >= 1")
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0")
@@ -239,21 +240,42 @@ class _Task:
         accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
         rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
         self._image_bytes: dict[str, bytes] = {}
-        try:
-            batch: list[AnnotateInput] = []
+        # Records leave in input order whatever the annotator's timing: `order` holds finished
+        # records and placeholders (ints) for items still being annotated.
+        order: deque[Record | int] = deque()
+        done: dict[int, Record] = {}
+        seq_of: dict[int, int] = {}  # id(AnnotateInput) -> its place in `order`
+        counter = count()
+
+        def drain() -> None:
+            while order:
+                head = order[0]
+                if isinstance(head, int):
+                    if head not in done:
+                        return
+                    head = done.pop(head)
+                order.popleft()
+                self._write(head, accepted, rejected, progress)
+
+        def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
-                if isinstance(item, Invalid):
-                    self._write(Record.from_invalid(item, self.provenance), accepted, rejected, progress)
-                    continue
-                prepared = self._prepare(item)
+                prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
+                            else self._prepare(item))
                 if isinstance(prepared, Record):
-                    self._write(prepared, accepted, rejected, progress)
+                    order.append(prepared)
+                    drain()
                     continue
-                batch.append(prepared)
-                if len(batch) >= self.cfg.batch_size:
-                    self._flush(batch, accepted, rejected, progress)
-                    batch = []
-            self._flush(batch, accepted, rejected, progress)
+                seq_of[id(prepared)] = seq = next(counter)
+                order.append(seq)
+                yield prepared
+
+        try:
+            for item, result in self.annotator.annotate_stream(inputs(), self.cfg.batch_size):
+                done[seq_of.pop(id(item))] = self._finish(item, result)
+                self._image_bytes.pop(item.sample.id, None)
+                drain()
+            drain()
+            assert not order, "every sample must reach a shard"
         except BaseException:
             accepted.abort()
             rejected.abort()
@@ -274,14 +296,6 @@ class _Task:
         marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-
-    def _flush(self, batch: list[AnnotateInput], accepted, rejected, progress) -> None:
-        if not batch:
-            return
-        results = self.annotator.annotate_many(batch)
-        for item, result in zip(batch, results):
-            self._write(self._finish(item, result), accepted, rejected, progress)
-            self._image_bytes.pop(item.sample.id, None)
 
     def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:
         if record.accepted:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Iterator
 
 from PIL import Image
 
@@ -57,6 +57,24 @@ class Annotator(ABC):
             except AnnotationError as exc:
                 out.append(exc)
         return out
+
+    #: items per annotate_many call in the default :meth:`annotate_stream`
+    batch_size: int = 16
+
+    def annotate_stream(self, items: Iterable[AnnotateInput], window: int | None = None,
+                        ) -> Iterator[tuple[AnnotateInput, Chain | AnnotationError]]:
+        """``(item, result)`` pairs in input order, consuming ``items`` lazily. The default runs
+        :meth:`annotate_many` on windows of ``window`` items; network annotators override it to
+        keep requests in flight continuously."""
+        window = window or self.batch_size
+        batch: list[AnnotateInput] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= window:
+                yield from zip(batch, self.annotate_many(batch))
+                batch = []
+        if batch:
+            yield from zip(batch, self.annotate_many(batch))
 
     def stats(self) -> dict[str, Any]:
         """Counters for the manifest (requests, retries, tokens, failures by reason...)."""

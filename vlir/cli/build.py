@@ -62,10 +62,15 @@ def build(
         for sp in [s.strip() for s in split.split(",") if s.strip()]:
             adapter.check_split(sp)
             jobs.append(Job(name, sp, str(src_root)))
+    fatal: tuple[type[BaseException], ...] = (ManifestError,)
+    if cfg.annotator == "teacher":
+        from vlir.annotate.teacher import TeacherFatalError
+
+        fatal += (TeacherFatalError,)
     try:
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
                              shard_index=shard_index, show_progress=progress)
-    except ManifestError as exc:
+    except fatal as exc:
         fail(str(exc))
     if manifest is None:
         typer.echo(f"shard {shard_index}/{num_shards} done in {out}; run `vlir merge` when all are done")

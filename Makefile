@@ -66,6 +66,7 @@ $(OUT)/vlir/manifest.json:
 
 train: venv $(OUT)/vlir/manifest.json
 	$(VLIR) train sft --config recipes/sft_tiny.yaml
+	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --per-source 8
 	$(VLIR) train grpo --config recipes/grpo_tiny.yaml
 	@echo
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"

@@ -211,6 +211,18 @@ class SFTTrainer:
             loss = loss + self._vision_guard()
         return loss
 
+    def micro_step_on(self, batch: dict[str, Any]) -> tuple[float, float, bool]:
+        """Forward, backward and engine step on one device-ready micro-batch (the optimizer steps
+        at the accumulation boundary). Returns ``(loss, lr applied, boundary)``. The bench times
+        exactly this against a bare PyTorch step."""
+        loss = self._loss(batch)
+        self.engine.backward(loss)
+        boundary = self.engine.is_gradient_accumulation_boundary()
+        lr = float(self.scheduler.get_last_lr()[0])  # the rate this step applies
+        self.engine.step()
+        self.micro_step += 1
+        return loss.item(), lr, boundary
+
     def train(self, until_step: int | None = None) -> None:
         """Run optimizer steps up to ``total_steps`` (or ``until_step``, to stop early and resume)."""
         cfg, gas = self.cfg, self.cfg.gradient_accumulation_steps
@@ -221,14 +233,9 @@ class SFTTrainer:
         batches = self._batches()
         while self.step < stop:
             batch = self._to_device(next(batches))
-            loss = self._loss(batch)
-            self.engine.backward(loss)
-            boundary = self.engine.is_gradient_accumulation_boundary()
-            lr = float(self.scheduler.get_last_lr()[0])  # the rate this step applies
-            self.engine.step()
-            self.micro_step += 1
+            loss, lr, boundary = self.micro_step_on(batch)
             mask = batch["attention_mask"]
-            acc += torch.tensor([loss.item(), mask.sum().item(), mask.numel()], dtype=torch.float64)
+            acc += torch.tensor([loss, mask.sum().item(), mask.numel()], dtype=torch.float64)
             if not boundary:
                 continue
             self.step += 1

@@ -94,7 +94,7 @@ def test_sft_7b_recipe_has_the_papers_settings():
         (2e-7, 2, 8, 3.0)
     assert cfg.freeze_vision_tower and cfg.freeze_merger and not cfg.freeze_language_model
     assert cfg.max_pixels == 2048 * 28 * 28 and cfg.min_pixels == 4 * 28 * 28  # the released agent's
-    assert "deepspeed --num_gpus 4 -m vlir.train.sft --config recipes/sft_qwen2_5_vl_7b.yaml" in path.read_text()
+    assert "deepspeed --num_gpus 4 --module vlir.train.sft --config recipes/sft_qwen2_5_vl_7b.yaml" in path.read_text()
 
 
 def test_sft_tiny_recipe_is_the_make_train_one():

@@ -2,7 +2,8 @@
 
 Launch (from the repository root)::
 
-    deepspeed --num_gpus 4 -m vlir.train.sft --config recipes/sft_qwen2_5_vl_7b.yaml [key=value ...]
+    deepspeed --num_gpus 4 --module vlir.train.sft --config recipes/sft_qwen2_5_vl_7b.yaml [key=value ...]
+    # (the launcher spells python -m as --module; `deepspeed ... vlir/train/sft.py --config ...` also works)
     python -m vlir.train.sft --config recipes/sft_tiny.yaml        # one process, CPU or one GPU
     vlir train sft --config recipes/sft_tiny.yaml                    # the same, through the CLI
 

@@ -72,7 +72,7 @@ train: venv $(OUT)/vlir/manifest.json
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
 	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, rewards.png)"
 
-bench: venv
+bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlir.build import BuildConfig, Job, run_build
+from vlir.build import BuildConfig, Job
+from vlir.executor import run_build
 from vlir.manifest import merge
 from vlir.shards import iter_rows, shard_files
 from vlir.sources.base import get_source

@@ -67,7 +67,8 @@ def test_replay_through_a_shard(tmp_path):
 def test_replay_of_a_real_build(tmp_path):
     """``vlir build`` (sample trees, grounded annotator, the tiny model's budget as the build's model
     view) -> shards -> every accepted record replays exactly."""
-    from vlir.build import BuildConfig, Job, run_build
+    from vlir.build import BuildConfig, Job
+    from vlir.executor import run_build
     from vlir.sources.base import get_source
 
     budget = model_budget(tiny()[1])

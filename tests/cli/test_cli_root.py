@@ -36,7 +36,7 @@ def test_validate_exit_codes(vlir_output, tmp_path):
 
 def test_import_vlir_is_light():
     code = ("import sys, vlir, vlir.records, vlir.geometry, vlir.crops, vlir.shards, vlir.build, "
-            "vlir.validate, vlir.cli; from vlir.cli import _register; _register(); "
+            "vlir.executor, vlir.validate, vlir.cli; from vlir.cli import _register; _register(); "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -35,7 +35,8 @@ def build(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
-    from vlir.build import ALL_SOURCES, BuildConfig, Job, run_build
+    from vlir.build import ALL_SOURCES, BuildConfig, Job
+    from vlir.executor import run_build
     from vlir.manifest import ManifestError
     from vlir.sources.base import get_source
 

@@ -3,7 +3,7 @@ stage two).
 
 Launch (from the repository root)::
 
-    deepspeed --num_gpus 8 -m vlir.train.grpo --config recipes/grpo_qwen2_5_vl_7b.yaml [key=value ...]
+    deepspeed --num_gpus 8 --module vlir.train.grpo --config recipes/grpo_qwen2_5_vl_7b.yaml [key=value ...]
     vlir train grpo --config recipes/grpo_tiny.yaml                  # one process, CPU or one GPU
 
 Why vlir's own loop and not TRL's ``GRPOTrainer``: TRL 1.16's tool route changes the chat format

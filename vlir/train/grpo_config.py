@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
-
-import yaml
 
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
-from vlir.train.sft_config import PRECISIONS, _coerce, _f
+from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
 
 LR_SCHEDULERS = ("constant", "linear", "cosine")
 LOSS_TYPES = ("grpo", "dapo")  # kept in step with vlir.train.grpo_loss (no torch import here)
@@ -31,7 +27,7 @@ ROLLOUT_MODES = ("kv", "reprefill")
 
 
 @dataclass
-class GRPOConfig:
+class GRPOConfig(RecipeConfig):
     """Region-conditioned GRPO of a Qwen2.5-VL on an RL set (VLM-R3 stage two).
 
     Model and data:
@@ -51,6 +47,8 @@ class GRPOConfig:
     Output:
         output_dir, save_steps, keep_checkpoints, resume, plot.
     """
+
+    kind = "GRPO"  # names the config in error messages
 
     # --- model and data
     model_path: str = _f("out/train/sft", "Local Qwen2.5-VL checkpoint to start from (the SFT output).")
@@ -163,49 +161,3 @@ class GRPOConfig:
             raise ValueError(f"{per_rank} trajectories per rank per step do not split into micro-batches "
                              f"of per_device_batch_size={self.per_device_batch_size}")
         return per_rank // self.per_device_batch_size
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def help(cls) -> str:
-        """One line per field: name, default and help string."""
-        lines = []
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"{f.name} = {default!r}: {f.metadata['help']}")
-        return "\n".join(lines)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "GRPOConfig":
-        unknown = sorted(set(values) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"unknown GRPO config keys {unknown}; valid keys: {cls.field_names()}")
-        return cls(**_coerce(cls, values))
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()) -> "GRPOConfig":
-        """The recipe at ``path`` (or the defaults), then each ``key=value`` override in order
-        (values parsed as YAML; ``chat.system=...`` reaches into a mapping field)."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            loaded = yaml.safe_load(Path(path).read_text())
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ValueError(f"{path}: a recipe must be a YAML mapping")
-            values.update(loaded or {})
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"override {item!r} is not key=value")
-            value = yaml.safe_load(raw) if raw.strip() else ""
-            head, _, rest = key.partition(".")
-            if rest:
-                values[head] = {**dict(values.get(head) or {}), rest: value}
-            else:
-                values[key] = value
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

@@ -8,25 +8,12 @@ recipe fails before a cluster job spends minutes loading a 7B model. This module
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
 
-import yaml
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def _f(default: Any, help: str, **kwargs: Any) -> Any:
-    if isinstance(default, (list, dict)):
-        factory = (lambda d=default: type(d)(d))
-        return field(default_factory=factory, metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
-
+from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
 
 @dataclass
-class SFTConfig:
+class SFTConfig(RecipeConfig):
     """Supervised fine-tuning of Qwen2.5-VL on VLIR shards (stage one of VLM-R3).
 
     Model and data:
@@ -44,6 +31,8 @@ class SFTConfig:
     Output:
         output_dir, save_steps, keep_checkpoints, resume, plot.
     """
+
+    kind = "SFT"  # names the config in error messages
 
     # --- model and data
     model_path: str = _f("out/models/tiny", "Local Qwen2.5-VL checkpoint to fine-tune.")
@@ -129,75 +118,3 @@ class SFTConfig:
             problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
         if problems:
             raise ValueError("invalid SFT config: " + "; ".join(problems))
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def help(cls) -> str:
-        """One line per field: name, default and help string."""
-        lines = []
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"{f.name} = {default!r}: {f.metadata['help']}")
-        return "\n".join(lines)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SFTConfig":
-        unknown = sorted(set(values) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"unknown SFT config keys {unknown}; valid keys: {cls.field_names()}")
-        return cls(**_coerce(cls, values))
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()) -> "SFTConfig":
-        """The recipe at ``path`` (or the defaults), then each ``key=value`` override in order.
-
-        Values are parsed as YAML (``lr=1e-5``, ``splits=[gqa/val]``, ``resume=true``); a dotted
-        key reaches into a mapping field (``chat.max_pixels=50176``).
-        """
-        values: dict[str, Any] = {}
-        if path is not None:
-            loaded = yaml.safe_load(Path(path).read_text())
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ValueError(f"{path}: a recipe must be a YAML mapping")
-            values.update(loaded or {})
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"override {item!r} is not key=value")
-            value = yaml.safe_load(raw) if raw.strip() else ""
-            head, _, rest = key.partition(".")
-            if rest:
-                nested = dict(values.get(head) or {})
-                nested[rest] = value
-                values[head] = nested
-            else:
-                values[key] = value
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """YAML reads ``2e-7`` as a string and ``3`` as an int: cast scalars to the field's type."""
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    out = {}
-    for key, value in values.items():
-        kind = types[key]
-        try:
-            if kind == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
-                value = float(value)
-            elif kind == "int" and isinstance(value, (float, str)) and float(value) == int(float(value)):
-                value = int(float(value))
-            elif kind == "bool" and not isinstance(value, bool):
-                raise ValueError
-            elif kind == "str" and not isinstance(value, str):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{key} must be a {kind}, got {value!r}") from None
-        out[key] = value
-    return out

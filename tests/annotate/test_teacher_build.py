@@ -52,6 +52,15 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def running(proc: subprocess.Popen) -> bool:
+    """For a wait predicate: a build that died early fails at once, with its stderr, instead of
+    leaving the wait to time out."""
+    if proc.poll() is not None:
+        out, err = proc.communicate()
+        raise AssertionError(f"the build exited early with {proc.returncode}:\n{out}\n{err}")
+    return True
+
+
 def totals(out: Path) -> tuple[int, int]:
     manifest = json.loads((out / "manifest.json").read_text())
     splits = manifest["splits"].values()
@@ -73,9 +82,10 @@ def test_kill_9_mid_build_then_resume_asks_nothing_twice(tmp_path):
                 "--no-progress"]
         first = vlir(*args, start_new_session=True)
         try:
-            wait_for(lambda: srv.answered() >= 12, 120, "12 answered requests")
+            wait_for(lambda: running(first) and srv.answered() >= 12, 120, "12 answered requests")
             srv.hold()  # freeze: whatever arrives now stays unanswered
-            wait_for(lambda: cache_rows(cache) == srv.answered() and srv.in_flight == srv.waiting(),
+            wait_for(lambda: running(first) and cache_rows(cache) == srv.answered()
+                     and srv.in_flight == srv.waiting(),
                      30, "the build to commit every answer it received")
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(30)

@@ -10,11 +10,15 @@ exercised through the official ``openai`` client exactly as against GPT-4o or vL
   :class:`Default` (what the responder would say);
 * otherwise the ``responder`` decides (default :func:`echo_chain_responder`: a valid chain built
   from the hint boxes and the gold answer found in the prompt);
-* ``latency_s`` delays every answer; :meth:`hold` parks new requests until :meth:`release`
-  (which may abandon them: how a test freezes the server before it kills a client).
+* ``latency_s`` delays every answer; :meth:`hold` freezes the server: every request not yet
+  answered (new ones, and those already waiting out their latency) is parked until
+  :meth:`release`, which may abandon them (how a test freezes the server before it kills a client).
 
 It counts everything: requests received, requests answered with 200 per request body
-(:meth:`answered_keys`), so a test can prove that nothing was asked twice.
+(:meth:`answered_keys`), so a test can prove that nothing was asked twice. "Answered" means the
+whole response was written to a client still connected: a request whose client hung up (killed,
+timed out) before the answer left is logged as unanswered, as a real server that aborts on
+disconnect (vLLM) would not have done the work either.
 
 Run standalone (the bench does): ``python -m vlir.testing.openai_server --latency-ms 200`` prints
 the base URL on its first line and serves until stdin closes or it is terminated.
@@ -26,6 +30,8 @@ import argparse
 import hashlib
 import json
 import re
+import select
+import socket
 import sys
 import threading
 from collections import Counter
@@ -139,7 +145,7 @@ class _Rule:
 class RequestLog:
     key: str
     text: str
-    status: int | None = None  # None: hung or dropped
+    status: int | None = None  # None: hung, dropped, abandoned, or its client left before the answer
     structured: bool = False
     authorization: str = field(default="", repr=False)
     body: dict[str, Any] | None = field(default=None, repr=False)  # with keep_bodies only
@@ -176,7 +182,9 @@ class FakeOpenAIServer:
             self._rules.append(_Rule(match, list(actions)))
 
     def hold(self) -> None:
-        """Park every new request (after it is counted) until :meth:`release`."""
+        """Park every request not yet answered (it is counted, and stays waiting) until
+        :meth:`release`. Atomic with the answers: once ``hold`` returns, the answers already under
+        way are exactly those :meth:`answered` counts, and no other goes out."""
         with self._lock:
             self._hold_gen += 1
             self._gate.clear()
@@ -294,31 +302,33 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             self.close_connection = True
             return
-        self._send(*answer)
+        try:
+            self._send(*answer)
+        except OSError:  # the client hung up while the answer was going out: it never read it
+            with fake._lock:
+                entry.status = None
+            self.close_connection = True
 
     def _answer(self, fake: FakeOpenAIServer, body: dict[str, Any], text: str,
                 entry: RequestLog) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         """What to send back (None: close the connection without an answer)."""
-        with fake._lock:
-            parked_in = fake._hold_gen if not fake._gate.is_set() else None
-        if parked_in is not None:
-            fake._gate.wait()
-            if parked_in == fake._abandoned_gen:
-                return None
         if fake.latency_s:
             fake._stopping.wait(fake.latency_s)
-        action = fake._decide(body, text)
-        if isinstance(action, Hang):
-            fake._stopping.wait(action.seconds)
-            return None
-        if isinstance(action, Drop):
+        action = fake._decide(body, text)  # an abandoned request has used its scripted action
+        if isinstance(action, (Hang, Drop)):
+            if not self._commit(fake, entry, None):
+                return None
+            if isinstance(action, Hang):
+                fake._stopping.wait(action.seconds)
             return None
         if isinstance(action, Status):
+            if not self._commit(fake, entry, action.code):
+                return None
             headers = {} if action.retry_after is None else {"Retry-After": f"{action.retry_after:g}"}
-            entry.status = action.code
             return action.code, {"error": {"message": action.message, "type": "scripted",
                                            "code": action.code}}, headers
-        entry.status = 200
+        if not self._commit(fake, entry, 200):
+            return None
         return 200, {
             "id": f"chatcmpl-{entry.key[:12]}", "object": "chat.completion", "created": 0,
             "model": body.get("model") or fake.model,
@@ -328,6 +338,32 @@ class _Handler(BaseHTTPRequestHandler):
                       "completion_tokens": action.completion_tokens,
                       "total_tokens": action.prompt_tokens + action.completion_tokens},
         }, {}
+
+    def _commit(self, fake: FakeOpenAIServer, entry: RequestLog, status: int | None) -> bool:
+        """The one point where a request becomes answered: parked while the server is held, and
+        refused (False) if it was abandoned or its client is gone. The status is set under the
+        lock that :meth:`FakeOpenAIServer.hold` takes, so no answer slips out after a hold."""
+        while True:
+            with fake._lock:
+                if fake._gate.is_set():
+                    if self._client_gone():
+                        return False
+                    entry.status = status
+                    return True
+                parked_in = fake._hold_gen
+            fake._gate.wait()
+            if parked_in == fake._abandoned_gen:
+                return False
+
+    def _client_gone(self) -> bool:
+        """Has the client closed its end? HTTP/1.1 clients send nothing while awaiting an answer,
+        so a readable socket with no bytes (EOF) or a reset means it hung up."""
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed
+            return True
 
     def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()

@@ -3,7 +3,8 @@
 Generates a TextVQA-format tree (official file names and OCR layout) with many questions over a
 pool of images, then, in one run:
 
-1. builds N records with the grounded annotator and 2 workers (``vlir build`` in a subprocess),
+1. builds N records with the grounded annotator, 2 workers and one task per worker (``vlir build``
+   in a subprocess; every task streams the source and keeps its partition),
 2. times the floor at the same process count: for the same records, decode the image and encode
    the same crops with Pillow alone (``vlir.crops.render_crop`` is Pillow crop + resize + PNG),
 3. builds 2k and 20k records and reads the peak RSS of each (max over the build's processes).
@@ -76,7 +77,7 @@ def run_build(root: Path, out: Path, limit: int) -> tuple[float, int]:
     """Build in a fresh wrapper process; returns (seconds, peak RSS in MB of the build's largest
     process, read by the wrapper from its own children only)."""
     cmd = [sys.executable, "-m", "vlir", "build", "--source", "textvqa", "--root", str(root),
-           "--split", "train", "--out", str(out), "--workers", str(WORKERS), "--tasks", str(2 * WORKERS),
+           "--split", "train", "--out", str(out), "--workers", str(WORKERS), "--tasks", str(WORKERS),
            "--limit", str(limit), "--no-progress"]
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                f"subprocess.run({cmd!r}, check=True, capture_output=True); "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 # ---------------------------------------------------------------------------------------------
@@ -83,8 +84,10 @@ def _process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(w, w) for w in words)
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_answer(text: str) -> str:
-    """The official EvalAI/TextVQA answer processor.
+    """The official EvalAI/TextVQA answer processor (memoised: the same answers and OCR words
+    are normalised again and again by checks, the grounded annotator and rewards).
 
     >>> normalize_answer("Two dogs!")
     '2 dogs'

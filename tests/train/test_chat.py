@@ -192,7 +192,10 @@ def test_missing_crops_are_rendered_by_the_crop_rule(tiny, records, encoded):
 def test_inconsistent_inputs_are_refused(tiny, records):
     _, processor = tiny
     record, image = records[1]
-    other = PixelBudget(4 * 28 * 28, 256 * 28 * 28)  # not the processor's budget
+    from vlir.train.model import model_budget
+
+    own = model_budget(processor)
+    other = PixelBudget(own.min_pixels, own.max_pixels * 2)  # not the processor's budget
     with pytest.raises(ValueError, match="for_processor"):
         chat.encode_record(record, image, processor, chat.ChatConfig(model_budget=other))
     with pytest.raises(ValueError, match="says 320x240"):

@@ -33,6 +33,7 @@ from jsonschema.exceptions import best_match
 from PIL import Image
 
 from vlir import geometry
+from vlir.annotate.schema_check import Check, compile_check
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Chain, Look, Sample, Step, Think
 
@@ -80,6 +81,12 @@ def _chain_validator() -> Draft202012Validator:
 
 
 @lru_cache(maxsize=None)
+def _chain_check() -> Check | None:
+    """The fast predicate for the chain schema (None if the schema outgrows :mod:`schema_check`)."""
+    return compile_check(chain_schema())
+
+
+@lru_cache(maxsize=None)
 def prompt_hash() -> str:
     """sha256 (16 hex) over every template, the chain schema and the judge schema."""
     h = hashlib.sha256()
@@ -102,6 +109,20 @@ def wire_schema(schema: Any) -> Any:
     if isinstance(schema, list):
         return [wire_schema(v) for v in schema]
     return schema
+
+
+_RESPONSE_FORMATS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """``response_format`` for structured outputs, built once per schema object (the chain schema
+    is cached and the judge's a constant) rather than re-walked for every request."""
+    cached = _RESPONSE_FORMATS.get(name)
+    if cached is None or cached[0] is not schema:
+        cached = (schema, {"type": "json_schema", "json_schema": {
+            "name": name, "schema": wire_schema(schema), "strict": True}})
+        _RESPONSE_FORMATS[name] = cached
+    return cached[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +154,7 @@ class TeacherRequest:
                                 "temperature": params["temperature"],
                                 "max_completion_tokens": params["max_tokens"]}
         if structured:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": self.schema_name, "schema": wire_schema(self.schema), "strict": True}}
+            body["response_format"] = response_format(self.schema_name, self.schema)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def wire_messages(self) -> list[dict[str, Any]]:
@@ -323,7 +343,10 @@ def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
     clipped here: a box outside the image is the checks' business (``box_in_image``)."""
     sent = SentImage.plan(sample.width, sample.height, budget)
     data = extract_json(text)
-    error = best_match(_chain_validator().iter_errors(data))
+    fast = _chain_check()
+    # jsonschema only for an answer the fast check refuses (for its error message), or if the
+    # schema uses keywords the fast check does not compile
+    error = None if fast is not None and fast(data) else best_match(_chain_validator().iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise ParseError("teacher_schema", f"at {where}: {error.message}")

@@ -16,7 +16,6 @@ log-prob kernel, DeepSpeed the engine, transformers the schedules.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -379,20 +378,7 @@ def run(cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlir.train.grpo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="recipe YAML (see recipes/)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by deepspeed")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = GRPOConfig.load(args.config, args.overrides)
-    except (OSError, ValueError) as exc:
-        print(f"vlir.train.grpo: error: {exc}", file=sys.stderr)
-        return 2
-    run(cfg)
-    return 0
+    return GRPOConfig.main(run, "python -m vlir.train.grpo", __doc__, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,10 +5,13 @@ coercion, a ``help()`` listing and field helpers. ``SFTConfig`` and ``GRPOConfig
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import logging
+import sys
 from dataclasses import field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import yaml
 
@@ -77,6 +80,28 @@ class RecipeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def main(cls, run: Callable[[Any], Any], prog: str, doc: str | None,
+             argv: Sequence[str] | None = None) -> int:
+        """A trainer module's ``main``: ``--config`` + ``key=value`` overrides (the form both
+        ``python -m`` and ``deepspeed --module`` call), then ``run(config)``. A bad recipe is one
+        line on stderr and exit code 2."""
+        parser = argparse.ArgumentParser(prog=prog, description=doc,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--config", help="recipe YAML (see recipes/)")
+        parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                            help="set by the deepspeed launcher")
+        parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            cfg = cls.load(args.config, args.overrides)
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+        run(cfg)
+        return 0
 
 
 def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:

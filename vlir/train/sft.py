@@ -13,7 +13,6 @@ of one. torch, transformers and deepspeed are imported here, never by the data v
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -345,21 +344,7 @@ def run(cfg: SFTConfig) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlir.train.sft", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="recipe YAML (see recipes/)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                        help="set by the deepspeed launcher")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = SFTConfig.load(args.config, args.overrides)
-    except (OSError, ValueError) as exc:
-        print(f"vlir.train.sft: error: {exc}", file=sys.stderr)
-        return 2
-    run(cfg)
-    return 0
+    return SFTConfig.main(run, "python -m vlir.train.sft", __doc__, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

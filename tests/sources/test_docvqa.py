@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +13,13 @@ from PIL import Image
 from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.docvqa import DocVQA
+from tests.sources.conftest import read_all
 
 SRC = DocVQA()
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("docvqa") / "docvqa"
-    SRC.write_sample_tree(root, 8, seed=0)
-    return root
-
-
-@pytest.fixture
-def tree(pristine, tmp_path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "docvqa"))
-
-
 def read(root, split="train", **options):
-    stats = Counter()
-    return list(SRC.iter_samples(root, split, stats, **options)), stats
+    return read_all(SRC, root, split, **options)
 
 
 def edit(path: Path, change) -> None:

@@ -15,28 +15,15 @@ from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.gqa import GQASource, annotated_object_ids, program_object_ids
 from vlir.sources.synth import COLORS
+from tests.sources.conftest import read_all
 
 SRC = GQASource()
 QUESTION_KEYS = ["semantic", "entailed", "equivalent", "question", "imageId", "isBalanced", "groups",
                  "answer", "semanticStr", "annotations", "types", "fullAnswer"]
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gqa") / "gqa"
-    SRC.write_sample_tree(root, 8, seed=0)
-    return root
-
-
-@pytest.fixture
-def tree(pristine, tmp_path) -> Path:
-    """A private copy each test may break."""
-    return Path(shutil.copytree(pristine, tmp_path / "gqa"))
-
-
 def read(root, split="train", **options):
-    stats = Counter()
-    return list(SRC.iter_samples(root, split, stats, **options)), stats
+    return read_all(SRC, root, split, **options)
 
 
 def load(path: Path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,27 +14,15 @@ from PIL import Image
 from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.m3cot import LETTERS, M3CoTSource, format_question
+from tests.sources.conftest import read_all
 
 SRC = M3CoTSource()
 COLUMNS = ["id", "category", "image_id", "question", "choices", "context", "answer", "rationale",
            "split", "image", "domain", "topic"]
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("m3cot") / "m3cot"
-    SRC.write_sample_tree(root, 8, seed=0)
-    return root
-
-
-@pytest.fixture
-def tree(pristine, tmp_path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "m3cot"))
-
-
 def read(root, split="train", **options):
-    stats = Counter()
-    return list(SRC.iter_samples(root, split, stats, **options)), stats
+    return read_all(SRC, root, split, **options)
 
 
 def rows(root: Path, split: str) -> list[dict]:

@@ -13,26 +13,13 @@ from PIL import Image
 from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.textvqa import TextVQA
+from tests.sources.conftest import read_all
 
 SRC = TextVQA()
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("textvqa") / "textvqa"
-    SRC.write_sample_tree(root, 8, seed=0)
-    return root
-
-
-@pytest.fixture
-def tree(pristine, tmp_path) -> Path:
-    """A private copy each test may break."""
-    return Path(shutil.copytree(pristine, tmp_path / "textvqa"))
-
-
 def read(root, split="train", **options):
-    stats = Counter()
-    return list(SRC.iter_samples(root, split, stats, **options)), stats
+    return read_all(SRC, root, split, **options)
 
 
 def edit(path: Path, change) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from PIL import Image
 from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.vsr import VSRSource, derive_subject_object
+from tests.sources.conftest import read_all
 
 SRC = VSRSource()
 RANDOM_KEYS = ["image", "image_link", "caption", "label", "relation", "annotator_id",
@@ -23,21 +23,8 @@ ZEROSHOT_KEYS = ["image", "image_link", "caption", "label", "relation", "subj", 
                  "vote_true_validator_id", "vote_false_validator_id"]
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("vsr") / "vsr"
-    SRC.write_sample_tree(root, 8, seed=0)
-    return root
-
-
-@pytest.fixture
-def tree(pristine, tmp_path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "vsr"))
-
-
 def read(root, split="train", **options):
-    stats = Counter()
-    return list(SRC.iter_samples(root, split, stats, **options)), stats
+    return read_all(SRC, root, split, **options)
 
 
 def lines(path: Path) -> list[dict]:

@@ -103,4 +103,5 @@ def test_sft_tiny_recipe_is_the_make_train_one():
     cfg = SFTConfig.load(RECIPES / "sft_tiny.yaml")
     assert cfg.data_dir == "out/vlir" and cfg.output_dir == "out/train/sft"
     assert cfg.model_path == "out/models/tiny" and cfg.build_model == "recipes/model/tiny.yaml"
-    assert 10 <= cfg.max_steps <= 100
+    # make train's budget: ~2 min of CPU steps, long enough for the model to write boxes itself
+    assert 10 <= cfg.max_steps <= 500

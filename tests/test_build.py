@@ -218,3 +218,15 @@ def test_build_clips_evidence_it_is_handed():
     cleaned = _clean_evidence(s, stats)
     assert [r.box for r in cleaned.evidence] == [Box(90, 10, 100, 20), Box(1, 1, 5, 5)]
     assert stats == Counter(evidence_clipped=1, evidence_outside_image=1)
+
+
+def test_source_counters_are_counted_once_not_once_per_task(sample_tree, tmp_path):
+    """Every task streams the whole source, so the adapter's counters (samples read, missing OCR,
+    missing scene graphs...) must enter the manifest once, not once per task."""
+    jobs = jobs_for(sample_tree, sources=("textvqa",), splits=("val",))
+    want: Counter = Counter()
+    for job in jobs:
+        list(get_source(job.source).iter_samples(Path(job.root), job.split, stats=want))
+    manifest = run_build(BuildConfig(tasks=3), jobs, tmp_path / "o", show_progress=False)
+    stats = manifest["splits"]["textvqa/val"]["stats"]
+    assert stats["samples"] == want["samples"] > 0

@@ -286,7 +286,9 @@ class Task:
             "source": self.job.source, "split": self.job.split, "task": self.task, "tasks": self.cfg.tasks,
             "accepted": self.stats["accepted"], "rejected": self.stats["rejected"],
             "rejected_by_reason": dict(sorted(self.reasons.items())),
-            "stats": dict(sorted((self.stats + self.source_stats).items())),
+            # every task streams the whole source, so the adapter's counters are the same in each:
+            # task 0 carries them (it always exists), or the manifest's sums would count them N times
+            "stats": dict(sorted((self.stats + (self.source_stats if self.task == 0 else Counter())).items())),
             "annotator_stats": self.annotator.stats(), "shards": shards,
         })
         marker = completion_marker(self.out, self.job.source, self.job.split, self.task)

@@ -230,3 +230,21 @@ def test_source_counters_are_counted_once_not_once_per_task(sample_tree, tmp_pat
     manifest = run_build(BuildConfig(tasks=3), jobs, tmp_path / "o", show_progress=False)
     stats = manifest["splits"]["textvqa/val"]["stats"]
     assert stats["samples"] == want["samples"] > 0
+
+
+@pytest.mark.parametrize("text", [
+    "tasks: [1\n",                       # not YAML
+    "source_options: 3\n",               # a section that is not a mapping
+    "source_options: {textvqa: 3}\n",    # a source's options that are not a mapping
+    "checks: {foo: 1}\n",                # unknown check threshold
+    "checks: {max_looks: 0}\n",          # out-of-range check threshold
+    "grounded: {foo: 1}\n",              # unknown grounded annotator setting
+    "grounded: [1]\n",
+])
+def test_bad_build_config_is_a_value_error_naming_the_file(tmp_path, text):
+    """The CLI turns ValueError into exit 2 with one line; anything else escapes as a traceback,
+    some of them only later, inside a worker."""
+    path = tmp_path / "build.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="build.yaml"):
+        BuildConfig.from_yaml(path)

@@ -81,12 +81,29 @@ class BuildConfig:
             raise ValueError("limit must be >= 0")
         PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
         PixelBudget(self.model_min_pixels, self.model_max_pixels)
+        # check the nested sections now, not in a worker mid-build (where they were tracebacks)
+        for name in ("grounded", "teacher", "checks", "source_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        for source, options in self.source_options.items():
+            if not isinstance(options, dict):
+                raise ValueError(f"source_options.{source} must be a mapping, got {options!r}")
+        from vlir.checks import CheckConfig
+
+        CheckConfig.from_dict(self.checks)
+        if self.annotator == "grounded":
+            from vlir.annotate.grounded import GroundedConfig
+
+            GroundedConfig.from_dict(self.grounded)
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
         data: dict[str, Any] = {}
         if path:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            try:
+                loaded = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
             if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: a build config must be a YAML mapping")
             data.update(loaded)
@@ -101,7 +118,12 @@ class BuildConfig:
                 data[key] = {**data.get(key, {}), **value}
             else:
                 data[key] = value
-        return cls(**data)
+        try:
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            if path is None:
+                raise
+            raise ValueError(f"{path}: {exc}") from None
 
     @property
     def crop_budget(self) -> PixelBudget:

@@ -89,3 +89,11 @@ def test_build_validate_card_show_and_merge_from_the_command_line(tree, tmp_path
     bad = vlir("build", "--source", "gqa", "--root", str(tree / "gqa"), "--split", "nosuch",
                "--out", str(tmp_path / "x"), ok=False)
     assert bad.returncode == 2 and "unknown split" in bad.stderr
+
+
+def test_build_with_a_broken_config_exits_2_naming_it(tree, tmp_path):
+    config = tmp_path / "build.yaml"
+    config.write_text("checks: {foo: 1}\n")
+    r = vlir("build", "--source", "textvqa", "--root", str(tree / "textvqa"), "--split", "val",
+             "--out", str(tmp_path / "o"), "--config", str(config), "--no-progress", ok=False)
+    assert r.returncode == 2 and "build.yaml" in r.stderr and "Traceback" not in r.stderr

@@ -248,3 +248,8 @@ def test_bad_build_config_is_a_value_error_naming_the_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match="build.yaml"):
         BuildConfig.from_yaml(path)
+
+
+def test_model_budget_under_grounded_is_refused():
+    with pytest.raises(ValueError, match="grounded.model_max_pixels"):
+        BuildConfig(grounded={"model_max_pixels": 200704})

@@ -95,6 +95,10 @@ class BuildConfig:
             from vlir.annotate.grounded import GroundedConfig
 
             GroundedConfig.from_dict(self.grounded)
+            clash = sorted({"model_min_pixels", "model_max_pixels"} & set(self.grounded))
+            if clash:
+                raise ValueError(f"grounded.{clash[0]}: set the model budget once, at the top level "
+                                 "(model_min_pixels / model_max_pixels); the build snaps looks to it")
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":

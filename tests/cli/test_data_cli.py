@@ -86,6 +86,8 @@ def test_build_validate_card_show_and_merge_from_the_command_line(tree, tmp_path
     assert (tmp_path / "one" / "README.md").read_text().startswith("---\n")
     r = vlir("show", str(tmp_path / "one"), "--n", "7", "--out", str(tmp_path / "b.html"))
     assert "(7 records)" in r.stdout and (tmp_path / "b.html").stat().st_size > 1000
+    r = vlir("show", str(tmp_path / "one"), "--source", "nope", "--out", str(tmp_path / "n.html"), ok=False)
+    assert r.returncode == 2 and "--source nope" in r.stderr
     bad = vlir("build", "--source", "gqa", "--root", str(tree / "gqa"), "--split", "nosuch",
                "--out", str(tmp_path / "x"), ok=False)
     assert bad.returncode == 2 and "unknown split" in bad.stderr

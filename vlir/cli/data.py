@@ -140,5 +140,10 @@ def show(
 
     if not (out / "manifest.json").is_file():
         fail(f"{out} is not a vlir output (no manifest.json)")
+    from vlir.shards import Corpus
+
+    built = sorted({src for src, _ in Corpus(out).splits()})
+    if source is not None and source not in built:
+        fail(f"--source {source}: {out} holds {', '.join(built) or 'no source'}")
     count = write_page(out, dest, n=n, source=source)
     typer.echo(f"wrote {dest} ({count} records)")

@@ -123,6 +123,29 @@ def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, r
     assert "kl" not in rows[0] and 0 < rows[2]["kl"] < 10  # the policy has moved from the reference
 
 
+def test_zero3_step_and_save_load_like_a_checkpoint(tmp_path, tiny_model_dir, rl_set, tiny):
+    """recipes/deepspeed/zero3.json (the 7B recipe's low-memory option): the rollout gathers the
+    partitioned weights, a step trains, and the consolidated save loads with the published keys."""
+    from safetensors.torch import load_file
+
+    from vlir.train.grpo import GRPOTrainer
+    from vlir.train.model import load_model
+
+    cfg = _config(tmp_path, tiny_model_dir, rl_set, deepspeed=str(REPO / "recipes/deepspeed/zero3.json"),
+                  max_steps=1)
+    trainer = GRPOTrainer(cfg, logits_processor=ForceCrop(tiny[1]))
+    trainer.setup()
+    assert trainer.zero_stage == 3
+    trainer.train()
+    trainer.save_checkpoint()
+    trainer.cleanup()
+    out = tmp_path / "grpo"
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(before) == set(after)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.layers."))
+    load_model(out)
+
+
 def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set):
     from vlir.train.grpo_config import GRPOConfig
 

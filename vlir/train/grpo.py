@@ -200,7 +200,7 @@ class GRPOTrainer:
         """ZeRO-3 shards the weights; generation gathers them once instead of per forward."""
         if self.zero_stage != 3:
             return contextlib.nullcontext()
-        from deepspeed.zero import GatheredParameters
+        from deepspeed.runtime.zero import GatheredParameters  # `deepspeed.zero` is an attribute, not a module
         return GatheredParameters(list(self.engine.module.parameters()))
 
     def _rollout(self, prompts: list, batch_index: int) -> list:
@@ -343,6 +343,10 @@ class GRPOTrainer:
         self.engine.save_checkpoint(str(ckpt), tag=f"step-{self.step}", client_state={"step": self.step})
         state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
         if self.rank == 0:
+            if state_dict is not None:  # ZeRO-3 load recorded legacy key conversions: see sft.py
+                from vlir.train.sft import _standard_key_layout
+
+                _standard_key_layout(self.engine.module)
             self.engine.module.save_pretrained(self.out, state_dict=state_dict)
             self.processor.save_pretrained(self.out)
             keep = self.cfg.keep_checkpoints

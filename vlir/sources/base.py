@@ -55,6 +55,12 @@ class Source(ABC):
         with ``train`` and ``val`` splits (``per_split`` questions each) and images whose evidence
         boxes are exactly where the text or object is drawn."""
 
+    def check_options(self, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        """Refuse option names the adapter does not take (a typo must not be silently ignored)."""
+        unknown = set(options) - set(allowed)
+        if unknown:
+            raise SourceError(None, f"unknown option(s) {sorted(unknown)} for {self.name}; use {allowed}")
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise SourceError(None, f"unknown split {split!r} for {self.name}; choose from {', '.join(self.splits)}")

@@ -65,9 +65,7 @@ class DocVQA(Source):
     def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
                      **options: Any) -> Iterator[Sample | Invalid]:
         self.check_split(split)
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise SourceError(None, f"unknown option(s) {sorted(unknown)} for docvqa; use {OPTIONS}")
+        self.check_options(options, OPTIONS)
         stats = stats if stats is not None else Counter()
         root = Path(root)
         qpath = find_file(root, [f"{split}_v1.0_withQT.json", f"{split}_v1.0.json"],

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from vlir.images import ImageError
 from vlir.records import Invalid, Sample
 from vlir.sources import synth
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register
+from vlir.sources.base import Source, find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
 from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path, draw_words,
                                     dump_json, image_relpath, iter_data_records, join, native_id,
@@ -66,9 +66,7 @@ class TextVQA(Source):
     def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
                      **options: Any) -> Iterator[Sample | Invalid]:
         self.check_split(split)
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise SourceError(None, f"unknown option(s) {sorted(unknown)} for textvqa; use {OPTIONS}")
+        self.check_options(options, OPTIONS)
         stats = stats if stats is not None else Counter()
         root = Path(root)
         qpath = find_file(root, [f"TextVQA_0.5.1_{split}.json"], options.get("questions"))

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from vlir.images import ImageError
 from vlir.records import Invalid, Region, Sample
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register, relative_to_root
+from vlir.sources.base import Source, find_dir, find_file, register, relative_to_root
 from vlir.sources.coco import CocoImage, load_instances
 from vlir.sources.jsonstream import BadLine, iter_jsonl
 from vlir.sources.support import ImageFiles, object_region, reject

@@ -3,9 +3,12 @@ official on request (the per-metric edge cases live in ``tests/metrics/``)."""
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
 from vlir import metrics
+from vlir.metrics import docvqa, gqa, match, textvqa
 from vlir.metrics import is_correct, score
 
 DAKOTA = ["nous les gosses", "dakota", "clos culombu", "dakota digital", "dakota", "dakota",
@@ -18,6 +21,11 @@ def test_public_names_are_importable_from_the_package():
     assert metrics.vqa_accuracy.__module__ == "vlir.metrics.textvqa"
     assert metrics.anls.__module__ == "vlir.metrics.docvqa"
     assert metrics.gqa_accuracy.__module__ == "vlir.metrics.gqa"
+
+
+@pytest.mark.parametrize("module", [textvqa, docvqa, gqa, match])
+def test_docstring_examples_hold(module):
+    assert doctest.testmod(module).failed == 0
 
 
 @pytest.mark.parametrize("name, script", [

@@ -5,13 +5,13 @@ haotian-liu/LLaVA ``model_vqa_loader.py`` (answer ``.strip()``), ``scripts/conve
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REAL
 from vlir.metrics.gqa import exact_match, gqa_accuracy, gqa_prediction
 
-REAL_GQA = Path(__file__).resolve().parents[2] / ".." / "shared" / "real" / "gqa" / "questions" / "val_balanced_questions.json"
+REAL_GQA = REAL / "gqa" / "questions" / "val_balanced_questions.json"
 
 
 @pytest.mark.parametrize("pred, answer, expected", [

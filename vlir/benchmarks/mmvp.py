@@ -13,9 +13,11 @@ official per-question grade is a GPT-4 yes/no judgement of the full response aga
 answer; vlir's default is **rule-based** instead, as ``cambrian-mllm/cambrian``
 ``eval/eval/mmvp/mmvp_test.py`` (the same authors' later scorer) does it: lower-case, keep what
 follows the last "answer is"/"answer:", strip ``.:,`` and brackets, then the option letter or the
-option text must match. Pass an LLM with :meth:`MMVP.configure` (``llm_judge=`` a callable that
-takes the prompt and returns the reply) to get the official GPT grading (the official prompt; only
-a bare "yes" counts, anything else, as in the official regex, is "no").
+option text must match (quirk kept: the keywords are tried in order, so "The answer is: B" is
+split at "answer is" and leaves ": b", which does not match). Pass an LLM with
+:meth:`MMVP.configure` (``llm_judge=`` a callable that takes the prompt and returns the reply) to
+get the official GPT grading (the official prompt; only a bare "yes" counts, anything else, as in
+the official regex, is "no").
 
 Per-question accuracy is reported next to it, labelled as what VLM-R3 reports
 (``justgogorunrun/VLM-R3`` ``src/eval/test_mmvp_r3.py``: correct / 300, no pairing). That script's

@@ -22,8 +22,8 @@ the last "answer is"/"answer:", strip a trailing ``.``, leading ``(`` and traili
 **keep only the first character** (so "B. left" -> "b", and a reply that starts with a word is
 judged on its first letter), compared with the letter inside "(A)" (quirk kept: the keywords
 are tried in order, so "The answer is: B" is split at "answer is" and leaves ": b", read as ":").
-lmms-eval's ``cv_bench`` uses
-a leading-letter regex instead (same answers for "A", "(A)", "A." and "A) text").
+lmms-eval's ``cv_bench`` uses a leading-letter regex instead (same answers for "A", "(A)", "A."
+and "A) text").
 
 VLM-R3 (``src/eval/test_cvbench_r3.py``) reads only ``test_2d.jsonl`` and reports a plain mean
 over its items, graded by its ``acc_verifier``; ``aggregate`` reports that figure as

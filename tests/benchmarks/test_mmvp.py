@@ -65,7 +65,9 @@ def test_bad_header_and_lndex_spelling(tmp_path):
 
 def test_parse_options_and_cambrian_rule():
     assert parse_options("(a) Open (b) Closed") == ("Open", "Closed")
-    assert parse_options("(a) Light from the upper right (b) Mostly dark") == ("Light from the upper right", "Mostly dark")
+    assert parse_options("(a) Light from the upper right (b) Mostly dark") == \
+        ("Light from the upper right", "Mostly dark")
+    assert parse_options("(a) The dog(s) sit (b) None") == ("The dog(s) sit", "None")
     assert cambrian_extract("(a)") == "a"
     assert cambrian_extract("The answer is (B).") == "b"
     assert cambrian_extract("Answer: Open.") == "open"

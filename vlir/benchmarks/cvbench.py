@@ -85,7 +85,8 @@ class CVBench(Benchmark):
     @property
     def scoring(self) -> str:
         if self.variant == "vlmr3":
-            return "VLM-R3 test_cvbench_r3.py acc_verifier" + (" + LLM judge" if self.llm_judge else " (no judge: exact match)")
+            judge = " + LLM judge" if self.llm_judge else " (no judge: exact match)"
+            return f"VLM-R3 test_cvbench_r3.py acc_verifier{judge}"
         return "rule-based first-letter match (Cambrian coco_test.py extract_mcq_answer)"
 
     # --- reader ----------------------------------------------------------------------------------
@@ -198,7 +199,8 @@ class CVBench(Benchmark):
             "sources": {k: {"score": v, "n": len(groups["source"][k])} for k, v in sorted(src.items())},
             "vlmr3_2d_mean": sum(plain_2d) / len(plain_2d) if plain_2d else None,
             "vlmr3_2d_mean_label": "plain mean over the 2D items (what VLM-R3's test_cvbench_r3.py reports)",
-            "categories": {k: {"score": v, "n": len(groups["task"][k])} for k, v in sorted(acc["task"].items())},
+            "categories": {k: {"score": v, "n": len(groups["task"][k])}
+                           for k, v in sorted(acc["task"].items())},
         }
 
 

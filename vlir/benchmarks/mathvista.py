@@ -88,6 +88,18 @@ Model response: The correct answer is (B) 8/11.
 Extracted answer: B"""
 
 
+_SAMPLE_TYPES = ("text", "integer", "float", "list")
+_SAMPLE_TASKS = ("figure question answering", "math word problem", "textbook question answering")
+_SAMPLE_HINTS = {  # the official hint wording, per answer type
+    "text": "and provide the correct option letter, e.g., A, B, C, D, at the end.",
+    "integer": "requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.",
+    "float": "requiring a floating-point number with one decimal place and provide the final value, "
+             "e.g., 1.2, 1.3, 1.4, at the end.",
+    "list": "requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], "
+            "[1.2, 1.3, 1.4], at the end.",
+}
+
+
 def levenshtein(a: str, b: str) -> int:
     """Edit distance (insert, delete, substitute; cost 1), as ``Levenshtein.distance``; the choices
     are short, so the two-row dynamic programme is enough (no C extension needed)."""
@@ -187,7 +199,8 @@ class MathVista(Benchmark):
                 for row in batch.to_pylist():
                     image = row.get("decoded_image") or {}
                     if not image.get("bytes"):
-                        raise BenchmarkLayoutError(f"{path}: problem {row.get('pid')} has no decoded_image bytes")
+                        raise BenchmarkLayoutError(f"{path}: problem {row.get('pid')} has no "
+                                                   f"decoded_image bytes")
                     yield self._item(path, row, row.get("query"), ImageRef(data=image["bytes"]))
 
     def _from_json(self, root: Path, json_path: Path) -> Iterator[BenchItem]:
@@ -224,17 +237,17 @@ class MathVista(Benchmark):
                   **{k: meta.get(k) for k in BREAKDOWN if k not in ("question_type", "answer_type")}})
 
     def write_sample(self, root: Path, n: int = 8, seed: int = 0) -> None:
-        """``n`` problems (cycling multi_choice / integer / float / list) as data/testmini.json +
-        data/query.json + images/."""
+        """``n`` bar-chart problems (cycling multi_choice / integer / float / list) as
+        data/testmini.json + data/query.json + images/."""
         from PIL import Image, ImageDraw
 
         root = Path(root)
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "images").mkdir(parents=True, exist_ok=True)
-        kinds = [("multi_choice", "text"), ("free_form", "integer"), ("free_form", "float"), ("free_form", "list")]
         problems, queries = {}, {}
         for i in range(1, n + 1):
-            qt, at = kinds[(i + seed) % 4]
+            at = _SAMPLE_TYPES[(i + seed) % 4]
+            qt = "multi_choice" if at == "text" else "free_form"
             bars = [1 + (i + k) % 4 for k in range(3)]
             img = Image.new("RGB", (120, 100), "white")
             for k, h in enumerate(bars):
@@ -243,23 +256,19 @@ class MathVista(Benchmark):
             choices = [str(b) for b in sorted(set(bars + [9]))] if qt == "multi_choice" else None
             answer = {"text": str(max(bars)), "integer": str(sum(bars)), "float": f"{sum(bars) / 2:.1f}",
                       "list": str(bars)}[at]
-            hint = {"text": "provide the correct option letter, e.g., A, B, C, D, at the end.",
-                    "integer": "requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.",
-                    "float": "requiring a floating-point number with one decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.",
-                    "list": "requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end."}[at]
-            question = "What is the height of the tallest bar?" if qt == "multi_choice" else "What do the bars add up to?"
-            query = f"Hint: Please answer the question {hint}\nQuestion: {question}"
+            question = "What is the height of the tallest bar?" if choices else "What do the bars add up to?"
+            query = f"Hint: Please answer the question {_SAMPLE_HINTS[at]}\nQuestion: {question}"
             if choices:
                 query += "\nChoices:\n" + "\n".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(choices))
-            task = ["figure question answering", "math word problem", "textbook question answering"][i % 3]
+            skills = ["arithmetic reasoning"] + (["statistical reasoning"] if i % 2 else [])
             problems[str(i)] = {
                 "question": question, "image": f"images/{i}.jpg", "choices": choices, "unit": None,
                 "precision": 1.0 if at == "float" else None, "answer": answer, "question_type": qt,
                 "answer_type": at, "pid": str(i),
-                "metadata": {"split": "testmini", "language": "english", "img_width": 120, "img_height": 100,
-                             "source": "vlir-sample", "category": "math-targeted-vqa", "task": task,
-                             "context": "bar chart", "grade": "elementary school",
-                             "skills": ["arithmetic reasoning"] + (["statistical reasoning"] if i % 2 else [])}}
+                "metadata": {"split": "testmini", "language": "english", "img_width": 120,
+                             "img_height": 100, "source": "vlir-sample", "category": "math-targeted-vqa",
+                             "task": _SAMPLE_TASKS[i % 3], "context": "bar chart",
+                             "grade": "elementary school", "skills": skills}}
             queries[str(i)] = query
         (root / "data" / "testmini.json").write_text(json.dumps(problems, indent=1), encoding="utf-8")
         (root / "data" / "query.json").write_text(json.dumps(queries, indent=1), encoding="utf-8")

@@ -46,7 +46,7 @@ LLMJudge = Callable[[str], str]
 QUESTIONS = "Questions.csv"
 IMAGES = "MMVP Images"
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
-_OPTION = re.compile(r"\(([a-z])\)\s*", re.IGNORECASE)
+_OPTION = re.compile(r"(?:^|\s)\(([a-e])\)\s*", re.IGNORECASE)  # "dog(s)" is not a marker
 
 
 def parse_options(text: str) -> tuple[str, ...]:
@@ -143,7 +143,8 @@ class MMVP(Benchmark):
     def scoring(self) -> str:
         """One line saying how items are graded (for scores.json / report.md)."""
         if self.variant == "vlmr3":
-            return "VLM-R3 test_mmvp_r3.py acc_verifier" + (" + LLM judge" if self.llm_judge else " (no judge: exact match)")
+            judge = " + LLM judge" if self.llm_judge else " (no judge: exact match)"
+            return f"VLM-R3 test_mmvp_r3.py acc_verifier{judge}"
         return "official GPT grader prompt via LLM judge" if self.llm_judge else \
             "rule-based (Cambrian mmvp_test.py letter/text match), not the official GPT grader"
 

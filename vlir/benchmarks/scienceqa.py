@@ -86,15 +86,17 @@ class ScienceQAImg(Benchmark):
 
     def configure(self, *, variant: str = "official") -> "ScienceQAImg":
         if variant not in self.variants:
-            raise ValueError(f"scienceqa_img: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
+            raise ValueError(f"scienceqa_img: unknown variant {variant!r}; "
+                             f"choose from {', '.join(self.variants)}")
         other = copy.copy(self)
         other.variant = variant
         return other
 
     @property
     def scoring(self) -> str:
-        return ("lmms-eval scienceqa_img exact letter / 'X.' prefix (what VLM-R3 ran)" if self.variant == "vlmr3"
-                else "LLaVA eval_science_qa.py letter parsing; FAILED is wrong (deterministic)")
+        if self.variant == "vlmr3":
+            return "lmms-eval scienceqa_img exact letter / 'X.' prefix (what VLM-R3 ran)"
+        return "LLaVA eval_science_qa.py letter parsing; FAILED is wrong (deterministic)"
 
     # --- reader ----------------------------------------------------------------------------------
 
@@ -125,8 +127,10 @@ class ScienceQAImg(Benchmark):
         if missing:
             raise BenchmarkLayoutError(f"{path}: problem {pid}: missing {missing}")
         choices = [str(c) for c in p["choices"]]
-        if not 2 <= len(choices) <= len(OPTIONS) or not 0 <= int(p["answer"]) < len(choices):
-            raise BenchmarkLayoutError(f"{path}: problem {pid}: answer {p['answer']} / {len(choices)} choices")
+        if not isinstance(p["answer"], int) or not 2 <= len(choices) <= len(OPTIONS) \
+                or not 0 <= p["answer"] < len(choices):
+            raise BenchmarkLayoutError(f"{path}: problem {pid}: answer {p['answer']} does not fit "
+                                       f"{len(choices)} choices")
         image = root / "images" / "test" / pid / str(p["image"])
         if not image.is_file():
             raise BenchmarkLayoutError(f"{image}: image of problem {pid} not found")
@@ -195,12 +199,13 @@ class ScienceQAImg(Benchmark):
                 groups.setdefault(key, []).append(s)
         n = len(scores)
         order = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12")
-        cats = {k: {"score": sum(groups[k]) / len(groups[k]), "n": len(groups[k])} for k in order if groups.get(k)}
+        cats = {k: {"score": sum(groups[k]) / len(groups[k]), "n": len(groups[k])}
+                for k in order if groups.get(k)}
         out = {"overall": sum(scores) / n if n else 0.0, "n": n, "scoring": self.scoring, "categories": cats,
                "empty_categories": [k for k in order if not groups.get(k)]}
         if extracted is not None:
             failed = [it for it, e in zip(items, extracted) if e == "FAILED"]
             out["failed"] = len(failed)
-            out["expected_with_random_fallback"] = ((sum(scores) + sum(1 / len(it.options) for it in failed)) / n
-                                                    if n else 0.0)
+            luck = sum(1 / len(it.options) for it in failed)   # run_gpt3.py's random draw, on average
+            out["expected_with_random_fallback"] = (sum(scores) + luck) / n if n else 0.0
         return out

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from vlir.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.metrics import levenshtein
 from vlir.sources.base import SourceError
 from vlir.sources.jsonstream import iter_object_items
 
@@ -98,20 +99,6 @@ _SAMPLE_HINTS = {  # the official hint wording, per answer type
     "list": "requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], "
             "[1.2, 1.3, 1.4], at the end.",
 }
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insert, delete, substitute; cost 1), as ``Levenshtein.distance``; the choices
-    are short, so the two-row dynamic programme is enough (no C extension needed)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 def normalize_extracted_answer(extraction: Any, choices: Sequence[str] | None, question_type: str,

@@ -164,13 +164,13 @@ class VStar(Benchmark):
             (root / category / f"{stem}.jpg").write_bytes(data)
             bbox = [[x1, y1, x2 - x1, y2 - y1] for x1, y1, x2, y2 in boxes]
             if category == CATEGORIES[0]:
-                ann = {"target_object": ["box"], "bbox": bbox, "question": "What is the color of the box?",
+                ann = {"target_object": ["box"], "bbox": bbox, "question": f"What is the color of the box in picture {i}?",
                        "options": colors[i % 5:] + colors[:i % 5]}
                 ann["options"] = ann["options"][:4]
             else:
                 left = "first" if boxes[0][0] < boxes[1][0] else "second"
                 ann = {"target_object": ["first box", "second box"], "bbox": bbox,
-                       "question": "Is the first box on the left or right side of the second box?",
+                       "question": f"Is the first box on the left or right side of the second box in picture {i}?",
                        "options": ["left", "right"] if left == "first" else ["right", "left"]}
             (root / category / f"{stem}.json").write_text(json.dumps(ann), encoding="utf-8")
             order = list(range(len(ann["options"])))

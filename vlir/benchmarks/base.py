@@ -81,6 +81,7 @@ class Benchmark:
 
     name: str = ""
     official: str = ""
+    download: str = ""  # where the official files come from (README, --help); optional
 
     def items(self, root: Path) -> Iterator[BenchItem]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -113,3 +113,15 @@ def test_llm_judge_asks_once_and_caches(sample_tree, tmp_path, monkeypatch):
     assert H4.llm_judge(item, "<answer>red</answer>", "A", judge) == 1.0
     assert judge.calls == 1 and len(client.prompts) == 1  # the second came from the cache
     assert b"sk-secret" not in (tmp_path / "cache.sqlite").read_bytes()
+
+
+def test_deepeyes_overall_and_rule_are_reported_apart():
+    items = [_item(0, "FSP", "0"), _item(1, "FSP", "0"), _item(2, "FSP", "0"), _item(3, "FCP", "0")]
+    res = H4.aggregate(items, [1, 0, 0, 1])
+    assert res["fsp_fcp_mean"] == pytest.approx((1 / 3 + 1) / 2) and res["per_question_mean"] == 0.5
+
+
+@pytest.mark.parametrize("pred,score", [("A", 1.0), ("B", 0.0), ("A.", 1.0), ("\\boxed{A}", 1.0),
+                                        ("it is red", 1.0), ("It is Red", 0.0), ("the answer is A", 0.0)])
+def test_deepeyes_rule(pred, score):
+    assert C.deepeyes_rule(pred, "A", "red") == score

@@ -4,7 +4,7 @@ authors' evaluation log, 191 items with their full responses and the reward thei
 vlir's rule-based letter rule must give the authors' per-item reward on every item, which means
 their 161/191 (84.29 %; 100/115 attribute, 61/76 spatial) without an LLM: their LLM judge was only
 needed where the model answered with an option's text ("right") instead of its letter. Their
-verifier's rule path alone (``vlmr3_acc_verifier``, LLM off) gives 152.
+verifier's rule path alone (``vlmr3_acc_verifier``, LLM off) gives 152, as does DeepEyes' rule path.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_vlir_rule_reproduces_the_authors_rewards():
     V = base.get("vstar")
     blocks = BLOCK.findall(LOG.read_text(encoding="utf-8"))
     assert len(blocks) == 191
-    items, scores, alt = [], [], []
+    items, scores, alt, deepeyes = [], [], [], []
     for path, question, category, response, reward, label in blocks:
         options = [m.group(2) for m in map(_OPTION_LINE.match, question.splitlines()) if m]
         item = BenchItem(id=path, question=question, image=ImageRef(), answer=label, category=category,
@@ -40,8 +40,10 @@ def test_vlir_rule_reproduces_the_authors_rewards():
         items.append(item)
         scores.append(row["score"])
         alt.append(row["alternatives"]["vlmr3_acc_verifier"])
+        deepeyes.append(row["alternatives"]["deepeyes_rule"])
     res = V.aggregate(items, scores)
     assert round(res["overall"] * 191) == 161
     assert res["categories"]["direct_attributes"] == {"score": pytest.approx(100 / 115), "n": 115}
     assert res["categories"]["relative_position"] == {"score": pytest.approx(61 / 76), "n": 76}
     assert sum(alt) == 152  # their verifier without its LLM judge
+    assert sum(deepeyes) == 152  # DeepEyes' rule path without its LLM judge

@@ -177,3 +177,18 @@ def infer_option(text: str, options: Mapping[str, str]) -> str:
     low = text.lower()
     hits = [L for L, t in options.items() if t and t.lower() in low]
     return hits[0] if len(hits) == 1 else ""
+
+
+def deepeyes_rule(pred: str, letter: str, gold_text: str) -> float:
+    """DeepEyes' rule-based check (``eval/judge_result.py``, ``judge_result_hrbench.py``) with
+    its LLM judge off: a ``\\boxed{}`` is unwrapped; a one-character answer must be the letter; a
+    two-character answer holding "." must contain it; otherwise the gold text must occur in the
+    answer (V*: ``"B. <option>"``, HR-Bench: the option text), else it would go to their LLM (0 here).
+    """
+    if "\\boxed{" in pred:
+        pred = pred.split("\\boxed{")[1].split("}")[0]
+    if len(pred) == 1:
+        return float(pred == letter)
+    if len(pred) == 2 and "." in pred:
+        return float(letter in pred)
+    return float(gold_text in pred)

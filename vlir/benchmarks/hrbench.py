@@ -24,8 +24,10 @@ model; :meth:`HRBench.llm_judge`). Off by default: the **rule-based** path reads
 with VLMEvalKit's ``can_infer`` rule from the ``<answer>`` content (else the whole response) and
 compares it to ``answer``.
 
-Also reported: ``per_question_mean`` (plain mean over all rows, no cycle grouping), the figure
-DeepEyes' evaluation prints for HR-Bench.
+Also reported: ``per_question_mean`` (plain mean over all rows, no cycle grouping) and
+``fsp_fcp_mean`` (the mean of the FSP and FCP plain means: the "overall" DeepEyes'
+``eval/judge_result_hrbench.py`` prints), and the labelled alternative ``deepeyes_rule`` (its
+rule path, LLM judge off; :func:`vlir.benchmarks._common.deepeyes_rule`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ class HRBench(Benchmark):
                           f"Please answer in only yes or no. {content}")
         return judge_reply_score(reply)
 
+    def alternatives(self, item: BenchItem, response: str, answer: str | None) -> dict[str, float]:
+        gold = dict(zip("ABCD", item.options)).get(item.answer, "")
+        pred = (answer if answer is not None else response).strip()
+        return {"deepeyes_rule": C.deepeyes_rule(pred, item.answer, gold)}
+
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:
         cycles: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for it, s in zip(items, scores):
@@ -128,13 +135,17 @@ class HRBench(Benchmark):
             for t, v in d.items():
                 sums[t] += v
         count = len(per_cycle) or 1
-        counts = defaultdict(int)
-        for it in items:
+        counts: dict[str, int] = defaultdict(int)
+        right: dict[str, float] = defaultdict(float)
+        for it, s in zip(items, scores):
             counts[it.category] += 1
+            right[it.category] += s
+        plain = {c: right[c] / counts[c] for c in counts}
         n = len(scores)
         return {"overall": sums["all"] / count, "n": n,
                 "categories": {t: {"score": sums[t] / count, "n": counts[t]} for t in ("FSP", "FCP") if counts[t]},
-                "cycles": per_cycle, "per_question_mean": (sum(scores) / n) if n else 0.0}
+                "cycles": per_cycle, "per_question_mean": (sum(scores) / n) if n else 0.0,
+                "fsp_fcp_mean": sum(plain.values()) / len(plain) if plain else 0.0}
 
     def table(self, result: dict[str, Any]) -> tuple[list[str], list[str]]:
         cats = result.get("categories", {})

@@ -35,7 +35,7 @@ def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
              *_md_table(heads, [vals]), "", f"Overall {_pct(res['overall'])}{spread} over {res['n']} items.", "",
              "## Per category", "", *_md_table(["category", "score", "n"],
                                               [[c, _pct(v["score"]), str(v["n"])] for c, v in res.get("categories", {}).items()])]
-    extra = {k: v for k, v in res.items() if k in ("per_question_mean", "left_out", "tasks")}
+    extra = {k: v for k, v in res.items() if k in ("per_question_mean", "fsp_fcp_mean", "left_out", "tasks")}
     for k, v in extra.items():
         lines += ["", f"- `{k}`: " + (", ".join(f"{t} {_pct(x['score'])} (n={x['n']})" for t, x in v.items())
                                        if isinstance(v, dict) else (_pct(v) if isinstance(v, float) else str(v)))]

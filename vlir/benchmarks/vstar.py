@@ -28,6 +28,9 @@ Alternative, labelled ``vlmr3_acc_verifier``: VLM-R3's ``src/eval/test_vstar_r3.
 response's last line), compared case-insensitively to each ``/``-separated label; a single-letter
 mismatch is 0; anything else would go to their LLM (qwen2.5-72b) and here counts 0, which is what
 their script does when the API call fails (``student == ground_truth``, already false).
+
+Alternative, labelled ``deepeyes_rule``: DeepEyes' ``eval/judge_result.py`` rule path
+(:func:`vlir.benchmarks._common.deepeyes_rule`) on the ``<answer>`` content, its LLM judge off.
 """
 
 from __future__ import annotations
@@ -191,7 +194,10 @@ class VStar(Benchmark):
         return float(extracted == item.answer)
 
     def alternatives(self, item: BenchItem, response: str, answer: str | None) -> dict[str, float]:
-        return {"vlmr3_acc_verifier": vlmr3_acc_verifier(response, item.answer)}
+        gold = dict(zip(C.LETTERS, item.options)).get(item.answer, "")
+        pred = answer if answer is not None else response
+        return {"vlmr3_acc_verifier": vlmr3_acc_verifier(response, item.answer),
+                "deepeyes_rule": C.deepeyes_rule(pred.strip(), item.answer, f"{item.answer}. {gold}")}
 
     def table(self, result: dict[str, Any]) -> tuple[list[str], list[str]]:
         cats = result.get("categories", {})

@@ -148,3 +148,28 @@ def test_fingerprint_changes_with_the_weights(tmp_path):
     a = presets.fingerprint(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"abd")
     assert presets.fingerprint(tmp_path) != a
+
+
+def test_an_unreadable_image_names_the_item(sample_tree, tmp_path):
+    from vlir.benchmarks.base import BenchmarkLayoutError
+
+    root = sample_tree("vstar", n=2)
+    items = list(V.items(root))
+    (root / "direct_attributes" / (items[0].id.split("/")[-1] + ".jpg")).write_bytes(b"not a jpeg")
+    with pytest.raises(BenchmarkLayoutError, match=items[0].id):
+        runner.run(V, iter(items), Planted(lambda q: answer_with("A")), tmp_path, presets.preset("model"))
+
+
+def test_llm_judge_is_recorded_when_on(sample_tree, tmp_path, monkeypatch):
+    from tests.benchmarks.test_hrbench import FakeClient
+    from vlir.benchmarks.judge import Judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-written")
+    H = base.get("hrbench4k")
+    items = list(H.items(sample_tree("hrbench4k", n=2)))
+    judge = Judge("judge-m", tmp_path / "cache.sqlite", client=FakeClient("No"))
+    scores = runner.run(H, iter(items), Planted(lambda q: answer_with("A")), tmp_path / "o", presets.preset("model"),
+                        judge=judge)
+    assert scores["judge"]["model"] == "judge-m" and scores["trajectories"]["judged_by"] == {"judge-m": 2}
+    assert scores["scores"]["overall"] == 0.0  # the judge said no, whatever the letter
+    assert "sk-never-written" not in (tmp_path / "o" / "scores.json").read_text()

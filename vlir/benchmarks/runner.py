@@ -186,7 +186,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
             if not todo:
                 continue
             questions = [strip_direct(it.question) if protocol.strip_direct else it.question for it in todo]
-            images = [it.image.open() for it in todo]
+            images = [_open(it) for it in todo]
             results = generate(list(zip(questions, images)), protocol.samples)
             new = []
             for it, q, img, responses in zip(todo, questions, images, results):
@@ -202,6 +202,15 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
             if progress is not None:
                 progress(len(todo), total / len(rows))
     return finish(bench, rows, out, protocol.to_dict(), judge, info or {}, html=html)
+
+
+def _open(item: BenchItem):
+    from vlir.benchmarks.base import BenchmarkLayoutError
+
+    try:
+        return item.image.open()
+    except (OSError, ValueError) as exc:
+        raise BenchmarkLayoutError(f"{item.id}: cannot open its image ({exc})") from None
 
 
 def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: dict[str, Any] | None = None,

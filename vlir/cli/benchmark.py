@@ -55,7 +55,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    limit: Optional[int], predictions: Optional[Path], write_sample: Optional[Path], html: bool,
                    batch_size: int, max_new_tokens: int, max_crops: int, temperature: float, seed: int, mode: str,
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
-                   judge_base_url: Optional[str] = None, sample_size: int = 8) -> None:
+                   judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
+                   max_pixels: Optional[int] = None) -> None:
     from vlir.benchmarks import base, presets, runner
     from vlir.benchmarks.base import BenchmarkLayoutError
 
@@ -81,7 +82,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
             if not root.exists():
                 fail(f"--root {root} does not exist")
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
-                                      max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed)
+                                      max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
+                                      min_pixels=min_pixels, max_pixels=max_pixels)
             engine, info = build_engine(model, protocol, mode, device, dtype)
             info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
             scores = _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html)

@@ -154,7 +154,8 @@ def eval_(
                               predictions=predictions, write_sample=write_sample, html=write_html,
                               batch_size=batch_size, max_new_tokens=max_new_tokens, max_crops=max_crops,
                               temperature=temperature, seed=seed, mode=mode, device=device, dtype=dtype,
-                              judge_model=judge_model, judge_base_url=judge_base_url)
+                              judge_model=judge_model, judge_base_url=judge_base_url, min_pixels=min_pixels,
+                              max_pixels=max_pixels)
     if model is None:
         fail("--model is required")
     from tqdm import tqdm

@@ -173,3 +173,12 @@ def test_llm_judge_is_recorded_when_on(sample_tree, tmp_path, monkeypatch):
     assert scores["judge"]["model"] == "judge-m" and scores["trajectories"]["judged_by"] == {"judge-m": 2}
     assert scores["scores"]["overall"] == 0.0  # the judge said no, whatever the letter
     assert "sk-never-written" not in (tmp_path / "o" / "scores.json").read_text()
+
+
+def test_report_prints_the_papers_table_and_the_extra_figures(sample_tree, tmp_path):
+    H = base.get("hrbench8k")
+    items = list(H.items(sample_tree("hrbench8k", n=8)))
+    runner.run(H, iter(items), Planted(lambda q: answer_with("A")), tmp_path, presets.preset("model"))
+    text = (tmp_path / "report.md").read_text()
+    assert "| FSP | FCP | Overall |" in text and "`fsp_fcp_mean`" in text and "`per_question_mean`" in text
+    assert "deepeyes_rule" in text and "name: model" in text

@@ -25,6 +25,20 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
+# keys of ``aggregate``'s result shown elsewhere or too long for the report (kept in scores.json)
+SHOWN = ("overall", "n", "categories", "overall_std", "per_sample", "cycles", "fine")
+
+
+def _extra(v) -> str:
+    """One line for a benchmark's extra figure: a fraction as a percentage, a breakdown of
+    ``{name: {"score", "n"}}`` inline, anything else as text."""
+    if isinstance(v, float):
+        return _pct(v)
+    if isinstance(v, dict) and all(isinstance(x, dict) and "score" in x for x in v.values()):
+        return ", ".join(f"{t} {_pct(x['score'])} (n={x.get('n', '?')})" for t, x in v.items())
+    return str(v)[:300]
+
+
 def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
     res = scores["scores"]
     heads, vals = bench.table(res)
@@ -35,10 +49,9 @@ def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
              *_md_table(heads, [vals]), "", f"Overall {_pct(res['overall'])}{spread} over {res['n']} items.", "",
              "## Per category", "", *_md_table(["category", "score", "n"],
                                               [[c, _pct(v["score"]), str(v["n"])] for c, v in res.get("categories", {}).items()])]
-    extra = {k: v for k, v in res.items() if k in ("per_question_mean", "fsp_fcp_mean", "left_out", "tasks")}
-    for k, v in extra.items():
-        lines += ["", f"- `{k}`: " + (", ".join(f"{t} {_pct(x['score'])} (n={x['n']})" for t, x in v.items())
-                                       if isinstance(v, dict) else (_pct(v) if isinstance(v, float) else str(v)))]
+    for k, v in res.items():
+        if k not in SHOWN:
+            lines += ["", f"- `{k}`: {_extra(v)}"]
     if scores["alternatives"]:
         lines += ["", "## Alternative rules (labelled; not the official figure)", "",
                   *_md_table(["rule", "overall", *res.get("categories", {})],

@@ -142,7 +142,7 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
         if torn or len(keep) != len(rows):
             log.warning("%s: dropping %d partial row(s)", path, len(rows) - len(keep) + torn)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in keep), encoding="utf-8")
             tmp.replace(path)
         rows = keep
     return rows
@@ -195,7 +195,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
                     if html:
                         report.save_assets(out, it, img, s, resp)
                 done.add(it.id)
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new))
+            fh.write("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in new))
             fh.flush()
             rows.extend(new)
             total += sum(r["score"] for r in new)
@@ -232,7 +232,7 @@ def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: di
     protocol = json.loads(run_meta.read_text("utf-8")).get("protocol", {}) if run_meta.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
     if (out / PREDICTIONS).resolve() != predictions.resolve():
-        (out / PREDICTIONS).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh), "utf-8")
+        (out / PREDICTIONS).write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in fresh), "utf-8")
     return finish(bench, fresh, out, protocol, judge, {**(info or {}), "rescored_from": str(predictions)}, html=html)
 
 

@@ -125,3 +125,9 @@ def test_deepeyes_overall_and_rule_are_reported_apart():
                                         ("it is red", 1.0), ("It is Red", 0.0), ("the answer is A", 0.0)])
 def test_deepeyes_rule(pred, score):
     assert C.deepeyes_rule(pred, "A", "red") == score
+
+
+def test_a_broken_parquet_is_a_layout_error(tmp_path):
+    (tmp_path / "hr_bench_4k.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(BenchmarkLayoutError, match="not a readable parquet"):
+        list(H4.items(tmp_path))

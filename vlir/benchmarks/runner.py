@@ -304,10 +304,10 @@ def finish(bench: Benchmark, rows: list[dict[str, Any]], out: Path, protocol: di
     from vlir import __version__
     from vlir.benchmarks import report
 
-    scores = {"benchmark": bench.name, "official_script": bench.official,
-              "judge": judge.describe() if judge is not None else "rule-based",
+    judged = judge.describe() if judge is not None else "rule-based"
+    scores = {"benchmark": bench.name, "official_script": bench.official, "judge": judged,
               **summarize(bench, rows),
-              "protocol": {**protocol, "vlir_version": __version__, **info}}
+              "protocol": {**protocol, "judge": judged, "vlir_version": __version__, **info}}
     (out / SCORES).write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     report.write_report(bench, scores, out)
     if html:

@@ -81,6 +81,7 @@ class Benchmark:
 
     name: str = ""
     official: str = ""
+    download: str = ""  # where the official files come from (README, --help); optional
 
     def items(self, root: Path) -> Iterator[BenchItem]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -96,6 +97,30 @@ class Benchmark:
     def judge(self, item: BenchItem, extracted: str) -> float:
         """Per-item score in [0, 1] as the official script gives it."""
         return float(extracted.strip().lower() == item.answer.strip().lower())
+
+    # ---- optional hooks (defaults do nothing); the runner calls them when a benchmark has them ----
+    def alternatives(self, item: BenchItem, response: str, answer: str | None) -> dict[str, float]:
+        """Per-item scores under *other* published rules, each labelled by name (e.g. a peer
+        repository's verifier); aggregated like the official score and reported beside it."""
+        return {}
+
+    def item_metrics(self, item: BenchItem, response: str, boxes: Sequence[Box]) -> dict[str, float]:
+        """Extra per-item figures the official script reports (e.g. TreeBench's box IoU), from the
+        full response and the crop boxes (original pixels); averaged overall and per category."""
+        return {}
+
+    def llm_judge(self, item: BenchItem, response: str, extracted: str, judge: Any) -> float | None:
+        """Where the official script scores with an LLM: the score from ``judge`` (a
+        :class:`vlir.benchmarks.judge.Judge`), or None when this benchmark has no LLM judge."""
+        return None
+
+    def table(self, result: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """One header row and one value row, as the papers print this benchmark (``report.md``);
+        values are percentages of ``aggregate``'s result."""
+        cats = result.get("categories", {})
+        heads = list(cats) + ["Overall"]
+        vals = [f"{100 * cats[c]['score']:.2f}" for c in cats] + [f"{100 * result.get('overall', 0.0):.2f}"]
+        return heads, vals
 
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:
         """Official overall figure and breakdown: ``{"overall": float, "categories": {name:

@@ -117,7 +117,7 @@ def infer(
 
 @app.command("eval")
 def eval_(
-    model: Path = typer.Option(..., "--model", help="Local Qwen2.5-VL checkpoint."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Local Qwen2.5-VL checkpoint."),
     data: Optional[Path] = typer.Option(None, "--data", help="OUT/<source>/<split> folder or a part-*.parquet."),
     source: Optional[str] = typer.Option(None, "--source", help="Instead of --data: a source adapter..."),
     root: Optional[Path] = typer.Option(None, "--root", help="...its official download folder..."),
@@ -134,8 +134,30 @@ def eval_(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16."),
     min_pixels: Optional[int] = typer.Option(None, "--min-pixels", help="Override the image budget."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Override the image budget."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="A published benchmark (vstar, hrbench4k, "
+                                            "mme_realworld, treebench, ...) read from --root: see the README."),
+    protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: vlmr3, model or avg@K."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", help="With --benchmark: re-score this "
+                                               "predictions.jsonl (no model)."),
+    write_sample: Optional[Path] = typer.Option(None, "--write-sample", help="With --benchmark: write a sample "
+                                                "tree in its official layout here."),
+    write_html: bool = typer.Option(False, "--html", help="With --benchmark: OUT/index.html with the crops."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="With --benchmark: LLM judge where the "
+                                              "official script uses one (key from $OPENAI_API_KEY); off: rule-based."),
+    judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint."),
 ) -> None:
     """Run the rollout engine over a benchmark and score it with each source's official metric."""
+    if benchmark is not None:
+        from vlir.cli.benchmark import eval_benchmark
+
+        return eval_benchmark(benchmark, root=root, model=model, out=out, protocol_name=protocol, limit=limit,
+                              predictions=predictions, write_sample=write_sample, html=write_html,
+                              batch_size=batch_size, max_new_tokens=max_new_tokens, max_crops=max_crops,
+                              temperature=temperature, seed=seed, mode=mode, device=device, dtype=dtype,
+                              judge_model=judge_model, judge_base_url=judge_base_url, min_pixels=min_pixels,
+                              max_pixels=max_pixels)
+    if model is None:
+        fail("--model is required")
     from tqdm import tqdm
 
     from vlir import evaluate

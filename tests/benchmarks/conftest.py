@@ -1,0 +1,39 @@
+"""Shared by the benchmark tests: sample trees in each official layout, written by the
+benchmarks' own sample writers into a temporary folder, and a fake engine that answers with
+planted responses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vlir.benchmarks import base
+from vlir.benchmarks.runner import Response
+
+
+@pytest.fixture
+def sample_tree(tmp_path):
+    """``sample_tree(name, n=8) -> root`` of a freshly written sample tree."""
+    def make(name: str, n: int = 8, seed: int = 0) -> Path:
+        root = tmp_path / f"{name}-{n}-{seed}"
+        base.get(name).write_sample(root, n=n, seed=seed)
+        return root
+    return make
+
+
+class Planted:
+    """A ``generate`` for :func:`vlir.benchmarks.runner.run`: answers each prompt with
+    ``respond(question) -> Response`` and records how many prompts it saw."""
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.seen: list[str] = []
+
+    def __call__(self, prompts, k):
+        self.seen.extend(q for q, _ in prompts)
+        return [[self.respond(q) for _ in range(k)] for q, _ in prompts]
+
+
+def answer_with(letter: str, boxes=()) -> Response:
+    return Response(f"<think> I look closely. </think>\n<answer>{letter}</answer>", list(boxes), "answer", 12)

@@ -1,0 +1,114 @@
+"""``vlir eval --benchmark NAME``: the benchmark path of the ``eval`` command (the options live on
+``vlir eval`` in :mod:`vlir.cli.infer`, which dispatches here).
+
+Three uses:
+
+* ``--write-sample DIR``: write a small tree in the benchmark's official layout (no model);
+* ``--predictions P.jsonl``: re-score saved predictions by the official rule (no model, no data);
+* ``--root DIR --model CKPT``: evaluate a checkpoint with the rollout engine under ``--protocol``.
+
+Bad input (unknown benchmark or protocol, wrong folder, missing checkpoint) exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vlir.cli import fail
+
+
+def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[str]):
+    """Load ``model`` with the protocol's image budget and wrap it in the rollout engine; returns
+    ``(engine, info)`` with the effective budgets for scores.json."""
+    from vlir.geometry import PixelBudget
+    from vlir.rollout import Rollout, RolloutConfig
+    from vlir.train.model import load_model, model_budget
+
+    loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=protocol.min_pixels,
+                                   max_pixels=protocol.max_pixels)
+    crop = (PixelBudget(protocol.crop_min_pixels, protocol.crop_max_pixels)
+            if protocol.crop_min_pixels is not None else None)
+    config = RolloutConfig(temperature=protocol.temperature, top_p=protocol.top_p,
+                           max_new_tokens=protocol.max_new_tokens, max_crops=protocol.max_crops, mode=mode,
+                           seed=protocol.seed, crop_budget=crop)
+    engine = Rollout(loaded, processor, config)
+    budget = model_budget(processor)
+    info = {"image_pixels": [budget.min_pixels, budget.max_pixels],
+            "crop_pixels": [engine.crop_budget.min_pixels, engine.crop_budget.max_pixels],
+            "mode": mode, "device": device, "dtype": dtype or "default"}
+    return engine, info
+
+
+def _judge(judge_model: Optional[str], judge_base_url: Optional[str], out: Path):
+    if judge_model is None:
+        return None
+    from vlir.benchmarks.judge import Judge
+
+    return Judge(judge_model, out / "judge_cache.sqlite", base_url=judge_base_url)
+
+
+def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], out: Path, protocol_name: str,
+                   limit: Optional[int], predictions: Optional[Path], write_sample: Optional[Path], html: bool,
+                   batch_size: int, max_new_tokens: int, max_crops: int, temperature: float, seed: int, mode: str,
+                   device: str, dtype: Optional[str], judge_model: Optional[str] = None,
+                   judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
+                   max_pixels: Optional[int] = None) -> None:
+    from vlir.benchmarks import base, presets, runner
+    from vlir.benchmarks.base import BenchmarkLayoutError
+
+    try:
+        bench = base.get(name)
+    except ValueError as exc:
+        fail(str(exc))
+    if write_sample is not None:
+        bench.write_sample(write_sample, n=sample_size)
+        typer.echo(f"wrote a {name} sample tree ({sample_size} items) under {write_sample}", err=True)
+        return
+    judge = _judge(judge_model, judge_base_url, out)
+    try:
+        if predictions is not None:
+            if not predictions.is_file():
+                fail(f"--predictions {predictions} is not a file")
+            scores = runner.rescore(bench, predictions, out, judge=judge, html=html)
+        else:
+            if root is None or model is None:
+                fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
+            if not model.is_dir():
+                fail(f"--model {model} is not a checkpoint directory")
+            if not root.exists():
+                fail(f"--root {root} does not exist")
+            protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
+                                      max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
+                                      min_pixels=min_pixels, max_pixels=max_pixels)
+            engine, info = build_engine(model, protocol, mode, device, dtype)
+            info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
+            scores = _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html)
+    except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    typer.echo(summary_line(scores))
+    typer.echo(f"wrote {out / runner.PREDICTIONS}, {out / runner.SCORES} and {out / 'report.md'}", err=True)
+
+
+def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html):
+    from tqdm import tqdm
+
+    from vlir.benchmarks import runner
+
+    with tqdm(total=limit, desc=bench.name, unit="item", disable=None) as bar:
+        def progress(n: int, acc: float) -> None:
+            bar.update(n)
+            bar.set_postfix(acc=f"{100 * acc:.1f}")
+        return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, protocol,
+                          batch_size=batch_size, limit=limit, judge=judge, info=info, progress=progress, html=html)
+
+
+def summary_line(scores: dict) -> str:
+    s = scores["scores"]
+    cats = ", ".join(f"{c} {100 * v['score']:.2f}" for c, v in s.get("categories", {}).items())
+    spread = f" ± {100 * s['overall_std']:.2f}" if "overall_std" in s else ""
+    return (f"{scores['benchmark']}: {100 * s['overall']:.2f}{spread} over {s['n']} items ({cats}); judge: "
+            f"{json.dumps(scores['judge']) if not isinstance(scores['judge'], str) else scores['judge']}")

@@ -99,9 +99,10 @@ def test_extract_answer_follows_the_authors_evaluator(text, answer, source):
     assert parse_response(text).answer_from == source
 
 
-def test_the_first_answer_round_ends_the_episode():
-    # the loop stops at the first </answer>: a second answer is never generated
-    assert extract_answer("<answer>a</answer> <answer>b</answer>") == "a"
+def test_the_first_answer_round_ends_the_episode_but_the_last_tag_is_scored():
+    # the loop stops at the first </answer>; acc_verifier, given a text with two, reads the last
+    r = parse_response("<answer>a</answer> <answer>b</answer>")
+    assert [e.kind for e in r.rounds] == ["answer"] and r.answer == "b"
     # an <answer> round ends at a call stop too: the loop closes the answer, no crop is made
     r = parse_response('<answer>B {"bbox_2d": [1, 2, 3, 4]}')
     assert r.calls == [] and r.answer == 'B {"bbox_2d": [1, 2, 3, 4' and r.answer_from == "unclosed"

@@ -82,6 +82,19 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else json.dumps(value)
 
 
+_IMAGE_BLOCK = re.compile(r"\n?<\|vision_start\|>(?:<\|image_pad\|>)*<\|vision_end\|>")
+
+
+def split_at_images(text: str) -> list[str]:
+    """The assistant text cut at its inserted images (one more piece than images), for display;
+    the newline before each image goes with it.
+
+    >>> split_at_images('look {"bbox_2d": [1, 2, 3, 4]}\\n<|vision_start|><|image_pad|><|vision_end|>red')
+    ['look {"bbox_2d": [1, 2, 3, 4]}', 'red']
+    """
+    return _IMAGE_BLOCK.split(text)
+
+
 def strip_special(text: str) -> str:
     """``text`` without special tokens (``<|im_end|>``, ``<|vision_start|>``, ``<|image_pad|>``...),
     as vLLM's ``skip_special_tokens`` text and the authors' trainer's ``batch_decode`` show it."""

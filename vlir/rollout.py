@@ -132,6 +132,8 @@ class Rollout:
             raise ValueError("RolloutConfig.chat.model_budget differs from the processor's image budget: "
                              "bbox numbers would be mapped from the wrong space")
         self.model_budget = self.chat_config.model_budget
+        self.settings = {**self.config.describe(), **{k: [b.min_pixels, b.max_pixels] for k, b in  # recorded by eval
+                         (("model_budget", self.model_budget), ("crop_budget", self.crop_budget))}}
         self.newline = chat.encode_text(JSON_IMAGE_SEPARATOR, processor)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.stats = {"forwarded_tokens": 0, "padded_tokens": 0, "forwards": 0}

@@ -105,3 +105,12 @@ class RolloutConfig:
 
     def with_(self, **changes: Any) -> "RolloutConfig":
         return replace(self, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        """The loop settings as JSON-able values (recorded next to predictions)."""
+        keys = ("temperature", "top_p", "max_new_tokens", "max_crops", "max_rounds", "tokens_per_round",
+                "image_newline", "bad_box", "mode", "seed")
+        out: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        if self.crop_budget is not None:
+            out["crop_budget"] = [self.crop_budget.min_pixels, self.crop_budget.max_pixels]
+        return out

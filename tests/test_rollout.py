@@ -164,14 +164,52 @@ def test_trajectory_contract(kv_and_reprefill):
     assert '{"bbox_2d": [150, 40, 300, 200]}\n<|vision_start|>' in first.text
 
 
-@pytest.mark.parametrize("call, reason", [
-    ('<think> {"bbox_2d": [10, 20, 30]}', "bad_box"),  # wrong arity
-    ('<think> {"bbox_2d": [5000, 5000, 6000, 6000]}', "bad_box"),  # outside the image
-    ('<think> {"bbox_2d": [40, 40, 40, 90]}', "bad_box"),  # degenerate
-])
-def test_malformed_boxes_end_the_trajectory_without_a_crash(call, reason):
-    [t] = engine(logits_processor=ScriptedLogits(tiny()[1], [call])).generate(PROMPTS[:1])
-    assert t.finish_reason == reason and t.crops == [] and t.answer is None
+BAD_CALLS = ['<think> {"bbox_2d": [10, 20, 30]}',  # wrong arity
+             '<think> {"bbox_2d": [5000, 5000, 6000, 6000]}',  # outside the image
+             '<think> {"bbox_2d": [40, 40, 40, 90]}',  # degenerate
+             '<think> {"bbox_2d": [1, 2, x, 4]}']  # json.loads refuses it
+
+
+@pytest.mark.parametrize("call", BAD_CALLS)
+def test_bad_box_end_policy_ends_the_trajectory_without_a_crash(call):
+    [t] = engine(bad_box="end", logits_processor=ScriptedLogits(tiny()[1], [call])).generate(PROMPTS[:1])
+    assert t.finish_reason == "bad_box" and t.crops == [] and len(t.bad_calls) == 1
+
+
+@pytest.mark.parametrize("call", BAD_CALLS)
+def test_bad_box_skip_policy_goes_on_like_the_released_agent(call):
+    script = ScriptedLogits(tiny()[1], [call + " again " + CALL_B, ANSWER])
+    [t] = engine(logits_processor=script).generate(PROMPTS[:1])
+    assert RolloutConfig().bad_box == "skip"
+    assert len(t.bad_calls) == 1 and len(t.crops) == 1 and t.finish_reason == "answer" and t.answer == "red"
+    w, h = PROMPTS[0][1].size
+    assert t.boxes[0] == geometry.clip(geometry.from_model([150, 40, 300, 200], w, h, model_budget(tiny()[1])), w, h)
+
+
+def test_a_repeated_key_crops_the_last_box():
+    script = ScriptedLogits(tiny()[1], ['<think> {"bbox_2d": [0, 0, 50, 50], "bbox_2d": [150, 40, 300, 200]}', ANSWER])
+    [t] = engine(logits_processor=script).generate(PROMPTS[:1])
+    w, h = PROMPTS[0][1].size
+    assert t.boxes == [geometry.clip(geometry.from_model([150, 40, 300, 200], w, h, model_budget(tiny()[1])), w, h)]
+    assert t.finish_reason == "answer" and t.bad_calls == []
+
+
+def test_vlmr3_preset_rounds_round_tokens_and_image_newline():
+    _, processor = tiny()
+    cfg = RolloutConfig.preset("vlmr3", temperature=0.0)
+    assert (cfg.max_rounds, cfg.tokens_per_round, cfg.image_newline, cfg.bad_box, cfg.temperature) == \
+        (8, 2048, True, "skip", 0.0)
+    script = ScriptedLogits(processor, [CALL_A, CALL_B, ANSWER], image_newline=True)
+    [t] = engine(image_newline=True, logits_processor=script).generate(PROMPTS[:1])
+    assert t.finish_reason == "answer" and len(t.crops) == 2 and t.answer == "red"
+    assert "<|vision_end|>\nNow the right side" in t.text
+    # the round limit: two call rounds of max_rounds=2 end the episode, the second crop not inserted
+    [t] = engine(max_rounds=2, logits_processor=ScriptedLogits(processor, [CALL_A, CALL_B, ANSWER])).generate(PROMPTS[:1])
+    assert t.finish_reason == "max_rounds" and len(t.crops) == 1
+    # a round cut at its token limit is read like the loop reads it: its call is acted on
+    [t] = engine(tokens_per_round=len(processor.tokenizer.encode(CALL_B[:-2])),
+                 logits_processor=ScriptedLogits(processor, [CALL_B[:-2], ANSWER])).generate(PROMPTS[:1])
+    assert len(t.crops) == 1 and t.finish_reason == "answer"
 
 
 def test_stops_at_max_crops_and_max_new_tokens():
@@ -219,6 +257,7 @@ def test_sampling_is_seeded_and_samples_differ():
 
 
 def test_config_rejects_bad_values():
-    for bad in ({"mode": "fast"}, {"temperature": -1}, {"top_p": 0}, {"max_new_tokens": 0}):
+    for bad in ({"mode": "fast"}, {"temperature": -1}, {"top_p": 0}, {"max_new_tokens": 0}, {"bad_box": "ignore"},
+                {"max_rounds": 0}, {"tokens_per_round": 0}):
         with pytest.raises(ValueError):
             RolloutConfig(**bad)

@@ -6,7 +6,10 @@ source's own metric through :func:`vlir.metrics.score` (TextVQA VQA accuracy, Do
 ANLS, GQA exact match, ...); ``scores.json`` adds, per source, how often the model looked (crops
 per answer), how much it zoomed (mean crop-box area over image area) and why trajectories ended.
 
-The engine is passed in, so this module imports neither torch nor transformers.
+The answer and the boxes are the engine's (:attr:`Trajectory.answer` is :func:`vlir.protocol.
+extract_answer` of its text, the rule the R-GRPO rewards use too); the loop settings the engine ran
+with are recorded under ``agent`` in ``scores.json``. The engine is passed in, so this module
+imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -124,8 +127,8 @@ def prediction_row(sample: Sample, traj: "Trajectory") -> dict[str, Any]:
     return {
         "id": sample.id, "source": sample.source, "question": sample.question, "answer": traj.answer,
         "answers": list(sample.answers), "score": value, "boxes": [b.as_list() for b in traj.boxes],
-        "crops": len(traj.crops), "tokens": traj.num_sampled, "total_tokens": len(traj.token_ids),
-        "finish_reason": traj.finish_reason,
+        "crops": len(traj.crops), "bad_calls": len(getattr(traj, "bad_calls", ())), "tokens": traj.num_sampled,
+        "total_tokens": len(traj.token_ids), "finish_reason": traj.finish_reason,
     }
 
 
@@ -156,7 +159,7 @@ def evaluate(engine: "Rollout", items: Iterable[Item], out_dir: Path, limit: int
             if on_batch is not None:
                 on_batch(len(batch))
     scores = {"sources": {src: _summary(src, t) for src, t in sorted(tallies.items())},
-              "n": sum(t.n for t in tallies.values())}
+              "n": sum(t.n for t in tallies.values()), "agent": getattr(engine, "settings", None)}
     (out_dir / SCORES).write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return scores
 

@@ -82,6 +82,19 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else json.dumps(value)
 
 
+_IMAGE_BLOCK = re.compile(r"\n?<\|vision_start\|>(?:<\|image_pad\|>)*<\|vision_end\|>")
+
+
+def split_at_images(text: str) -> list[str]:
+    """The assistant text cut at its inserted images (one more piece than images), for display;
+    the newline before each image goes with it.
+
+    >>> split_at_images('look {"bbox_2d": [1, 2, 3, 4]}\\n<|vision_start|><|image_pad|><|vision_end|>red')
+    ['look {"bbox_2d": [1, 2, 3, 4]}', 'red']
+    """
+    return _IMAGE_BLOCK.split(text)
+
+
 def strip_special(text: str) -> str:
     """``text`` without special tokens (``<|im_end|>``, ``<|vision_start|>``, ``<|image_pad|>``...),
     as vLLM's ``skip_special_tokens`` text and the authors' trainer's ``batch_decode`` show it."""
@@ -238,7 +251,8 @@ def parse_response(text: str, max_rounds: int | None = None) -> Response:
     rounds: list[RoundEnd] = []
     calls: list[Call] = []
     pos = 0
-    while max_rounds is None or len(rounds) < max_rounds:
+    cut = False
+    while not (cut := max_rounds is not None and len(rounds) >= max_rounds):
         at, stop = find_stop(clean, pos)
         if stop is None:
             if clean[pos:].strip() or not rounds:
@@ -252,15 +266,20 @@ def parse_response(text: str, max_rounds: int | None = None) -> Response:
             break
         pos = at + len(stop)
     loop_text = "".join(r.text for r in rounds)
-    answer, source = _scored_answer(loop_text, bool(rounds) and rounds[-1].closed_answer)
+    # acc_verifier reads the last tag of the text it is given (up to where max_rounds cut it)
+    tagged = _ANSWER.findall(clean[:pos] if cut else clean)
+    if tagged:
+        answer, source = tagged[-1].strip(), "tag"
+    else:
+        answer, source = _scored_answer(loop_text, bool(rounds) and rounds[-1].closed_answer)
     return Response(calls=[c.box for c in calls if c.ok], answer=answer, answer_from=source,  # type: ignore[misc]
                     bad_calls=[c for c in calls if not c.ok], all_calls=calls, rounds=rounds,
                     loop_text=loop_text)
 
 
 def _scored_answer(loop_text: str, closed_by_loop: bool) -> tuple[str | None, str | None]:
-    """acc_verifier's reading of the loop's full response (only the last round can hold an
-    answer tag: a round with ``<answer>`` ends the episode)."""
+    """acc_verifier's reading of the loop's full response when the text has no closed tag (only
+    the last round can hold an ``<answer>``: a round with one ends the episode)."""
     found = _ANSWER.findall(loop_text)
     if found:
         return found[-1].strip(), "unclosed" if closed_by_loop else "tag"

@@ -14,7 +14,8 @@ chunk is shorter than another row's inserted block are padded *inside* the chunk
 tokens, which ``get_rope_index`` and the attention mask both skip. ``mode="reprefill"`` re-runs the
 whole prefix after every crop: the slow reference the KV path is tested against.
 
-torch/transformers are imported lazily; the text rules live in :mod:`vlir.rollout_parse`.
+torch/transformers are imported lazily; the text rules (stop strings, calls, answers) live in
+:mod:`vlir.protocol`, the settings and the released agent's preset in :mod:`vlir.rollout_config`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from vlir import geometry
 from vlir.crops import decode_png, render_crop
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Crop
-from vlir.rollout_parse import StopScanner, extract_answer
+from vlir.protocol import Event, StopScanner, extract_answer
+from vlir.rollout_config import MODES, RolloutConfig  # noqa: F401  (re-exported)
 from vlir.rollout_script import ScriptedLogits  # noqa: F401  (re-exported: R-GRPO tests use it)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,55 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-FINISH_REASONS = ("answer", "eos", "max_new_tokens", "max_crops", "bad_box")
-MODES = ("kv", "reprefill")
+FINISH_REASONS = ("answer", "eos", "max_new_tokens", "max_crops", "max_rounds", "bad_box")
 # Written between a crop call's "]}" and the crop image when the policy's token stopped at "}"
 # (the released agent appends "]}\n"; the SFT rendering ends each look segment with "\n").
 JSON_IMAGE_SEPARATOR = "\n"
-
-
-@dataclass
-class RolloutConfig:
-    """Sampling and loop settings of :class:`Rollout`.
-
-    temperature: 0 means greedy; log-probs are always of ``softmax(logits / max(temperature, eps))``
-        of the raw model logits (what a trainer recomputes), before top-p and suppression.
-    top_p: nucleus sampling mass (1.0 = off).
-    max_new_tokens: budget of *sampled* tokens per trajectory, over all its segments.
-    max_crops: a crop call beyond this many crops ends the trajectory (``max_crops``); the released
-        agent runs at most 8 generation rounds.
-    mode: ``"kv"`` (reuse the cache across crops) or ``"reprefill"`` (re-run the prefix: reference).
-    chat: :class:`vlir.train.chat.ChatConfig` (instruction, budgets); None =
-        ``ChatConfig.for_processor(processor)``. Its ``model_budget`` is the space of the bbox
-        numbers; its ``crop_budget`` renders the crops unless ``crop_budget`` is set here.
-    crop_budget: pixel budget of rendered crops; None = the chat config's (the data build's
-        :data:`vlir.geometry.CROP_PIXELS`, so replays reproduce stored crops).
-    seed: seed of the engine's sampling generator (advanced across calls, never reset).
-    logits_processor: optional ``f(input_ids, scores) -> scores`` run first on each step's logits,
-        ``input_ids`` being each live row's trajectory so far, left-padded (as in HF ``generate``).
-    keep_scores: keep each sampled position's raw logits on the trajectory (tests, debugging).
-    """
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
-    max_crops: int = 8
-    mode: str = "kv"
-    chat: Any = None
-    crop_budget: PixelBudget | None = None
-    seed: int = 0
-    logits_processor: Callable[[Any, Any], Any] | None = None
-    keep_scores: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1 or self.max_crops < 0:
-            raise ValueError("max_new_tokens must be >= 1 and max_crops >= 0")
 
 
 @dataclass
@@ -104,6 +61,7 @@ class Trajectory:
     answer: str | None
     finish_reason: str
     prompt_length: int = 0  # tokens of the prompt (the first action-mask-0 run)
+    bad_calls: list[str] = field(default_factory=list)  # skipped bad calls (bad_box="skip"), why
     scores: list["torch.Tensor"] | None = field(default=None, repr=False)  # keep_scores only
 
     @property
@@ -141,6 +99,9 @@ class _Row:
     cursor: int = 0  # replay: next forced position
     replay_finish: str | None = None  # replay: the first stop seen while forcing went on
     n_sampled: int = 0
+    rounds: int = 0  # generation rounds ended so far
+    round_tokens: int = 0  # tokens sampled in the current round
+    bad_calls: list[str] = field(default_factory=list)  # why each skipped call was bad
 
 
 class Rollout:
@@ -171,6 +132,8 @@ class Rollout:
             raise ValueError("RolloutConfig.chat.model_budget differs from the processor's image budget: "
                              "bbox numbers would be mapped from the wrong space")
         self.model_budget = self.chat_config.model_budget
+        self.settings = {**self.config.describe(), **{k: [b.min_pixels, b.max_pixels] for k, b in  # recorded by eval
+                         (("model_budget", self.model_budget), ("crop_budget", self.crop_budget))}}
         self.newline = chat.encode_text(JSON_IMAGE_SEPARATOR, processor)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.stats = {"forwarded_tokens": 0, "padded_tokens": 0, "forwards": 0}
@@ -301,19 +264,44 @@ class Rollout:
             row.stream = DecodeStream(skip_special_tokens=False)
         piece = row.stream.step(self.tokenizer.backend_tokenizer, token) or ""
         event = row.scanner.feed(piece)
+        row.round_tokens += 1
         if token in self.eos:
             row.finish = "eos"
-        elif event is not None and event.kind in ("answer", "bad_box"):
-            row.finish = event.kind
-        elif event is not None and event.kind == "bbox":
-            if len(row.crops) >= self.config.max_crops:
-                row.finish = "max_crops"
-            else:
-                self._insert_crop(row, event)
+        else:
+            if event is None and self.config.tokens_per_round is not None \
+                    and row.round_tokens >= self.config.tokens_per_round:
+                event = row.scanner.end_round()  # the released loop reads a cut round like any other
+            if event is not None:
+                self._on_event(row, event)
         if row.forced is not None:
             self._check_forced(row)
         elif row.finish is None and row.n_sampled >= self.config.max_new_tokens:
             row.finish = "max_new_tokens"
+
+    def _on_event(self, row: _Row, event: Event) -> None:
+        """A round ended (:mod:`vlir.protocol`): answer, crop, bad call or plain continuation."""
+        if event.kind == "answer":
+            row.finish = "answer"
+            return
+        row.rounds += 1
+        row.round_tokens = 0
+        if self.config.max_rounds is not None and row.rounds >= self.config.max_rounds:
+            row.finish = "max_rounds"  # the released loop stops after its last round, crop or not
+        elif event.kind == "bbox":
+            if len(row.crops) >= self.config.max_crops:
+                row.finish = "max_crops"
+            else:
+                self._insert_crop(row, event)
+        elif event.kind == "bad_box":
+            self._bad_call(row, event.detail)
+
+    def _bad_call(self, row: _Row, why: str) -> None:
+        log.debug("row %d: bad call: %s", row.prompt_index, why)
+        row.bad_calls.append(why)
+        if self.config.bad_box == "end":
+            row.finish = "bad_box"
+        else:
+            row.scanner.reset()
 
     def _insert_crop(self, row: _Row, event) -> None:
         """Map the call's box to the original image, render the crop, queue its image block."""
@@ -327,11 +315,12 @@ class Rollout:
                 raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
             crop = render_crop(row.image, clipped, self.crop_budget)
         except ValueError as exc:
-            log.debug("row %d: bad box %s: %s", row.prompt_index, event.bbox, exc)
-            row.finish = "bad_box"
+            self._bad_call(row, f"box {list(event.bbox or ())}: {exc}")
             return
         pixel_values, grid = self._image_inputs(decode_png(crop.png))
         inserted = (self.newline if event.tail == "" else []) + chat.image_block_ids(grid[0], self.processor)
+        if self.config.image_newline:
+            inserted += self.newline
         row.crops.append(crop)
         row.boxes.append(clipped)
         row.pixel_values.append(pixel_values)
@@ -347,7 +336,7 @@ class Rollout:
     def _check_forced(self, row: _Row) -> None:
         """Replay: inserted tokens must be exactly the record's; the replay ends with its tokens."""
         assert row.forced is not None
-        if row.finish in ("bad_box", "max_crops"):
+        if row.finish in ("bad_box", "max_crops", "max_rounds") or row.bad_calls:
             raise ReplayMismatch(f"the record's crop call at assistant position {row.cursor} ended "
                                  f"the rollout ({row.finish})")
         inserted = row.pending[1:]
@@ -375,7 +364,7 @@ class Rollout:
             prompt_index=row.prompt_index, token_ids=row.ids, action_mask=row.mask, logprobs=row.logprobs,
             pixel_values=torch.cat(row.pixel_values, dim=0), image_grid_thw=torch.cat(row.grids, dim=0),
             crops=row.crops, boxes=row.boxes, text=text, answer=extract_answer(text), finish_reason=finish,
-            prompt_length=row.prompt_length, scores=row.scores if self.config.keep_scores else None,
+            prompt_length=row.prompt_length, bad_calls=row.bad_calls, scores=row.scores if self.config.keep_scores else None,
         )
 
 

@@ -17,10 +17,12 @@ class ScriptedLogits:
     inserted image, e.g. ``['<think> look {"bbox_2d": [0, 0, 56, 56]}', ' </think>
     <answer>red</answer>']``. ``by_question`` maps a substring of a prompt's question to that
     prompt's own segments (rows of other prompts use ``segments``), so rows of one batch can crop at
-    different steps. Forced tokens keep their logit (so log-probs stay the model's)."""
+    different steps. Forced tokens keep their logit (so log-probs stay the model's).
+    ``image_newline``: the engine writes ``"\\n"`` after each crop image
+    (:attr:`vlir.rollout_config.RolloutConfig.image_newline`); segments start after it."""
 
     def __init__(self, processor: Any, segments: Sequence[str] = (),
-                 by_question: dict[str, Sequence[str]] | None = None):
+                 by_question: dict[str, Sequence[str]] | None = None, image_newline: bool = False):
         from vlir.train.model import special_ids
 
         self.tokenizer = processor.tokenizer
@@ -30,6 +32,7 @@ class ScriptedLogits:
         self.default = [self._encode(s) for s in segments]
         self.by_question = {q: [self._encode(s) for s in segs] for q, segs in (by_question or {}).items()}
         self._scripts: dict[tuple[int, ...], list[list[int]]] = {}
+        self.skip = len(self._encode("\n")) if image_newline else 0
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
@@ -50,7 +53,7 @@ class ScriptedLogits:
         after = (input_ids == self.vision_end) & (index >= start[:, None])
         images = after.sum(1).tolist()
         last_end = torch.where(after, index, -1).max(1).values
-        segment_start = torch.where(last_end >= 0, last_end + 1, start).tolist()
+        segment_start = torch.where(last_end >= 0, last_end + 1 + self.skip, start).tolist()
         length = input_ids.shape[1]
         for i, (k, seg) in enumerate(zip(images, segment_start)):
             script = self._script(input_ids[i, :start[i]].tolist()) if self.by_question else self.default

@@ -26,7 +26,7 @@ def scripted(monkeypatch):
     real_init = rollout.Rollout.__init__
 
     def init(self, model, processor, config=None):
-        config.logits_processor = ScriptedLogits(processor, SCRIPT)
+        config.logits_processor = ScriptedLogits(processor, SCRIPT, image_newline=config.image_newline)
         real_init(self, model, processor, config)
 
     monkeypatch.setattr(rollout.Rollout, "__init__", init)
@@ -46,6 +46,31 @@ def test_infer_prints_the_chain_and_saves_crops(tmp_path, capsys, scripted):
     assert "src='crop_1.png'" in page and "src='original.png'" in page and "answer:</b> red" in page
     info = json.loads((out / "trajectory.json").read_text())
     assert info["answer"] == "red" and info["crops"] == ["crop_1.png"] and len(info["boxes"]) == 1
+
+
+def test_infer_with_the_released_agents_preset_and_flags(tmp_path, scripted):
+    image = tmp_path / "photo.png"
+    make_image().save(image)
+    out = tmp_path / "infer"
+    code = main(["infer", "--model", str(tiny_dir()), "--image", str(image), "--question", "What color?",
+                 "--out", str(out), "--agent", "vlmr3", "--max-new-tokens", "80", "--crop-max-pixels", "50176",
+                 "--min-pixels", "3136", "--max-pixels", "200704"])
+    assert code == 0
+    info = json.loads((out / "trajectory.json").read_text())
+    agent = info["agent"]
+    assert (agent["preset"], agent["max_rounds"], agent["tokens_per_round"], agent["image_newline"],
+            agent["bad_box"]) == ("vlmr3", 8, 2048, True, "skip")
+    assert agent["crop_budget"] == [3136, 50176] and agent["model_budget"] == [3136, 200704]
+    assert info["answer"] == "red" and "<|vision_end|>\n It is red." in info["text"]
+    code = main(["infer", "--model", str(tiny_dir()), "--image", str(image), "--question", "What color?",
+                 "--out", str(out), "--agent", "vlmr3", "--no-image-newline", "--max-rounds", "1",
+                 "--bad-box", "end", "--max-new-tokens", "80"])
+    agent = json.loads((out / "trajectory.json").read_text())["agent"]
+    assert code == 0 and (agent["image_newline"], agent["max_rounds"], agent["bad_box"]) == (False, 1, "end")
+    assert main(["infer", "--model", str(tiny_dir()), "--image", str(image), "--question", "q",
+                 "--agent", "r1"]) == 2
+    assert main(["infer", "--model", str(tiny_dir()), "--image", str(image), "--question", "q",
+                 "--bad-box", "ignore"]) == 2
 
 
 def test_eval_over_sample_shards(vlir_output, tmp_path, capsys):

@@ -180,5 +180,5 @@ def test_recipes_load_and_their_deepspeed_batches_add_up(name, world):
         assert (cfg.num_generations, cfg.beta, cfg.learning_rate, cfg.max_steps, cfg.temperature) == (5, 0.0, 1e-6, 300, 1.0)
         assert cfg.per_device_batch_size == 1 and cfg.prompts_per_step == 16
         assert cfg.freeze_vision_tower and cfg.freeze_merger
-        assert [(s.name, s.weight) for s in cfg.reward_specs()] == [("accuracy", 1.0), ("format", 0.5),
-                                                                     ("region", 0.5), ("length", 0.1)]
+        assert [(s.name, s.weight) for s in cfg.reward_specs()] == [  # the released code's own set
+            ("vlmr3/accuracy", 1.0), ("vlmr3/format", 1.0), ("vlmr3/repeat", 1.0), ("vlmr3/length", 1.0)]

@@ -41,9 +41,10 @@ def test_accuracy_uses_the_sources_metric(source, gold, pred, expect):
     assert accuracy_reward([text], answers=[gold], source=[source]) == [expect]
 
 
-def test_accuracy_reads_the_last_answer_and_needs_one():
+def test_accuracy_reads_the_last_answer_else_the_last_line_as_eval_does():
     two = "<answer>wrong</answer> then <answer>left</answer>"
-    assert accuracy_reward([two, "left"], answers=[["left"]] * 2, source=["gqa"] * 2) == [1.0, 0.0]
+    texts = [two, "so\nleft", "left\nso", "<answer>left<|im_end|>"]
+    assert accuracy_reward(texts, answers=[["left"]] * 4, source=["gqa"] * 4) == [1.0, 1.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("text,expect", [

@@ -33,7 +33,7 @@ class Protocol:
     temperature: float = 0.0
     top_p: float = 1.0
     samples: int = 1
-    max_new_tokens: int = 1024
+    max_new_tokens: int | None = None  # None: the agent preset's (vlir 1024; vlmr3 8 x 2048)
     max_crops: int = 8
     seed: int = 0
     strip_direct: bool = False  # drop "Answer with the option's letter ... directly." (VLM-R3's V*)

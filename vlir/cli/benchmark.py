@@ -32,14 +32,18 @@ def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[
                                    max_pixels=protocol.max_pixels)
     crop = (PixelBudget(protocol.crop_min_pixels, protocol.crop_max_pixels)
             if protocol.crop_min_pixels is not None else None)
-    config = RolloutConfig(temperature=protocol.temperature, top_p=protocol.top_p,
-                           max_new_tokens=protocol.max_new_tokens, max_crops=protocol.max_crops, mode=mode,
-                           seed=protocol.seed, crop_budget=crop)
+    # The vlmr3 protocol runs the released agent's loop (rounds, newline after a crop, bad calls
+    # skipped: RolloutConfig's "vlmr3" preset); the others run vlir's loop.
+    agent = "vlmr3" if protocol.name == "vlmr3" else "vlir"
+    config = RolloutConfig.preset(agent, temperature=protocol.temperature, top_p=protocol.top_p,
+                                  max_new_tokens=protocol.max_new_tokens, max_crops=protocol.max_crops, mode=mode,
+                                  seed=protocol.seed, crop_budget=crop)
     engine = Rollout(loaded, processor, config)
     budget = model_budget(processor)
     info = {"image_pixels": [budget.min_pixels, budget.max_pixels],
             "crop_pixels": [engine.crop_budget.min_pixels, engine.crop_budget.max_pixels],
-            "mode": mode, "device": device, "dtype": dtype or "default"}
+            "mode": mode, "device": device, "dtype": dtype or "default", "agent": agent,
+            "loop": config.describe()}
     return engine, info
 
 

@@ -5,39 +5,62 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from vlir.cli import app, fail
+from vlir.protocol import split_at_images
 
-_BLOCK = re.compile(r"\n?<\|vision_start\|><\|image_pad\|><\|vision_end\|>")
+AGENTS = ("vlir", "vlmr3")
 
 
-def _engine(model: Path, max_crops: int, max_new_tokens: int, temperature: float, top_p: float,
-            seed: int, mode: str, device: str, dtype: Optional[str], min_pixels: Optional[int],
-            max_pixels: Optional[int]):
-    """Load a checkpoint and wrap it in a rollout engine (bad settings exit 2)."""
-    from vlir.rollout import Rollout, RolloutConfig
+class Agent:
+    """The loop settings both commands share: a preset (``--agent``) and flags that override it."""
+
+    agent = typer.Option("vlir", "--agent", help="Loop preset: vlir (default) or vlmr3 (the released "
+                         "VLM-R3 agent: 8 rounds x 2048 tokens, newline after each crop image, bad calls "
+                         "skipped, its pixel budgets). Flags below override it.")
+    max_rounds = typer.Option(None, "--max-rounds", min=1, help="Generation rounds (vlmr3: 8; vlir: no limit).")
+    tokens_per_round = typer.Option(None, "--tokens-per-round", min=1,
+                                    help="Tokens per round (vlmr3: 2048; vlir: no limit).")
+    image_newline = typer.Option(None, "--image-newline/--no-image-newline",
+                                 help="Write a newline after each crop's <|vision_end|> (vlmr3: yes; vlir: no).")
+    bad_box = typer.Option(None, "--bad-box", help="A bad crop call: skip (go on, default) or end the answer.")
+    min_pixels = typer.Option(None, "--min-pixels", help="Image budget (vlmr3: 3136; vlir: the checkpoint's).")
+    max_pixels = typer.Option(None, "--max-pixels", help="Image budget (vlmr3: 1605632; vlir: the checkpoint's).")
+    crop_min_pixels = typer.Option(None, "--crop-min-pixels", help="Crop budget (default 3136).")
+    crop_max_pixels = typer.Option(None, "--crop-max-pixels", help="Crop budget (default 802816).")
+
+
+def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixels: Optional[int],
+            max_pixels: Optional[int], crop_min_pixels: Optional[int], crop_max_pixels: Optional[int],
+            **settings):
+    """Load a checkpoint and wrap it in a rollout engine with the ``agent`` preset and the given
+    settings (None = the preset's); bad settings exit 2."""
+    from vlir.geometry import CROP_PIXELS, PixelBudget
+    from vlir.rollout import Rollout
+    from vlir.rollout_config import VLMR3_MODEL_PIXELS, RolloutConfig
     from vlir.train.model import load_model
 
     if not model.is_dir():
         fail(f"--model {model} is not a checkpoint directory")
+    if agent not in AGENTS:
+        fail(f"--agent must be one of {', '.join(AGENTS)}, got {agent!r}")
+    if agent == "vlmr3":  # the released agent sets the processor's budget itself
+        min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
+        max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels
     try:
-        config = RolloutConfig(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               max_crops=max_crops, mode=mode, seed=seed)
+        config = RolloutConfig.preset(agent, **settings)
+        if crop_min_pixels is not None or crop_max_pixels is not None:
+            base = config.crop_budget or CROP_PIXELS
+            config.crop_budget = PixelBudget(crop_min_pixels or base.min_pixels, crop_max_pixels or base.max_pixels)
         loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=min_pixels,
                                        max_pixels=max_pixels)
     except ValueError as exc:
         fail(str(exc))
     return Rollout(loaded, processor, config)
-
-
-def _segments(text: str) -> list[str]:
-    """The assistant text split at its crop images (one more piece than crops)."""
-    return _BLOCK.split(text)
 
 
 def _write_html(path: Path, question: str, traj, names: list[str], original: str) -> None:
@@ -48,7 +71,7 @@ def _write_html(path: Path, question: str, traj, names: list[str], original: str
              f"<h1>{html.escape(question)}</h1>",
              f"<figure><img src='{html.escape(original)}' alt='original with boxes'>"
              "<figcaption>original image, crop boxes drawn</figcaption></figure>"]
-    for i, piece in enumerate(_segments(traj.text)):
+    for i, piece in enumerate(split_at_images(traj.text)):
         parts.append(f"<pre>{html.escape(piece)}</pre>")
         if i < len(names):
             box = ", ".join(f"{v:.0f}" for v in traj.boxes[i].as_list())
@@ -67,15 +90,19 @@ def infer(
     question: str = typer.Option(..., "--question", help="The question."),
     out: Path = typer.Option(Path("out/infer"), "--out", help="Folder for the crops (and the HTML page)."),
     write_html: bool = typer.Option(False, "--html", help="Also write OUT/index.html with the crops inline."),
-    max_crops: int = typer.Option(8, "--max-crops", min=0, help="Crops per answer (the released agent: 8)."),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Sampled-token budget."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
+                                                 help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (as the authors' benchmark runs)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16 (default: fp32 on CPU, bf16 else)."),
-    min_pixels: Optional[int] = typer.Option(None, "--min-pixels", help="Override the image budget."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Override the image budget."),
+    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
+    bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
+    max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
+    crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
 ) -> None:
     """Answer one question with the crop-and-zoom loop; print the reasoning and save each crop."""
     from PIL import ImageDraw
@@ -86,8 +113,10 @@ def infer(
         picture, _ = images.load_image(image)
     except (OSError, images.ImageError) as exc:
         fail(f"--image {image}: {exc}")
-    engine = _engine(model, max_crops, max_new_tokens, temperature, top_p, seed, "kv", device, dtype,
-                     min_pixels, max_pixels)
+    engine = _engine(model, device, dtype, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels,
+                     max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                     seed=seed, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
+                     image_newline=image_newline, bad_box=bad_box)
     [traj] = engine.generate([(question, picture)])
     out.mkdir(parents=True, exist_ok=True)
     names = []
@@ -100,7 +129,7 @@ def infer(
     for box in traj.boxes:
         draw.rectangle(box.as_list(), outline=(255, 0, 0), width=max(2, marked.width // 200))
     marked.save(out / "original.png")
-    pieces = _segments(traj.text)
+    pieces = split_at_images(traj.text)
     for i, piece in enumerate(pieces):
         typer.echo(piece)
         if i < len(names):
@@ -108,6 +137,7 @@ def infer(
     (out / "trajectory.json").write_text(json.dumps({
         "question": question, "text": traj.text, "answer": traj.answer, "finish_reason": traj.finish_reason,
         "boxes": [b.as_list() for b in traj.boxes], "crops": names, "tokens": traj.num_sampled,
+        "bad_calls": traj.bad_calls, "agent": {"preset": agent, **engine.settings},
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if write_html:
         _write_html(out / "index.html", question, traj, names, "original.png")
@@ -124,16 +154,20 @@ def eval_(
     split: Optional[str] = typer.Option(None, "--split", help="...and split."),
     out: Path = typer.Option(Path("out/eval"), "--out", help="Folder for predictions.jsonl and scores.json."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate the first K questions."),
-    max_crops: int = typer.Option(8, "--max-crops", min=0, help="Crops per answer (the released agent: 8)."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions rolled out together."),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="Sampled-token budget."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
+                                                 help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (as the authors' benchmark runs)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     mode: str = typer.Option("kv", "--mode", help="kv (cache reuse) or reprefill (reference)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16."),
-    min_pixels: Optional[int] = typer.Option(None, "--min-pixels", help="Override the image budget."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Override the image budget."),
+    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
+    bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
+    max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
+    crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="A published benchmark (vstar, hrbench4k, "
                                             "mme_realworld, treebench, ...) read from --root: see the README."),
     protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: vlmr3, model or avg@K."),
@@ -173,8 +207,10 @@ def eval_(
         if root is None or split is None:
             fail("--source needs --root and --split")
         items = evaluate.source_items(source, root, split)
-    engine = _engine(model, max_crops, max_new_tokens, temperature, 1.0, seed, mode, device, dtype,
-                     min_pixels, max_pixels)
+    engine = _engine(model, device, dtype, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels,
+                     max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                     mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
+                     image_newline=image_newline, bad_box=bad_box)
     with tqdm(total=limit, desc="eval", unit="q", disable=None) as bar:
         try:
             scores = evaluate.evaluate(engine, items, out, limit=limit, batch_size=batch_size, on_batch=bar.update)

@@ -125,8 +125,11 @@ def _one_pixel(lo: float, hi: float, size: int) -> tuple[int, int]:
 
 
 def format_look(coords: Sequence[int]) -> str:
-    """``{"bbox_2d": [x1, y1, x2, y2]}`` exactly as the released model writes it."""
-    return '{"bbox_2d": [' + ", ".join(str(int(v)) for v in coords) + "]}"
+    """``{"bbox_2d": [x1, y1, x2, y2]}`` exactly as the released model writes it
+    (:func:`vlir.protocol.render_call`, integer pixels)."""
+    from vlir.protocol import render_call
+
+    return render_call([int(v) for v in coords])
 
 
 def assistant_segments(record: Record, cfg: ChatConfig | None = None,

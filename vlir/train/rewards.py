@@ -11,10 +11,17 @@ completion. The trainer passes these columns, one entry per trajectory:
 - ``rewards``: the raw values of the rewards computed *before* this one in the recipe's list (so a
   reward can be gated on another, as ``region`` is on ``accuracy``).
 
-Every function returns values in [0, 1]; the recipe's weights give the paper's magnitudes. With the
-weights of ``recipes/grpo_qwen2_5_vl_7b.yaml`` (accuracy 1.0, format 0.5, region 0.5, length 0.1)
-the weighted sum is exactly the released VLM-R3 code's: accuracy 1.0, format 0.5, region ("repeat")
-0.5 paid only with a correct answer, length ``min(0.10, 0.01 * shortest segment)``.
+Two sets live here. vlir's own (``accuracy``, ``format``, ``region``, ``length``) return values in
+[0, 1]; the recipe's weights give the paper's magnitudes (accuracy 1.0, format 0.5, region 0.5 paid
+only with a correct answer, length 0.1 x ``min(1, shortest segment / 10 chars)``). They follow the
+paper but are *not* the released code: accuracy uses each source's official metric instead of the
+authors' exact match + LLM judge, and ``format`` is stricter (it wants ``<think>…</think>`` and
+every bbox call good, which the released model, never closing ``</think>``, fails). The authors' own
+functions, reproduced exactly, are ``vlmr3/accuracy``, ``vlmr3/format``, ``vlmr3/repeat`` and
+``vlmr3/length`` (:mod:`vlir.train.rewards_vlmr3`); ``recipes/grpo_qwen2_5_vl_7b.yaml`` uses them.
+
+How answers and crop calls are read is :mod:`vlir.protocol`'s alone (the rollout engine and
+``vlir eval`` read them the same way): :func:`extract_answer` and :func:`parse_boxes` delegate.
 
 Sources and configs add their own rewards with :func:`register`, or name any importable function
 by dotted path (``my_pkg.rewards:brevity``) in the recipe.
@@ -23,12 +30,12 @@ by dotted path (``my_pkg.rewards:brevity``) in the recipe.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from vlir import protocol
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +43,8 @@ RewardFn = Callable[..., list]
 
 _REGISTRY: dict[str, RewardFn] = {}
 
-ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-# One flat JSON object; the bbox JSON the model writes has no nesting ({"bbox_2d": [..]}).
-JSON_OBJECT_RE = re.compile(r"\{[^{}]*\}", re.DOTALL)
 # The bbox JSON as the paper's length reward splits on it (balanced or not, up to the closing ]}).
 BBOX_SPLIT_RE = re.compile(r"\{\s*\"bbox_2d\"\s*:\s*\[[^\]]*\]\s*\}")
-SPECIAL_TOKEN_RE = re.compile(r"<\|[a-z_]+\|>")
 FORMAT_RE = re.compile(r"\s*<think>(?:(?!<think>|<answer>).)*</think>\s*<answer>((?!<answer>).)*</answer>\s*",
                        re.DOTALL)
 
@@ -85,49 +88,32 @@ def get_reward(name: str) -> RewardFn:
 
 def clean(text: str) -> str:
     """Drop special tokens (``<|vision_start|>``, ``<|im_end|>``...) a decoder may have left in."""
-    return SPECIAL_TOKEN_RE.sub("", text)
+    return protocol.strip_special(text)
 
 
 def extract_answer(text: str) -> str | None:
-    """The last ``<answer>…</answer>`` content, stripped; None when there is none.
+    """The answer :mod:`vlir.protocol` reads (the one ``vlir eval`` scores): the last
+    ``<answer>…</answer>``, an unclosed final one, else the last line; None for empty text.
 
     >>> extract_answer("<think>it says OPEN</think><answer> open </answer>")
     'open'
-    >>> extract_answer("no tags") is None
+    >>> extract_answer("") is None
     True
     """
-    found = ANSWER_RE.findall(clean(text))
-    return found[-1].strip() if found else None
+    return protocol.extract_answer(text)
 
 
 def parse_boxes(text: str) -> tuple[list[list[float]], bool]:
-    """Every ``{"bbox_2d": [...]}`` the text contains, and whether *all* of them parsed into a
-    proper box (4 finite numbers, x1 < x2, y1 < y2). JSON objects without "bbox" are ignored, as in
-    the released code.
+    """The crop calls the rollout loop acts on (:func:`vlir.protocol.parse_response`, model
+    pixels), and whether the text is free of bad calls *and* of ``bbox_2d`` mentions no call
+    stop closed (an unclosed or stray call).
 
     >>> parse_boxes('look {"bbox_2d": [1, 2, 30, 40]} then {"bbox_2d": [5, 5]}')
     ([[1.0, 2.0, 30.0, 40.0]], False)
     """
-    boxes: list[list[float]] = []
-    ok = True
-    for blob in JSON_OBJECT_RE.findall(clean(text)):
-        if "bbox" not in blob:
-            continue
-        try:
-            values = json.loads(blob)["bbox_2d"]
-            box = [float(v) for v in values]
-            valid = (len(box) == 4 and all(math.isfinite(v) for v in box)
-                     and box[0] < box[2] and box[1] < box[3])
-        except (ValueError, TypeError, KeyError):
-            valid = False
-        if valid:
-            boxes.append(box)
-        else:
-            ok = False
-    # An opened but never closed bbox object ({"bbox_2d": [1, 2) is a parse failure too.
-    if clean(text).count("{") != clean(text).count("}"):
-        ok = False
-    return boxes, ok
+    r = protocol.parse_response(text)
+    stray = any(end.call is None and protocol.CALL_KEY in end.text for end in r.rounds)
+    return [list(b) for b in r.calls], not r.bad_calls and not stray
 
 
 def reasoning_segments(text: str) -> list[str]:
@@ -152,13 +138,14 @@ def reasoning_segments(text: str) -> list[str]:
 @register("accuracy")
 def accuracy_reward(completions: Sequence[str], answers: Sequence[Sequence[str]], source: Sequence[str],
              **kwargs: Any) -> list[float]:
-    """1.0 when the ``<answer>`` is right by the source's metric (``vlir.metrics.is_correct``:
-    EvalAI match for TextVQA, ANLS >= 0.5 for DocVQA/InfoVQA, exact match for GQA, true/false for
-    VSR, the letter for M3CoT), else 0.0. No ``<answer>`` tag scores 0.0.
+    """1.0 when the answer (:func:`extract_answer`, the one ``vlir eval`` scores) is right by the
+    source's metric (``vlir.metrics.is_correct``: EvalAI match for TextVQA, ANLS >= 0.5 for
+    DocVQA/InfoVQA, exact match for GQA, true/false for VSR, the letter for M3CoT), else 0.0.
+    Without an ``<answer>`` tag the last line is the answer, as the released evaluator reads it.
 
-    >>> accuracy_reward(["<think>..</think><answer>Open</answer>", "<answer>closed</answer>", "open"],
-    ...                 answers=[["open"]] * 3, source=["textvqa"] * 3)
-    [1.0, 0.0, 0.0]
+    >>> accuracy_reward(["<think>..</think><answer>Open</answer>", "<answer>closed</answer>", "so\\nopen", "x"],
+    ...                 answers=[["open"]] * 4, source=["textvqa"] * 4)
+    [1.0, 0.0, 1.0, 0.0]
     """
     from vlir import metrics
 
@@ -266,7 +253,7 @@ def compute_rewards(specs: Sequence[RewardSpec], completions: Sequence[str],
 
     >>> texts = ['<think>the sign says {"bbox_2d": [0, 0, 4, 4]} it reads open</think><answer>open</answer>',
     ...          '<think>the sign says {"bbox_2d": [0, 0, 4, 4]} it reads shut</think><answer>shut</answer>',
-    ...          'open']
+    ...          'shut']
     >>> raw, total = compute_rewards(PAPER_REWARDS, texts, answers=[["open"]] * 3, source=["textvqa"] * 3)
     >>> raw["accuracy"], raw["region"], total
     ([1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.1, 0.6, 0.04])
@@ -283,3 +270,6 @@ def compute_rewards(specs: Sequence[RewardSpec], completions: Sequence[str],
             if v is not None:
                 total[i] += spec.weight * float(v)
     return raw, [round(t, 10) for t in total]
+
+
+from vlir.train import rewards_vlmr3  # noqa: E402,F401  (registers vlmr3/*: it imports register from here)

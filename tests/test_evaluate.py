@@ -67,7 +67,7 @@ def test_evaluate_scores_each_source_with_its_metric(tmp_path):
     assert by["textvqa"]["metric"] == "vqa_accuracy"
     assert by["textvqa"]["score"] == pytest.approx(metrics.vqa_accuracy("stop", TEXTVQA_ANSWERS))
     assert by["docvqa"]["score"] == pytest.approx(metrics.anls("total: $12.5O", ["Total: $12.50"]))
-    assert by["gqa"] == {"metric": "exact_match", "score": 0.5, "n": 2, "crops_per_answer": 0.5,
+    assert by["gqa"] == {"metric": "gqa_accuracy", "score": 0.5, "n": 2, "crops_per_answer": 0.5,
                          "box_area_ratio": 0.25, "tokens_per_answer": 4.0,
                          "finish_reasons": {"answer": 1, "max_new_tokens": 1}}
     assert by["textvqa"]["crops_per_answer"] == 2.0 and by["docvqa"]["box_area_ratio"] is None
@@ -111,3 +111,14 @@ def test_shard_items_resolve_referenced_and_embedded_images(vlir_output, tmp_pat
     shards.write_records(tmp_path / "bare" / "part-00000.parquet", [make_record(2)])
     with pytest.raises(FileNotFoundError, match="no manifest"):
         list(evaluate.shard_items(tmp_path / "bare"))
+
+
+def test_score_answer_uses_the_official_scripts():
+    """vlir eval reports the published tables' numbers: GQA by eval.py after LLaVA's converter
+    (articles count), ANLS with its exactly-0.5 rule; TextVQA falls back to the lenient rule only
+    when a record does not hold the 10 answers the official evaluator is defined on."""
+    assert evaluate.score_answer("gqa", "the cat", ["cat"]) == 0.0
+    assert metrics.score("gqa", "the cat", ["cat"]) == 1.0  # the lenient rule rewards use
+    assert evaluate.score_answer("gqa", "Cat.", ["cat"]) == 1.0
+    assert evaluate.score_answer("docvqa", "ab", ["abcd"]) == 0.5  # distance exactly 0.5 scores 0.5
+    assert evaluate.score_answer("textvqa", "stop", ["stop"]) == 1.0  # 1 answer: lenient, no crash

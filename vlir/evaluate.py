@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 SCORES = "scores.json"
 
-METRIC_NAMES = {"textvqa": "vqa_accuracy", "docvqa": "anls", "infographicsvqa": "anls", "gqa": "exact_match",
+METRIC_NAMES = {"textvqa": "vqa_accuracy", "docvqa": "anls", "infographicsvqa": "anls", "gqa": "gqa_accuracy",
                 "vsr": "vsr_match", "m3cot": "mc_letter", "chartqa": "relaxed_accuracy"}
 FALLBACK_METRIC = "exact_match"
 
@@ -47,13 +47,17 @@ def metric_name(source: str) -> str:
 
 
 def score_answer(source: str, pred: str | None, answers: Iterable[str]) -> float:
-    """The source's metric for one prediction; sources without an official metric (``synth``)
-    use exact match. A missing answer scores 0."""
+    """The source's official metric for one prediction (``metrics.score(..., official=True)``:
+    the numbers published tables use); sources without an official metric (``synth``) use exact
+    match. A missing answer scores 0. TextVQA's official evaluator is defined on exactly 10
+    answers; a record with another count (a re-annotated or converted set) is scored with the
+    lenient VQA accuracy instead of failing the whole evaluation."""
     answers = list(answers)
     if pred is None or not answers:
         return 0.0
     if source in METRIC_NAMES:
-        return float(metrics.score(source, pred, answers))
+        official = not (source == "textvqa" and len(answers) != 10)
+        return float(metrics.score(source, pred, answers, official=official))
     return float(any(metrics.exact_match(pred, a) for a in answers))
 
 

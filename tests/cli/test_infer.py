@@ -79,7 +79,7 @@ def test_eval_over_sample_shards(vlir_output, tmp_path, capsys):
                  str(out), "--limit", "3", "--max-new-tokens", "6", "--batch-size", "2"])
     assert code == 0
     table = capsys.readouterr().out
-    assert "gqa" in table and "exact_match" in table
+    assert "gqa" in table and "gqa_accuracy" in table
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {"id", "answer", "boxes", "crops", "tokens", "score"} <= set(rows[0])
     scores = json.loads((out / "scores.json").read_text())

@@ -28,13 +28,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import vlir
 from vlir import images
 from vlir.geometry import PixelBudget
 from vlir.records import Crop, Record
-from vlir.shards import Corpus, atomic_write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vlir.shards import Corpus
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def _posix(prefix: str, rel: str) -> str:
     return str(PurePosixPath(prefix) / rel) if prefix else rel
 
 
-def _selected(corpus: Corpus, splits: tuple[str, ...]) -> list[tuple[str, str]]:
+def _selected(corpus: "Corpus", splits: tuple[str, ...]) -> list[tuple[str, str]]:
     available = corpus.splits()
     if not splits:
         return available
@@ -108,7 +110,7 @@ def _selected(corpus: Corpus, splits: tuple[str, ...]) -> list[tuple[str, str]]:
 class _Exporter:
     """Writes crops and images for one export and remembers which images were written."""
 
-    def __init__(self, corpus: Corpus, dest: Path, cfg: ExportConfig):
+    def __init__(self, corpus: "Corpus", dest: Path, cfg: ExportConfig):
         self.corpus, self.dest, self.cfg = corpus, dest, cfg
         self.written_images: dict[str, str] = {}  # target rel path -> sha256
         self.stats: Counter = Counter()
@@ -167,7 +169,7 @@ class _Exporter:
         }
 
 
-def _records(corpus: Corpus, splits: list[tuple[str, str]]) -> Iterator[Record]:
+def _records(corpus: "Corpus", splits: list[tuple[str, str]]) -> Iterator[Record]:
     for source, split in splits:
         yield from corpus.records(source, split)
 
@@ -176,6 +178,8 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dic
     """Write the accepted records of the vlir output ``out`` as the authors' SFT file
     ``dest/vlmr3_sft.json`` (+ crops, + images); returns the summary also written to
     ``dest/vlir_export.json``. ``dest`` must be empty or absent."""
+    from vlir.shards import Corpus, atomic_write_json  # pyarrow: not at CLI start-up
+
     cfg = cfg or ExportConfig()
     out, dest = Path(out), Path(dest)
     try:

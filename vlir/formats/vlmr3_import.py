@@ -17,9 +17,8 @@ a vlir :class:`~vlir.records.Record`:
   calls that do not match the crops, no answer, a box outside the image) is a reject with a reason
   tag and a detail naming the file and the record.
 
-The shards, stats, completion markers and manifest are written with vlir's own writers
-(:mod:`vlir.shards`, :mod:`vlir.manifest`) in the layout ``vlir build`` uses, one task per
-(source, split), so ``vlir validate OUT`` checks an import like a build.
+The output is written by :class:`vlir.formats.output.OutputWriter` (vlir's own shard and manifest
+writers, one build task per (source, split)), so ``vlir validate OUT`` checks an import like a build.
 """
 
 from __future__ import annotations
@@ -36,11 +35,10 @@ from typing import Any, Iterator
 import vlir
 from vlir import geometry, images
 from vlir.crops import decode_png, encode_png, render_crop
+from vlir.formats.output import OutputWriter
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, CROPS, IMAGE_PATH, INFO_FILE, QUESTION, RESPONSES
 from vlir.geometry import CROP_PIXELS, PixelBudget
-from vlir.manifest import completion_marker, stats_path, write_build_info, write_manifest
 from vlir.records import Box, Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
-from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -343,51 +341,6 @@ class _Reader:
                       image_bytes=data if self.cfg.embed_images else None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing the output
-# ---------------------------------------------------------------------------------------------
-
-class _SplitOutput:
-    """The accepted and rejects shards of one (source, split), written as one build task (0 of 1)."""
-
-    def __init__(self, out: Path, source: str, split: str):
-        self.out, self.source, self.split = out, source, split
-        split_dir = out / source / split
-        self.accepted = ShardWriter(split_dir / shard_name(PART_PREFIX, 0))
-        self.rejected = ShardWriter(split_dir / shard_name(REJECTS_PREFIX, 0))
-        self.reasons: Counter = Counter()
-        self.stats: Counter = Counter()
-
-    def write(self, record: Record) -> None:
-        if record.accepted:
-            self.accepted.write(record)
-            check = record.checks[0]
-            self.stats["crops"] += len(record.crops)
-            self.stats["crop_mismatch_records"] += int(not check.passed)
-        else:
-            self.rejected.write(record)
-            self.reasons.update(record.reasons)
-
-    def abort(self) -> None:
-        self.accepted.abort()
-        self.rejected.abort()
-
-    def close(self, annotator_stats: dict[str, Any]) -> None:
-        shards = []
-        for writer, kind in ((self.accepted, "accepted"), (self.rejected, "rejected")):
-            info = writer.close()
-            shards.append({"path": writer.path.relative_to(self.out).as_posix(), "kind": kind, **info})
-        atomic_write_json(stats_path(self.out, self.source, self.split, 0), {
-            "source": self.source, "split": self.split, "task": 0, "tasks": 1,
-            "accepted": self.accepted.rows, "rejected": self.rejected.rows,
-            "rejected_by_reason": dict(sorted(self.reasons.items())), "stats": dict(sorted(self.stats.items())),
-            "annotator_stats": annotator_stats, "shards": shards,
-        })
-        marker = completion_marker(self.out, self.source, self.split, 0)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-
-
 def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dict[str, Any]:
     """Read the authors' records under ``src`` into the vlir output ``out`` (empty or absent);
     returns the manifest."""
@@ -405,23 +358,11 @@ def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dic
     if not files:
         raise ImportInputError(f"{src}: no *.json or *.jsonl record files")
     reader = _Reader(cfg, base.resolve(), image_root.resolve())
-    outputs: dict[tuple[str, str], _SplitOutput] = {}
     top = src if src.is_dir() else src.parent
-    try:
+    with OutputWriter(out) as writer:
         for path in files:
             name = path.relative_to(top).as_posix()
             for where, obj in raw_records(path, name):
-                record = reader.record(where, obj)
-                key = (record.sample.source, record.sample.split)
-                if key not in outputs:
-                    outputs[key] = _SplitOutput(out, *key)
-                outputs[key].write(record)
-    except BaseException:
-        for o in outputs.values():
-            o.abort()
-        raise
-    for key, o in sorted(outputs.items()):
-        o.close({ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})
-    config = {**cfg.to_dict(), "src": str(src.resolve())}
-    write_build_info(out, config, {source: str(image_root.resolve()) for source, _ in outputs})
-    return write_manifest(out)
+                writer.write(reader.record(where, obj))
+        return writer.finish({**cfg.to_dict(), "src": str(src.resolve())}, str(image_root.resolve()),
+                             lambda key: {ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})

@@ -69,8 +69,11 @@ class OutputWriter:
         self.out = Path(out)
         self.tasks: dict[tuple[str, str], _SplitTask] = {}
 
-    def write(self, record: Record) -> None:
-        key = (record.sample.source, record.sample.split)
+    def write(self, record: Record, split: str | None = None) -> None:
+        """Add ``record`` to the split folder ``split`` of its source (default: its own split;
+        ``vlir build`` files records under the split asked for, e.g. VSR's ``random/train``
+        records under ``train``)."""
+        key = (record.sample.source, split or record.sample.split)
         if key not in self.tasks:
             self.tasks[key] = _SplitTask(self.out, *key)
         self.tasks[key].write(record)

@@ -16,8 +16,9 @@ with the bbox JSON closed as ``]}\\n``, and one crop PNG per call.
 The export writes exactly that: the text parts are vlir's own chat rendering of the record
 (:func:`vlir.train.chat.assistant_segments`, boxes in model pixels of ``--min/max-pixels``), the
 crops are the record's stored crop PNGs, and the original images are copied under ``DEST/images``
-or referenced by a path relative to DEST. Extra keys (``id``, ``source``, ``split``, ``answers``)
-ride along for the way back (:mod:`vlir.formats.vlmr3_import`); their loader ignores them.
+or referenced by a path relative to DEST. Extra keys (``id``, ``source``, ``split``, ``answers``, and
+``corpus_split``: the corpus folder the record was in, which can differ from the record's split, as
+VSR's ``train`` folder holds ``random/train`` records) ride along for the way back (:mod:`vlir.formats.vlmr3_import`); their loader ignores them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ IMAGE_MODES = ("copy", "reference")
 
 # the fields their loader reads, and the ones vlir adds for the way back
 IMAGE_PATH, QUESTION, RESPONSES, CROPS = "image_path", "question", "response_list", "img_crop_list"
-EXTRA_KEYS = ("id", "source", "split", "answers")
+EXTRA_KEYS = ("id", "source", "split", "corpus_split", "answers")
 
 
 class ExportError(Exception):
@@ -156,7 +157,7 @@ class _Exporter:
         self.stats["crops_written"] += len(paths)
         return paths
 
-    def record(self, record: Record, index: int) -> dict[str, Any]:
+    def record(self, record: Record, index: int, corpus_split: str) -> dict[str, Any]:
         texts, crops = response_parts(record, self.cfg.budget)
         prefix = self.cfg.path_prefix
         s = record.sample
@@ -165,13 +166,15 @@ class _Exporter:
             QUESTION: s.question,
             RESPONSES: texts,
             CROPS: [_posix(prefix, p) for p in self.crop_paths(record, index, crops)],
-            "id": s.id, "source": s.source, "split": s.split, "answers": list(s.answers),
+            "id": s.id, "source": s.source, "split": s.split, "corpus_split": corpus_split,
+            "answers": list(s.answers),
         }
 
 
-def _records(corpus: "Corpus", splits: list[tuple[str, str]]) -> Iterator[Record]:
+def _records(corpus: "Corpus", splits: list[tuple[str, str]]) -> Iterator[tuple[str, Record]]:
     for source, split in splits:
-        yield from corpus.records(source, split)
+        for record in corpus.records(source, split):
+            yield split, record
 
 
 def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dict[str, Any]:
@@ -197,9 +200,9 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dic
     # a JSON list written as a stream: one record per line, so memory stays flat
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("[")
-        for record in _records(corpus, splits):
+        for split, record in _records(corpus, splits):
             try:
-                row = exporter.record(record, count)
+                row = exporter.record(record, count, split)
             except (images.ImageError, ValueError) as exc:
                 raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
             fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))

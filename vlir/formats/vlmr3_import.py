@@ -251,10 +251,10 @@ class _Reader:
         p = Path(path)
         return (p if p.is_absolute() else self.base / p).resolve()
 
-    def identity(self, obj: Any, where: str) -> tuple[str, str, str, bool]:
-        """``(id, source, split, repeated)``: the record's own id (vlir exports carry them) or one
-        made from where it was found; a repeated id gets a ``#n`` suffix so its reject row stays
-        addressable."""
+    def identity(self, obj: Any, where: str) -> tuple[str, str, str, str, bool]:
+        """``(id, source, split, folder split, repeated)``: the record's own (vlir exports carry
+        them) or made from where it was found; a repeated id gets a ``#n`` suffix so its reject
+        row stays addressable."""
         own = obj if isinstance(obj, dict) else {}
         source, split, rid = own.get("source"), own.get("split"), own.get("id")
         if not (isinstance(source, str) and isinstance(split, str) and isinstance(rid, str)
@@ -262,26 +262,29 @@ class _Reader:
                 and len(rid) > len(source) + len(split) + 2):
             source, split = self.cfg.source, self.cfg.split
             rid = f"{source}/{split}/{where.replace('#', '/').replace(':', '/')}"
+        folder = own.get("corpus_split")
+        folder = folder if isinstance(folder, str) and folder else split
         self.seen[rid] += 1
         if self.seen[rid] > 1:
-            return f"{rid}#{self.seen[rid] - 1}", source, split, True
-        return rid, source, split, False
+            return f"{rid}#{self.seen[rid] - 1}", source, split, folder, True
+        return rid, source, split, folder, False
 
-    def record(self, where: str, obj: Any) -> Record:
-        rid, source, split, repeated = self.identity(obj, where)
+    def record(self, where: str, obj: Any) -> tuple[Record, str]:
+        """The vlir record (accepted or reject) and the split folder it belongs in."""
+        rid, source, split, folder, repeated = self.identity(obj, where)
         question = obj.get(QUESTION) if isinstance(obj, dict) else None
         base_sample = Sample(id=rid, source=source, split=split, image="", width=0, height=0,
                              question=question if isinstance(question, str) else "", answers=(),
                              meta={"vlmr3": {"where": where}})
         if repeated:
             return self._reject(base_sample, "duplicate_id", f"{where}: id {rid.rsplit('#', 1)[0]!r} "
-                                                             "appears more than once")
+                                                             "appears more than once"), folder
         try:
             if isinstance(obj, Rejected):
                 raise obj
-            return self._convert(obj, where, base_sample)
+            return self._convert(obj, where, base_sample, folder), folder
         except Rejected as exc:
-            return self._reject(base_sample, exc.reason, str(exc))
+            return self._reject(base_sample, exc.reason, str(exc)), folder
 
     def _reject(self, sample: Sample, reason: str, detail: str) -> Record:
         sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
@@ -309,7 +312,7 @@ class _Reader:
             raise Rejected(reason, f"{where}: crop {k}: {exc}") from None
         return image, data if data.startswith(PNG_MAGIC) else encode_png(image)
 
-    def _convert(self, obj: Any, where: str, sample: Sample) -> Record:
+    def _convert(self, obj: Any, where: str, sample: Sample, folder: str) -> Record:
         image_path, question, parts, crop_paths = _fields(obj, where)
         rel, image, data = self._image(image_path, where)
         width, height = image.size
@@ -326,7 +329,7 @@ class _Reader:
                                    "vlir_width": mine.width, "vlir_height": mine.height}
             crops.append(Crop(png=png, box=mine.box, scale=mine.scale, width=file_image.width,
                               height=file_image.height))
-        self.crop_report.setdefault((sample.source, sample.split), {})[sample.id] = report
+        self.crop_report.setdefault((sample.source, folder), {})[sample.id] = report
         passed = all_same and worst <= self.cfg.crop_tolerance
         detail = "; ".join(f"{k}: file {r['file_width']}x{r['file_height']}, vlir {r['vlir_width']}x"
                            f"{r['vlir_height']}, mean abs diff {r['mean_abs_diff']:.2f}" for k, r in report.items())
@@ -363,6 +366,6 @@ def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dic
         for path in files:
             name = path.relative_to(top).as_posix()
             for where, obj in raw_records(path, name):
-                writer.write(reader.record(where, obj))
+                writer.write(*reader.record(where, obj))
         return writer.finish({**cfg.to_dict(), "src": str(src.resolve())}, str(image_root.resolve()),
                              lambda key: {ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})

@@ -198,16 +198,20 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dic
     tmp = data_path.with_name(data_path.name + ".tmp")
     count = 0
     # a JSON list written as a stream: one record per line, so memory stays flat
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("[")
-        for split, record in _records(corpus, splits):
-            try:
-                row = exporter.record(record, count, split)
-            except (images.ImageError, ValueError) as exc:
-                raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
-            fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
-            count += 1
-        fh.write("\n]\n")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("[")
+            for split, record in _records(corpus, splits):
+                try:
+                    row = exporter.record(record, count, split)
+                except (images.ImageError, ValueError) as exc:
+                    raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
+                fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
+                count += 1
+            fh.write("\n]\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no data file at all rather than a half-written one
+        raise
     os.replace(tmp, data_path)
     summary = {
         "format": "vlmr3", "vlir_version": vlir.__version__, "corpus": str(out.resolve()),

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from vlir import geometry, images
-from vlir.formats.vlmr3 import (AUTHORS_SFT_BUDGET, DATA_FILE, INFO_FILE, ExportConfig, ExportError,
-                                export_corpus)
+from vlir.formats.vlmr3 import (AUTHORS_SFT_BUDGET, DATA_FILE, EXTRA_KEYS, INFO_FILE, ExportConfig,
+                                ExportError, export_corpus)
 from vlir.geometry import PixelBudget
 from vlir.protocol import parse_response
 from vlir.records import Crop
@@ -38,7 +38,7 @@ def test_records_hold_vlir_rendering_and_stored_crops(small_corpus, tmp_path):
     assert json.loads((dest / INFO_FILE).read_text())["records"] == 6
     for row in data:
         rec = originals[row["id"]]
-        assert set(row) >= {"image_path", "question", "response_list", "img_crop_list"}
+        assert set(row) == {"image_path", "question", "response_list", "img_crop_list", *EXTRA_KEYS}
         assert row["question"] == rec.sample.question and row["answers"] == list(rec.sample.answers)
         segments = assistant_segments(rec, ChatConfig(model_budget=AUTHORS_SFT_BUDGET))
         assert row["response_list"] == [s for s in segments if isinstance(s, str)]

@@ -29,7 +29,7 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator
 
 import vlir
@@ -38,7 +38,7 @@ from vlir.crops import decode_png, encode_png, render_crop
 from vlir.formats.output import OutputWriter
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, CROPS, IMAGE_PATH, INFO_FILE, QUESTION, RESPONSES
 from vlir.geometry import CROP_PIXELS, PixelBudget
-from vlir.records import Box, Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
+from vlir.records import Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
 
 log = logging.getLogger(__name__)
 
@@ -367,5 +367,8 @@ def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dic
             name = path.relative_to(top).as_posix()
             for where, obj in raw_records(path, name):
                 writer.write(*reader.record(where, obj))
-        return writer.finish({**cfg.to_dict(), "src": str(src.resolve())}, str(image_root.resolve()),
-                             lambda key: {ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})
+        manifest = writer.finish({**cfg.to_dict(), "src": str(src.resolve())}, str(image_root.resolve()),
+                                 lambda key: {ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})
+    log.info("imported %s into %s", ", ".join(f"{k}: {v['accepted']} accepted, {v['rejected']} rejected"
+                                              for k, v in manifest["splits"].items()), out)
+    return manifest

@@ -114,10 +114,12 @@ def test_authors_records_without_vlir_keys(tmp_path):
               "response_list": ['<think> Find the square.\n\n{"bbox_2d": [40, 30, 140, 120], '
                                 '"bbox_2d": [38, 28, 135, 116]}\n',
                                 "It is red.</think>\n<answer>red</answer>\n"],
-              "img_crop_list": ["imgs/a_crop_1.png"]}
+              "img_crop_list": ["imgs/a_crop_1.png"],
+              "corpus_split": "elsewhere"}  # without vlir's id/source/split it names no folder
     (src / "sft.json").write_text(json.dumps([record]))
     manifest = import_records(src, tmp_path / "out", ImportConfig(source="vlmr3", split="train"))
     assert validate_output(tmp_path / "out").ok
+    assert list(manifest["splits"]) == ["vlmr3/train"]
     (rec,) = _by_id(tmp_path / "out").values()
     assert rec.sample.id == "vlmr3/train/sft.json/0" and rec.sample.image == "imgs/a.jpg"
     assert rec.sample.answers == ("red",) and rec.chain.answer == "red"
@@ -219,3 +221,6 @@ def test_bad_invocations_are_input_errors(bad_src, tmp_path):
         import_records(empty, tmp_path / "o2")
     with pytest.raises(ValueError, match="source must be"):
         ImportConfig(source="Bad-Name")
+    for split in ("", "a b", "train/", "../x"):
+        with pytest.raises(ValueError, match="split must be"):
+            ImportConfig(split=split)

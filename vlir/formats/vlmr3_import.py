@@ -43,7 +43,12 @@ from vlir.records import Chain, CheckResult, Crop, Look, Provenance, Record, Sam
 log = logging.getLogger(__name__)
 
 ANNOTATOR = "vlmr3_import"
-_SOURCE_RE = re.compile(r"^[a-z0-9_]+$")
+_SOURCE_RE = re.compile(r"^[a-z0-9_]+$")  # the record schema's id prefix
+_SPLIT_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # a plain folder name (splits may nest)
+
+
+def _split_ok(split: object) -> bool:
+    return isinstance(split, str) and bool(split) and all(_SPLIT_PART_RE.match(p) for p in split.split("/"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -74,8 +79,8 @@ class ImportConfig:
     def __post_init__(self) -> None:
         if not _SOURCE_RE.match(self.source):
             raise ValueError(f"source must be lowercase letters, digits or _, got {self.source!r}")
-        if not self.split or self.split.startswith("/") or self.split.endswith("/"):
-            raise ValueError(f"bad split name {self.split!r}")
+        if not _split_ok(self.split):
+            raise ValueError(f"split must be plain folder names joined by /, got {self.split!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -256,14 +261,15 @@ class _Reader:
         them) or made from where it was found; a repeated id gets a ``#n`` suffix so its reject
         row stays addressable."""
         own = obj if isinstance(obj, dict) else {}
-        source, split, rid = own.get("source"), own.get("split"), own.get("id")
-        if not (isinstance(source, str) and isinstance(split, str) and isinstance(rid, str)
-                and _SOURCE_RE.match(source) and split and rid.startswith(f"{source}/{split}/")
+        source, split, rid, folder = own.get("source"), own.get("split"), own.get("id"), own.get("corpus_split")
+        if (isinstance(source, str) and isinstance(rid, str) and _SOURCE_RE.match(source)
+                and _split_ok(split) and rid.startswith(f"{source}/{split}/")
                 and len(rid) > len(source) + len(split) + 2):
+            folder = folder if _split_ok(folder) else split
+        else:
             source, split = self.cfg.source, self.cfg.split
+            folder = split
             rid = f"{source}/{split}/{where.replace('#', '/').replace(':', '/')}"
-        folder = own.get("corpus_split")
-        folder = folder if isinstance(folder, str) and folder else split
         self.seen[rid] += 1
         if self.seen[rid] > 1:
             return f"{rid}#{self.seen[rid] - 1}", source, split, folder, True

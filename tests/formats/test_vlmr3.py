@@ -31,10 +31,10 @@ def _load(dest: Path) -> list[dict]:
 
 
 def test_records_hold_vlir_rendering_and_stored_crops(small_corpus, tmp_path):
-    dest = tmp_path / "dest"
-    summary = export_corpus(small_corpus, dest)
+    dest, ticks = tmp_path / "dest", []
+    summary = export_corpus(small_corpus, dest, progress=lambda: ticks.append(1))
     data, originals = _load(dest), _records(small_corpus)
-    assert summary["records"] == len(data) == len(originals) == 6
+    assert summary["records"] == len(data) == len(originals) == len(ticks) == 6
     assert json.loads((dest / INFO_FILE).read_text())["records"] == 6
     for row in data:
         rec = originals[row["id"]]

@@ -184,7 +184,8 @@ def bad_src(tmp_path) -> Path:
 
 
 def test_unreadable_records_are_rejects_with_reasons(bad_src, tmp_path):
-    manifest = import_records(bad_src, tmp_path / "out")
+    ticks: list[bool] = []
+    manifest = import_records(bad_src, tmp_path / "out", progress=ticks.append)
     report = validate_output(tmp_path / "out")
     assert report.ok, report.problems
     split = manifest["splits"]["vlmr3/train"]
@@ -196,6 +197,7 @@ def test_unreadable_records_are_rejects_with_reasons(bad_src, tmp_path):
     assert reasons == expected
     # ok, the jsonl's good line and the first of the duplicates are accepted
     assert split["accepted"] == 3 and split["rejected"] == sum(expected.values())
+    assert sum(ticks) == 3 and len(ticks) == 3 + sum(expected.values())
     rejects = _by_id(tmp_path / "out", rejects=True)
     for rec in rejects.values():
         detail = rec.sample.meta["reject_detail"]

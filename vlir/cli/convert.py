@@ -21,6 +21,16 @@ def _format(name: str) -> None:
         fail(f"--format {name}: unknown format (known: {', '.join(FORMATS)})")
 
 
+def _bar(enabled: bool, desc: str):
+    """A tqdm bar (none when off or when stderr is not a terminal), and its per-record callback."""
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(unit="rec", desc=desc, dynamic_ncols=True, mininterval=0.5, disable=None)
+    return bar, lambda *_: bar.update(1)
+
+
 def _budget(min_pixels: int, max_pixels: int, flag: str):
     from vlir.geometry import PixelBudget
 
@@ -45,6 +55,7 @@ def export(
                                     "loader opens paths relative to its working directory)."),
     split: Optional[list[str]] = typer.Option(None, "--split", help="Only this split, e.g. train or "
                                               "gqa/train (repeatable; default: all)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Write a corpus's accepted records as the authors' SFT file DEST/vlmr3_sft.json (+ crops,
     images): pass it to their qwen_vl_finetune trainer as --dataset_use."""
@@ -54,7 +65,12 @@ def export(
     budget = _budget(min_pixels, max_pixels, "--min-pixels/--max-pixels")
     try:
         cfg = ExportConfig(budget=budget, images=images, path_prefix=path_prefix, splits=tuple(split or ()))
-        summary = export_corpus(out, dest, cfg)
+        bar, tick = _bar(progress, "export")
+        try:
+            summary = export_corpus(out, dest, cfg, tick)
+        finally:
+            if bar is not None:
+                bar.close()
     except (ValueError, ExportError) as exc:
         fail(str(exc))
     typer.echo(f"wrote {summary['records']} records to {dest / summary['data_file']} "
@@ -84,6 +100,7 @@ def import_(
                                       help="Store the original image bytes in the shards."),
     crop_tolerance: float = typer.Option(2.0, "--crop-tolerance", min=0.0, help="Mean absolute "
                                          "pixel difference up to which a crop file matches vlir's crop."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Read the authors' SFT records into validated vlir shards; unreadable records become rejects
     with reasons, and each crop file's difference from vlir's own crop is reported."""
@@ -97,7 +114,12 @@ def import_(
                                                "--crop-min-pixels/--crop-max-pixels"),
                            base=str(base) if base else None, image_root=str(image_root) if image_root else None,
                            source=source, split=split, embed_images=embed_images, crop_tolerance=crop_tolerance)
-        manifest = import_records(src, out, cfg)
+        bar, tick = _bar(progress, "import")
+        try:
+            manifest = import_records(src, out, cfg, tick)
+        finally:
+            if bar is not None:
+                bar.close()
     except (ValueError, ImportInputError, ManifestError) as exc:
         fail(str(exc))
     typer.echo(f"{'source/split':<28} {'accepted':>9} {'rejected':>9}  reasons")

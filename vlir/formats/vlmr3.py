@@ -29,7 +29,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import vlir
 from vlir import images
@@ -177,10 +177,12 @@ def _records(corpus: "Corpus", splits: list[tuple[str, str]]) -> Iterator[tuple[
             yield split, record
 
 
-def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dict[str, Any]:
+def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None,
+                  progress: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Write the accepted records of the vlir output ``out`` as the authors' SFT file
     ``dest/vlmr3_sft.json`` (+ crops, + images); returns the summary also written to
-    ``dest/vlir_export.json``. ``dest`` must be empty or absent."""
+    ``dest/vlir_export.json``. ``dest`` must be empty or absent; ``progress()`` is called once
+    per record written."""
     from vlir.shards import Corpus, atomic_write_json  # pyarrow: not at CLI start-up
 
     cfg = cfg or ExportConfig()
@@ -208,6 +210,8 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None) -> dic
                     raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
                 fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
                 count += 1
+                if progress is not None:
+                    progress()
             fh.write("\n]\n")
     except BaseException:
         tmp.unlink(missing_ok=True)  # no data file at all rather than a half-written one

@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import vlir
 from vlir import geometry, images
@@ -350,9 +350,10 @@ class _Reader:
                       image_bytes=data if self.cfg.embed_images else None)
 
 
-def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dict[str, Any]:
+def import_records(src: Path, out: Path, cfg: ImportConfig | None = None,
+                   progress: Callable[[bool], Any] | None = None) -> dict[str, Any]:
     """Read the authors' records under ``src`` into the vlir output ``out`` (empty or absent);
-    returns the manifest."""
+    returns the manifest. ``progress(accepted)`` is called once per record."""
     cfg = cfg or ImportConfig()
     src, out = Path(src), Path(out)
     if not src.exists():
@@ -372,7 +373,10 @@ def import_records(src: Path, out: Path, cfg: ImportConfig | None = None) -> dic
         for path in files:
             name = path.relative_to(top).as_posix()
             for where, obj in raw_records(path, name):
-                writer.write(*reader.record(where, obj))
+                record, folder = reader.record(where, obj)
+                writer.write(record, folder)
+                if progress is not None:
+                    progress(record.accepted)
         manifest = writer.finish({**cfg.to_dict(), "src": str(src.resolve())}, str(image_root.resolve()),
                                  lambda key: {ANNOTATOR: {"crop_diff": reader.crop_report.get(key, {})}})
     log.info("imported %s into %s", ", ".join(f"{k}: {v['accepted']} accepted, {v['rejected']} rejected"

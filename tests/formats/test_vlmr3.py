@@ -117,3 +117,14 @@ def test_bad_requests_are_export_errors(small_corpus, tmp_path):
         export_corpus(tmp_path / "nothing", tmp_path / "d2")
     with pytest.raises(ValueError, match="images must be one of"):
         ExportConfig(images="link")
+
+
+def test_an_original_that_changed_since_the_build_is_refused(tmp_path):
+    from tests.conftest import make_output
+
+    out = make_output(tmp_path / "out", n=2, n_rejects=0)
+    original = Corpus(out).root("gqa") / "images" / "1.jpg"
+    original.write_bytes(original.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ExportError, match="gqa/val/1: images/1.jpg differs from the sha256"):
+        export_corpus(out, tmp_path / "dest")
+    assert not (tmp_path / "dest" / DATA_FILE).exists()

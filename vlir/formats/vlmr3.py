@@ -116,33 +116,31 @@ class _Exporter:
         self.written_images: dict[str, str] = {}  # target rel path -> sha256
         self.stats: Counter = Counter()
 
+    def _source_file(self, record: Record) -> Path:
+        """The original image under the corpus's source root (as :class:`Corpus` resolves it)."""
+        root = self.corpus.root(record.sample.source)
+        if root is None:
+            raise ExportError(f"{self.corpus.out}: the manifest records no root for {record.sample.source}")
+        return images.safe_path(root, record.sample.image)
+
     def image_path(self, record: Record) -> str:
         """Where the original image is, relative to DEST (copied or written there when needed)."""
         s = record.sample
-        rel = PurePosixPath(IMAGES_DIR, s.source, s.image).as_posix()
         if record.image_bytes is None and self.cfg.images == "reference":
-            root = self.corpus.root(s.source)
-            if root is None:
-                raise ExportError(f"{self.corpus.out}: the manifest records no root for {s.source}")
-            return Path(os.path.relpath(images.safe_path(root, s.image), self.dest)).as_posix()
-        if rel in self.written_images:
-            if record.image_sha256 and self.written_images[rel] not in ("", record.image_sha256):
-                raise ExportError(f"{s.id}: {s.image} differs from the image already exported under that name")
-            return rel
-        data = record.image_bytes
-        if data is None:
-            root = self.corpus.root(s.source)
-            if root is None:
-                raise ExportError(f"{self.corpus.out}: the manifest records no root for {s.source}")
-            data = images.read_image_bytes(images.safe_path(root, s.image))
-        sha = images.sha256_hex(data)
-        if record.image_sha256 and sha != record.image_sha256:
-            raise ExportError(f"{s.id}: {s.image} differs from the sha256 recorded in the corpus")
-        target = self.dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        self.written_images[rel] = sha
-        self.stats["images_written"] += 1
+            return Path(os.path.relpath(self._source_file(record), self.dest)).as_posix()
+        rel = PurePosixPath(IMAGES_DIR, s.source, s.image).as_posix()
+        if rel not in self.written_images:
+            data = record.image_bytes if record.image_bytes is not None else \
+                images.read_image_bytes(self._source_file(record))
+            self.written_images[rel] = images.sha256_hex(data)
+            if record.image_sha256 and self.written_images[rel] != record.image_sha256:
+                raise ExportError(f"{s.id}: {s.image} differs from the sha256 recorded in the corpus")
+            target = self.dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            self.stats["images_written"] += 1
+        elif record.image_sha256 and self.written_images[rel] != record.image_sha256:
+            raise ExportError(f"{s.id}: {s.image} differs from the image already exported under that name")
         return rel
 
     def crop_paths(self, record: Record, index: int, crops: list[Crop]) -> list[str]:

@@ -1,0 +1,129 @@
+"""Format verbs: ``vlir export`` and ``vlir import`` (see :mod:`vlir.formats`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vlir.cli import app, fail
+from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET
+from vlir.geometry import CROP_PIXELS
+
+FORMAT_HELP = "The other side's format: vlmr3 (the VLM-R3 authors' SFT records)."
+
+
+def _format(name: str) -> None:
+    from vlir.formats import FORMATS
+
+    if name not in FORMATS:
+        fail(f"--format {name}: unknown format (known: {', '.join(FORMATS)})")
+
+
+def _bar(enabled: bool, desc: str):
+    """A tqdm bar (none when off or when stderr is not a terminal), and its per-record callback."""
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(unit="rec", desc=desc, dynamic_ncols=True, mininterval=0.5, disable=None)
+    return bar, lambda *_: bar.update(1)
+
+
+def _budget(min_pixels: int, max_pixels: int, flag: str):
+    from vlir.geometry import PixelBudget
+
+    try:
+        return PixelBudget(min_pixels, max_pixels)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}")
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="A vlir output folder (holding manifest.json)."),
+    dest: Path = typer.Argument(..., help="Folder to write (new or empty)."),
+    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
+    min_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.min_pixels, "--min-pixels", min=1,
+                                   help="Image budget the boxes are written for (their SFT --min_pixels)."),
+    max_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.max_pixels, "--max-pixels", min=1,
+                                   help="Image budget the boxes are written for (their SFT --max_pixels)."),
+    images: str = typer.Option("copy", "--images", help="copy: originals under DEST/images; reference: "
+                               "a path relative to DEST pointing at the corpus's source root."),
+    path_prefix: str = typer.Option("", "--path-prefix", help="Prepended to every written path (their "
+                                    "loader opens paths relative to its working directory)."),
+    split: Optional[list[str]] = typer.Option(None, "--split", help="Only this split, e.g. train or "
+                                              "gqa/train (repeatable; default: all)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Write a corpus's accepted records as the authors' SFT file DEST/vlmr3_sft.json (+ crops,
+    images): pass it to their qwen_vl_finetune trainer as --dataset_use."""
+    from vlir.formats.vlmr3 import ExportConfig, ExportError, export_corpus
+
+    _format(fmt)
+    budget = _budget(min_pixels, max_pixels, "--min-pixels/--max-pixels")
+    try:
+        cfg = ExportConfig(budget=budget, images=images, path_prefix=path_prefix, splits=tuple(split or ()))
+        bar, tick = _bar(progress, "export")
+        try:
+            summary = export_corpus(out, dest, cfg, tick)
+        finally:
+            if bar is not None:
+                bar.close()
+    except (ValueError, ExportError) as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {summary['records']} records to {dest / summary['data_file']} "
+               f"({summary.get('crops_written', 0)} crops, {summary.get('images_written', 0)} images)")
+
+
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="A folder of *.json / *.jsonl record files, or one such file."),
+    out: Path = typer.Argument(..., help="vlir output folder to write (new or empty)."),
+    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
+    min_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.min_pixels, "--min-pixels", min=1,
+                                   help="Image budget the boxes were written for (their SFT --min_pixels)."),
+    max_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.max_pixels, "--max-pixels", min=1,
+                                   help="Image budget the boxes were written for (their SFT --max_pixels)."),
+    crop_min_pixels: int = typer.Option(CROP_PIXELS.min_pixels, "--crop-min-pixels", min=1,
+                                        help="Budget of vlir's crop the files are compared with."),
+    crop_max_pixels: int = typer.Option(CROP_PIXELS.max_pixels, "--crop-max-pixels", min=1,
+                                        help="Budget of vlir's crop the files are compared with."),
+    base: Optional[Path] = typer.Option(None, "--base", help="Folder relative image/crop paths are "
+                                        "resolved against (default: SRC, or its folder)."),
+    image_root: Optional[Path] = typer.Option(None, "--image-root", help="Root the records reference "
+                                              "their images under (default: the base)."),
+    source: str = typer.Option("vlmr3", "--source", help="Source name of records that name none."),
+    split: str = typer.Option("train", "--split", help="Split name of records that name none."),
+    embed_images: bool = typer.Option(False, "--embed-images/--reference-images",
+                                      help="Store the original image bytes in the shards."),
+    crop_tolerance: float = typer.Option(2.0, "--crop-tolerance", min=0.0, help="Mean absolute "
+                                         "pixel difference up to which a crop file matches vlir's crop."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Read the authors' SFT records into validated vlir shards; unreadable records become rejects
+    with reasons, and each crop file's difference from vlir's own crop is reported."""
+    from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
+    from vlir.manifest import ManifestError
+
+    _format(fmt)
+    try:
+        cfg = ImportConfig(budget=_budget(min_pixels, max_pixels, "--min-pixels/--max-pixels"),
+                           crop_budget=_budget(crop_min_pixels, crop_max_pixels,
+                                               "--crop-min-pixels/--crop-max-pixels"),
+                           base=str(base) if base else None, image_root=str(image_root) if image_root else None,
+                           source=source, split=split, embed_images=embed_images, crop_tolerance=crop_tolerance)
+        bar, tick = _bar(progress, "import")
+        try:
+            manifest = import_records(src, out, cfg, tick)
+        finally:
+            if bar is not None:
+                bar.close()
+    except (ValueError, ImportInputError, ManifestError) as exc:
+        fail(str(exc))
+    typer.echo(f"{'source/split':<28} {'accepted':>9} {'rejected':>9}  reasons")
+    for key, s in manifest["splits"].items():
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(s["rejected_by_reason"].items(), key=lambda x: -x[1]))
+        typer.echo(f"{key:<28} {s['accepted']:>9} {s['rejected']:>9}  {reasons}")
+    typer.echo(f"wrote {out / 'manifest.json'}; check it with `vlir validate {out}`")

@@ -182,3 +182,26 @@ def test_report_prints_the_papers_table_and_the_extra_figures(sample_tree, tmp_p
     text = (tmp_path / "report.md").read_text()
     assert "| FSP | FCP | Overall |" in text and "`fsp_fcp_mean`" in text and "`per_question_mean`" in text
     assert "deepeyes_rule" in text and "name: model" in text
+
+
+def test_judge_model_reaches_the_configure_style_benchmarks(tmp_path, monkeypatch):
+    """--judge-model on mmvp (whose LLM step is a prompt -> reply callable set by configure())
+    asks the judge and records it; before, the runner called the module's judge attribute as if it
+    were the base class's llm_judge method."""
+    from tests.benchmarks.test_hrbench import FakeClient
+    from vlir.benchmarks import judge as judge_mod
+    from vlir.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-written")
+    real = judge_mod.Judge
+    monkeypatch.setattr(judge_mod, "Judge", lambda model, cache, base_url=None: real(
+        model, cache, base_url=base_url, client=FakeClient("no")))
+    M = base.get("mmvp")
+    M.write_sample(tmp_path / "mmvp", n=4)
+    items = list(M.items(tmp_path / "mmvp"))
+    runner.run(M, iter(items), Planted(lambda q: answer_with("a")), tmp_path / "first", presets.preset("model"))
+    assert main(["eval", "--benchmark", "mmvp", "--predictions", str(tmp_path / "first" / runner.PREDICTIONS),
+                 "--out", str(tmp_path / "re"), "--judge-model", "judge-m"]) == 0
+    scores = json.loads((tmp_path / "re" / runner.SCORES).read_text())
+    assert scores["trajectories"]["judged_by"] == {"judge-m": 4}
+    assert scores["scores"]["overall"] == 0.0  # the grader said no to every answer

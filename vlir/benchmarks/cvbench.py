@@ -71,7 +71,7 @@ class CVBench(Benchmark):
     name = "cvbench"
     official = "nyu-visionx/CV-Bench README (Accuracy); item rule: cambrian eval/eval/coco/coco_test.py"
     variants = ("official", "vlmr3")
-    llm_judge: LLMJudge | None = None
+    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
     variant: str = "official"
 
     def configure(self, *, llm_judge: LLMJudge | None = None, variant: str = "official") -> "CVBench":
@@ -79,13 +79,13 @@ class CVBench(Benchmark):
         if variant not in self.variants:
             raise ValueError(f"cvbench: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
         other = copy.copy(self)
-        other.llm_judge, other.variant = llm_judge, variant
+        other.judge_fn, other.variant = llm_judge, variant
         return other
 
     @property
     def scoring(self) -> str:
         if self.variant == "vlmr3":
-            judge = " + LLM judge" if self.llm_judge else " (no judge: exact match)"
+            judge = " + LLM judge" if self.judge_fn else " (no judge: exact match)"
             return f"VLM-R3 test_cvbench_r3.py acc_verifier{judge}"
         return "rule-based first-letter match (Cambrian coco_test.py extract_mcq_answer)"
 
@@ -172,7 +172,7 @@ class CVBench(Benchmark):
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         if self.variant == "vlmr3":
-            return vlmr3_verify(extracted, item.meta["answer_raw"], item.meta["prompt"], self.llm_judge)
+            return vlmr3_verify(extracted, item.meta["answer_raw"], item.meta["prompt"], self.judge_fn)
         return float(extracted == item.answer)
 
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:

@@ -153,16 +153,16 @@ class MathVista(Benchmark):
 
     name = "mathvista"
     official = "lupantech/MathVista evaluation/extract_answer.py + evaluation/calculate_score.py"
-    llm_judge: LLMJudge | None = None
+    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
 
     def configure(self, *, llm_judge: LLMJudge | None = None) -> "MathVista":
         other = copy.copy(self)
-        other.llm_judge = llm_judge
+        other.judge_fn = llm_judge
         return other
 
     @property
     def scoring(self) -> str:
-        return ("official rules + GPT extraction via LLM judge" if self.llm_judge else
+        return ("official rules + GPT extraction via LLM judge" if self.judge_fn else
                 "rule-based: official quick-extract rules, reply passed through where the official "
                 "script asks GPT; official normalisation")
 
@@ -271,11 +271,11 @@ class MathVista(Benchmark):
         ruled = quick_extract(text, self._problem(item))
         if ruled is not None:
             return ruled
-        if self.llm_judge is None:
+        if self.judge_fn is None:
             return text
         prompt = f"{DEMO_PROMPT}\n\n{item.meta['query']}\n\n{response}\n\nExtracted answer: "
         try:
-            return self.llm_judge(prompt)
+            return self.judge_fn(prompt)
         except Exception:  # noqa: BLE001 - the official script logs the error and extracts ""
             return ""
 

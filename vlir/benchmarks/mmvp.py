@@ -128,7 +128,7 @@ class MMVP(Benchmark):
     name = "mmvp"
     official = "tsb0601/MMVP scripts/gpt_grader.py (pairs); rule path: cambrian eval/eval/mmvp/mmvp_test.py"
     variants = ("official", "vlmr3")
-    llm_judge: LLMJudge | None = None
+    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
     variant: str = "official"
 
     def configure(self, *, llm_judge: LLMJudge | None = None, variant: str = "official") -> "MMVP":
@@ -136,16 +136,16 @@ class MMVP(Benchmark):
         if variant not in self.variants:
             raise ValueError(f"mmvp: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
         other = copy.copy(self)
-        other.llm_judge, other.variant = llm_judge, variant
+        other.judge_fn, other.variant = llm_judge, variant
         return other
 
     @property
     def scoring(self) -> str:
         """One line saying how items are graded (for scores.json / report.md)."""
         if self.variant == "vlmr3":
-            judge = " + LLM judge" if self.llm_judge else " (no judge: exact match)"
+            judge = " + LLM judge" if self.judge_fn else " (no judge: exact match)"
             return f"VLM-R3 test_mmvp_r3.py acc_verifier{judge}"
-        return "official GPT grader prompt via LLM judge" if self.llm_judge else \
+        return "official GPT grader prompt via LLM judge" if self.judge_fn else \
             "rule-based (Cambrian mmvp_test.py letter/text match), not the official GPT grader"
 
     # --- reader ----------------------------------------------------------------------------------
@@ -218,13 +218,13 @@ class MMVP(Benchmark):
         if self.variant == "vlmr3":
             return vlmr3_student_answer(response, answer)
         text = answer if answer is not None else response
-        return text.strip() if self.llm_judge else cambrian_extract(text)
+        return text.strip() if self.judge_fn else cambrian_extract(text)
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         if self.variant == "vlmr3":
-            return vlmr3_verify(extracted, item.answer, item.meta["vlmr3_prompt"], self.llm_judge)
-        if self.llm_judge is not None:
-            reply = self.llm_judge(GRADER_PROMPT.format(question=item.meta["official_prompt"],
+            return vlmr3_verify(extracted, item.answer, item.meta["vlmr3_prompt"], self.judge_fn)
+        if self.judge_fn is not None:
+            reply = self.judge_fn(GRADER_PROMPT.format(question=item.meta["official_prompt"],
                                                         correct=item.meta["correct_answer"],
                                                         response=extracted))
             # official: the unstripped reply must match ^(yes|no)$ and, lower-cased, equal "yes"

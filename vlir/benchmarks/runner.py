@@ -97,7 +97,9 @@ def score_row(bench: Benchmark, item: BenchItem, text: str, boxes: Sequence[Box]
     parsed = parse_response(text).tagged_answer
     extracted = bench.extract(item, text, parsed)
     score, judged_by = bench.judge(item, extracted), "rule-based"
-    if judge is not None:
+    if getattr(bench, "judge_fn", None) is not None and judge is not None:
+        judged_by = judge.model  # a configure()d module asked the judge inside judge()/extract()
+    elif judge is not None:
         llm = bench.llm_judge(item, text, extracted, judge)
         if llm is not None:
             score, judged_by = float(llm), judge.model

@@ -73,6 +73,9 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         typer.echo(f"wrote a {name} sample tree ({sample_size} items) under {write_sample}", err=True)
         return
     judge = _judge(judge_model, judge_base_url, out)
+    if judge is not None and hasattr(bench, "configure"):
+        # mmvp, cvbench and mathvista take their LLM step as a prompt -> reply callable
+        bench = bench.configure(llm_judge=judge.ask)
     try:
         if predictions is not None:
             if not predictions.is_file():

@@ -287,8 +287,15 @@ def chain_request(sample: Sample, image: Image.Image, image_sha256: str, budget:
                           lambda: sent.data_url(image), "teacher_chain", chain_schema())
 
 
-def repair_request(first: TeacherRequest, bad_content: str, error: str) -> TeacherRequest:
-    """The one retry for an unusable answer: the conversation so far plus the error quoted back."""
+def repair_request(first: TeacherRequest, bad_content: str, error: str,
+                   max_chars: int = 2000) -> TeacherRequest:
+    """The one retry for an unusable answer: the conversation so far plus the error quoted back.
+    Only the first ``max_chars`` of the bad answer (and of the error) are quoted: a runaway answer
+    of megabytes is neither sent again nor cached as part of the repair request."""
+    if len(bad_content) > max_chars:
+        bad_content = f"{bad_content[:max_chars]}\n[... {len(bad_content) - max_chars} more characters cut]"
+    if len(error) > max_chars:
+        error = error[:max_chars] + " [...]"
     messages = first.messages + [
         {"role": "assistant", "content": bad_content},
         {"role": "user", "content": template("teacher_repair").substitute(error=error)},

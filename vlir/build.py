@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from vlir import geometry, images, source_table
-from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
 from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
@@ -133,6 +133,17 @@ class BuildConfig(Config):
 
 
 
+class SamplesWaiting(RuntimeError):
+    """Some samples got no verdict because the annotator could not be reached (teacher down,
+    timing out, 5xx/429 past the retries). Their tasks stay unfinished, so rerunning the same
+    command asks for exactly those again (answers already given come from the cache)."""
+
+    def __init__(self, waiting: int):
+        super().__init__(f"{waiting} sample(s) waiting on the teacher (unreachable or failing); "
+                         "rerun the same command to continue")
+        self.waiting = waiting
+
+
 @dataclass(frozen=True)
 class Job:
     """One (source, split) to build from ``root``."""
@@ -190,6 +201,7 @@ class Task:
         self.stats: Counter = Counter()
         self.source_stats: Counter = Counter()
         self.reasons: Counter = Counter()
+        self.waiting = 0  # samples the annotator could not be asked about (AnnotatorUnavailable)
 
     def samples(self) -> Iterator[Sample | Invalid]:
         source = get_source(self.job.source)
@@ -249,7 +261,9 @@ class Task:
                       if isinstance(s, Look) else s for s in chain.steps)
         return Chain(steps, chain.answer)
 
-    def run(self, progress=None) -> None:
+    def run(self, progress=None) -> int:
+        """Annotate, check and write the task's samples; returns how many are waiting on an
+        unreachable annotator (then the task is left unfinished: nothing is written)."""
         self.split_dir.mkdir(parents=True, exist_ok=True)
         accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
         rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
@@ -269,7 +283,8 @@ class Task:
                         return
                     head = done.pop(head)
                 order.popleft()
-                self._write(head, accepted, rejected, progress)
+                if head is not None:  # None: waiting on the annotator, no verdict to write
+                    self._write(head, accepted, rejected, progress)
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
@@ -285,7 +300,11 @@ class Task:
 
         try:
             for item, result in self.annotator.annotate_stream(inputs(), self.cfg.batch_size):
-                done[seq_of.pop(id(item))] = self._finish(item, result)
+                if isinstance(result, AnnotatorUnavailable):
+                    self.waiting += 1
+                    done[seq_of.pop(id(item))] = None
+                else:
+                    done[seq_of.pop(id(item))] = self._finish(item, result)
                 self._image_bytes.pop(item.sample.id, None)
                 drain()
             drain()
@@ -296,6 +315,12 @@ class Task:
             raise
         finally:
             self.annotator.close()
+        if self.waiting:  # not finished: no shards, stats or marker; the rerun does it all again
+            accepted.abort()
+            rejected.abort()
+            log.warning("%s task %d: %d sample(s) waiting on the teacher; task left unfinished",
+                        self.job.key, self.task, self.waiting)
+            return self.waiting
         shards = []
         for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
             info = writer.close()
@@ -312,6 +337,7 @@ class Task:
         marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
+        return 0
 
     def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:
         if record.accepted:

@@ -115,12 +115,16 @@ class TeacherHTTP:
     def _unavailable(self, detail: str) -> AnnotatorUnavailable:
         return AnnotatorUnavailable(_HTTP_ERROR, self.scrub(detail)[:400])
 
+    def _fast_fail(self) -> AnnotatorUnavailable:
+        self.counts["breaker_fast_fails"] += 1
+        return self._unavailable(f"endpoint down, not asked ({self.config.breaker_failures} transport "
+                                 f"failures in a row; last: {self._last_failure})")
+
     async def send(self, request: TeacherRequest) -> CachedAnswer:
         cfg = self.config
         params = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
         if self.breaker_open:
-            self.counts["breaker_fast_fails"] += 1
-            raise self._unavailable(f"endpoint down ({self._last_failure}); not asked")
+            raise self._fast_fail()
         # Image encoding and JSON off the event loop, before taking a slot: a slot's time is the
         # request's time. The body is bytes, so the client does not re-walk the message list.
         bodies = {self.structured: await asyncio.to_thread(request.body, cfg.model, params, self.structured)}
@@ -145,8 +149,8 @@ class TeacherHTTP:
         import openai
 
         cfg = self.config
-        if self.breaker_open:  # opened while this request was backing off
-            raise self._unavailable(f"endpoint down ({self._last_failure}); not retried")
+        if self.breaker_open:  # opened while this request waited for a slot or backed off
+            raise self._fast_fail()
         while True:
             structured = self.structured
             if structured not in bodies:
@@ -219,16 +223,16 @@ class TeacherHTTP:
         status, ctype, body = raw
         try:
             data = json.loads(body)
-            message = data["choices"][0]["message"] if data.get("choices") else {}
-            content = message.get("content") or ""
+            content = data["choices"][0]["message"].get("content") or ""
             usage = data.get("usage") or {}
             if not isinstance(content, str):
                 raise TypeError("content is not a string")
             answer = CachedAnswer(content, int(usage.get("prompt_tokens") or 0),
                                   int(usage.get("completion_tokens") or 0))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            head = " ".join(body[:120].decode("utf-8", "replace").split())
-            kind = "an HTML page" if "<html" in body[:2000].lower() or "<!doctype" in body[:200].lower() \
+            text = body[:2000].decode("utf-8", "replace")
+            head = " ".join(text[:120].split())
+            kind = "an HTML page" if "<html" in text.lower() or "<!doctype" in text.lower() \
                 else "a body that is not a chat completion"
             raise self._failed(_Transport(f"HTTP {status}", f"{kind} ({ctype or 'no content type'}, "
                                           f"{len(body)} bytes, starts {head!r}); is "

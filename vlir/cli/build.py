@@ -9,6 +9,9 @@ import typer
 
 from vlir.cli import app, fail
 
+#: sysexits.h's "temporary failure; the user is invited to retry": samples wait on the teacher
+EX_TEMPFAIL = 75
+
 
 @app.command()
 def build(
@@ -29,15 +32,17 @@ def build(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Teacher: OpenAI-compatible endpoint."),
     model: Optional[str] = typer.Option(None, "--model", help="Teacher: model name."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
-                                              help="Teacher: environment variable holding the API key."),
+                                              help="Teacher: NAME of the environment variable holding the API key "
+                                              "(never the key itself)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Teacher: requests in flight."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: request timeout (s)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: total deadline of one request attempt (s)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
-    from vlir.build import ALL_SOURCES, BuildConfig, Job
+    from vlir.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
     from vlir.executor import run_build
     from vlir.manifest import ManifestError
+    from vlir.secrets import redact
     from vlir.sources.base import get_source
 
     if config is not None and not config.is_file():
@@ -52,7 +57,7 @@ def build(
         cfg = BuildConfig.from_yaml(config, annotator=annotator, limit=limit, tasks=tasks,
                                     embed_images=embed_images, teacher=teacher or None)
     except (ValueError, TypeError) as exc:
-        fail(f"bad build config: {exc}")
+        fail(f"bad build config: {redact(str(exc))}")
     names = list(ALL_SOURCES) if source == "all" else [source]
     jobs = []
     for name in names:
@@ -72,7 +77,10 @@ def build(
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
                              shard_index=shard_index, show_progress=progress)
     except fatal as exc:
-        fail(str(exc))
+        fail(redact(str(exc)))
+    except SamplesWaiting as exc:  # a temporary failure: the same command picks up where it stopped
+        typer.echo(f"vlir: {exc}", err=True)
+        raise typer.Exit(EX_TEMPFAIL) from None
     if manifest is None:
         typer.echo(f"shard {shard_index}/{num_shards} done in {out}; run `vlir merge` when all are done")
         return

@@ -171,6 +171,11 @@ class FakeOpenAIServer:
         with self._lock:
             self._rules.append(_Rule(match, list(actions)))
 
+    def unscript(self) -> None:
+        """Forget every script: the server is well again (an outage is over)."""
+        with self._lock:
+            self._rules.clear()
+
     def hold(self) -> None:
         """Park every request not yet answered (it is counted, and stays waiting) until
         :meth:`release`. Atomic with the answers: once ``hold`` returns, the answers already under

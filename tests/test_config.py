@@ -110,3 +110,20 @@ def test_cli_config_errors_are_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "teacher.bogus" in r.stderr and "build.yaml" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--split", ""], "names no split"),
+    (["--out", "{file}/x"], "is not a folder"),
+    (["--tasks", "0"], "--tasks"),
+])
+def test_cli_flag_errors_are_one_line_exit_2(tmp_path, args, message):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    base = {"--split": "val", "--out": str(tmp_path / "out")}
+    given = dict(zip(args[::2], [a.format(file=tmp_path / "file") for a in args[1::2]]))
+    flags = [x for k, v in {**base, **given}.items() for x in (k, v)]
+    r = subprocess.run([sys.executable, "-m", "vlir", "build", "--source", "textvqa", "--root",
+                        str(tmp_path / "root"), *flags], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert message in r.stderr

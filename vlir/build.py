@@ -202,6 +202,7 @@ class Task:
         self.source_stats: Counter = Counter()
         self.reasons: Counter = Counter()
         self.waiting = 0  # samples the annotator could not be asked about (AnnotatorUnavailable)
+        self.waiting_why = ""
 
     def samples(self) -> Iterator[Sample | Invalid]:
         source = get_source(self.job.source)
@@ -301,7 +302,7 @@ class Task:
         try:
             for item, result in self.annotator.annotate_stream(inputs(), self.cfg.batch_size):
                 if isinstance(result, AnnotatorUnavailable):
-                    self.waiting += 1
+                    self.waiting, self.waiting_why = self.waiting + 1, result.detail
                     done[seq_of.pop(id(item))] = None
                 else:
                     done[seq_of.pop(id(item))] = self._finish(item, result)
@@ -318,8 +319,8 @@ class Task:
         if self.waiting:  # not finished: no shards, stats or marker; the rerun does it all again
             accepted.abort()
             rejected.abort()
-            log.warning("%s task %d: %d sample(s) waiting on the teacher; task left unfinished",
-                        self.job.key, self.task, self.waiting)
+            log.warning("%s task %d: %d sample(s) waiting on the teacher, task left unfinished (last: %s)",
+                        self.job.key, self.task, self.waiting, self.waiting_why)
             return self.waiting
         shards = []
         for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):

@@ -49,6 +49,14 @@ def build(
         fail(f"--config {config} not found")
     if not root.is_dir():
         fail(f"--root {root} is not a directory")
+    for parent in (out, *out.parents):  # the first one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"--out {out}: {parent} exists and is not a folder")
+            break
+    splits = [s.strip() for s in split.split(",") if s.strip()]
+    if not splits:
+        fail(f"--split {split!r} names no split (e.g. --split val or --split train,val)")
     if shard_index >= num_shards:
         fail(f"--shard-index {shard_index} must be smaller than --num-shards {num_shards}")
     teacher = {k: v for k, v in {"base_url": base_url, "model": model, "api_key_env": api_key_env,
@@ -65,7 +73,7 @@ def build(
         src_root = root / name if source == "all" else root
         if not src_root.is_dir():
             fail(f"{src_root} not found (with --source all, each source lives in ROOT/<source>)")
-        for sp in [s.strip() for s in split.split(",") if s.strip()]:
+        for sp in splits:
             adapter.check_split(sp)
             jobs.append(Job(name, sp, str(src_root)))
     fatal: tuple[type[BaseException], ...] = (ManifestError,)

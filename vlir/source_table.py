@@ -7,7 +7,8 @@ the build's source list, the grounded annotator's text sources) and could drift.
 >>> metric_name("docvqa"), answer_threshold("textvqa"), "m3cot" in build_all_sources()
 ('anls', 'vqa_min', False)
 
-The metric names are the functions of :mod:`vlir.metrics` (``vqa_accuracy``, ``anls``, ...); an
+The metric names are those the eval reports, the functions of :mod:`vlir.metrics` (``vqa_accuracy``,
+``anls``, ...; ``mc_letter`` is the option-letter match built on :func:`vlir.metrics.mc_letter`); an
 answer threshold names a :class:`vlir.checks.CheckConfig` field (the thresholds' one home). A
 source not in the table (``synth``) is scored by exact match.
 """

@@ -17,8 +17,7 @@ It counts requests received and those answered with 200 per request body (:meth:
 so a test can prove nothing was asked twice. "Answered" means the whole response reached a client
 still connected (as vLLM, which aborts on disconnect, would count it).
 
-Standalone (the bench): ``python -m vlir.testing.openai_server --latency-ms 200`` prints the base
-URL on its first line and serves until stdin closes.
+Standalone (the bench): ``python -m vlir.testing.openai_server --latency-ms 200`` prints its URL.
 """
 
 from __future__ import annotations
@@ -36,8 +35,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
-from vlir.testing.openai_faults import (FAULTS, Drip, Drop, Fault, Hang, Html, Huge, refused_url, status_of,
-                                        write_fault)
+from vlir.testing.openai_faults import FAULTS, Drip, Drop, Fault, Hang, Html, Huge
+from vlir.testing.openai_faults import refused_url, status_of, write_fault
 
 __all__ = ["Default", "Drip", "Drop", "FakeOpenAIServer", "Hang", "Html", "Huge", "Reply", "Status",
            "echo_chain_responder", "refused_url"]

@@ -106,3 +106,17 @@ def test_the_repair_request_quotes_a_bounded_excerpt(server, tmp_path):
         "SELECT content FROM responses WHERE kind = 'repair'")]
     assert sizes and max(sizes) < 10_000
     assert len(json.dumps(server.log[-1].body)) < len(json.dumps(server.log[0].body)) + 3000
+
+
+def test_retries_are_logged_at_info_with_the_requests_in_flight(server, tmp_path, caplog, monkeypatch):
+    import vlir.annotate.teacher as teacher
+
+    monkeypatch.setattr(teacher, "_PROGRESS_EVERY_S", 0.0)  # a progress line per record
+    item = make_item(7)
+    server.script(item.sample.question, Status(503), Default())
+    with caplog.at_level("INFO", logger="vlir.annotate"):
+        (result,), stats = annotate(config(server, tmp_path), [item])
+    assert not isinstance(result, AnnotationError) and stats["retries"] == 1
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("teacher HTTP 503; retry 1/3" in m and "requests in flight" in m for m in lines), lines
+    assert any(m.startswith("teacher: 1 records, 2 requests") for m in lines), lines

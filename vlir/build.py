@@ -4,7 +4,9 @@ The work of one (source, split) is cut into ``tasks`` partitions by a stable has
 A task streams the source, keeps its own samples, and for each: opens the image safely, asks the
 annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
 checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
-dropped: every sample ends in one of the two, with its reasons.
+dropped: every sample ends in one of the two, with its reasons — except a sample the annotator
+could not be asked about (teacher unreachable: :class:`~vlir.annotate.base.AnnotatorUnavailable`),
+which gets no verdict: its task stays unfinished and the build ends with :class:`SamplesWaiting`.
 
 Like datatrove's executors, a task is finished only once ``completions/<task>`` exists, written after
 its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the

@@ -13,7 +13,7 @@ import pytest
 from tests.annotate.teacher_support import config, make_item
 from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
 from vlir.annotate.teacher import TeacherAnnotator
-from vlir.testing.openai_server import Default, Drip, FakeOpenAIServer, Html, Huge, Reply, Status, refused_url
+from vlir.testing.openai_server import Cut, Default, Drip, FakeOpenAIServer, Html, Huge, Reply, Status, refused_url
 
 
 @pytest.fixture
@@ -71,6 +71,17 @@ def test_a_slow_drip_is_cut_by_the_total_deadline(server, tmp_path):
     (result,), stats = annotate(config(server, tmp_path, timeout_s=1.0, max_retries=0), [item])
     assert isinstance(result, AnnotatorUnavailable)
     assert "Timeout" in result.detail and "deadline" in result.detail
+
+
+def test_an_answer_cut_off_mid_body_is_retried_not_a_crash(server, tmp_path):
+    item = make_item(8)
+    server.script(item.sample.question, Cut(keep=40), Default())
+    (result,), stats = annotate(config(server, tmp_path), [item])
+    assert not isinstance(result, AnnotationError) and stats["retries"] == 1
+    server.script("Where is the cut?", Cut(keep=40))
+    (result,), _ = annotate(config(server, tmp_path, max_retries=1),
+                            [make_item(9, question="Where is the cut?")])
+    assert isinstance(result, AnnotatorUnavailable) and "broke off" in result.detail
 
 
 @pytest.mark.parametrize("fault", [Html(200), Html(200, content_type="application/json")],

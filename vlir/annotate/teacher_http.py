@@ -146,6 +146,7 @@ class TeacherHTTP:
     async def _attempt(self, request: TeacherRequest, bodies: dict[bool, bytes],
                        params: dict) -> CachedAnswer:
         """One POST (two if the server refuses structured outputs), within the total deadline."""
+        import httpx2
         import openai
 
         cfg = self.config
@@ -187,6 +188,8 @@ class TeacherHTTP:
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc
                 raise self._failed(_Transport(type(exc).__name__, f"{type(cause).__name__}: {cause}")) from None
+            except httpx2.RequestError as exc:  # while reading the body: cut off, reset, bad encoding
+                raise self._failed(_Transport(type(exc).__name__, f"the answer broke off: {exc}")) from None
             finally:
                 self.in_flight -= 1
             answer = self._read_answer(raw)

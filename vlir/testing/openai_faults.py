@@ -6,6 +6,7 @@ scripts (alongside its ``Reply`` and ``Status``):
   any per-read timeout, so only a total deadline per request stops it;
 * :class:`Html` — an HTML page (a proxy's error page, a captive portal) with any status, and a
   ``Content-Type`` that may claim ``application/json``;
+* :class:`Cut` — a 200 chat completion that breaks off after ``keep`` bytes of its body;
 * :class:`Huge` — a 200 chat completion whose content is ``size`` bytes of non-JSON text, streamed
   in chunks (the server never holds it whole);
 * :func:`refused_url` — a base URL where nothing listens (connection refused);
@@ -60,8 +61,15 @@ class Huge:
     fill: str = "x"
 
 
-Fault = Union[Drip, Html, Huge]
-FAULTS = (Drip, Html, Huge)
+@dataclass(frozen=True)
+class Cut:
+    """A 200 whose connection closes after ``keep`` bytes of a longer declared body."""
+
+    keep: int = 40
+
+
+Fault = Union[Drip, Html, Huge, Cut]
+FAULTS = (Drip, Html, Huge, Cut)
 
 
 def status_of(fault: Fault) -> int:
@@ -106,6 +114,13 @@ def write_fault(handler: Any, fault: Fault, model: str, stopping: threading.Even
             handler.wfile.write(fill * n)
             left -= n
         handler.wfile.write(tail)
+    elif isinstance(fault, Cut):
+        head, tail = _completion_parts(100, model)
+        _head(handler, 200, "application/json", len(head) + 100 + len(tail))
+        handler.wfile.write((head + b"x" * 100 + tail)[:fault.keep])
+        handler.wfile.flush()
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_WR)
     else:
         body = json.dumps({"id": "chatcmpl-drip", "object": "chat.completion", "created": 0,
                            "model": model, "choices": [{"index": 0, "finish_reason": "stop",

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
-from vlir.testing.openai_faults import FAULTS, Drip, Drop, Fault, Hang, Html, Huge
+from vlir.testing.openai_faults import FAULTS, Cut, Drip, Drop, Fault, Hang, Html, Huge
 from vlir.testing.openai_faults import refused_url, status_of, write_fault
 
-__all__ = ["Default", "Drip", "Drop", "FakeOpenAIServer", "Hang", "Html", "Huge", "Reply", "Status",
+__all__ = ["Cut", "Default", "Drip", "Drop", "FakeOpenAIServer", "Hang", "Html", "Huge", "Reply", "Status",
            "echo_chain_responder", "refused_url"]
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def test_reasons_are_failed_check_names_in_order():
 def test_config_validation_and_from_dict():
     assert CheckConfig.from_dict({"max_looks": 6}).max_looks == 6
     assert CheckConfig.from_dict(None) == CheckConfig()
-    with pytest.raises(ValueError, match="unknown check setting.*min_sid"):
+    with pytest.raises(ValueError, match="unknown check config key checks.min_sid"):
         CheckConfig.from_dict({"min_sid": 3})
     with pytest.raises(ValueError, match="max_area_ratio"):
         CheckConfig(max_area_ratio=1.5)

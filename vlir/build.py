@@ -4,7 +4,9 @@ The work of one (source, split) is cut into ``tasks`` partitions by a stable has
 A task streams the source, keeps its own samples, and for each: opens the image safely, asks the
 annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
 checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
-dropped: every sample ends in one of the two, with its reasons.
+dropped: every sample ends in one of the two, with its reasons — except a sample the annotator
+could not be asked about (teacher unreachable: :class:`~vlir.annotate.base.AnnotatorUnavailable`),
+which gets no verdict: its task stays unfinished and the build ends with :class:`SamplesWaiting`.
 
 Like datatrove's executors, a task is finished only once ``completions/<task>`` exists, written after
 its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the
@@ -20,15 +22,14 @@ import dataclasses
 import hashlib
 import logging
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import count, islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
-import yaml
-
-from vlir import geometry, images
-from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
+from vlir import geometry, images, source_table
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
+from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
 from vlir.manifest import completion_marker, stats_path
@@ -38,96 +39,91 @@ from vlir.sources.base import get_source
 
 log = logging.getLogger(__name__)
 
-ALL_SOURCES = ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
+ALL_SOURCES = source_table.build_all_sources()
 
 
 @dataclass
-class BuildConfig:
+class BuildConfig(Config):
     """What determines a build's output (and so lands in the manifest). Loadable from YAML;
-    CLI flags override."""
+    CLI flags override. Every section is validated here, in the parent, before anything is written
+    to OUT (a bad value used to surface as a traceback in a worker, after build.json was saved)."""
 
-    annotator: str = "grounded"
-    #: options for the grounded annotator (vlir.annotate.grounded.GroundedConfig fields)
-    grounded: dict[str, Any] = field(default_factory=dict)
-    #: options for the teacher annotator (vlir.annotate.teacher.TeacherConfig fields)
-    teacher: dict[str, Any] = field(default_factory=dict)
-    #: thresholds for vlir.checks.CheckConfig
-    checks: dict[str, Any] = field(default_factory=dict)
-    crop_min_pixels: int = CROP_PIXELS.min_pixels
-    crop_max_pixels: int = CROP_PIXELS.max_pixels
-    #: the model's view (smart_resize budget) that look boxes are snapped to, so replaying a chain
-    #: through a model with this processor budget reproduces the stored boxes and crops exactly
-    model_min_pixels: int = MODEL_PIXELS.min_pixels
-    model_max_pixels: int = MODEL_PIXELS.max_pixels
-    #: partitions per (source, split); fixed so outputs do not depend on --workers
-    tasks: int = 4
-    #: samples in flight in the annotator (None: the annotator's own choice, e.g. 4 x concurrency
-    #: for a teacher); output order never depends on it
-    batch_size: int | None = None
-    row_group_rows: int = 256
-    embed_images: bool = False
-    #: first K samples of each (source, split) stream, before partitioning (None = all)
-    limit: int | None = None
-    max_image_pixels: int = images.MAX_IMAGE_PIXELS
-    #: source -> options for its adapter (explicit file paths...)
-    source_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kind: ClassVar[str] = "build"
 
-    def __post_init__(self) -> None:
-        if self.annotator not in ("grounded", "teacher"):
-            raise ValueError(f"annotator must be 'grounded' or 'teacher', got {self.annotator!r}")
-        if self.tasks < 1 or (self.batch_size is not None and self.batch_size < 1):
-            raise ValueError("tasks and batch_size must be >= 1")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError("limit must be >= 0")
-        PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
-        PixelBudget(self.model_min_pixels, self.model_max_pixels)
-        # check the nested sections now, not in a worker mid-build (where they were tracebacks)
-        for name in ("grounded", "teacher", "checks", "source_options"):
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+    annotator: str = option("grounded", "Who writes the chains: grounded (offline) or teacher.",
+                            choices=("grounded", "teacher"))
+    grounded: dict[str, Any] = option({}, "Settings of the grounded annotator "
+                                          "(vlir.annotate.grounded.GroundedConfig fields).")
+    teacher: dict[str, Any] = option({}, "Settings of the teacher annotator "
+                                         "(vlir.annotate.teacher_config.TeacherConfig fields).")
+    checks: dict[str, Any] = option({}, "Thresholds of the checks (vlir.checks.CheckConfig fields).")
+    crop_min_pixels: int = option(CROP_PIXELS.min_pixels, "Least pixels of a rendered crop.", ge=1)
+    crop_max_pixels: int = option(CROP_PIXELS.max_pixels, "Most pixels of a rendered crop.", ge=1)
+    model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The model's view (smart_resize min pixels) "
+                                   "look boxes are snapped to, so replaying a chain through a model with "
+                                   "this budget reproduces the stored boxes and crops.", ge=1)
+    model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The model's view (smart_resize max pixels).",
+                                   ge=1)
+    tasks: int = option(4, "Partitions per (source, split); fixed so outputs do not depend on --workers.",
+                        ge=1)
+    batch_size: int | None = option(None, "Samples in flight in the annotator (null: the annotator's "
+                                          "choice, e.g. 4 x concurrency); output order never depends on it.",
+                                    ge=1)
+    row_group_rows: int = option(256, "Rows per Parquet row group.", ge=1)
+    embed_images: bool = option(False, "Store the original image bytes in the shards.")
+    limit: int | None = option(None, "First K samples of each (source, split) stream, before "
+                                     "partitioning (null: all).", ge=0)
+    max_image_pixels: int = option(images.MAX_IMAGE_PIXELS, "Larger images are rejects "
+                                                             "(image_too_large).", ge=1)
+    source_options: dict[str, Any] = option({}, "source -> options for its adapter (explicit file "
+                                                "paths...).")
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name, budget in (("crop", (self.crop_min_pixels, self.crop_max_pixels)),
+                             ("model", (self.model_min_pixels, self.model_max_pixels))):
+            try:
+                PixelBudget(*budget)
+            except ValueError as exc:
+                problems.append(f"{name}_min_pixels/{name}_max_pixels: {exc}")
+        known_sources = set(source_table.TABLE)
         for source, options in self.source_options.items():
-            if not isinstance(options, dict):
-                raise ValueError(f"source_options.{source} must be a mapping, got {options!r}")
+            if source not in known_sources:
+                problems.append(f"unknown source source_options.{source}; known: "
+                                f"{', '.join(sorted(known_sources))}")
+            elif not isinstance(options, dict):
+                problems.append(f"source_options.{source} must be a mapping, got {options!r}")
+        clash = sorted({"model_min_pixels", "model_max_pixels"} & set(self.grounded))
+        if clash:
+            problems.append(f"grounded.{clash[0]}: set the model budget once, at the top level "
+                            "(model_min_pixels / model_max_pixels); the build snaps looks to it")
+            return problems
+        # the sections are checked now, in the parent, not in a worker mid-build
+        from vlir.annotate.grounded import GroundedConfig
+        from vlir.annotate.teacher_config import TeacherConfig
         from vlir.checks import CheckConfig
 
-        CheckConfig.from_dict(self.checks)
-        if self.annotator == "grounded":
-            from vlir.annotate.grounded import GroundedConfig
-
-            GroundedConfig.from_dict(self.grounded)
-            clash = sorted({"model_min_pixels", "model_max_pixels"} & set(self.grounded))
-            if clash:
-                raise ValueError(f"grounded.{clash[0]}: set the model budget once, at the top level "
-                                 "(model_min_pixels / model_max_pixels); the build snaps looks to it")
+        for section in (CheckConfig, GroundedConfig, TeacherConfig):
+            try:
+                section.from_dict(getattr(self, section.section))
+            except ValueError as exc:
+                problems.append(str(exc).removeprefix(f"invalid {section.kind} config: "))
+        return problems
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
-        data: dict[str, Any] = {}
-        if path:
-            try:
-                loaded = yaml.safe_load(Path(path).read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise ValueError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{path}: a build config must be a YAML mapping")
-            data.update(loaded)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown build config keys: {', '.join(sorted(unknown))}")
+        """The YAML at ``path`` (or the defaults), then the CLI's flags (None: not given; a dict
+        updates its section)."""
+        data: dict[str, Any] = cls.read_yaml(path) if path else {}
+        cls.check_keys(data, f"{path}: " if path else "")
         for key, value in overrides.items():
             if value is None:
                 continue
-            if isinstance(value, dict):
+            if isinstance(value, dict) and isinstance(data.get(key, {}), dict):
                 data[key] = {**data.get(key, {}), **value}
             else:
                 data[key] = value
-        try:
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
-            if path is None:
-                raise
-            raise ValueError(f"{path}: {exc}") from None
+        return cls.from_dict(data, where=path)
 
     @property
     def crop_budget(self) -> PixelBudget:
@@ -137,8 +133,17 @@ class BuildConfig:
     def model_budget(self) -> PixelBudget:
         return PixelBudget(self.model_min_pixels, self.model_max_pixels)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+
+
+class SamplesWaiting(RuntimeError):
+    """Some samples got no verdict because the annotator could not be reached (teacher down,
+    timing out, 5xx/429 past the retries). Their tasks stay unfinished, so rerunning the same
+    command asks for exactly those again (answers already given come from the cache)."""
+
+    def __init__(self, waiting: int):
+        super().__init__(f"{waiting} sample(s) waiting on the teacher (unreachable or failing); "
+                         "rerun the same command to continue")
+        self.waiting = waiting
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
 
     if cfg.annotator == "grounded":
         return get_annotator("grounded", model_min_pixels=cfg.model_min_pixels,
-                             model_max_pixels=cfg.model_max_pixels, **cfg.grounded)
+                             model_max_pixels=cfg.model_max_pixels, checks=cfg.checks, **cfg.grounded)
     return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 
@@ -192,12 +197,14 @@ class Task:
 
         self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
         self.split_dir = self.out / job.source / job.split
-        self.check_config = CheckConfig(**cfg.checks)
+        self.check_config = CheckConfig.from_dict(cfg.checks)
         self.annotator = make_annotator(cfg, self.out)
         self.provenance = self.annotator.provenance()
         self.stats: Counter = Counter()
         self.source_stats: Counter = Counter()
         self.reasons: Counter = Counter()
+        self.waiting = 0  # samples the annotator could not be asked about (AnnotatorUnavailable)
+        self.waiting_why = ""
 
     def samples(self) -> Iterator[Sample | Invalid]:
         source = get_source(self.job.source)
@@ -257,7 +264,9 @@ class Task:
                       if isinstance(s, Look) else s for s in chain.steps)
         return Chain(steps, chain.answer)
 
-    def run(self, progress=None) -> None:
+    def run(self, progress=None) -> int:
+        """Annotate, check and write the task's samples; returns how many are waiting on an
+        unreachable annotator (then the task is left unfinished: nothing is written)."""
         self.split_dir.mkdir(parents=True, exist_ok=True)
         accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
         rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
@@ -277,7 +286,8 @@ class Task:
                         return
                     head = done.pop(head)
                 order.popleft()
-                self._write(head, accepted, rejected, progress)
+                if head is not None:  # None: waiting on the annotator, no verdict to write
+                    self._write(head, accepted, rejected, progress)
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
@@ -293,7 +303,11 @@ class Task:
 
         try:
             for item, result in self.annotator.annotate_stream(inputs(), self.cfg.batch_size):
-                done[seq_of.pop(id(item))] = self._finish(item, result)
+                if isinstance(result, AnnotatorUnavailable):
+                    self.waiting, self.waiting_why = self.waiting + 1, result.detail
+                    done[seq_of.pop(id(item))] = None
+                else:
+                    done[seq_of.pop(id(item))] = self._finish(item, result)
                 self._image_bytes.pop(item.sample.id, None)
                 drain()
             drain()
@@ -304,6 +318,12 @@ class Task:
             raise
         finally:
             self.annotator.close()
+        if self.waiting:  # not finished: no shards, stats or marker; the rerun does it all again
+            accepted.abort()
+            rejected.abort()
+            log.warning("%s task %d: %d sample(s) waiting on the teacher, task left unfinished (last: %s)",
+                        self.job.key, self.task, self.waiting, self.waiting_why)
+            return self.waiting
         shards = []
         for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
             info = writer.close()
@@ -320,6 +340,7 @@ class Task:
         marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
+        return 0
 
     def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:
         if record.accepted:

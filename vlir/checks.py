@@ -12,10 +12,11 @@ look at the clipped box, which is what the crop will show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Callable, ClassVar
 
 from vlir import geometry, metrics
+from vlir.config import Config, option
 from vlir.records import Box, Chain, CheckResult, Look, Sample, Think
 
 # Text that would break the chat rendering of a chain (tags the renderer writes itself).
@@ -23,47 +24,28 @@ RESERVED_MARKUP = ("<|", "|>", "<answer>", "</answer>", "<think>", "</think>", "
 
 
 @dataclass(frozen=True)
-class CheckConfig:
-    """Thresholds of the checks (the ``checks`` section of a build config)."""
+class CheckConfig(Config):
+    """Thresholds of the checks (the ``checks`` section of a build config). The one home of these
+    numbers: the grounded annotator reads them from here too, so its chains pass the checks."""
 
-    min_side: float = field(default=28.0, metadata={
-        "help": "Smallest allowed side of a look box in pixels (one 28 px Qwen2.5-VL patch)."})
-    max_area_ratio: float = field(default=0.9, metadata={
-        "help": "Largest allowed look-box area over image area; above it the look is no zoom."})
-    grounding_min: float = field(default=0.5, metadata={
-        "help": "Least overlap of each look with some evidence region: max of IoU and containment "
-                "either way."})
-    vqa_min: float = field(default=0.3, metadata={
-        "help": "Least VQA accuracy of the chain's answer (TextVQA); 0.3 = one annotator agrees."})
-    anls_min: float = field(default=0.5, metadata={
-        "help": "Least ANLS of the chain's answer (DocVQA, InfographicsVQA)."})
-    redundant_iou: float = field(default=0.9, metadata={
-        "help": "A look whose IoU with an earlier look reaches this is redundant."})
-    max_looks: int = field(default=4, metadata={"help": "Most look steps in one chain."})
-    clip_tolerance: float = field(default=2.0, metadata={
-        "help": "Pixels a look box may stick out of the image (it is clipped before cropping)."})
-    require_look: bool = field(default=True, metadata={
-        "help": "A chain without any look step fails the schema check."})
+    kind: ClassVar[str] = "check"
+    section: ClassVar[str] = "checks"
 
-    def __post_init__(self) -> None:
-        for name in ("min_side", "clip_tolerance"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"checks.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_area_ratio", "grounding_min", "vqa_min", "anls_min", "redundant_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"checks.{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.max_looks < 1:
-            raise ValueError(f"checks.max_looks must be >= 1, got {self.max_looks}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "CheckConfig":
-        """Build from a config mapping; an unknown key is an error naming the known ones."""
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown check setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+    min_side: float = option(28.0, "Smallest allowed side of a look box in pixels (one 28 px "
+                                   "Qwen2.5-VL patch).", ge=0)
+    max_area_ratio: float = option(0.9, "Largest allowed look-box area over image area; above it "
+                                        "the look is no zoom.", ge=0, le=1)
+    grounding_min: float = option(0.5, "Least overlap of each look with some evidence region: max "
+                                       "of IoU and containment either way.", ge=0, le=1)
+    vqa_min: float = option(0.3, "Least VQA accuracy of the chain's answer (TextVQA); 0.3 = one "
+                                 "annotator agrees.", ge=0, le=1)
+    anls_min: float = option(0.5, "Least ANLS of the chain's answer (DocVQA, InfographicsVQA).", ge=0, le=1)
+    redundant_iou: float = option(0.9, "A look whose IoU with an earlier look reaches this is "
+                                       "redundant.", ge=0, le=1)
+    max_looks: int = option(4, "Most look steps in one chain.", ge=1)
+    clip_tolerance: float = option(2.0, "Pixels a look box may stick out of the image (it is "
+                                        "clipped before cropping).", ge=0)
+    require_look: bool = option(True, "A chain without any look step fails the schema check.")
 
 
 CheckFn = Callable[[Sample, Chain, CheckConfig], CheckResult]

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from vlir.build import BuildConfig, Job, Task
+from vlir.build import BuildConfig, Job, SamplesWaiting, Task
 from vlir.manifest import task_done, write_build_info, write_manifest
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,8 @@ def _bump(accepted: bool) -> None:
             c.value += 1
 
 
-def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> tuple[str, int]:
-    Task(cfg, job, task, Path(out)).run(progress=_bump)
-    return job.key, task
+def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> int:
+    return Task(cfg, job, task, Path(out)).run(progress=_bump)  # samples waiting on the teacher
 
 
 def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
@@ -74,10 +73,11 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
             bar.set_postfix(accepted=a, rejected=r, refresh=False)
             bar.refresh()
 
+    waiting = 0
     if workers <= 1:
         _init_worker(counters)
         for job, task in todo:
-            Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
+            waiting += Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(counters,)) as pool:
@@ -85,13 +85,15 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in done:
-                    f.result()  # re-raise a worker's exception
+                    waiting += f.result()  # re-raises a worker's exception
                 refresh()
     refresh()
     if bar is not None:
         bar.close()
     elapsed = time.monotonic() - start
     log.info("build: %d records in %.1fs", counters[0].value + counters[1].value, elapsed)
+    if waiting:
+        raise SamplesWaiting(waiting)
     if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
         return write_manifest(out)
     return None

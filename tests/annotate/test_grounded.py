@@ -321,14 +321,14 @@ def test_looks_are_capped_and_not_repeated():
     sample = make("gqa", "How many things?", ["6"], evidence,
                   {"semantic": program, "object_index": {str(i): i for i in range(6)}})
     assert len(run(sample).looks) == 4
-    chain = get_annotator("grounded", max_looks=6).annotate(AnnotateInput(sample, Image.new("RGB", (W, H)), ""))
+    chain = get_annotator("grounded", checks={"max_looks": 6}).annotate(AnnotateInput(sample, Image.new("RGB", (W, H)), ""))
     assert len(chain.looks) == 6  # the 7th step repeats object 0: no second look
 
 
 def test_get_annotator():
     assert get_annotator("grounded").name == "grounded"
     assert get_annotator("grounded").provenance().prompt_hash
-    with pytest.raises(ValueError, match="unknown grounded annotator setting"):
+    with pytest.raises(ValueError, match="unknown grounded annotator config key grounded.max_look"):
         get_annotator("grounded", max_look=3)
     with pytest.raises(ValueError, match="unknown annotator"):
         get_annotator("oracle")

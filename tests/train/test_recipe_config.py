@@ -22,11 +22,11 @@ def test_overrides_coerce_and_reach_into_mappings(cls, tmp_path):
 
 @pytest.mark.parametrize("cls,kind", [(SFTConfig, "SFT"), (GRPOConfig, "GRPO")])
 def test_bad_recipes_say_what_is_wrong(cls, kind, tmp_path):
-    with pytest.raises(ValueError, match=f"unknown {kind} config keys"):
+    with pytest.raises(ValueError, match=f"unknown {kind} config key no_such_key"):
         cls.load(None, ["no_such_key=1"])
     with pytest.raises(ValueError, match="not key=value"):
         cls.load(None, ["max_steps"])
-    with pytest.raises(ValueError, match="max_steps must be a int"):
+    with pytest.raises(ValueError, match="max_steps must be an integer"):
         cls.load(None, ["max_steps=lots"])
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must be a YAML mapping"):

@@ -15,11 +15,16 @@ ANNOTATORS = ("grounded", "teacher")
 
 
 def get_annotator(name: str, **config: Any) -> Annotator:
-    """Build an annotator by name; ``config`` holds its settings (unknown keys are an error)."""
+    """Build an annotator by name; ``config`` holds its settings (unknown keys are an error). The
+    grounded annotator also takes ``checks`` (a CheckConfig or its mapping): its look limits."""
     if name == "grounded":
         from vlir.annotate.grounded import GroundedAnnotator, GroundedConfig
+        from vlir.checks import CheckConfig
 
-        return GroundedAnnotator(GroundedConfig.from_dict(config))
+        checks = config.pop("checks", None)  # the look limits are the checks' thresholds
+        if not isinstance(checks, CheckConfig):
+            checks = CheckConfig.from_dict(checks)
+        return GroundedAnnotator(GroundedConfig.from_dict(config), checks)
     if name == "teacher":
         from vlir.annotate.teacher import TeacherAnnotator
         from vlir.annotate.teacher_config import TeacherConfig

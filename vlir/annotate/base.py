@@ -27,6 +27,13 @@ class AnnotationError(Exception):
         self.detail = detail
 
 
+class AnnotatorUnavailable(AnnotationError):
+    """The annotator could not be asked (teacher refused the connection, timed out, answered 5xx
+    or 429 past every retry, or sent something that is no answer at all). Nothing is known about
+    the sample: the build must not store it as a reject, and its task stays unfinished so the next
+    run asks again."""
+
+
 @dataclass(frozen=True)
 class AnnotateInput:
     """What an annotator sees: the sample, its decoded original image (RGB) and the sha256 of the

@@ -24,60 +24,50 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, ClassVar
 
 import vlir
 import math
 
-from vlir import geometry, metrics
+from vlir import geometry, metrics, source_table
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
 from vlir.annotate.gqa_walk import walk_program
 from vlir.annotate.templates import TEMPLATES, Phrases, where
 from vlir.annotate.text_match import LINE_KINDS, WORD_KINDS, find_text, look_box
+from vlir.checks import CheckConfig
+from vlir.config import Config, option
 from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.records import Box, Chain, Look, Provenance, Region, Sample, Step, Think
 
 log = logging.getLogger(__name__)
 
-TEXT_SOURCES = ("textvqa", "docvqa", "infographicsvqa")
+TEXT_SOURCES = source_table.sources_with("grounding", "text")
 DROPPED = "dropped"  # kind of a region outside the image (kept so GQA's index stays valid)
 UNANSWERABLE = frozenset({"unanswerable", "unanswerable question", "no answer"})
 
 
 @dataclass(frozen=True)
-class GroundedConfig:
-    """Settings of the grounded annotator (``annotate`` section of a build config). Geometry limits
-    mirror :class:`vlir.checks.CheckConfig` so its chains pass the checks."""
+class GroundedConfig(Config):
+    """Settings of the grounded annotator (the ``grounded`` section of a build config). The look
+    geometry limits (min side, max area, max looks, redundancy) are not here: they are the checks'
+    thresholds, read from :class:`vlir.checks.CheckConfig`, so the two can never disagree."""
 
-    min_side: float = field(default=28.0, metadata={"help": "Grow look boxes to at least this side (px)."})
-    max_area_ratio: float = field(default=0.9, metadata={
-        "help": "Never look at a region covering more than this share of the image."})
-    max_looks: int = field(default=4, metadata={"help": "Most looks per chain; later ones are skipped."})
-    redundant_iou: float = field(default=0.9, metadata={
-        "help": "Skip a look whose IoU with an earlier look reaches this."})
-    text_match_min: float = field(default=0.8, metadata={
-        "help": "Least normalised Levenshtein similarity for OCR text to count as the answer."})
-    object_pad: float = field(default=0.1, metadata={
-        "help": "Pad object regions by this share of their size on each side (context)."})
-    model_min_pixels: int = field(default=MODEL_PIXELS.min_pixels, metadata={
-        "help": "The build's model view (smart_resize min pixels): looks are snapped outwards to its grid."})
-    model_max_pixels: int = field(default=MODEL_PIXELS.max_pixels, metadata={
-        "help": "The build's model view (smart_resize max pixels): looks are snapped outwards to its grid."})
+    kind: ClassVar[str] = "grounded annotator"
+    section: ClassVar[str] = "grounded"
+
+    text_match_min: float = option(0.8, "Least normalised Levenshtein similarity for OCR text to count "
+                                        "as the answer.", ge=0, le=1)
+    object_pad: float = option(0.1, "Pad object regions by this share of their size on each side "
+                                    "(context).", ge=0)
+    model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The build's model view (smart_resize min "
+                                   "pixels): looks are snapped outwards to its grid.", ge=1)
+    model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The build's model view (smart_resize max "
+                                   "pixels): looks are snapped outwards to its grid.", ge=1)
 
     @property
     def model_budget(self) -> PixelBudget:
         return PixelBudget(self.model_min_pixels, self.model_max_pixels)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "GroundedConfig":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown grounded annotator setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 def sample_rng(sample_id: str) -> random.Random:
@@ -127,10 +117,12 @@ class GroundedAnnotator(Annotator):
 
     name = "grounded"
 
-    def __init__(self, config: GroundedConfig | None = None, **overrides: Any):
+    def __init__(self, config: GroundedConfig | None = None, checks: CheckConfig | None = None,
+                 **overrides: Any):
         base = config or GroundedConfig()
         self.config = GroundedConfig.from_dict({**{f.name: getattr(base, f.name) for f in fields(base)},
                                                 **overrides})
+        self.checks = checks or CheckConfig()  # the look limits: the checks' own thresholds
 
     def provenance(self) -> Provenance:
         return Provenance(annotator=self.name, vlir_version=vlir.__version__, prompt_hash=templates_hash())
@@ -164,11 +156,11 @@ class GroundedAnnotator(Annotator):
     def _looker(self, width: int, height: int) -> Callable[[Box], Box | None]:
         """A ``make_look`` for one chain: pads an object region, enforces the min side, refuses
         regions that fill the image, repeats of an earlier look, and looks past ``max_looks``."""
-        cfg = self.config
+        cfg, lim = self.config, self.checks
         taken: list[Box] = []
 
         def make_look(region: Box) -> Box | None:
-            if len(taken) >= cfg.max_looks:
+            if len(taken) >= lim.max_looks:
                 return None
             core = geometry.clip(region, width, height)
             if core is None:
@@ -176,13 +168,13 @@ class GroundedAnnotator(Annotator):
             pad_x = max(2.0, cfg.object_pad * core.width)
             pad_y = max(2.0, cfg.object_pad * core.height)
             box = geometry.ensure_min_side(geometry.expand(core, pad_x, pad_y, width, height),
-                                           cfg.min_side, width, height)
-            if geometry.area_ratio(box, width, height) > cfg.max_area_ratio:
-                box = geometry.ensure_min_side(core, cfg.min_side, width, height)
-                if geometry.area_ratio(box, width, height) > cfg.max_area_ratio:
+                                           lim.min_side, width, height)
+            if geometry.area_ratio(box, width, height) > lim.max_area_ratio:
+                box = geometry.ensure_min_side(core, lim.min_side, width, height)
+                if geometry.area_ratio(box, width, height) > lim.max_area_ratio:
                     return None
             box = snap_outwards(box, width, height, cfg.model_budget)
-            if any(geometry.iou(box, t) >= cfg.redundant_iou for t in taken):
+            if any(geometry.iou(box, t) >= lim.redundant_iou for t in taken):
                 return None
             taken.append(box)
             return box
@@ -217,12 +209,12 @@ class GroundedAnnotator(Annotator):
         return [first[n][1] for n in order]
 
     def _text(self, sample: Sample, phrases: Phrases, width: int, height: int) -> tuple[list[Step], str]:
-        cfg = self.config
+        cfg, lim = self.config, self.checks
         if not any(r.kind in WORD_KINDS + LINE_KINDS for r in sample.evidence):
             raise AnnotationError("no_evidence", f"{sample.id}: no text regions")
         match, answer = None, ""
         for candidate in self.answer_candidates(sample):
-            if not metrics.is_correct(sample.source, candidate, sample.answers):
+            if not metrics.is_correct(sample.source, candidate, sample.answers, lim.vqa_min, lim.anls_min):
                 continue
             match = find_text(candidate, sample.evidence, sample.question, cfg.text_match_min)
             if match is not None:
@@ -230,9 +222,9 @@ class GroundedAnnotator(Annotator):
                 break
         if match is None:
             raise AnnotationError("no_evidence", f"{sample.id}: no answer found among the image's text")
-        box = snap_outwards(look_box(match, width, height, cfg.min_side, cfg.max_area_ratio),
+        box = snap_outwards(look_box(match, width, height, lim.min_side, lim.max_area_ratio),
                             width, height, cfg.model_budget)
-        if geometry.area_ratio(box, width, height) > cfg.max_area_ratio:
+        if geometry.area_ratio(box, width, height) > lim.max_area_ratio:
             raise AnnotationError("no_evidence", f"{sample.id}: the answer's text fills the image")
         seen = answer
         answer = self._extend(sample, answer)

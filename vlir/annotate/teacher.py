@@ -4,7 +4,7 @@ server running Qwen2.5-VL-72B-Instruct), the way the paper's VLIR chains were wr
 Per sample: one request with the image (padded or ``smart_resize``d within ``image_max_pixels``),
 the question verbatim, the gold answer and, with ``hints``, the evidence boxes; the answer must be
 JSON matching ``teacher_chain.schema.json`` (structured outputs where the server has them, plain
-JSON otherwise). An unusable answer is retried once with the error quoted back, then rejected
+JSON otherwise). An unusable answer is retried once with (a bounded excerpt of) it and the error quoted back, then rejected
 (``teacher_invalid_json`` / ``teacher_schema``). With ``judge`` on, each look's crop (rendered by
 :func:`vlir.crops.render_crop`) is shown with its label and a "no" rejects (``judge_region``).
 
@@ -12,9 +12,10 @@ Built to run for days against a rate-limited API: requests run concurrently unde
 one event loop owned by the annotator (in its own thread, so requests stay in flight while the
 caller checks and writes results); retries live in :mod:`vlir.annotate.teacher_http`; every
 answered request is committed to the SQLite cache at once, so a rerun or a resume after ``kill -9``
-never pays for an answer twice. A per-record failure is an :class:`AnnotationError` in the results;
-only a refused key or unknown model (which would reject every record) raises
-:class:`TeacherFatalError`.
+never pays for an answer twice. A per-record failure is an :class:`AnnotationError` in the results:
+a verdict on the sample (a reject), or :class:`AnnotatorUnavailable` when the endpoint could not be
+reached (the build keeps the sample waiting for a rerun); only a refused key or unknown model
+(which would reject every record) raises :class:`TeacherFatalError`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from typing import Any, Iterable, Iterator
 
 import vlir
-from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
 from vlir.annotate.teacher_cache import TeacherCache, cache_key
 from vlir.annotate.teacher_config import TeacherConfig
 from vlir.annotate.teacher_http import TeacherFatalError, TeacherHTTP
@@ -44,7 +46,9 @@ __all__ = ["TeacherAnnotator", "TeacherConfig", "TeacherFatalError", "merge_stat
 log = logging.getLogger(__name__)
 
 _COUNTERS = ("records", "requests", "retries", "cache_hits", "prompt_tokens", "completion_tokens",
-             "repairs", "judge_requests", "judge_rejections", "structured_fallbacks")
+             "repairs", "judge_requests", "judge_rejections", "structured_fallbacks",
+             "transport_failures", "breaker_fast_fails", "unavailable")
+_PROGRESS_EVERY_S = 30.0  # an INFO line on the teacher's progress at most this often
 
 
 def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +73,7 @@ class TeacherAnnotator(Annotator):
         self._cache = TeacherCache(config.cache_path) if config.cache_path else None
         self._counts: Counter = Counter()
         self._failures: Counter = Counter()
+        self._last_progress = time.monotonic()
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -173,9 +178,23 @@ class TeacherAnnotator(Annotator):
                 await self._judge(item, chain)
             return chain
         except AnnotationError as exc:
+            if isinstance(exc, AnnotatorUnavailable):  # not a verdict: the sample waits for a rerun
+                self._counts["unavailable"] += 1
             self._failures[exc.reason] += 1
             log.debug("teacher rejected %s: %s", item.sample.id, exc)
             return exc
+        finally:
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < _PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        c, http = self._counts, self._http
+        log.info("teacher: %d records, %d requests (%d in flight), %d retries, %d cache hits, "
+                 "%d waiting on the endpoint", c["records"], c["requests"],
+                 http.in_flight if http else 0, c["retries"], c["cache_hits"], c["unavailable"])
 
     async def _chain(self, item: AnnotateInput) -> Chain:
         sample, cfg = item.sample, self.config
@@ -189,7 +208,8 @@ class TeacherAnnotator(Annotator):
             return parse_chain(content, sample, self.budget)
         except ParseError as first:
             self._counts["repairs"] += 1
-            content = await self._ask(repair_request(request, content, str(first)), item.image_sha256)
+            repair = repair_request(request, content, str(first), cfg.repair_excerpt_chars)
+            content = await self._ask(repair, item.image_sha256)
             try:
                 return parse_chain(content, sample, self.budget)
             except ParseError as second:

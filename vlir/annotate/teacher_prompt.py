@@ -33,7 +33,6 @@ from jsonschema.exceptions import best_match
 from PIL import Image
 
 from vlir import geometry
-from vlir.annotate.schema_check import Check, compile_check
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Chain, Look, Sample, Step, Think
 
@@ -77,13 +76,18 @@ def chain_schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def _chain_validator() -> Draft202012Validator:
+    """Built once (the schema checked, its keywords resolved); ~0.2 ms per answer after that
+    (``bench/teacher_throughput.py`` prints the figure)."""
     return Draft202012Validator(chain_schema())
 
 
-@lru_cache(maxsize=None)
-def _chain_check() -> Check | None:
-    """The fast predicate for the chain schema (None if the schema outgrows :mod:`schema_check`)."""
-    return compile_check(chain_schema())
+def schema_error(data: Any) -> str | None:
+    """Why ``data`` breaks the chain schema (the most relevant error, with its path), or None."""
+    error = best_match(_chain_validator().iter_errors(data))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message}"
 
 
 @lru_cache(maxsize=None)
@@ -287,8 +291,15 @@ def chain_request(sample: Sample, image: Image.Image, image_sha256: str, budget:
                           lambda: sent.data_url(image), "teacher_chain", chain_schema())
 
 
-def repair_request(first: TeacherRequest, bad_content: str, error: str) -> TeacherRequest:
-    """The one retry for an unusable answer: the conversation so far plus the error quoted back."""
+def repair_request(first: TeacherRequest, bad_content: str, error: str,
+                   max_chars: int = 2000) -> TeacherRequest:
+    """The one retry for an unusable answer: the conversation so far plus the error quoted back.
+    Only the first ``max_chars`` of the bad answer (and of the error) are quoted: a runaway answer
+    of megabytes is neither sent again nor cached as part of the repair request."""
+    if len(bad_content) > max_chars:
+        bad_content = f"{bad_content[:max_chars]}\n[... {len(bad_content) - max_chars} more characters cut]"
+    if len(error) > max_chars:
+        error = error[:max_chars] + " [...]"
     messages = first.messages + [
         {"role": "assistant", "content": bad_content},
         {"role": "user", "content": template("teacher_repair").substitute(error=error)},
@@ -343,13 +354,9 @@ def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
     clipped here: a box outside the image is the checks' business (``box_in_image``)."""
     sent = SentImage.plan(sample.width, sample.height, budget)
     data = extract_json(text)
-    fast = _chain_check()
-    # jsonschema only for an answer the fast check refuses (for its error message), or if the
-    # schema uses keywords the fast check does not compile
-    error = None if fast is not None and fast(data) else best_match(_chain_validator().iter_errors(data))
+    error = schema_error(data)
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ParseError("teacher_schema", f"at {where}: {error.message}")
+        raise ParseError("teacher_schema", error)
     steps: list[Step] = []
     for i, step in enumerate(data["steps"]):
         if "think" in step:

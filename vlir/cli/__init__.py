@@ -67,6 +67,7 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning usage errors and :class:`BadInput` into one line + exit 2."""
+    from vlir.secrets import redact
     from vlir.sources.base import SourceError
 
     _register()
@@ -77,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None:
             typer.echo(exc.ctx.get_help())
             return 0
-        message = " ".join(exc.format_message().split())
+        message = redact(" ".join(exc.format_message().split()))  # a key typed as a flag value
         typer.echo(f"vlir: error: {message}", err=True)
         return exc.exit_code
     except (BadInput, SourceError) as exc:
-        typer.echo(f"vlir: error: {' '.join(str(exc).split())}", err=True)
+        typer.echo(f"vlir: error: {redact(' '.join(str(exc).split()))}", err=True)
         return 2
     except Exit as exc:
         return exc.exit_code

@@ -9,6 +9,9 @@ import typer
 
 from vlir.cli import app, fail
 
+#: sysexits.h's "temporary failure; the user is invited to retry": samples wait on the teacher
+EX_TEMPFAIL = 75
+
 
 @app.command()
 def build(
@@ -29,21 +32,31 @@ def build(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Teacher: OpenAI-compatible endpoint."),
     model: Optional[str] = typer.Option(None, "--model", help="Teacher: model name."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
-                                              help="Teacher: environment variable holding the API key."),
+                                              help="Teacher: NAME of the environment variable holding the API key "
+                                              "(never the key itself)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Teacher: requests in flight."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: request timeout (s)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: total deadline of one request attempt (s)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
-    from vlir.build import ALL_SOURCES, BuildConfig, Job
+    from vlir.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
     from vlir.executor import run_build
     from vlir.manifest import ManifestError
+    from vlir.secrets import redact
     from vlir.sources.base import get_source
 
     if config is not None and not config.is_file():
         fail(f"--config {config} not found")
     if not root.is_dir():
         fail(f"--root {root} is not a directory")
+    for parent in (out, *out.parents):  # the first one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"--out {out}: {parent} exists and is not a folder")
+            break
+    splits = [s.strip() for s in split.split(",") if s.strip()]
+    if not splits:
+        fail(f"--split {split!r} names no split (e.g. --split val or --split train,val)")
     if shard_index >= num_shards:
         fail(f"--shard-index {shard_index} must be smaller than --num-shards {num_shards}")
     teacher = {k: v for k, v in {"base_url": base_url, "model": model, "api_key_env": api_key_env,
@@ -52,7 +65,7 @@ def build(
         cfg = BuildConfig.from_yaml(config, annotator=annotator, limit=limit, tasks=tasks,
                                     embed_images=embed_images, teacher=teacher or None)
     except (ValueError, TypeError) as exc:
-        fail(f"bad build config: {exc}")
+        fail(f"bad build config: {redact(str(exc))}")
     names = list(ALL_SOURCES) if source == "all" else [source]
     jobs = []
     for name in names:
@@ -60,7 +73,7 @@ def build(
         src_root = root / name if source == "all" else root
         if not src_root.is_dir():
             fail(f"{src_root} not found (with --source all, each source lives in ROOT/<source>)")
-        for sp in [s.strip() for s in split.split(",") if s.strip()]:
+        for sp in splits:
             adapter.check_split(sp)
             jobs.append(Job(name, sp, str(src_root)))
     fatal: tuple[type[BaseException], ...] = (ManifestError,)
@@ -72,7 +85,10 @@ def build(
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
                              shard_index=shard_index, show_progress=progress)
     except fatal as exc:
-        fail(str(exc))
+        fail(redact(str(exc)))
+    except SamplesWaiting as exc:  # a temporary failure: the same command picks up where it stopped
+        typer.echo(f"vlir: {exc}", err=True)
+        raise typer.Exit(EX_TEMPFAIL) from None
     if manifest is None:
         typer.echo(f"shard {shard_index}/{num_shards} done in {out}; run `vlir merge` when all are done")
         return

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
 
 import ijson
+from cachetools import LRUCache
 from PIL import ImageDraw
 
 from vlir.images import safe_path
@@ -164,21 +164,19 @@ def join(base: str, name: str) -> str:
 
 class LRU(Generic[V]):
     """A small least-recently-used cache (per-image OCR documents are shared by the several
-    questions asked about one image, which usually come close together)."""
+    questions asked about one image, which usually come close together): ``cachetools.LRUCache``
+    with a get-or-make."""
 
     def __init__(self, size: int = 64):
         self.size = size
-        self._data: OrderedDict[Hashable, V] = OrderedDict()
+        self._data: LRUCache[Hashable, V] = LRUCache(maxsize=size)
 
     def get(self, key: Hashable, make: Callable[[], V]) -> V:
-        if key in self._data:
-            self._data.move_to_end(key)
-            return self._data[key]
-        value = make()
-        self._data[key] = value
-        if len(self._data) > self.size:
-            self._data.popitem(last=False)
-        return value
+        try:
+            return self._data[key]  # a hit also marks the key as recently used
+        except KeyError:
+            value = self._data[key] = make()
+            return value
 
 
 def load_ocr_json(path: Path) -> Any:

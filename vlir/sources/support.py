@@ -10,9 +10,10 @@ rather than a sample with a made-up size that the build would reject later anywa
 from __future__ import annotations
 
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 
+from cachetools import LRUCache
 from PIL import Image, UnidentifiedImageError
 
 from vlir.geometry import clip, from_xywh
@@ -32,18 +33,13 @@ class ImageFiles:
     def __init__(self, root: Path, cache_size: int = 65536):
         self.root = Path(root)
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, bool], tuple[int, int] | ImageError] = OrderedDict()
+        self._cache: LRUCache[tuple[str, bool], tuple[int, int] | ImageError] = LRUCache(maxsize=cache_size)
 
     def _lookup(self, relative: str, need_size: bool) -> tuple[int, int]:
         key = (relative, need_size)
-        hit = self._cache.get(key)
+        hit = self._cache.get(key)  # a hit also marks the key as recently used
         if hit is None:
-            hit = self._probe(relative, need_size)
-            self._cache[key] = hit
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+            hit = self._cache[key] = self._probe(relative, need_size)
         if isinstance(hit, ImageError):
             raise hit
         return hit

@@ -1,27 +1,23 @@
 """A loopback HTTP server that speaks OpenAI's ``POST /v1/chat/completions``, for tests and benches.
 
-It is a real server on 127.0.0.1 (threads, HTTP/1.1 keep-alive), so the teacher annotator is
-exercised through the official ``openai`` client exactly as against GPT-4o or vLLM: status codes,
-``Retry-After``, timeouts and dropped connections included. Behaviour is scripted:
+A real server on 127.0.0.1 (threads, HTTP/1.1 keep-alive), so the teacher annotator is exercised
+through the official ``openai`` client exactly as against GPT-4o or vLLM. Behaviour is scripted:
 
 * :meth:`FakeOpenAIServer.script` — requests whose text contains a substring get the listed
   actions in turn (the last one repeats): :class:`Reply`, :class:`Status` (429 with Retry-After,
   500...), :class:`Hang` (no answer until the client gives up), :class:`Drop` (close the socket),
-  :class:`Default` (what the responder would say);
+  :class:`Default` (what the responder would say), and the faults of
+  :mod:`vlir.testing.openai_faults` (:class:`Drip`, :class:`Html`, :class:`Huge`);
 * otherwise the ``responder`` decides (default :func:`echo_chain_responder`: a valid chain built
   from the hint boxes and the gold answer found in the prompt);
-* ``latency_s`` delays every answer; :meth:`hold` freezes the server: every request not yet
-  answered (new ones, and those already waiting out their latency) is parked until
+* ``latency_s`` delays every answer; :meth:`hold` parks every request not yet answered until
   :meth:`release`, which may abandon them (how a test freezes the server before it kills a client).
 
-It counts everything: requests received, requests answered with 200 per request body
-(:meth:`answered_keys`), so a test can prove that nothing was asked twice. "Answered" means the
-whole response was written to a client still connected: a request whose client hung up (killed,
-timed out) before the answer left is logged as unanswered, as a real server that aborts on
-disconnect (vLLM) would not have done the work either.
+It counts requests received and those answered with 200 per request body (:meth:`answered_keys`),
+so a test can prove nothing was asked twice. "Answered" means the whole response reached a client
+still connected (as vLLM, which aborts on disconnect, would count it).
 
-Run standalone (the bench does): ``python -m vlir.testing.openai_server --latency-ms 200`` prints
-the base URL on its first line and serves until stdin closes or it is terminated.
+Standalone (the bench): ``python -m vlir.testing.openai_server --latency-ms 200`` prints its URL.
 """
 
 from __future__ import annotations
@@ -39,6 +35,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
+from vlir.testing.openai_faults import FAULTS, Cut, Drip, Drop, Fault, Hang, Html, Huge
+from vlir.testing.openai_faults import refused_url, status_of, write_fault
+
+__all__ = ["Cut", "Default", "Drip", "Drop", "FakeOpenAIServer", "Hang", "Html", "Huge", "Reply", "Status",
+           "echo_chain_responder", "refused_url"]
 
 @dataclass(frozen=True)
 class Reply:
@@ -59,23 +60,11 @@ class Status:
 
 
 @dataclass(frozen=True)
-class Hang:
-    """Read the request, then answer nothing for ``seconds`` (or until the server stops)."""
-
-    seconds: float = 60.0
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Close the connection without an answer."""
-
-
-@dataclass(frozen=True)
 class Default:
     """Answer as the responder would (ends a script: ``Status(500), Default()``)."""
 
 
-Action = Union[Reply, Status, Hang, Drop, Default]
+Action = Union[Reply, Status, Hang, Drop, Default, Fault]
 Responder = Callable[[dict[str, Any]], Union[Action, str]]
 
 
@@ -180,6 +169,11 @@ class FakeOpenAIServer:
         """Requests whose text contains ``match`` get ``actions`` in order; the last repeats."""
         with self._lock:
             self._rules.append(_Rule(match, list(actions)))
+
+    def unscript(self) -> None:
+        """Forget every script: the server is well again (an outage is over)."""
+        with self._lock:
+            self._rules.clear()
 
     def hold(self) -> None:
         """Park every request not yet answered (it is counted, and stays waiting) until
@@ -303,14 +297,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         try:
-            self._send(*answer)
+            if isinstance(answer, FAULTS):
+                write_fault(self, answer, body.get("model") or fake.model, fake._stopping)
+            else:
+                self._send(*answer)
         except OSError:  # the client hung up while the answer was going out: it never read it
             with fake._lock:
                 entry.status = None
             self.close_connection = True
 
     def _answer(self, fake: FakeOpenAIServer, body: dict[str, Any], text: str,
-                entry: RequestLog) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+                entry: RequestLog) -> tuple[int, dict[str, Any], dict[str, str]] | Fault | None:
         """What to send back (None: close the connection without an answer)."""
         if fake.latency_s:
             fake._stopping.wait(fake.latency_s)
@@ -321,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(action, Hang):
                 fake._stopping.wait(action.seconds)
             return None
+        if isinstance(action, FAULTS):
+            return action if self._commit(fake, entry, status_of(action)) else None
         if isinstance(action, Status):
             if not self._commit(fake, entry, action.code):
                 return None

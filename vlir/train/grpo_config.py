@@ -107,7 +107,7 @@ class GRPOConfig(RecipeConfig):
     resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
     plot: bool = _f(True, "Write rewards.png next to metrics.jsonl.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> list[str]:
         problems = []
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -144,8 +144,7 @@ class GRPOConfig(RecipeConfig):
                 problems.append("rewards is empty: list at least one reward")
         except (TypeError, ValueError, AttributeError) as exc:
             problems.append(f"rewards: {exc}")
-        if problems:
-            raise ValueError("invalid GRPO config: " + "; ".join(problems))
+        return problems
 
     def reward_specs(self) -> list[RewardSpec]:
         """The ``rewards`` list as :class:`RewardSpec` objects (names are resolved at setup)."""

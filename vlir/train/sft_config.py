@@ -86,7 +86,7 @@ class SFTConfig(RecipeConfig):
     resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
     plot: bool = _f(True, "Write loss.png next to metrics.jsonl.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> list[str]:
         problems = []
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -116,5 +116,4 @@ class SFTConfig(RecipeConfig):
             problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
         if not self.deepspeed:
             problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
-        if problems:
-            raise ValueError("invalid SFT config: " + "; ".join(problems))
+        return problems

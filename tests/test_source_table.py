@@ -1,0 +1,39 @@
+"""The per-source table (vlir/source_table.py) is the one home of each source's metric, answer
+threshold and build default; it must agree with what vlir.metrics computes."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+
+import pytest
+
+from vlir import metrics, source_table
+from vlir.build import ALL_SOURCES
+from vlir.checks import CheckConfig
+
+
+def test_doctest():
+    assert doctest.testmod(source_table).failed == 0
+
+
+@pytest.mark.parametrize("source", sorted(source_table.TABLE))
+def test_each_row_names_a_metric_and_a_checks_threshold(source):
+    row = source_table.rule(source)
+    # "mc_letter" names the option-letter match (metrics.mc_letter extracts the letter)
+    metric = metrics._mc_match if row.metric == "mc_letter" else getattr(metrics, row.metric)
+    assert row.threshold is None or row.threshold in {f.name for f in dataclasses.fields(CheckConfig)}
+    # the metrics' own dispatch scores with the function the table names (a near miss tells
+    # ANLS, VQA accuracy and exact match apart)
+    pred, golds = {"vsr": ("true", ["True"]), "m3cot": ("(B)", ["B"]),
+                   "chartqa": ("12.3", ["12"])}.get(source, ("stop sgn", ["stop sign", "stop sgn"]))
+    expected = metric(pred, golds) if row.threshold else float(any(metric(pred, g) for g in golds))
+    assert metrics.score(source, pred, golds) == expected
+
+
+def test_build_and_grounded_read_the_table():
+    from vlir.annotate.grounded import TEXT_SOURCES
+
+    assert ALL_SOURCES == source_table.build_all_sources() == ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
+    assert set(TEXT_SOURCES) == {"textvqa", "docvqa", "infographicsvqa"}
+    assert source_table.metric_name("synth") == "exact_match" and source_table.answer_threshold("gqa") is None

@@ -1,0 +1,69 @@
+"""One row per source: how its answers are scored, which threshold makes an answer right, how the
+grounded annotator finds its looks, and whether ``vlir build --source all`` builds it.
+
+Before this table the facts lived in four places (the eval's metric names, the metrics' dispatch,
+the build's source list, the grounded annotator's text sources) and could drift. Read them here:
+
+>>> metric_name("docvqa"), answer_threshold("textvqa"), "m3cot" in build_all_sources()
+('anls', 'vqa_min', False)
+
+The metric names are those the eval reports, the functions of :mod:`vlir.metrics` (``vqa_accuracy``,
+``anls``, ...; ``mc_letter`` is the option-letter match built on :func:`vlir.metrics.mc_letter`); an
+answer threshold names a :class:`vlir.checks.CheckConfig` field (the thresholds' one home). A
+source not in the table (``synth``) is scored by exact match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceRule:
+    """What vlir knows about one source's answers (see the module docstring)."""
+
+    metric: str                      #: function of vlir.metrics that scores a prediction
+    threshold: str | None            #: CheckConfig field a score must reach (None: a match, 1.0)
+    grounding: str                   #: how the grounded annotator looks: program, text, relation, regions
+    build_all: bool                  #: built by ``vlir build --source all``
+
+
+TABLE: dict[str, SourceRule] = {
+    "textvqa": SourceRule("vqa_accuracy", "vqa_min", "text", True),
+    "docvqa": SourceRule("anls", "anls_min", "text", True),
+    "gqa": SourceRule("exact_match", None, "program", True),
+    "infographicsvqa": SourceRule("anls", "anls_min", "text", True),
+    "vsr": SourceRule("vsr_match", None, "relation", True),
+    "m3cot": SourceRule("mc_letter", None, "regions", False),
+    "chartqa": SourceRule("relaxed_accuracy", None, "none", False),
+}
+
+#: the metric of a source that is not in the table
+FALLBACK_METRIC = "exact_match"
+
+
+def rule(source: str) -> SourceRule | None:
+    return TABLE.get(source)
+
+
+def metric_name(source: str) -> str:
+    """The name of the source's metric (a :mod:`vlir.metrics` function)."""
+    row = TABLE.get(source)
+    return row.metric if row else FALLBACK_METRIC
+
+
+def answer_threshold(source: str) -> str | None:
+    """The :class:`vlir.checks.CheckConfig` field an answer's score must reach, or None when the
+    answer must match a reference outright."""
+    row = TABLE.get(source)
+    return row.threshold if row else None
+
+
+def build_all_sources() -> tuple[str, ...]:
+    """The sources ``vlir build --source all`` builds, in build order."""
+    return tuple(name for name, row in TABLE.items() if row.build_all)
+
+
+def sources_with(attribute: str, value: object) -> tuple[str, ...]:
+    """The sources whose rule has ``attribute == value`` (``sources_with("grounding", "text")``)."""
+    return tuple(name for name, row in TABLE.items() if getattr(row, attribute) == value)

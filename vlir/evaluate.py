@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from vlir import geometry, metrics
+from vlir import geometry, metrics, source_table
 from vlir.records import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,15 +35,12 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 SCORES = "scores.json"
 
-METRIC_NAMES = {"textvqa": "vqa_accuracy", "docvqa": "anls", "infographicsvqa": "anls", "gqa": "gqa_accuracy",
-                "vsr": "vsr_match", "m3cot": "mc_letter", "chartqa": "relaxed_accuracy"}
-FALLBACK_METRIC = "exact_match"
-
 Item = tuple[Sample, "Image.Image"]
 
 
 def metric_name(source: str) -> str:
-    return METRIC_NAMES.get(source, FALLBACK_METRIC)
+    """The metric ``vlir eval`` reports for ``source`` (:func:`vlir.source_table.metric_name`)."""
+    return source_table.metric_name(source)
 
 
 def score_answer(source: str, pred: str | None, answers: Iterable[str]) -> float:
@@ -55,7 +52,7 @@ def score_answer(source: str, pred: str | None, answers: Iterable[str]) -> float
     answers = list(answers)
     if pred is None or not answers:
         return 0.0
-    if source in METRIC_NAMES:
+    if source_table.rule(source) is not None:
         official = not (source == "textvqa" and len(answers) != 10)
         return float(metrics.score(source, pred, answers, official=official))
     return float(any(metrics.exact_match(pred, a) for a in answers))

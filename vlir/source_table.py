@@ -6,9 +6,12 @@ the build's source list, the grounded annotator's text sources) and could drift.
 
 >>> metric_name("docvqa"), answer_threshold("textvqa"), "m3cot" in build_all_sources()
 ('anls', 'vqa_min', False)
+>>> metric_name("gqa"), lenient_metric_name("gqa")
+('gqa_accuracy', 'exact_match')
 
-The metric names are those the eval reports, the functions of :mod:`vlir.metrics` (``vqa_accuracy``,
-``anls``, ...; ``mc_letter`` is the option-letter match built on :func:`vlir.metrics.mc_letter`); an
+The metric names are functions of :mod:`vlir.metrics`: ``metric`` the official one the eval reports
+(``vqa_accuracy``, ``anls``, ``gqa_accuracy``, ...), ``lenient`` the rule checks and rewards use
+(``mc_letter`` is the option-letter match :func:`vlir.metrics.mc_match`); an
 answer threshold names a :class:`vlir.checks.CheckConfig` field (the thresholds' one home). A
 source not in the table (``synth``) is scored by exact match.
 """
@@ -22,20 +25,21 @@ from dataclasses import dataclass
 class SourceRule:
     """What vlir knows about one source's answers (see the module docstring)."""
 
-    metric: str                      #: function of vlir.metrics that scores a prediction
+    metric: str                      #: the official metric ``vlir eval`` reports (a vlir.metrics function)
+    lenient: str                     #: the lenient rule checks, annotators and rewards use
     threshold: str | None            #: CheckConfig field a score must reach (None: a match, 1.0)
     grounding: str                   #: how the grounded annotator looks: program, text, relation, regions
     build_all: bool                  #: built by ``vlir build --source all``
 
 
 TABLE: dict[str, SourceRule] = {
-    "textvqa": SourceRule("vqa_accuracy", "vqa_min", "text", True),
-    "docvqa": SourceRule("anls", "anls_min", "text", True),
-    "gqa": SourceRule("exact_match", None, "program", True),
-    "infographicsvqa": SourceRule("anls", "anls_min", "text", True),
-    "vsr": SourceRule("vsr_match", None, "relation", True),
-    "m3cot": SourceRule("mc_letter", None, "regions", False),
-    "chartqa": SourceRule("relaxed_accuracy", None, "none", False),
+    "textvqa": SourceRule("vqa_accuracy", "vqa_accuracy_lenient", "vqa_min", "text", True),
+    "docvqa": SourceRule("anls", "anls_lenient", "anls_min", "text", True),
+    "gqa": SourceRule("gqa_accuracy", "exact_match", None, "program", True),
+    "infographicsvqa": SourceRule("anls", "anls_lenient", "anls_min", "text", True),
+    "vsr": SourceRule("vsr_match", "vsr_match", None, "relation", True),
+    "m3cot": SourceRule("mc_letter", "mc_letter", None, "regions", False),
+    "chartqa": SourceRule("relaxed_accuracy", "relaxed_accuracy", None, "none", False),
 }
 
 #: the metric of a source that is not in the table
@@ -47,9 +51,17 @@ def rule(source: str) -> SourceRule | None:
 
 
 def metric_name(source: str) -> str:
-    """The name of the source's metric (a :mod:`vlir.metrics` function)."""
+    """The name of the source's official metric, the one ``vlir eval`` reports (a
+    :mod:`vlir.metrics` function: the published tables' rule)."""
     row = TABLE.get(source)
     return row.metric if row else FALLBACK_METRIC
+
+
+def lenient_metric_name(source: str) -> str:
+    """The name of the lenient rule the build checks, the grounded annotator and the rewards use
+    (:func:`vlir.metrics.score` without ``official``)."""
+    row = TABLE.get(source)
+    return row.lenient if row else FALLBACK_METRIC
 
 
 def answer_threshold(source: str) -> str | None:

@@ -65,32 +65,25 @@ def score(source: str, pred: str, answers: Sequence[str], official: bool = False
     (needs the ten human answers), :func:`anls`, :func:`gqa_accuracy` against any reference;
     vsr, m3cot and chartqa as above.
     """
-    if source == "textvqa":
-        return (vqa_accuracy if official else vqa_accuracy_lenient)(pred, answers)
-    if source in ("docvqa", "infographicsvqa"):
-        return (anls if official else anls_lenient)(pred, answers)
-    if source == "gqa":
-        if official:
-            return max((gqa_accuracy(pred, a) for a in answers), default=0.0)
-        match = exact_match
-    elif source == "vsr":
-        match = vsr_match
-    elif source == "m3cot":
-        match = mc_match
-    elif source == "chartqa":
-        match = relaxed_accuracy
-    else:
+    from vlir import source_table
+
+    row = source_table.rule(source)
+    if row is None:
         raise ValueError(f"no metric for source {source!r}; known: {', '.join(SOURCES)}")
-    return float(any(match(pred, a) for a in answers))
+    name = row.metric if official else row.lenient
+    fn = mc_match if name == "mc_letter" else globals()[name]
+    if row.threshold is not None:  # graded metrics take every reference at once
+        return fn(pred, answers)
+    return float(max((fn(pred, a) for a in answers), default=0.0))
 
 
 def is_correct(source: str, pred: str, answers: Sequence[str], vqa_min: float = VQA_MIN,
                anls_min: float = ANLS_MIN) -> bool:
-    """Whether a prediction counts as correct by the lenient :func:`score`: VQA accuracy >=
-    ``vqa_min`` (textvqa), ANLS >= ``anls_min`` (docvqa, infographicsvqa), a match otherwise."""
+    """Whether a prediction counts as correct by the lenient :func:`score`: at least the source's
+    threshold from :mod:`vlir.source_table` (VQA accuracy >= ``vqa_min`` for textvqa, ANLS >=
+    ``anls_min`` for docvqa/infographicsvqa), a match otherwise."""
+    from vlir import source_table
+
     value = score(source, pred, answers)
-    if source == "textvqa":
-        return value >= vqa_min
-    if source in ("docvqa", "infographicsvqa"):
-        return value >= anls_min
-    return value >= 1.0
+    threshold = source_table.answer_threshold(source)
+    return value >= {"vqa_min": vqa_min, "anls_min": anls_min, None: 1.0}[threshold]

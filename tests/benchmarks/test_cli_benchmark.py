@@ -87,3 +87,25 @@ def test_tiny_model_end_to_end(name, tmp_path, scripted):
     assert scores["scores"]["n"] == 3 or name == "treebench"
     assert (out / "scores.png").is_file() and (out / "index.html").is_file()
     assert list((out / "html").glob("*/crop_1.png"))
+
+
+@pytest.mark.parametrize("name", ["mmvp", "cvbench", "mathvista", "scienceqa_img"])
+def test_tiny_model_end_to_end_other_benchmarks(name, tmp_path, scripted):
+    """The four benchmarks whose ground truth is not always a letter: the same engine run, and
+    each row's score is the benchmark's own rule applied to the logged response."""
+    from tests.rollout_helpers import tiny_dir
+    from vlir.benchmarks import base, runner
+
+    root, out = tmp_path / "data", tmp_path / "out"
+    assert main(["eval", "--benchmark", name, "--write-sample", str(root)]) == 0
+    assert main(["eval", "--benchmark", name, "--root", str(root), "--model", str(tiny_dir()), "--out", str(out),
+                 "--limit", "3", "--batch-size", "3", "--max-new-tokens", "120"]) == 0
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    bench = base.get(name)
+    assert len(rows) == 3
+    for r in rows:
+        assert r["crops"] == 1 and r["parsed_answer"] == "A", r["response"]
+        item = runner.item_from_json(r["id"], r["item"])
+        assert r["score"] == runner.score_row(bench, item, r["response"], [])["score"]
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["protocol"]["name"] == "vlmr3" and scores["benchmark"] == name

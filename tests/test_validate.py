@@ -37,7 +37,7 @@ def test_edited_shard_same_size(vlir_output):
 
 
 def test_missing_shard(vlir_output):
-    (vlir_output / "gqa/val/rejects-00000.parquet").unlink()
+    (vlir_output / "rejects/gqa/val/rejects-00000.parquet").unlink()
     msgs = _reasons(validate_output(vlir_output))
     assert any("rejects-00000.parquet" in m and "missing" in m for m in msgs)
 
@@ -51,7 +51,7 @@ def test_row_breaking_schema_is_named(vlir_output):
     rows[4]["crops"] = []  # a look without its crop
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), p)
     # re-stamp the checksums so only the row problems remain
-    stats = vlir_output / "gqa/val/stats/00000.json"
+    stats = vlir_output / ".vlir/gqa/val/stats/00000.json"
     s = json.loads(stats.read_text())
     for shard in s["shards"]:
         f = vlir_output / shard["path"]

@@ -27,13 +27,13 @@ from typing import Any, Iterator
 
 import yaml
 
-from vlir import geometry, images
+from vlir import geometry, images, layout
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
 from vlir.manifest import completion_marker, stats_path
 from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
-from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
+from vlir.shards import ShardWriter, atomic_write_json
 from vlir.sources.base import get_source
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ class Task:
         from vlir.checks import CheckConfig
 
         self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
-        self.split_dir = self.out / job.source / job.split
+        self.split_dir = layout.split_dir(self.out, job.source, job.split)
+        self.rejects_dir = layout.split_dir(self.out, job.source, job.split, rejects=True)
         self.check_config = CheckConfig(**cfg.checks)
         self.annotator = make_annotator(cfg, self.out)
         self.provenance = self.annotator.provenance()
@@ -212,9 +213,10 @@ class Task:
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
         """Open and verify the image; a failure becomes a reject record."""
         try:
+            # messages name the path under the source root: no local absolute path in the rejects
             path = images.safe_path(Path(self.job.root), sample.image)
-            data = images.read_image_bytes(path)
-            image = images.decode_image(data, str(path), self.cfg.max_image_pixels)
+            data = images.read_image_bytes(path, sample.image)
+            image = images.decode_image(data, sample.image, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             return self._reject(sample, (exc.reason,), detail=str(exc))
         if image.size != (sample.width, sample.height):
@@ -230,6 +232,13 @@ class Task:
             sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
                       reasons=reasons, image_sha256=sha)
+
+    def _duplicate(self, item: Sample | Invalid) -> Record:
+        detail = f"id {item.id} appeared earlier in this split; the first record keeps it"
+        if isinstance(item, Invalid):
+            return Record.from_invalid(dataclasses.replace(item, reason="duplicate_id", detail=detail),
+                                       self.provenance)
+        return self._reject(item, ("duplicate_id",), detail=detail)
 
     def _finish(self, item: AnnotateInput, result) -> Record:
         from vlir.checks import run_checks
@@ -258,10 +267,15 @@ class Task:
         return Chain(steps, chain.answer)
 
     def run(self, progress=None) -> None:
-        self.split_dir.mkdir(parents=True, exist_ok=True)
-        accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
-        rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
+        src, split, tmp = self.job.source, self.job.split, layout.temp_dir(self.out)
+        accepted = ShardWriter(self.out / layout.shard_rel(src, split, self.task), self.cfg.row_group_rows, tmp)
+        rejected = ShardWriter(self.out / layout.shard_rel(src, split, self.task, rejects=True),
+                               self.cfg.row_group_rows, tmp)
         self._image_bytes: dict[str, bytes] = {}
+        # Duplicate native ids: the first keeps the id, later ones become `duplicate_id` rejects.
+        # Tasks partition by the id's hash, so all copies of an id meet in one task, in stream order:
+        # the choice is deterministic and matches `vlir validate` (accepted ids unique per output).
+        seen_ids: set[str] = set()
         # Records leave in input order whatever the annotator's timing: `order` holds finished
         # records and placeholders (ints) for items still being annotated.
         order: deque[Record | int] = deque()
@@ -281,8 +295,12 @@ class Task:
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
-                prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
-                            else self._prepare(item))
+                if item.id in seen_ids:
+                    prepared = self._duplicate(item)
+                else:
+                    seen_ids.add(item.id)
+                    prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
+                                else self._prepare(item))
                 if isinstance(prepared, Record):
                     order.append(prepared)
                     drain()

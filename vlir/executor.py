@@ -1,33 +1,74 @@
 """Runs build tasks: in this process or a pool of forked workers, skipping finished ones, with a
-progress bar fed by shared counters; writes the manifest once every task of the build is done.
+progress bar fed by shared counters and an INFO line per finished task; writes the manifest once
+every task of the build is done.
 
 A task (:class:`vlir.build.Task`) does not know how it runs: the executor hands it nothing but its
 partition, as datatrove's executors do.
+
+Stopping: the build holds ``OUT/.vlir/lock`` (:mod:`vlir.lock`). Workers ignore SIGINT, so Ctrl-C
+reaches only this process, which terminates the workers at once (the pool would otherwise hand
+each queued task to a worker and run them all), drops the temp files of the tasks cut short and
+raises :class:`BuildInterrupted`; SIGTERM does the same. Unfinished tasks have no completion
+marker, so the same command resumes them and ends byte-identical to an uninterrupted build. A full
+disk is a :class:`DiskFull` naming OUT and the space needed, after the same clean-up.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import multiprocessing as mp
+import shutil
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from vlir import layout
 from vlir.build import BuildConfig, Job, Task
+from vlir.lock import OutputLock
 from vlir.manifest import task_done, write_build_info, write_manifest
 
 log = logging.getLogger(__name__)
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOISY_LOGGERS = ("httpx", "httpcore", "openai")  # one INFO line per HTTP request
+
+
+class BuildInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the build; rerunning the same command resumes it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class DiskFull(Exception):
+    """The output's filesystem ran out of space (or the file size limit was hit)."""
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise BuildInterrupted(signum)
+
 
 # ---------------------------------------------------------------------------------------------
 
 _COUNTERS: tuple[Any, Any] | None = None
 
 
-def _init_worker(counters) -> None:
+def _init_worker(counters, level: int = logging.INFO) -> None:
+    """In each worker: Ctrl-C is the parent's to handle, SIGTERM kills (the parent cleans up), and
+    logging runs at the parent's level (``-v`` reaches the workers)."""
     global _COUNTERS
     _COUNTERS = counters
-    logging.getLogger().setLevel(logging.WARNING)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logging.getLogger().setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 def _bump(accepted: bool) -> None:
@@ -54,9 +95,63 @@ def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
 def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, num_shards: int = 1,
               shard_index: int = 0, show_progress: bool = True) -> dict[str, Any] | None:
     """Run every unfinished task; write the manifest when the whole build is complete
-    (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it)."""
+    (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it).
+    Raises :class:`vlir.lock.OutputLocked`, :class:`BuildInterrupted`, :class:`DiskFull`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    try:
+        with OutputLock(out):
+            _clear_temp(out)  # left by a build that was killed (-9) before it could clean up
+            try:
+                return _run_locked(cfg, jobs, out, workers, num_shards, shard_index, show_progress)
+            except KeyboardInterrupt:
+                raise BuildInterrupted(signal.SIGINT) from None
+            except OSError as exc:
+                if exc.errno in DISK_FULL_ERRNOS:
+                    raise DiskFull(_disk_full_message(cfg, jobs, out, exc)) from None
+                raise
+            finally:
+                _clear_temp(out)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _clear_temp(out: Path) -> None:
+    shutil.rmtree(layout.temp_dir(out), ignore_errors=True)
+
+
+def _disk_full_message(cfg: BuildConfig, jobs: list[Job], out: Path, exc: OSError) -> str:
+    """One line: OUT, the free space, and an estimate of what the unfinished tasks need (the mean
+    shard bytes of the finished tasks times the unfinished ones)."""
+    free = shutil.disk_usage(out).free
+    done_bytes, done, left = 0, 0, 0
+    for job in jobs:
+        for t in range(cfg.tasks):
+            path = layout.stats_path(out, job.source, job.split, t)
+            if task_done(out, job.source, job.split, t):
+                try:
+                    done_bytes += sum(s["bytes"] for s in json.loads(path.read_text())["shards"])
+                    done += 1
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+            else:
+                left += 1
+    need = (f"about {_mb(done_bytes / done * left)} more for the {left} unfinished task(s)" if done
+            else f"more than the {_mb(free)} free")
+    what = "file size limit reached" if exc.errno == errno.EFBIG else "disk full"
+    return (f"{out}: {what} ({exc.strerror}); {_mb(free)} free, {need}; free space and rerun the same "
+            "command to resume")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int, num_shards: int,
+                shard_index: int, show_progress: bool) -> dict[str, Any] | None:
     write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
@@ -74,19 +169,36 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
             bar.set_postfix(accepted=a, rejected=r, refresh=False)
             bar.refresh()
 
+    finished = 0
+
+    def task_finished(key: str, task: int) -> None:
+        nonlocal finished
+        finished += 1
+        n = counters[0].value + counters[1].value
+        rate = n / max(time.monotonic() - start, 1e-9)
+        log.info("build: %s task %d done; %d/%d task(s), %d record(s) (%d accepted), %.1f records/s",
+                 key, task, finished, len(todo), n, counters[0].value, rate)
+
     if workers <= 1:
-        _init_worker(counters)
+        global _COUNTERS
+        _COUNTERS = counters
         for job, task in todo:
             Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
+            task_finished(job.key, task)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(counters,)) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(counters, logging.getLogger().getEffectiveLevel()))
+        try:
             pending = {pool.submit(_run_task, cfg, job, task, str(out)) for job, task in todo}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in done:
-                    f.result()  # re-raise a worker's exception
+                    task_finished(*f.result())  # re-raises a worker's exception
                 refresh()
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     refresh()
     if bar is not None:
         bar.close()
@@ -95,6 +207,21 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
     if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
         return write_manifest(out)
     return None
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop now: cancel queued tasks and terminate running workers (their tasks stay incomplete;
+    the caller removes their temp files)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _warm_imports(cfg: BuildConfig) -> None:

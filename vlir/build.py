@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import count, islice
@@ -267,6 +268,7 @@ class Task:
         return Chain(steps, chain.answer)
 
     def run(self, progress=None) -> None:
+        log.debug("task %s %d: start (pid %d)", self.job.key, self.task, os.getpid())
         src, split, tmp = self.job.source, self.job.split, layout.temp_dir(self.out)
         accepted = ShardWriter(self.out / layout.shard_rel(src, split, self.task), self.cfg.row_group_rows, tmp)
         rejected = ShardWriter(self.out / layout.shard_rel(src, split, self.task, rejects=True),
@@ -334,7 +336,7 @@ class Task:
             # task 0 carries them (it always exists), or the manifest's sums would count them N times
             "stats": dict(sorted((self.stats + (self.source_stats if self.task == 0 else Counter())).items())),
             "annotator_stats": self.annotator.stats(), "shards": shards,
-        })
+        }, tmp_dir=tmp)
         marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()

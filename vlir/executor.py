@@ -139,8 +139,8 @@ def _disk_full_message(cfg: BuildConfig, jobs: list[Job], out: Path, exc: OSErro
                     pass
             else:
                 left += 1
-    need = (f"about {_mb(done_bytes / done * left)} more for the {left} unfinished task(s)" if done
-            else f"more than the {_mb(free)} free")
+    need = (f"the {left} unfinished task(s) need about {_mb(done_bytes / done * left)}" if done
+            else "no task finished yet to estimate what the build needs")
     what = "file size limit reached" if exc.errno == errno.EFBIG else "disk full"
     return (f"{out}: {what} ({exc.strerror}); {_mb(free)} free, {need}; free space and rerun the same "
             "command to resume")
@@ -222,6 +222,9 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
         if p.is_alive():
             p.kill()
             p.join()
+    # let the pool's manager thread see the dead workers and finish, or its exit hook writes to a
+    # closed wake-up pipe at interpreter exit (a traceback after the one-line message)
+    pool.shutdown(wait=True)
 
 
 def _warm_imports(cfg: BuildConfig) -> None:

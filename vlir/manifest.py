@@ -172,7 +172,8 @@ def merge(target: Path, others: list[Path]) -> dict[str, Any]:
                 tmp.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, tmp)
                 os.replace(tmp, dest)
-            atomic_write_json(stats_path(target, s["source"], s["split"], s["task"]), s)
+            atomic_write_json(stats_path(target, s["source"], s["split"], s["task"]), s,
+                              tmp_dir=layout.temp_dir(target))
             marker = completion_marker(target, s["source"], s["split"], s["task"])
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()

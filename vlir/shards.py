@@ -84,11 +84,16 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename."""
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file (beside it, or in ``tmp_dir`` on the same
+    filesystem: a build's ``.vlir/tmp``, cleared when a build starts or stops) + fsync + rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if tmp_dir is None:
+        tmp = path.with_name(path.name + ".tmp")
+    else:
+        Path(tmp_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tmp_dir) / f"{hashlib.sha1(str(path).encode()).hexdigest()[:12]}-{path.name}.tmp"
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -96,8 +101,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+def atomic_write_json(path: Path, obj: Any, tmp_dir: Path | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(),
+                       tmp_dir)
 
 
 class ShardWriter:

@@ -204,11 +204,11 @@ class Corpus:
     def splits(self) -> list[tuple[str, str]]:
         return sorted((v["source"], v["split"]) for v in self.manifest.get("splits", {}).values())
 
-    def split_dir(self, source: str, split: str, rejects: bool = False) -> Path:
+    def split_dir(self, source: str, split: str, *, rejects: bool = False) -> Path:
         return layout.split_dir(self.out, source, split, rejects)
 
     def records(self, source: str, split: str, rejects: bool = False) -> Iterator[Record]:
-        return read_records(self.split_dir(source, split, rejects), REJECTS_PREFIX if rejects else PART_PREFIX)
+        return read_records(self.split_dir(source, split, rejects=rejects), REJECTS_PREFIX if rejects else PART_PREFIX)
 
     def root(self, source: str) -> Path | None:
         root = self.manifest.get("roots", {}).get(source)

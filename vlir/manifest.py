@@ -148,7 +148,15 @@ def write_manifest(out: Path) -> dict[str, Any]:
 def merge(target: Path, others: list[Path]) -> dict[str, Any]:
     """Bring other machines' task outputs into ``target`` (copying shards, stats and markers it
     lacks) and write the one manifest over all of them."""
+    from vlir.lock import OutputLock
+
     target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    with OutputLock(target):  # no build (or other merge) writes into it meanwhile
+        return _merge_locked(target, others)
+
+
+def _merge_locked(target: Path, others: list[Path]) -> dict[str, Any]:
     for other in map(Path, others):
         if other.resolve() == target.resolve():
             continue

@@ -107,12 +107,13 @@ def merge(
                                       "receives the others' tasks and the merged manifest."),
 ) -> None:
     """Write one manifest over the task outputs of several machines (--num-shards builds)."""
+    from vlir.lock import OutputLocked
     from vlir.manifest import ManifestError
     from vlir.manifest import merge as merge_outputs
 
     try:
         manifest = merge_outputs(outs[0], outs[1:])
-    except ManifestError as exc:
+    except (ManifestError, OutputLocked) as exc:
         fail(str(exc))
     total = sum(s["accepted"] + s["rejected"] for s in manifest["splits"].values())
     typer.echo(f"merged {len(manifest['shards'])} shards, {total} records into {outs[0] / 'manifest.json'}")

@@ -196,12 +196,15 @@ def p_huge(ctx):
     return "capped: cache < 5 MB, no traceback", f"cache {cache / 1e6:.1f} MB, exit {None if r is None else r.returncode}", ok
 
 
-CONFIG_CASES = [("teacher: {bogus: 1}", "teacher"), ("teacher: {concurrency: many}", "teacher"),
-                ("tasks: 4.5", "grounded"), ('embed_images: "no"', "grounded"), ('tasks: "four"', "grounded"),
-                ("tasks: true", "grounded"), ("row_group_rows: -5", "grounded"), ("max_image_pixels: -1", "grounded")]
+# (config text, annotator, the key the one-line error must name)
+CONFIG_CASES = [("teacher: {bogus: 1}", "teacher", "bogus"), ("teacher: {concurrency: many}", "teacher", "concurrency"),
+                ("tasks: 4.5", "grounded", "tasks"), ('embed_images: "no"', "grounded", "embed_images"),
+                ('tasks: "four"', "grounded", "tasks"), ("tasks: true", "grounded", "tasks"),
+                ("row_group_rows: -5", "grounded", "row_group_rows"),
+                ("max_image_pixels: -1", "grounded", "max_image_pixels")]
 
 
-def _config_probe(text: str, annotator: str):
+def _config_probe(text: str, annotator: str, key: str):
     def run(ctx):
         cfg = ctx.fresh("cfg").with_suffix(".yaml")
         cfg.write_text(text + "\n")
@@ -209,10 +212,10 @@ def _config_probe(text: str, annotator: str):
                     "--out", str(ctx.fresh()), "--annotator", annotator, "--config", str(cfg), "--no-progress",
                     "--limit", "1", env={"OPENAI_API_KEY": "x"})
         line, ok = one_line_exit_2(r)
-        return "exit 2, one line", line, ok
+        return f"exit 2, one line naming {key}", line, ok and key in line
     return run
 
 
-for _text, _ann in CONFIG_CASES:
-    probe(f"9 config {_text}")(_config_probe(_text, _ann))
+for _text, _ann, _key in CONFIG_CASES:
+    probe(f"9 config {_text}")(_config_probe(_text, _ann, _key))
 

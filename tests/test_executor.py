@@ -163,3 +163,23 @@ def test_no_space_left_names_out_and_cleans_up(tmp_path, monkeypatch):
     with pytest.raises(DiskFull, match=rf"^{out}: disk full \(No space left on device\); [\d.]+ MB free"):
         run_build(BuildConfig(tasks=2), [Job("vsr", "val", str(tmp_path / "vsr"))], out, show_progress=False)
     assert not list(out.glob("**/*.tmp")) and not (out / ".vlir" / "lock").exists()
+
+
+def test_num_shards_machines_share_a_folder_each_with_its_own_lock(tmp_path):
+    """--num-shards machines may build into one shared folder: each holds .vlir/lock-I-of-N, and
+    clears only its own tasks' temp files."""
+    from vlir.build import BuildConfig, Job
+    from vlir.executor import run_build
+    from vlir.lock import OutputLocked
+    from vlir.sources.base import get_source
+
+    get_source("vsr").write_sample_tree(tmp_path / "vsr", 4, 0)
+    jobs, out = [Job("vsr", "val", str(tmp_path / "vsr"))], tmp_path / "out"
+    (out / ".vlir" / "tmp").mkdir(parents=True)
+    other_machine_tmp = out / ".vlir" / "tmp" / "abc-part-00001.parquet.tmp"
+    other_machine_tmp.write_bytes(b"being written")
+    (out / ".vlir" / "lock-1-of-2").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert run_build(BuildConfig(tasks=2), jobs, out, num_shards=2, shard_index=0, show_progress=False) is None
+    assert other_machine_tmp.exists()
+    with pytest.raises(OutputLocked, match="lock-1-of-2"):
+        run_build(BuildConfig(tasks=2), jobs, out, num_shards=2, shard_index=1, show_progress=False)

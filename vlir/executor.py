@@ -102,8 +102,8 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
     try:
-        with OutputLock(out):
-            _clear_temp(out)  # left by a build that was killed (-9) before it could clean up
+        with OutputLock(out, num_shards, shard_index):
+            _clear_temp(out, num_shards, shard_index)  # left by a build killed (-9) before its clean-up
             try:
                 return _run_locked(cfg, jobs, out, workers, num_shards, shard_index, show_progress)
             except KeyboardInterrupt:
@@ -113,14 +113,23 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
                     raise DiskFull(_disk_full_message(cfg, jobs, out, exc)) from None
                 raise
             finally:
-                _clear_temp(out)
+                _clear_temp(out, num_shards, shard_index)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _clear_temp(out: Path) -> None:
-    shutil.rmtree(layout.temp_dir(out), ignore_errors=True)
+def _clear_temp(out: Path, num_shards: int = 1, shard_index: int = 0) -> None:
+    """Remove this build's temp files: all of them, or for one machine of a ``--num-shards`` build
+    sharing the folder, those of its own tasks (``task % N == I``)."""
+    tmp = layout.temp_dir(out)
+    if num_shards == 1:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    for path in tmp.glob("*.tmp") if tmp.is_dir() else ():
+        task = layout.temp_task(path.name)
+        if task is not None and task % num_shards == shard_index:
+            path.unlink(missing_ok=True)
 
 
 def _disk_full_message(cfg: BuildConfig, jobs: list[Job], out: Path, exc: OSError) -> str:

@@ -64,8 +64,20 @@ def temp_dir(out: Path) -> Path:
     return bookkeeping_dir(out) / TMP
 
 
-def lock_path(out: Path) -> Path:
-    return bookkeeping_dir(out) / LOCK
+def lock_path(out: Path, num_shards: int = 1, shard_index: int = 0) -> Path:
+    """``.vlir/lock``; machines of one ``--num-shards`` build sharing a folder each hold their own
+    (``.vlir/lock-I-of-N``): they write disjoint tasks."""
+    name = LOCK if num_shards == 1 else f"{LOCK}-{shard_index}-of-{num_shards}"
+    return bookkeeping_dir(out) / name
+
+
+_TEMP_TASK = re.compile(r"-(?:(?:part|rejects)-(\d{5})\.parquet|(\d{5})\.json)\.tmp$")
+
+
+def temp_task(name: str) -> int | None:
+    """The task number a temp file of :func:`temp_dir` belongs to (None if not a task's)."""
+    m = _TEMP_TASK.search(name)
+    return None if m is None else int(m.group(1) or m.group(2))
 
 
 def stats_path(out: Path, source: str, split: str, task: int) -> Path:
@@ -124,11 +136,12 @@ def inside(out: Path, path: Path) -> bool:
 BOOKKEEPING_FILE = re.compile(r"^\.vlir/(.+)/(stats/\d{5}\.json|completions/\d{5})$")
 CARD_FILE = re.compile(r"^card/[A-Za-z0-9_.-]+\.png$")
 CACHE_FILE = re.compile(r"^cache/teacher\.sqlite(-wal|-shm|-journal)?$")
-TOP_FILES = {MANIFEST, BUILD_INFO, "README.md", f"{BOOKKEEPING}/{LOCK}"}
+LOCK_FILE = re.compile(rf"^\{BOOKKEEPING}/{LOCK}(-\d+-of-\d+)?$")
+TOP_FILES = {MANIFEST, BUILD_INFO, "README.md"}
 
 
 def is_expected_extra(rel: str) -> bool:
     """Non-shard files a build, ``vlir card`` or the teacher writes (shards are checked against
     the manifest instead). Anything else in an output is a stranger."""
     return rel in TOP_FILES or bool(BOOKKEEPING_FILE.match(rel) or CARD_FILE.match(rel)
-                                    or CACHE_FILE.match(rel))
+                                    or CACHE_FILE.match(rel) or LOCK_FILE.match(rel))

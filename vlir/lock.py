@@ -45,9 +45,9 @@ def _holder(path: Path) -> dict | None:
 class OutputLock:
     """Context manager: hold ``OUT/.vlir/lock`` for the duration of a build or merge."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, num_shards: int = 1, shard_index: int = 0):
         self.out = Path(out)
-        self.path = lock_path(self.out)
+        self.path = lock_path(self.out, num_shards, shard_index)
         self.me = {"pid": os.getpid(), "host": socket.gethostname()}
         self.held = False
 

@@ -6,7 +6,8 @@ annotator for a chain (in small batches, so a network teacher keeps requests in 
 checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
 dropped: every sample ends in one of the two, with its reasons.
 
-Like datatrove's executors, a task is finished only once ``completions/<task>`` exists, written after
+Like datatrove's executors, a task is finished only once its ``completions/<task>`` marker exists (in
+the output's ``.vlir/`` bookkeeping folder, see :mod:`vlir.layout`), written after
 its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the
 unfinished tasks and, because a task's output depends only on the inputs and the config, ends
 byte-identical to an uninterrupted build. ``--num-shards N --shard-index I`` runs the tasks with
@@ -192,8 +193,6 @@ class Task:
         from vlir.checks import CheckConfig
 
         self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
-        self.split_dir = layout.split_dir(self.out, job.source, job.split)
-        self.rejects_dir = layout.split_dir(self.out, job.source, job.split, rejects=True)
         self.check_config = CheckConfig(**cfg.checks)
         self.annotator = make_annotator(cfg, self.out)
         self.provenance = self.annotator.provenance()

@@ -148,3 +148,13 @@ def test_bad_split_and_out_are_one_line_exit_2(tree, tmp_path, args, message):
              *[x for kv in base.items() for x in kv], ok=False)
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("verb", [["card"], ["show", "--out", "page.html"], ["validate"]])
+def test_verbs_tell_an_interrupted_build_from_a_foreign_folder(vlir_output, tmp_path, verb):
+    (vlir_output / "manifest.json").unlink()
+    r = vlir(verb[0], str(vlir_output), *verb[1:], ok=False)
+    assert r.returncode == 2 and "an incomplete build (rerun the build command to finish" in r.stderr, r.stderr
+    (tmp_path / "foreign").mkdir()
+    r = vlir(verb[0], str(tmp_path / "foreign"), *verb[1:], ok=False)
+    assert r.returncode == 2 and "not a vlir output" in r.stderr, r.stderr

@@ -29,7 +29,7 @@ def probe(case: str):
 class Ctx:
     """A scratch folder with small sample trees, and helpers to run the CLI."""
 
-    def _init__(self, tmp: Path):
+    def __init__(self, tmp: Path):
         self.tmp = tmp
         self.n = 0
         self.trees = tmp / "trees"

@@ -135,17 +135,23 @@ def p_refused(ctx):
             rc not in (None, 0) and markers(out) == 0)
 
 
-@probe("3 teacher 500 storm")
+@probe("3 teacher 500 storm, then back")
 def p_500(ctx):
+    """Not final: after the storm, the same command against the recovered server asks again."""
     from vlir.testing.openai_server import FakeOpenAIServer, Status
 
     out = ctx.fresh()
     with FakeOpenAIServer() as server:
         server.script("", Status(500))
         r, dt = _teacher_build(ctx, server.base_url, out)
-    rc = None if r is None else r.returncode
-    return ("exit != 0, no task marked complete", f"exit {rc}, {markers(out)} complete, {dt:.0f} s",
-            rc not in (None, 0) and markers(out) == 0)
+        with server._lock:  # the server recovers
+            server._rules.clear()
+        before = server.count()
+        r2, _ = _teacher_build(ctx, server.base_url, out)
+        asked = server.count() - before
+    rc, rc2 = (None if x is None else x.returncode for x in (r, r2))
+    return ("exit != 0; the rerun asks the recovered server and exits 0",
+            f"exit {rc} in {dt:.0f} s; rerun exit {rc2}, {asked} request(s)", rc not in (None, 0) and rc2 == 0 and asked > 0)
 
 
 @probe("4 teacher slow drip")

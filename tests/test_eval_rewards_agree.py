@@ -16,7 +16,7 @@ from vlir import evaluate, geometry  # noqa: E402
 from vlir.records import Sample  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
 from vlir.train import rewards  # noqa: E402
-from vlir.train.model import model_budget  # noqa: E402
+from vlir.models import model_budget  # noqa: E402
 
 SCRIPTS = {
     "q0": ['<think> look\n\n{"bbox_2d": [10, 10, 40, 40], "bbox_2d": [60, 50, 150, 120]}', "<answer>red</answer>"],

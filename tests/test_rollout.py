@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from vlir import geometry  # noqa: E402
 from vlir.crops import render_crop  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train.model import model_budget, special_ids, vision_token_ids  # noqa: E402
+from vlir.models import model_budget, special_ids, vision_token_ids  # noqa: E402
 
 from tests.rollout_helpers import tiny  # noqa: E402
 

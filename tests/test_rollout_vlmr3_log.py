@@ -26,7 +26,7 @@ from vlir import geometry  # noqa: E402
 from vlir.geometry import PixelBudget  # noqa: E402
 from vlir.protocol import parse_response  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train.model import model_budget  # noqa: E402
+from vlir.models import model_budget  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not LOG.is_file(), reason="../shared/vlmr3 is absent")
 

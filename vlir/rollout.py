@@ -115,8 +115,8 @@ class Rollout:
     def __init__(self, model, processor, config: RolloutConfig | None = None):
         import torch
 
-        from vlir.train import chat
-        from vlir.train.model import model_budget, special_ids, vision_token_ids
+        from vlir.models import chat
+        from vlir.models import model_budget, special_ids, vision_token_ids
 
         self.model, self.processor = model, processor
         self.config = config or RolloutConfig()
@@ -154,9 +154,9 @@ class Rollout:
 
         The engine decides the crops itself (parse, map, render, insert) while the record's tokens
         are teacher-forced; every inserted token must equal the SFT rendering
-        (:func:`vlir.train.chat.encode_record`) at that position, else :class:`ReplayMismatch`.
+        (:func:`vlir.models.chat.encode_record`) at that position, else :class:`ReplayMismatch`.
         """
-        from vlir.train import chat
+        from vlir.models import chat
 
         enc = chat.encode_record(record, image, self.processor, self.chat_config)
         ids = _as_ids(enc["input_ids"])
@@ -176,7 +176,7 @@ class Rollout:
 
     # ---------------------------------------------------------------- building rows
     def _new_row(self, index: int, question: str, image: "Image.Image") -> _Row:
-        from vlir.train import chat
+        from vlir.models import chat
 
         image = image.convert("RGB") if image.mode != "RGB" else image
         enc = chat.encode_prompt(question, image, self.processor, self.chat_config)
@@ -186,7 +186,7 @@ class Rollout:
                     pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
 
     def _image_inputs(self, image: "Image.Image") -> tuple["torch.Tensor", "torch.Tensor"]:
-        from vlir.train import chat
+        from vlir.models import chat
 
         out = chat.image_inputs([image], self.processor)
         return out["pixel_values"], out["image_grid_thw"].reshape(-1, 3)
@@ -305,7 +305,7 @@ class Rollout:
 
     def _insert_crop(self, row: _Row, event) -> None:
         """Map the call's box to the original image, render the crop, queue its image block."""
-        from vlir.train import chat
+        from vlir.models import chat
 
         width, height = row.image.size
         try:

@@ -23,7 +23,7 @@ class ScriptedLogits:
 
     def __init__(self, processor: Any, segments: Sequence[str] = (),
                  by_question: dict[str, Sequence[str]] | None = None, image_newline: bool = False):
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
 
         self.tokenizer = processor.tokenizer
         ids = special_ids(processor)

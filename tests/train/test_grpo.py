@@ -25,7 +25,7 @@ class ForceCrop:
     the policy samples freely (so the group's rewards differ)."""
 
     def __init__(self, processor):
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
 
         self.script = processor.tokenizer.encode(SCRIPT, add_special_tokens=False)
         self.vision_start = special_ids(processor)["vision_start"]
@@ -129,7 +129,7 @@ def test_zero3_step_and_save_load_like_a_checkpoint(tmp_path, tiny_model_dir, rl
     from safetensors.torch import load_file
 
     from vlir.train.grpo import GRPOTrainer
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     cfg = _config(tmp_path, tiny_model_dir, rl_set, deepspeed=str(REPO / "recipes/deepspeed/zero3.json"),
                   max_steps=1)

@@ -110,7 +110,7 @@ def test_vision_tower_and_merger_frozen(full_run, tiny_model_dir):
 
 
 def test_output_loads_as_a_checkpoint(full_run):
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     out, _ = full_run
     model, processor = load_model(out)
@@ -181,7 +181,7 @@ def test_zero3_vision_guard_and_gradient_checkpointing(tmp_path, tiny_model_dir,
             assert torch.equal(before[k], after[k]), k
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.layers."))
     assert len(_metrics(tmp_path)) == 2
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     load_model(tmp_path)  # the consolidated ZeRO-3 weights load like any checkpoint
 

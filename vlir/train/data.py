@@ -30,7 +30,7 @@ LIGHT_COLUMNS = ["id", "source", "split", "image_path", "width", "height", "ques
 
 def light_record(row: dict[str, Any]) -> Record:
     """A record from the light columns only: crops carry their sizes but no PNG bytes, which is
-    all :func:`vlir.train.chat.num_tokens` needs to count a sample's tokens exactly."""
+    all :func:`vlir.models.chat.num_tokens` needs to count a sample's tokens exactly."""
     row = dict(row, crops=[{"bytes": b"", "path": None}] * len(row.get("crop_info") or ()))
     return Record.from_row(row)
 
@@ -45,7 +45,7 @@ class SFTDataset:
 
     def __init__(self, data_dir: str | Path, processor: Any, chat_cfg: Any, splits: Sequence[str] = (),
                  max_length: int = 0, cache_row_groups: int = 4):
-        from vlir.train import chat
+        from vlir.models import chat
 
         self.corpus = Corpus(Path(data_dir))
         self.processor = processor

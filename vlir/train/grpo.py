@@ -99,12 +99,12 @@ class GRPOTrainer:
         self._resume() if cfg.resume else None
 
     def _load(self):
-        from vlir.train.model import load_model
+        from vlir.models import load_model
         pixels = {k: v for k, v in (("min_pixels", self.cfg.min_pixels), ("max_pixels", self.cfg.max_pixels)) if v}
         return load_model(Path(self.cfg.model_path), dtype=self.dtype, device="cpu", **pixels)
 
     def _setup_model(self) -> None:
-        from vlir.train.model import build_tiny_model, special_ids
+        from vlir.models import build_tiny_model, special_ids
         cfg = self.cfg
         path = Path(cfg.model_path)
         if not (path / "config.json").is_file():
@@ -150,7 +150,7 @@ class GRPOTrainer:
 
     def _setup_data(self) -> None:
         from vlir.geometry import PixelBudget
-        from vlir.train.chat import ChatConfig
+        from vlir.models.chat import ChatConfig
         from vlir.train.rl_data import RLSet
 
         cfg = self.cfg

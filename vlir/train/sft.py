@@ -51,7 +51,7 @@ class SFTTrainer:
     * ZeRO-3 guard (``vision_guard``): a micro-batch without images runs a zero-weighted dummy
       vision forward, so every rank gathers the vision tower's parameters in the same collectives.
     * checkpoints (``save_steps``, ``keep_checkpoints``): the model in ``save_pretrained`` layout in
-      ``output_dir`` (loadable by ``vlir.train.model.load_model``) plus DeepSpeed state under
+      ``output_dir`` (loadable by ``vlir.models.load_model``) plus DeepSpeed state under
       ``output_dir/checkpoints/step-N``; ``resume`` continues from the latest one exactly (step
       counter, optimizer, schedule, data position).
     * ``metrics.jsonl`` (one object per optimizer step: step, epoch, loss, lr, grad_norm,
@@ -87,13 +87,13 @@ class SFTTrainer:
             self._resume()
 
     def _setup_model(self) -> None:
-        from vlir.train.model import build_tiny_model, load_model
+        from vlir.models import build_tiny_model, load_model
 
         cfg = self.cfg
         path = Path(cfg.model_path)
         if not (path / "config.json").is_file():
             if not cfg.build_model:
-                raise FileNotFoundError(f"no model at {path}; set build_model=recipes/model/tiny.yaml "
+                raise FileNotFoundError(f"no model at {path}; set build_model=tiny (the packaged tiny model) "
                                         "to build a tiny one, or point model_path at a checkpoint")
             if self.rank == 0:
                 log.info("building the tiny model of %s into %s", cfg.build_model, path)
@@ -127,9 +127,9 @@ class SFTTrainer:
         from torch.utils.data import DataLoader
 
         from vlir.geometry import PixelBudget
-        from vlir.train.chat import ChatConfig, collate
+        from vlir.models.chat import ChatConfig, collate
         from vlir.train.data import SFTDataset
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
         from vlir.train.sampler import LengthGroupedBatchSampler
 
         cfg = self.cfg

@@ -49,7 +49,7 @@ torch = pytest.importorskip("torch")
 @pytest.fixture
 def scripted(monkeypatch):
     from vlir import rollout
-    from vlir.rollout_script import ScriptedLogits
+    from vlir.testing.scripted import ScriptedLogits
 
     real_init = rollout.Rollout.__init__
 

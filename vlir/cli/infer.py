@@ -41,7 +41,7 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
     settings (None = the preset's); bad settings exit 2."""
     from vlir.geometry import CROP_PIXELS, PixelBudget
     from vlir.rollout import Rollout
-    from vlir.rollout_config import VLMR3_MODEL_PIXELS, RolloutConfig
+    from vlir.rollout.config import VLMR3_MODEL_PIXELS, RolloutConfig
     from vlir.models import load_model
 
     if not model.is_dir():

@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from vlir.rollout.config import MODES as ROLLOUT_MODES
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
 from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
 
 LR_SCHEDULERS = ("constant", "linear", "cosine")
-LOSS_TYPES = ("grpo", "dapo")  # kept in step with vlir.train.grpo_loss (no torch import here)
-ROLLOUT_MODES = ("kv", "reprefill")
+LOSS_TYPES = ("grpo", "dapo")  # declared here (no torch import); vlir.train.grpo_loss reads it
 
 
 @dataclass

@@ -49,6 +49,7 @@ def scaled(response: str, frame: tuple[int, int]) -> str:
     return response.replace(call, new)
 
 
+@pytest.mark.slow
 def test_the_engine_crops_where_the_authors_loop_does_and_ends_with_their_answer():
     model, processor = tiny()
     budget = model_budget(processor)

@@ -64,6 +64,7 @@ def test_replay_through_a_shard(tmp_path):
         assert_replays(stored, image)
 
 
+@pytest.mark.slow
 def test_replay_of_a_real_build(tmp_path):
     """``vlir build`` (sample trees, grounded annotator, the tiny model's budget as the build's model
     view) -> shards -> every accepted record replays exactly."""

@@ -9,6 +9,7 @@ an editable install of vlir there stays invisible and ``import vlir`` must find 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -40,8 +41,14 @@ def _run(cmd, cwd, env=None):
 @pytest.mark.subprocess
 @pytest.mark.timeout(600)
 def test_wheel_builds_the_tiny_model_outside_the_repo(tmp_path):
+    # build from a copy of the sources: setuptools' build/ folder keeps files a move left behind, and
+    # building in place would write build/ and *.egg-info into the checkout
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "vlir", src / "vlir", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, REPO],
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, src],
          cwd=tmp_path)
     [wheel] = wheels.glob("vlir-*.whl")
     venv = tmp_path / "venv"
@@ -56,3 +63,8 @@ def test_wheel_builds_the_tiny_model_outside_the_repo(tmp_path):
     out = _run([python, "-c", SCRIPT], cwd=work, env=env).splitlines()[-1]
     assert out.startswith("OK ") and "Qwen2_5_VLForConditionalGeneration" in out
     assert str(purelib) in out  # the wheel's vlir, not the checkout's
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "vlir/models/tiny_qwen2_5_vl.yaml" in names and "vlir/rollout/engine.py" in names
+    assert "vlir/rollout.py" not in names and "vlir/train/model.py" not in names

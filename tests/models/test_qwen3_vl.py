@@ -1,0 +1,77 @@
+"""Qwen3-VL's family facts and the tiny offline Qwen3-VL: box grid, pixel grid, tokens, template."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from vlir import geometry  # noqa: E402
+from vlir.models import qwen3_vl  # noqa: E402
+from vlir.records import Box  # noqa: E402
+from vlir.train.model import model_budget, special_ids  # noqa: E402
+
+from tests.models.qwen3_vl_helpers import tiny_qwen3, tiny_qwen3_dir  # noqa: E402
+
+
+def test_relative_grid_round_trip_and_its_precision():
+    width, height = 640, 427
+    box = Box(100.3, 50.7, 333.3, 400.1)
+    coords = qwen3_vl.to_model(box, width, height)
+    assert coords == [157, 119, 521, 937]  # thousandths of 640 / 427, rounded
+    back = qwen3_vl.from_model(coords, width, height)
+    ex, ey = qwen3_vl.max_snap_error(width, height)
+    assert (ex, ey) == (0.32, 0.2135)
+    for a, b, e in zip(back.as_list(), box.as_list(), (ex, ey, ex, ey)):
+        assert abs(a - b) <= e + 1e-9
+    # the grid is fixed: the same box on the same image gives the same numbers at any pixel budget
+    assert qwen3_vl.to_model(back, width, height) == coords
+    assert qwen3_vl.from_model([0, 0, 1000, 1000], width, height) == Box(0, 0, width, height)
+    with pytest.raises(ValueError, match="4 numbers"):
+        qwen3_vl.from_model([1, 2, 3], width, height)
+
+
+def test_released_budget_is_the_32_pixel_grid():
+    b = qwen3_vl.RELEASED_IMAGE_BUDGET
+    assert (b.min_pixels, b.max_pixels, b.factor) == (64 * 32 * 32, 16384 * 32 * 32, 32)
+    h, w = geometry.smart_resize(2000, 3000, b)
+    assert h % 32 == 0 and w % 32 == 0
+
+
+def test_tiny_processor_grid_and_image_block():
+    model, processor = tiny_qwen3()
+    budget = model_budget(processor)
+    assert budget.factor == 32 and getattr(processor, "video_processor", None) is None
+    out = processor.image_processor(images=[Image.new("RGB", (320, 240))], return_tensors="pt")
+    assert out["image_grid_thw"].tolist() == [[1, 16, 20]]  # 16-pixel patches: 240/16 x 320/16
+    assert qwen3_vl.image_tokens(320, 240, budget) == 16 * 20 // 4 == 80
+    assert out["pixel_values"].shape == (320, 3 * 2 * 16 * 16)
+
+
+def test_tiny_tokenizer_has_qwen3_tokens_and_template():
+    _, processor = tiny_qwen3()
+    tok = processor.tokenizer
+    ids = special_ids(processor)  # Qwen2.5's special tokens are all there
+    assert ids["eos"] == tok.convert_tokens_to_ids("<|im_end|>")
+    for token in qwen3_vl.QWEN3_ADDED_TOKENS:
+        assert tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(token)) == token
+    think = tok.encode("<think> a </think>", add_special_tokens=False)
+    assert think[0] == tok.convert_tokens_to_ids("<think>")
+    assert tok.decode(think, skip_special_tokens=True).startswith("<think>")  # not a special token
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}],
+        tokenize=False, add_generation_prompt=True)
+    # Qwen3-VL's template has no default system prompt (Qwen2.5-VL's writes one)
+    assert text == "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Q?<|im_end|>\n<|im_start|>assistant\n"
+    assert processor.chat_template == qwen3_vl.chat_template()
+
+
+def test_tiny_checkpoint_reloads_identically():
+    model, processor = tiny_qwen3()
+    again = qwen3_vl.model_class().from_pretrained(tiny_qwen3_dir())
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert model.config.image_token_id == special_ids(processor)["image_pad"]
+    assert model.config.text_config.rope_parameters["mrope_interleaved"] is True

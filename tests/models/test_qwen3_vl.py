@@ -10,6 +10,7 @@ from PIL import Image  # noqa: E402
 
 from vlir import geometry  # noqa: E402
 from vlir.models import qwen3_vl  # noqa: E402
+from vlir.geometry import PixelBudget  # noqa: E402
 from vlir.records import Box  # noqa: E402
 from vlir.train.model import model_budget, special_ids  # noqa: E402
 
@@ -17,20 +18,21 @@ from tests.models.qwen3_vl_helpers import tiny_qwen3, tiny_qwen3_dir  # noqa: E4
 
 
 def test_relative_grid_round_trip_and_its_precision():
+    """Through vlir.geometry with the family's budget: thousandths of the image, at any pixel budget."""
     width, height = 640, 427
     box = Box(100.3, 50.7, 333.3, 400.1)
-    coords = qwen3_vl.to_model(box, width, height)
-    assert coords == [157, 119, 521, 937]  # thousandths of 640 / 427, rounded
-    back = qwen3_vl.from_model(coords, width, height)
-    ex, ey = qwen3_vl.max_snap_error(width, height)
-    assert (ex, ey) == (0.32, 0.2135)
-    for a, b, e in zip(back.as_list(), box.as_list(), (ex, ey, ex, ey)):
-        assert abs(a - b) <= e + 1e-9
-    # the grid is fixed: the same box on the same image gives the same numbers at any pixel budget
-    assert qwen3_vl.to_model(back, width, height) == coords
-    assert qwen3_vl.from_model([0, 0, 1000, 1000], width, height) == Box(0, 0, width, height)
-    with pytest.raises(ValueError, match="4 numbers"):
-        qwen3_vl.from_model([1, 2, 3], width, height)
+    small, large = qwen3_vl.budget(4096, 65536), qwen3_vl.RELEASED_IMAGE_BUDGET
+    coords = geometry.to_model(box, width, height, small)
+    assert coords == [157, 119, 521, 937] == geometry.to_model(box, width, height, large)
+    assert geometry.box_space(width, height, small) == (1000, 1000)
+    back = geometry.from_model(coords, width, height, small)
+    for a, b, step in zip(back.as_list(), box.as_list(), (width, height, width, height)):
+        assert abs(a - b) <= step / 2000 + 1e-9  # half a grid step: 0.32 px in x, 0.21 px in y here
+    assert geometry.snap_to_model(box, width, height, small) == back
+    assert geometry.to_model(back, width, height, small) == coords  # snapped boxes stay put
+    assert geometry.from_model([0, 0, 1000, 1000], width, height, small) == Box(0, 0, width, height)
+    with pytest.raises(ValueError, match="box_grid"):
+        PixelBudget(4096, 65536, factor=32, box_grid=0)
 
 
 def test_released_budget_is_the_32_pixel_grid():

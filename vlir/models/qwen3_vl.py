@@ -6,7 +6,8 @@ What differs, and where each fact comes from:
   ``{"bbox_2d": [x1, y1, x2, y2]}`` with each number in ``[0, 1000]`` of the image's width/height,
   whatever the resize: original pixels = ``v / 1000 * W`` (x) and ``v / 1000 * H`` (y). Qwen2.5-VL
   writes absolute pixels of its ``smart_resize``d view instead. vlir stores looks in original pixels,
-  so one record serves both; only the number written changes (:func:`to_model`, :func:`from_model`).
+  so one record serves both; only the numbers written change (:func:`budget` sets
+  :attr:`vlir.geometry.PixelBudget.box_grid`, and :mod:`vlir.geometry` converts).
   Precision: one grid step is ``W / 1000`` original pixels, so a rounded coordinate is off by at most
   ``W / 2000`` (0.32 px on a 640-px-wide COCO photo, 2 px on a 4000-px document scan).
 * **32-pixel grid**: 16-pixel patches merged 2x2 (Qwen2.5-VL: 14 x 2 = 28), the same
@@ -46,14 +47,14 @@ from typing import Any, Sequence
 
 from vlir import geometry
 from vlir.geometry import PixelBudget
-from vlir.records import Box
 
 MODEL_TYPE = "qwen3_vl"  # config.json "model_type" of every Qwen3-VL dense checkpoint
 COORD_GRID = 1000  # bbox_2d numbers are thousandths of the image's width / height
 FACTOR = 32  # 16-pixel patches merged 2x2
-RELEASED_IMAGE_BUDGET = PixelBudget(65536, 16777216, factor=FACTOR)
-# The crop budget vlir uses with Qwen3-VL: the VLM-R3 agent's 1024 merged tokens, on the 32-pixel grid.
-CROP_BUDGET = PixelBudget(4 * FACTOR * FACTOR, 1024 * FACTOR * FACTOR, factor=FACTOR)
+RELEASED_IMAGE_BUDGET = PixelBudget(65536, 16777216, factor=FACTOR, box_grid=COORD_GRID)
+# Crops: the VLM-R3 agent's pixel counts (vlir.geometry.CROP_PIXELS), resized on the 32-pixel grid
+# so the processor takes a rendered crop as it is.
+CROP_BUDGET = PixelBudget(geometry.CROP_PIXELS.min_pixels, geometry.CROP_PIXELS.max_pixels, factor=FACTOR)
 
 # Qwen3's added tokens after the Qwen2.5 special tokens, in the released vocabulary's order
 # (151657...). They are added tokens but not special: decoding keeps them, the template writes them.
@@ -65,28 +66,10 @@ _SPECIAL_ADDED = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_p
                   "<|file_sep|>"}
 
 
-# ---------------------------------------------------------------------------------------------
-# The box convention: a relative 0..1000 grid
-# ---------------------------------------------------------------------------------------------
-
-def to_model(box: Box, width: int, height: int) -> list[int]:
-    """Original-pixel box -> the integer ``bbox_2d`` Qwen3-VL writes (thousandths, rounded)."""
-    sx, sy = COORD_GRID / width, COORD_GRID / height
-    return [round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy)]
-
-
-def from_model(bbox_2d: Sequence[float], width: int, height: int) -> Box:
-    """A Qwen3-VL ``bbox_2d`` (0..1000) -> original-pixel :class:`Box` (corners reordered; not clipped)."""
-    if len(bbox_2d) != 4:
-        raise ValueError(f"bbox_2d needs 4 numbers, got {len(bbox_2d)}")
-    sx, sy = width / COORD_GRID, height / COORD_GRID
-    x1, y1, x2, y2 = (float(v) for v in bbox_2d)
-    return geometry.from_xyxy(x1 * sx, y1 * sy, x2 * sx, y2 * sy)
-
-
-def max_snap_error(width: int, height: int) -> tuple[float, float]:
-    """The most a stored coordinate moves when snapped to the grid: half a step, in original pixels."""
-    return width / (2 * COORD_GRID), height / (2 * COORD_GRID)
+def budget(min_pixels: int, max_pixels: int) -> PixelBudget:
+    """A Qwen3-VL view: ``smart_resize`` on the 32-pixel grid, boxes on the 0..1000 grid
+    (:func:`vlir.geometry.to_model` / :func:`~vlir.geometry.from_model` then speak Qwen3-VL)."""
+    return PixelBudget(int(min_pixels), int(max_pixels), factor=FACTOR, box_grid=COORD_GRID)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,11 +18,12 @@ export DS_BUILD_OPS := 0
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 export HF_HOME := $(CURDIR)/.cache/huggingface
 
-.PHONY: venv test vlir train bench browser clean help
+.PHONY: venv test test-fast vlir train bench browser clean help
 
 help:
 	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
 	@echo "make test   run the test suite"
+	@echo "make test-fast  the suite without the DeepSpeed, subprocess and slow tests"
 	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
 	@echo "make bench  run every bench/*.py and print its ratios"
 
@@ -46,6 +47,11 @@ browser:
 
 test: venv browser
 	$(BIN)/python -m pytest -q
+
+# Markers (pyproject.toml): deepspeed = starts a DeepSpeed engine; subprocess = runs pip, a child
+# interpreter, worker processes or a server process; slow = long for another reason.
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not deepspeed and not subprocess and not slow"
 
 vlir: venv
 	rm -rf $(OUT)/sample $(OUT)/vlir

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vlir.sources.scenes import draw_scene  # noqa: E402
-from vlir.sources.synth import save_image  # noqa: E402
+from vlir.sources.samples.scenes import draw_scene  # noqa: E402
+from vlir.sources.samples.synth import save_image  # noqa: E402
 
 IMAGES = 400
 NAMES = ("cup", "table", "man", "shirt", "car", "tree", "dog", "sign", "window", "plate")

@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train import chat  # noqa: E402
-from vlir.train.model import build_tiny_model, load_model  # noqa: E402
+from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
+from vlir.testing.scripted import ScriptedLogits  # noqa: E402
+from vlir.models import chat  # noqa: E402
+from vlir.models import build_tiny_model, load_model  # noqa: E402
 
 NEW_TOKENS = 256
 REPEATS = 3

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vlir.train.model import load_model
+    from vlir.models import load_model
     from vlir.train.sft import SFTTrainer
     from vlir.train.sft_config import SFTConfig
 

@@ -90,6 +90,25 @@ def make_output(out: Path, n: int = 6, embed: bool = False, n_rejects: int = 2) 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The one tiny Qwen2.5-VL of the test session (the packaged YAML, seed 0), built once per
+    process by :func:`tests.rollout_helpers.tiny_dir` (which non-fixture helpers call too)."""
+    pytest.importorskip("transformers")
+    from tests.rollout_helpers import tiny_dir
+
+    return tiny_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir):
+    """``(model, processor)`` loaded from :func:`tiny_model_dir` (fp32, CPU, eval mode). Shared: do
+    not train it in place; load your own copy with ``load_model(tiny_model_dir)``."""
+    from tests.rollout_helpers import tiny as load
+
+    return load()
+
+
 @pytest.fixture
 def vlir_output(tmp_path: Path) -> Path:
     return make_output(tmp_path / "out")

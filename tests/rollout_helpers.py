@@ -1,5 +1,5 @@
-"""Shared by the rollout, replay, eval and infer tests: one tiny model per test process, and VLIR
-records whose look boxes sit on the model's grid (as the model would write them)."""
+"""The one tiny model per test process (the ``tiny_model_dir``/``tiny`` fixtures of tests/conftest.py
+wrap these), and VLIR records whose look boxes sit on the model's grid (as the model would write them)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from vlir.records import Look, Record
 @lru_cache(maxsize=1)
 def tiny_dir() -> Path:
     """A tiny random Qwen2.5-VL checkpoint, built once per process (about 8 s)."""
-    from vlir.train.model import build_tiny_model
+    from vlir.models import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="vlir-tiny-"))
     atexit.register(shutil.rmtree, tmp, True)
@@ -27,7 +27,7 @@ def tiny_dir() -> Path:
 @lru_cache(maxsize=1)
 def tiny():
     """``(model, processor)`` of :func:`tiny_dir` (shared: never train it)."""
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     return load_model(tiny_dir())
 

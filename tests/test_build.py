@@ -109,7 +109,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "vlir", *args]
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_kill_9_then_resume_is_byte_identical(tmp_path):
     root = tmp_path / "sample"
     subprocess.run(_cli("sample", "--out", str(root), "--per-source", "24", "--source", "gqa",

@@ -14,9 +14,10 @@ from tests.conftest import make_image  # noqa: E402
 from tests.rollout_helpers import tiny  # noqa: E402
 from vlir import evaluate, geometry  # noqa: E402
 from vlir.records import Sample  # noqa: E402
-from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
+from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
+from vlir.testing.scripted import ScriptedLogits  # noqa: E402
 from vlir.train import rewards  # noqa: E402
-from vlir.train.model import model_budget  # noqa: E402
+from vlir.models import model_budget  # noqa: E402
 
 SCRIPTS = {
     "q0": ['<think> look\n\n{"bbox_2d": [10, 10, 40, 40], "bbox_2d": [60, 50, 150, 120]}', "<answer>red</answer>"],

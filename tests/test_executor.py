@@ -18,7 +18,7 @@ import pytest
 
 from vlir.validate import validate_output
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.subprocess
 
 
 def _cli(*args: str) -> list[str]:

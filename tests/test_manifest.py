@@ -28,6 +28,7 @@ def _other_with_shard_path(tmp_path: Path, path: str) -> Path:
 @pytest.mark.parametrize("path", ["../victim/important.txt", "/tmp/victim-abs.txt",
                                   "gqa/val/../../../victim/important.txt", "gqa/train/part-00000.parquet",
                                   "gqa/val/part-00007.parquet"])
+@pytest.mark.subprocess
 def test_merge_refuses_shard_paths_that_are_not_the_tasks_own(tmp_path, path):
     victim = tmp_path / "victim" / "important.txt"
     victim.parent.mkdir()

@@ -24,6 +24,7 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (make test installs it)")
+@pytest.mark.subprocess
 def test_page_renders_in_headless_chromium(vlir_output, tmp_path):
     dest = tmp_path / "browse.html"
     write_page(vlir_output, dest, n=50)

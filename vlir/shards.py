@@ -231,14 +231,6 @@ class Corpus:
         return images.decode_image(data, str(path))
 
 
-def load_hf_dataset(split_dir: Path, **kwargs):
-    """``datasets.load_dataset("parquet")`` over a split's accepted shards (images decode to PIL)."""
-    from datasets import load_dataset
-
-    files = [str(p) for p in shard_files(split_dir)]
-    return load_dataset("parquet", data_files={"train": files}, split="train", **kwargs)
-
-
 def write_records(path: Path, records: Iterable[Record]) -> dict[str, Any]:
     """Write a whole iterable of records to one shard (tests and small tools)."""
     writer = ShardWriter(path)

@@ -10,8 +10,8 @@ import io
 import json
 import logging
 import pickle
+import re
 import sqlite3
-import time
 
 import pytest
 from PIL import Image
@@ -130,14 +130,16 @@ def test_box_outside_the_image_is_left_to_the_checks(server, tmp_path):
     assert results["box_in_image"] is False
 
 
-def test_429_honours_retry_after(server, tmp_path):
+def test_429_honours_retry_after(server, tmp_path, caplog):
     item = make_item(7)
     server.script(item.sample.question, Status(429, retry_after=1), Default())
-    start = time.monotonic()
-    (chain,), stats = run(server, tmp_path, [item], backoff_s=0.01)
-    elapsed = time.monotonic() - start
+    with caplog.at_level(logging.INFO, logger="vlir.annotate.teacher_http"):
+        (chain,), stats = run(server, tmp_path, [item], backoff_s=0.01)
     assert chain.answer == "stop"
-    assert 1.0 <= elapsed < 4.0  # waited what the server asked (not the 10 ms backoff)
+    # the scheduled wait is what the server asked, plus at most 10 % jitter (not the 10 ms backoff);
+    # wall-clock time is not asserted (shared machine): bench/teacher_throughput.py measures rates
+    [wait] = [float(m.group(1)) for m in map(re.compile(r"retry 1/\d+ in ([0-9.]+)s").search, caplog.messages) if m]
+    assert 1.0 <= wait <= 1.1
     assert stats["requests"] == 2 and stats["retries"] == 1 and stats["failures"] == {}
 
 
@@ -157,9 +159,7 @@ def test_a_hung_connection_times_out_and_is_retried(server, tmp_path):
     slow, stuck = make_item(10), make_item(11)
     server.script(slow.sample.question, Hang(30), Default())
     server.script(stuck.sample.question, Hang(30))
-    start = time.monotonic()
     (r_slow, r_stuck), stats = run(server, tmp_path, [slow, stuck], timeout_s=0.5, max_retries=1)
-    assert time.monotonic() - start < 5  # two timeouts of 0.5 s each, not 30 s
     assert r_slow.answer == "stop"
     assert isinstance(r_stuck, AnnotationError) and r_stuck.reason == "teacher_http_error"
     assert "Timeout" in r_stuck.detail and stats["retries"] == 2
@@ -199,12 +199,9 @@ def test_the_cache_key_follows_the_prompt_inputs(server, tmp_path):
 def test_concurrency_is_bounded_and_used(tmp_path):
     with FakeOpenAIServer(latency_s=0.2) as srv:
         items = [make_item(i) for i in range(40, 56)]
-        start = time.monotonic()
         results, _ = run(srv, tmp_path, items, concurrency=8)
-        elapsed = time.monotonic() - start
         assert all(r.answer == "stop" for r in results)
-        assert srv.max_in_flight == 8
-        assert elapsed < 1.6  # 16 requests x 0.2 s over 8 slots ~ 0.4 s (serial would be 3.2 s)
+        assert srv.max_in_flight == 8  # the rate this gives is bench/teacher_throughput.py's business
 
 
 def test_servers_without_structured_outputs_get_plain_json(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from vlir.testing.openai_server import FakeOpenAIServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.subprocess
 
 
 def vlir(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:

@@ -54,6 +54,7 @@ def test_a_500_storm_leaves_tasks_unfinished_and_the_rerun_builds_them(tree, tmp
     assert "teacher_http_error" not in split["rejected_by_reason"]
 
 
+@pytest.mark.subprocess
 def test_cli_says_how_many_wait_and_exits_75(tree, tmp_path):
     r = subprocess.run([sys.executable, "-m", "vlir", "build", "--source", "textvqa", "--root", str(tree),
                         "--split", "val", "--out", str(tmp_path / "out"), "--annotator", "teacher",

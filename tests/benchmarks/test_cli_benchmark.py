@@ -49,7 +49,7 @@ torch = pytest.importorskip("torch")
 @pytest.fixture
 def scripted(monkeypatch):
     from vlir import rollout
-    from vlir.rollout_script import ScriptedLogits
+    from vlir.testing.scripted import ScriptedLogits
 
     real_init = rollout.Rollout.__init__
 
@@ -69,6 +69,7 @@ def test_wrong_root_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", MINE)
+@pytest.mark.slow
 def test_tiny_model_end_to_end(name, tmp_path, scripted):
     from tests.rollout_helpers import tiny_dir
 
@@ -90,6 +91,7 @@ def test_tiny_model_end_to_end(name, tmp_path, scripted):
 
 
 @pytest.mark.parametrize("name", ["mmvp", "cvbench", "mathvista", "scienceqa_img"])
+@pytest.mark.slow
 def test_tiny_model_end_to_end_other_benchmarks(name, tmp_path, scripted):
     """The four benchmarks whose ground truth is not always a letter: the same engine run, and
     each row's score is the benchmark's own rule applied to the logged response."""

@@ -1,8 +1,14 @@
+"""The root CLI: --help, --version, exit codes, and `import vlir` staying light."""
+
 import subprocess
 import sys
 
+import pytest
+
 import vlir
 from vlir.cli import main
+
+pytestmark = pytest.mark.subprocess  # runs the CLI in child interpreters (make test-fast skips)
 
 
 def run(*args):

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 
 from tests.conftest import make_output
+
+pytestmark = pytest.mark.subprocess  # runs the CLI in child interpreters (make test-fast skips)
 
 
 def vlir(*args: str) -> subprocess.CompletedProcess:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # runs the CLI in child interpreters (make test-fast skips)
+
 SOURCES = ("docvqa", "gqa", "infographicsvqa", "m3cot", "textvqa", "vsr")
 
 

@@ -21,7 +21,7 @@ SCRIPT = ['<think> The square is on the left.\n\n{"bbox_2d": [30, 20, 150, 130]}
 def scripted(monkeypatch):
     """Make the random model write a crop call and an answer (the CLI has no hook option)."""
     from vlir import rollout
-    from vlir.rollout_script import ScriptedLogits
+    from vlir.testing.scripted import ScriptedLogits
 
     real_init = rollout.Rollout.__init__
 

@@ -15,7 +15,7 @@ from vlir.geometry import PixelBudget
 from vlir.protocol import parse_response
 from vlir.records import Crop
 from vlir.shards import Corpus
-from vlir.train.chat import ChatConfig, assistant_segments
+from vlir.models.chat import ChatConfig, assistant_segments
 
 
 def _records(out: Path) -> dict:

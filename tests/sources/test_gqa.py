@@ -14,7 +14,7 @@ from PIL import Image
 from vlir.records import Invalid, Sample
 from vlir.sources.base import SourceError
 from vlir.sources.gqa import GQASource, annotated_object_ids, program_object_ids
-from vlir.sources.synth import COLORS
+from vlir.sources.samples.synth import COLORS
 from tests.sources.conftest import read_all
 
 SRC = GQASource()

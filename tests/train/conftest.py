@@ -1,11 +1,7 @@
-"""Shared fixtures for the training tests: one tiny Qwen2.5-VL per session, and VLIR records with
-0, 1 and 4 looks (plus their original images), built in memory without any shard.
+"""Shared fixtures for the training and model tests: VLIR records with 0, 1 and 4 looks (plus their
+original images), built in memory without any shard. The tiny model fixtures (``tiny_model_dir``,
+``tiny``) are in ``tests/conftest.py``.
 
-Use the fixtures from any test under ``tests/train/``:
-
-* ``tiny_model_dir`` -> Path of a tiny checkpoint built from ``recipes/model/tiny.yaml`` (seed 0).
-* ``tiny`` -> ``(model, processor)`` loaded from it (fp32, CPU, eval mode). Shared: do not train it
-  in place; load your own copy with ``load_model(tiny_model_dir)``.
 * ``make_record(n_looks, seed=0, size=(320, 240))`` -> ``(record, image)``.
 * ``records`` -> ``{0: (record, image), 1: (...), 4: (...)}``.
 """
@@ -62,20 +58,6 @@ def build_record(n_looks: int, seed: int = 0, size: tuple[int, int] = (320, 240)
     crops = tuple(render_crop(image, look.box) for look in steps if isinstance(look, Look))
     record = Record(sample, Chain(steps, answer), Provenance("grounded", "0.1.0"), crops=crops)
     return record, image
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from vlir.train.model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny(tiny_model_dir):
-    from vlir.train.model import load_model
-
-    return load_model(tiny_model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ class ForceCrop:
     the policy samples freely (so the group's rewards differ)."""
 
     def __init__(self, processor):
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
 
         self.script = processor.tokenizer.encode(SCRIPT, add_special_tokens=False)
         self.vision_start = special_ids(processor)["vision_start"]
@@ -70,7 +70,7 @@ def _params(model):
     return visual, policy
 
 
-@pytest.mark.slow
+@pytest.mark.deepspeed
 def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, rl_set, tiny):
     from vlir.train.grpo import METRICS, GRPOTrainer
 
@@ -123,13 +123,14 @@ def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, r
     assert "kl" not in rows[0] and 0 < rows[2]["kl"] < 10  # the policy has moved from the reference
 
 
+@pytest.mark.deepspeed
 def test_zero3_step_and_save_load_like_a_checkpoint(tmp_path, tiny_model_dir, rl_set, tiny):
     """recipes/deepspeed/zero3.json (the 7B recipe's low-memory option): the rollout gathers the
     partitioned weights, a step trains, and the consolidated save loads with the published keys."""
     from safetensors.torch import load_file
 
     from vlir.train.grpo import GRPOTrainer
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     cfg = _config(tmp_path, tiny_model_dir, rl_set, deepspeed=str(REPO / "recipes/deepspeed/zero3.json"),
                   max_steps=1)

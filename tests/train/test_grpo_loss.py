@@ -159,8 +159,8 @@ def test_collate_pads_right_and_marks_image_tokens():
 
 def test_sequence_logprobs_on_the_tiny_model_match_a_full_forward(tiny, make_record):
     """Keeping only the logits after the prompt (the original image's pads) changes nothing."""
-    from vlir.train import chat
-    from vlir.train.model import special_ids
+    from vlir.models import chat
+    from vlir.models import special_ids
 
     model, processor = tiny
     record, image = make_record(1)

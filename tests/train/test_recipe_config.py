@@ -34,6 +34,7 @@ def test_bad_recipes_say_what_is_wrong(cls, kind, tmp_path):
 
 
 @pytest.mark.parametrize("module", ["vlir.train.sft", "vlir.train.grpo"])
+@pytest.mark.subprocess
 def test_module_entry_points_exit_2_on_a_bad_recipe(module, tmp_path):
     r = subprocess.run([sys.executable, "-m", module, "--config", str(tmp_path / "missing.yaml")],
                        capture_output=True, text=True, timeout=120)

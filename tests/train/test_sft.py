@@ -79,6 +79,7 @@ def _metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.deepspeed
 def test_loss_goes_down_with_cosine_schedule_and_metrics(full_run):
     out, _ = full_run
     rows = _metrics(out)
@@ -95,6 +96,7 @@ def test_loss_goes_down_with_cosine_schedule_and_metrics(full_run):
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.deepspeed
 def test_vision_tower_and_merger_frozen(full_run, tiny_model_dir):
     out, grads = full_run
     assert not any(g for n, g in grads.items() if n.startswith("model.visual."))
@@ -109,8 +111,9 @@ def test_vision_tower_and_merger_frozen(full_run, tiny_model_dir):
     assert len(changed) > 5
 
 
+@pytest.mark.deepspeed
 def test_output_loads_as_a_checkpoint(full_run):
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     out, _ = full_run
     model, processor = load_model(out)
@@ -122,6 +125,7 @@ def test_output_loads_as_a_checkpoint(full_run):
     assert model(**ids).logits.shape[-1] == model.config.text_config.vocab_size
 
 
+@pytest.mark.deepspeed
 def test_resume_continues_exactly(full_run, tmp_path, tiny_model_dir, corpus):
     ref, _ = full_run
     first = SFTTrainer(make_cfg(tmp_path, tiny_model_dir, corpus))
@@ -149,6 +153,7 @@ def test_resume_continues_exactly(full_run, tmp_path, tiny_model_dir, corpus):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.deepspeed
 def test_zero3_vision_guard_and_gradient_checkpointing(tmp_path, tiny_model_dir, corpus):
     cfg = make_cfg(tmp_path, tiny_model_dir, corpus, deepspeed=str(REPO / "recipes/deepspeed/zero3.json"),
                    max_steps=2, gradient_checkpointing=True)
@@ -181,7 +186,7 @@ def test_zero3_vision_guard_and_gradient_checkpointing(tmp_path, tiny_model_dir,
             assert torch.equal(before[k], after[k]), k
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.layers."))
     assert len(_metrics(tmp_path)) == 2
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     load_model(tmp_path)  # the consolidated ZeRO-3 weights load like any checkpoint
 

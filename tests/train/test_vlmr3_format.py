@@ -11,8 +11,8 @@ import json
 from PIL import Image
 
 from vlir.formats.vlmr3 import DATA_FILE, ExportConfig, export_corpus
-from vlir.train import chat
-from vlir.train.model import model_budget
+from vlir.models import chat
+from vlir.models import model_budget
 from tests.conftest import make_output
 
 

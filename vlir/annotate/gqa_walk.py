@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from vlir.annotate.templates import Phrases, article, where
 from vlir.metrics import normalize_answer
@@ -285,13 +285,3 @@ def walk_program(sample: Sample, answer: str, phrases: Phrases,
                  make_look: Callable[[Box], Box | None]) -> list[Step]:
     """Steps for a GQA sample (possibly without any look: the caller decides what that means)."""
     return ProgramWalker(sample, answer, phrases, make_look).walk()
-
-
-def describe_program(sample: Sample) -> list[dict[str, Any]]:
-    """The program as (operation, argument, ids) rows: a debugging aid for ``vlir show``."""
-    rows = []
-    for op in sample.meta.get("semantic") or []:
-        if isinstance(op, dict):
-            text, ids = split_argument(str(op.get("argument") or ""))
-            rows.append({"operation": op.get("operation"), "argument": text, "ids": list(ids)})
-    return rows

@@ -49,20 +49,15 @@ def _root(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "teacher", "convert")
+VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "convert")
 
 
 def _register() -> None:
-    """Import each verb module; a module registers its commands on import. Modules that do not
-    exist yet are skipped, so verbs can land one issue at a time."""
+    """Import each verb module; a module registers its commands on import."""
     import importlib
 
     for name in VERB_MODULES:
-        try:
-            importlib.import_module(f"vlir.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vlir.cli.{name}":
-                raise
+        importlib.import_module(f"vlir.cli.{name}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[
     ``(engine, info)`` with the effective budgets for scores.json."""
     from vlir.geometry import PixelBudget
     from vlir.rollout import Rollout, RolloutConfig
-    from vlir.train.model import load_model, model_budget
+    from vlir.models import load_model, model_budget
 
     loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=protocol.min_pixels,
                                    max_pixels=protocol.max_pixels)

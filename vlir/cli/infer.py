@@ -41,8 +41,8 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
     settings (None = the preset's); bad settings exit 2."""
     from vlir.geometry import CROP_PIXELS, PixelBudget
     from vlir.rollout import Rollout
-    from vlir.rollout_config import VLMR3_MODEL_PIXELS, RolloutConfig
-    from vlir.train.model import load_model
+    from vlir.rollout.config import VLMR3_MODEL_PIXELS, RolloutConfig
+    from vlir.models import load_model
 
     if not model.is_dir():
         fail(f"--model {model} is not a checkpoint directory")

@@ -14,7 +14,7 @@ the same two lists at inference: one text part per generation round, each but th
 with the bbox JSON closed as ``]}\\n``, and one crop PNG per call.
 
 The export writes exactly that: the text parts are vlir's own chat rendering of the record
-(:func:`vlir.train.chat.assistant_segments`, boxes in model pixels of ``--min/max-pixels``), the
+(:func:`vlir.models.chat.assistant_segments`, boxes in model pixels of ``--min/max-pixels``), the
 crops are the record's stored crop PNGs, and the original images are copied under ``DEST/images``
 or referenced by a path relative to DEST. Extra keys (``id``, ``source``, ``split``, ``answers``, and
 ``corpus_split``: the corpus folder the record was in, which can differ from the record's split, as
@@ -84,7 +84,7 @@ class ExportConfig:
 def response_parts(record: Record, budget: PixelBudget) -> tuple[list[str], list[Crop]]:
     """The record's assistant turn as the authors' ``response_list`` and the crops that follow
     each part: vlir's chat rendering, nothing re-written."""
-    from vlir.train.chat import ChatConfig, assistant_segments
+    from vlir.models.chat import ChatConfig, assistant_segments
 
     segments = assistant_segments(record, ChatConfig(model_budget=budget))
     texts = [s for s in segments if isinstance(s, str)]

@@ -160,7 +160,7 @@ def _fields(obj: Any, where: str) -> tuple[str, str, list[str], list[str]]:
 
 def _think(text: str) -> str:
     """Reasoning text of a part without the think tags (vlir's chat config names them)."""
-    from vlir.train.chat import ChatConfig
+    from vlir.models.chat import ChatConfig
 
     cfg = ChatConfig()
     for tag in (cfg.think_open.strip(), cfg.think_close.strip()):

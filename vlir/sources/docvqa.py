@@ -24,7 +24,6 @@ from typing import Any, Iterator
 from vlir.images import ImageError
 from vlir.records import Invalid, Region, Sample
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
-from vlir.sources.docvqa_tree import write_tree
 from vlir.sources.ocr import OCRFormatError, read_v2_page, read_v2_regions, read_v2_size
 from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
                                     image_relpath, iter_data_records, join, load_ocr_json, native_id,
@@ -85,6 +84,8 @@ class DocVQA(Source):
                 yield sample
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
+        from vlir.sources.samples.docvqa import write_tree
+
         write_tree(Path(out), per_split, seed)
 
 

@@ -212,6 +212,6 @@ class GQASource(Source):
                       answers=(answer,) if answer else (), evidence=tuple(evidence), meta=meta)
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.gqa_tree import write_gqa_tree
+        from vlir.sources.samples.gqa import write_gqa_tree
 
         write_gqa_tree(Path(out), per_split, seed)

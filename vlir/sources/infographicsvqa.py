@@ -25,7 +25,6 @@ from typing import Any, Iterator
 from vlir.images import ImageError
 from vlir.records import Invalid, Region, Sample
 from vlir.sources.base import Source, SourceError, find_dir, find_file, register
-from vlir.sources.infographicsvqa_tree import write_tree
 from vlir.sources.ocr import OCRFormatError, textract_regions
 from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
                                     image_relpath, iter_data_records, join, load_ocr_json, native_id,
@@ -147,6 +146,8 @@ class InfographicsVQA(Source):
                       evidence=evidence, meta=meta)
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
+        from vlir.sources.samples.infographicsvqa import write_tree
+
         write_tree(Path(out), per_split, seed)
 
 

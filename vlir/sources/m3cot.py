@@ -225,6 +225,6 @@ class M3CoTSource(Source):
         return relative
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.m3cot_tree import write_m3cot_tree
+        from vlir.sources.samples.m3cot import write_m3cot_tree
 
         write_m3cot_tree(Path(out), per_split, seed)

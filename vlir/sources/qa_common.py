@@ -12,7 +12,6 @@ reading them lives here, so the adapters hold only what is specific to each layo
 
 Image checks (exists, size from the header) and counted rejects are shared with the scene sources:
 :class:`vlir.sources.support.ImageFiles` and :func:`vlir.sources.support.reject`.
-- :func:`draw_words` and :func:`dump_json` serve the sample-tree writers.
 """
 
 from __future__ import annotations
@@ -24,11 +23,8 @@ from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
 
 import ijson
 from cachetools import LRUCache
-from PIL import ImageDraw
 
 from vlir.images import safe_path
-from vlir.records import Box
-from vlir.sources import synth
 from vlir.sources.base import SourceError, load_json
 from vlir.sources.jsonstream import iter_array_items
 
@@ -190,25 +186,3 @@ def load_ocr_json(path: Path) -> Any:
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sample-tree writing
-# ---------------------------------------------------------------------------------------------
-
-def draw_words(draw: ImageDraw.ImageDraw, xy: tuple[float, float], words: list[str], size: int,
-               fill: tuple[int, ...] | int = (0, 0, 0)) -> list[tuple[str, Box]]:
-    """Draw ``words`` on one line from ``xy``, each separately so that each word's ink box is
-    known exactly (OCR engines report words); returns ``[(word, box)]``."""
-    x, y = round(xy[0]), round(xy[1])  # whole pixels: Pillow would round a fractional origin
-    out = []
-    for word in words:
-        out.append((word, synth.draw_text(draw, (x, y), word, size, fill)))
-        x += round(draw.textlength(word + " ", font=synth.font(size)))
-    return out
-
-
-def dump_json(path: Path, obj: Any) -> None:
-    """Write JSON compactly, as the official releases do (UTF-8, no ASCII escaping)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")

@@ -250,6 +250,6 @@ class VSRSource(Source):
         return tuple(regions)
 
     def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.vsr_tree import write_vsr_tree
+        from vlir.sources.samples.vsr import write_vsr_tree
 
         write_vsr_tree(Path(out), per_split, seed)

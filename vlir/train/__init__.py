@@ -1,5 +1,5 @@
-"""Training on VLIR: the model (:mod:`vlir.train.model`), the chat rendering shared by SFT and the
-rollout engine (:mod:`vlir.train.chat`), and the trainers.
+"""Training on VLIR: the SFT and R-GRPO trainers, their configs, data and rewards. The model, its
+tokens and the chat rendering they share with the rollout engine live in :mod:`vlir.models`.
 
 Nothing is imported here: ``import vlir.train`` must not pull in torch or transformers, so the data
 verbs stay light. Import the submodules you need.

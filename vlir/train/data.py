@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow.parquet as pq
+from cachetools import LRUCache
 
 from vlir.records import Record
 from vlir.shards import Corpus, shard_files
@@ -30,7 +30,7 @@ LIGHT_COLUMNS = ["id", "source", "split", "image_path", "width", "height", "ques
 
 def light_record(row: dict[str, Any]) -> Record:
     """A record from the light columns only: crops carry their sizes but no PNG bytes, which is
-    all :func:`vlir.train.chat.num_tokens` needs to count a sample's tokens exactly."""
+    all :func:`vlir.models.chat.num_tokens` needs to count a sample's tokens exactly."""
     row = dict(row, crops=[{"bytes": b"", "path": None}] * len(row.get("crop_info") or ()))
     return Record.from_row(row)
 
@@ -45,7 +45,7 @@ class SFTDataset:
 
     def __init__(self, data_dir: str | Path, processor: Any, chat_cfg: Any, splits: Sequence[str] = (),
                  max_length: int = 0, cache_row_groups: int = 4):
-        from vlir.train import chat
+        from vlir.models import chat
 
         self.corpus = Corpus(Path(data_dir))
         self.processor = processor
@@ -79,7 +79,7 @@ class SFTDataset:
         log.info("SFT data: %d records from %d shard(s) of %s (%d dropped as too long)",
                  len(self.index), len(self.files), wanted, self.dropped)
         self._cache_size = cache_row_groups
-        self._cache: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
+        self._cache: LRUCache[tuple[int, int], list[dict]] = LRUCache(maxsize=max(1, cache_row_groups))
         self._bounds: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
@@ -101,10 +101,6 @@ class SFTDataset:
         if rows is None:
             rows = pq.ParquetFile(self.files[fi]).read_row_group(group).to_pylist()
             self._cache[key] = rows
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
         return Record.from_row(rows[ri - bounds[group]])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -113,6 +109,6 @@ class SFTDataset:
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: no row-group cache in the pickle
         state = dict(self.__dict__)
-        state["_cache"] = OrderedDict()
+        state["_cache"] = LRUCache(maxsize=max(1, self._cache_size))
         return state
 

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,39 +98,28 @@ class GRPOTrainer:
         self._resume() if cfg.resume else None
 
     def _load(self):
-        from vlir.train.model import load_model
+        from vlir.models import load_model
         pixels = {k: v for k, v in (("min_pixels", self.cfg.min_pixels), ("max_pixels", self.cfg.max_pixels)) if v}
         return load_model(Path(self.cfg.model_path), dtype=self.dtype, device="cpu", **pixels)
 
     def _setup_model(self) -> None:
-        from vlir.train.model import build_tiny_model, special_ids
+        from vlir.models import special_ids
+        from vlir.train import common
         cfg = self.cfg
         path = Path(cfg.model_path)
-        if not (path / "config.json").is_file():
-            if not cfg.build_model:
-                raise FileNotFoundError(f"no model at {path}: run SFT first (make train) or set model_path")
-            build_tiny_model(path, cfg.build_model, seed=cfg.seed) if self.rank == 0 else None
-            torch.distributed.barrier()
-        if self.zero_stage == 3:  # from_pretrained then loads each rank's partition (zero.Init)
-            from transformers.integrations import HfDeepSpeedConfig
-            self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
+        common.ensure_model(path, cfg.build_model, cfg.seed, self.rank,
+                            f"no model at {path}: run SFT first (make train) or set model_path")
+        self._hf_ds = common.zero3_loading(self.ds_config, self.zero_stage)  # alive while loading
         self.model, self.processor = self._load()
         self.ids = special_ids(self.processor)
-        visual = self.model.model.visual
-        frozen = []
-        if cfg.freeze_vision_tower:
-            frozen += [p for n, p in visual.named_parameters() if not n.startswith("merger.")]
-        if cfg.freeze_merger:
-            frozen += list(visual.merger.parameters())
-        for p in frozen:
-            p.requires_grad_(False)
+        common.freeze(self.model, vision_tower=cfg.freeze_vision_tower, merger=cfg.freeze_merger)
         if cfg.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            common.enable_gradient_checkpointing(self.model)
         if cfg.beta > 0 or cfg.log_reference_kl:
             self.ref_model = self._reference()
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        trainable, total = common.parameter_counts(self.model)
         log.info("policy %s: %d of %d parameters trainable; reference model: %s", path, trainable,
-                 sum(p.numel() for p in self.model.parameters()), self.ref_model is not None)
+                 total, self.ref_model is not None)
 
     def _reference(self):
         """The frozen initial policy (same checkpoint). Under ZeRO-3 it is partitioned like the
@@ -150,7 +138,7 @@ class GRPOTrainer:
 
     def _setup_data(self) -> None:
         from vlir.geometry import PixelBudget
-        from vlir.train.chat import ChatConfig
+        from vlir.models.chat import ChatConfig
         from vlir.train.rl_data import RLSet
 
         cfg = self.cfg
@@ -175,19 +163,9 @@ class GRPOTrainer:
             model=self.model, model_parameters=params, config=self.ds_config, lr_scheduler=schedule)
 
     def _resume(self) -> None:
-        ckpt = self.out / CHECKPOINTS
-        if not (ckpt / "latest").is_file():
-            log.warning("resume requested but %s holds no checkpoint: starting fresh", ckpt)
-            return
-        path, state = self.engine.load_checkpoint(str(ckpt))
-        if path is None:
-            raise RuntimeError(f"could not load the DeepSpeed checkpoint in {ckpt}")
-        self.step = int(state["step"])
-        log.info("resumed from %s at step %d", path, self.step)
-        if self.rank == 0 and (self.out / METRICS).is_file():  # drop steps logged after the checkpoint
-            lines = (self.out / METRICS).read_text().splitlines()
-            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
-            (self.out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+        from vlir.train import common
+        state = common.resume(self.engine, self.out, self.rank)
+        self.step = int(state["step"]) if state is not None else self.step
 
     # ------------------------------------------------------------------ one step
     def _prompts(self, batch_index: int) -> list:
@@ -339,20 +317,10 @@ class GRPOTrainer:
     def save_checkpoint(self) -> Path:
         """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, and the model and processor
         in ``save_pretrained`` layout in ``output_dir``, plus ``rewards.png``. Every rank calls it."""
-        ckpt = self.out / CHECKPOINTS
-        self.engine.save_checkpoint(str(ckpt), tag=f"step-{self.step}", client_state={"step": self.step})
-        state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
+        from vlir.train import common
+        common.save(self.engine, self.processor, self.out, self.step, {"step": self.step},
+                    zero_stage=self.zero_stage, rank=self.rank, keep=self.cfg.keep_checkpoints)
         if self.rank == 0:
-            if state_dict is not None:  # ZeRO-3 load recorded legacy key conversions: see sft.py
-                from vlir.train.sft import _standard_key_layout
-
-                _standard_key_layout(self.engine.module)
-            self.engine.module.save_pretrained(self.out, state_dict=state_dict)
-            self.processor.save_pretrained(self.out)
-            keep = self.cfg.keep_checkpoints
-            tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
-            for old in tags[:-keep] if keep else []:
-                shutil.rmtree(old, ignore_errors=True)
             if self.cfg.plot and (self.out / METRICS).is_file():
                 from vlir.train.plots import plot_metrics
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from vlir.rollout.config import MODES as ROLLOUT_MODES
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
 from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
 
 LR_SCHEDULERS = ("constant", "linear", "cosine")
-LOSS_TYPES = ("grpo", "dapo")  # kept in step with vlir.train.grpo_loss (no torch import here)
-ROLLOUT_MODES = ("kv", "reprefill")
+LOSS_TYPES = ("grpo", "dapo")  # declared here (no torch import); vlir.train.grpo_loss reads it
 
 
 @dataclass
@@ -52,10 +52,10 @@ class GRPOConfig(RecipeConfig):
 
     # --- model and data
     model_path: str = _f("out/train/sft", "Local Qwen2.5-VL checkpoint to start from (the SFT output).")
-    build_model: str = _f("", "Model YAML: build a random model at model_path first if it is absent "
+    build_model: str = _f("", "Model to build at model_path first if it is absent ('tiny' or a model YAML) "
                               "(tests only; R-GRPO normally starts from SFT).")
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
-    chat: dict = _f({}, "Overrides for vlir.train.chat.ChatConfig fields (instruction, system...).")
+    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (instruction, system...).")
     min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
     max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's).")
     # --- rollout

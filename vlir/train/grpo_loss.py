@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 from trl.trainer.utils import selective_log_softmax
 
-LOSS_TYPES = ("grpo", "dapo")
+from vlir.train.grpo_config import LOSS_TYPES  # the config owns the choices
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4,

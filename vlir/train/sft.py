@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import sys
 import time
 from functools import partial
@@ -26,13 +25,12 @@ from typing import Any, Sequence
 import torch
 import yaml
 
+from vlir.train import common
+from vlir.train.common import METRICS
 from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.sft_config import SFTConfig
 
 log = logging.getLogger(__name__)
-
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
 
 
 class SFTTrainer:
@@ -51,7 +49,7 @@ class SFTTrainer:
     * ZeRO-3 guard (``vision_guard``): a micro-batch without images runs a zero-weighted dummy
       vision forward, so every rank gathers the vision tower's parameters in the same collectives.
     * checkpoints (``save_steps``, ``keep_checkpoints``): the model in ``save_pretrained`` layout in
-      ``output_dir`` (loadable by ``vlir.train.model.load_model``) plus DeepSpeed state under
+      ``output_dir`` (loadable by ``vlir.models.load_model``) plus DeepSpeed state under
       ``output_dir/checkpoints/step-N``; ``resume`` continues from the latest one exactly (step
       counter, optimizer, schedule, data position).
     * ``metrics.jsonl`` (one object per optimizer step: step, epoch, loss, lr, grad_norm,
@@ -87,49 +85,32 @@ class SFTTrainer:
             self._resume()
 
     def _setup_model(self) -> None:
-        from vlir.train.model import build_tiny_model, load_model
+        from vlir.models import load_model
 
         cfg = self.cfg
         path = Path(cfg.model_path)
-        if not (path / "config.json").is_file():
-            if not cfg.build_model:
-                raise FileNotFoundError(f"no model at {path}; set build_model=recipes/model/tiny.yaml "
-                                        "to build a tiny one, or point model_path at a checkpoint")
-            if self.rank == 0:
-                log.info("building the tiny model of %s into %s", cfg.build_model, path)
-                build_tiny_model(path, cfg.build_model, seed=cfg.seed)
-            torch.distributed.barrier()
-        if self.zero_stage == 3:  # from_pretrained then loads each rank's partition (zero.Init)
-            from transformers.integrations import HfDeepSpeedConfig
-
-            self._hf_ds = HfDeepSpeedConfig(self.ds_config)  # must stay alive while loading
+        common.ensure_model(path, cfg.build_model, cfg.seed, self.rank,
+                            f"no model at {path}; set build_model=tiny (the packaged tiny model) "
+                            "to build a tiny one, or point model_path at a checkpoint")
+        self._hf_ds = common.zero3_loading(self.ds_config, self.zero_stage)  # alive while loading
         pixels = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
         self.model, self.processor = load_model(path, dtype=self.dtype, device="cpu", **pixels)
-        _use_cache(self.model, False)  # no KV cache in training forwards
-        visual = self.model.model.visual
-        frozen = []
-        if cfg.freeze_vision_tower:
-            frozen += [p for n, p in visual.named_parameters() if not n.startswith("merger.")]
-        if cfg.freeze_merger:
-            frozen += list(visual.merger.parameters())
-        if cfg.freeze_language_model:
-            frozen += list(self.model.model.language_model.parameters()) + list(self.model.lm_head.parameters())
-        for p in frozen:
-            p.requires_grad_(False)
+        common.use_cache(self.model, False)  # no KV cache in training forwards
+        common.freeze(self.model, vision_tower=cfg.freeze_vision_tower, merger=cfg.freeze_merger,
+                      language_model=cfg.freeze_language_model)
         if cfg.gradient_checkpointing:
-            self.model.activation_checkpointing_enable({"use_reentrant": False})
+            common.enable_gradient_checkpointing(self.model)
         self.model.train()
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in self.model.parameters())
+        trainable, total = common.parameter_counts(self.model)
         log.info("model %s: %d of %d parameters trainable (%s)", path, trainable, total, self.dtype)
 
     def _setup_data(self) -> None:
         from torch.utils.data import DataLoader
 
         from vlir.geometry import PixelBudget
-        from vlir.train.chat import ChatConfig, collate
+        from vlir.models.chat import ChatConfig, collate
         from vlir.train.data import SFTDataset
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
         from vlir.train.sampler import LengthGroupedBatchSampler
 
         cfg = self.cfg
@@ -161,19 +142,9 @@ class SFTTrainer:
             model=self.model, model_parameters=params, config=self.ds_config, lr_scheduler=schedule)
 
     def _resume(self) -> None:
-        ckpt = self.out / CHECKPOINTS
-        if not (ckpt / "latest").is_file():
-            log.warning("resume requested but %s holds no checkpoint: starting fresh", ckpt)
-            return
-        path, state = self.engine.load_checkpoint(str(ckpt))
-        if path is None:
-            raise RuntimeError(f"could not load the DeepSpeed checkpoint in {ckpt}")
-        self.step, self.micro_step = int(state["step"]), int(state["micro_step"])
-        log.info("resumed from %s at step %d", path, self.step)
-        if self.rank == 0 and (self.out / METRICS).is_file():  # drop steps logged after the checkpoint
-            lines = (self.out / METRICS).read_text().splitlines()
-            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
-            (self.out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+        state = common.resume(self.engine, self.out, self.rank)
+        if state is not None:
+            self.step, self.micro_step = int(state["step"]), int(state["micro_step"])
 
     # ------------------------------------------------------------------ training
     def _batches(self):
@@ -269,20 +240,10 @@ class SFTTrainer:
     def save_checkpoint(self) -> Path:
         """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, and the model and processor
         in ``save_pretrained`` layout in ``output_dir``. Every rank must call it."""
-        ckpt = self.out / CHECKPOINTS
-        tag = f"step-{self.step}"
-        self.engine.save_checkpoint(str(ckpt), tag=tag,
-                                    client_state={"step": self.step, "micro_step": self.micro_step})
-        state_dict = self.engine._zero3_consolidated_16bit_state_dict() if self.zero_stage == 3 else None
+        common.save(self.engine, self.processor, self.out, self.step,
+                    {"step": self.step, "micro_step": self.micro_step}, zero_stage=self.zero_stage,
+                    rank=self.rank, keep=self.cfg.keep_checkpoints)
         if self.rank == 0:
-            module = self.engine.module
-            _use_cache(module, True)  # the saved model generates with a cache
-            if state_dict is not None:
-                _standard_key_layout(module)
-            module.save_pretrained(self.out, state_dict=state_dict)
-            _use_cache(module, False)
-            self.processor.save_pretrained(self.out)
-            self._prune(ckpt)
             if self.cfg.plot:
                 from vlir.train.plots import plot_metrics
 
@@ -293,34 +254,12 @@ class SFTTrainer:
         torch.distributed.barrier()
         return self.out
 
-    def _prune(self, ckpt: Path) -> None:
-        keep = self.cfg.keep_checkpoints
-        tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
-        for old in tags[:-keep] if keep else []:
-            shutil.rmtree(old, ignore_errors=True)
-
     def cleanup(self) -> None:
         """Free the engine; the process group stays (it is the process's, not the trainer's)."""
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.destroy()
         self.engine = self.optimizer = self.scheduler = self.model = None
-
-
-def _standard_key_layout(model: Any) -> None:
-    """transformers 5.24, loading under ZeRO-3 (zero.Init), records every candidate key conversion
-    of the architecture, legacy ones included, where a plain load records only those it applied;
-    reverting them all on save writes ``model.model.layers.*``, which no loader reads back.
-    Clearing the record makes ``save_pretrained`` use the architecture's default (non-legacy)
-    mapping, as for a model built from scratch: Qwen2.5-VL's published key layout (``visual.*``,
-    ``model.layers.*``), which the ZeRO-3 test checks key by key."""
-    if getattr(model, "_weight_conversions", None) is not None:
-        model._weight_conversions = None
-
-
-def _use_cache(model: Any, flag: bool) -> None:
-    config = getattr(model.config, "text_config", model.config)
-    config.use_cache = flag
 
 
 def _float(value: Any) -> float | None:

@@ -18,10 +18,10 @@ class SFTConfig(RecipeConfig):
 
     Model and data:
         model_path: local checkpoint (``save_pretrained`` layout) to fine-tune.
-        build_model: model YAML used to build a tiny model at ``model_path`` when it is absent.
+        build_model: ``tiny`` or a model YAML, used to build a tiny model at ``model_path`` when it is absent.
         min_pixels / max_pixels: the image processor's budget (the bbox numbers' space).
         data_dir: a built VLIR corpus (``make vlir``); splits: which ``source/split`` to train on.
-        chat: overrides for ``vlir.train.chat.ChatConfig`` (pixel budgets, instruction, ...).
+        chat: overrides for ``vlir.models.chat.ChatConfig`` (pixel budgets, instruction, ...).
         max_length: drop samples whose estimated token count exceeds it (0: keep all).
     Optimisation:
         epochs / max_steps, per_device_batch_size, gradient_accumulation_steps, learning_rate,
@@ -36,15 +36,16 @@ class SFTConfig(RecipeConfig):
 
     # --- model and data
     model_path: str = _f("out/models/tiny", "Local Qwen2.5-VL checkpoint to fine-tune.")
-    build_model: str = _f("", "Model YAML (e.g. recipes/model/tiny.yaml): build a random model at "
-                              "model_path first if it does not exist. Empty: model_path must exist.")
+    build_model: str = _f("", "Model to build at model_path first if it does not exist: 'tiny' (the packaged "
+                              "vlir/models/tiny_qwen2_5_vl.yaml) or a model YAML path. "
+                              "Empty: model_path must exist.")
     data_dir: str = _f("out/vlir", "A built VLIR corpus folder (with manifest.json).")
     splits: list = _f([], "'source/split' names or patterns ('*/train') to train on; empty: every "
                           "split in the corpus.")
     min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
     max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's); the released "
                             "VLM-R3 agent uses 2048*28*28 = 1605632.")
-    chat: dict = _f({}, "Overrides for vlir.train.chat.ChatConfig fields (a *_budget as "
+    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (a *_budget as "
                         "[min_pixels, max_pixels]).")
     max_length: int = _f(0, "Drop samples whose estimated length exceeds this many tokens (0: none).")
     # --- optimisation

@@ -2,7 +2,7 @@
 
 A stored record's assistant text, teacher-forced through the rollout engine, must make the engine
 cut the very crops the shard stores (byte for byte) and produce exactly the ids and labels that
-``vlir.train.chat.encode_record`` renders for SFT.
+``vlir.models.chat.encode_record`` renders for SFT.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 from vlir import shards  # noqa: E402
 from vlir.records import Box, Look  # noqa: E402
 from vlir.rollout import ReplayMismatch, Rollout, RolloutConfig  # noqa: E402
-from vlir.train import chat  # noqa: E402
-from vlir.train.model import model_budget  # noqa: E402
+from vlir.models import chat  # noqa: E402
+from vlir.models import model_budget  # noqa: E402
 
 from tests.rollout_helpers import snapped_record, tiny  # noqa: E402
 from tests.train.conftest import build_record  # noqa: E402
@@ -64,6 +64,7 @@ def test_replay_through_a_shard(tmp_path):
         assert_replays(stored, image)
 
 
+@pytest.mark.slow
 def test_replay_of_a_real_build(tmp_path):
     """``vlir build`` (sample trees, grounded annotator, the tiny model's budget as the build's model
     view) -> shards -> every accepted record replays exactly."""

@@ -4,7 +4,7 @@ where the authors' loop inserted it (right after the call's ``]}``, behind the `
 writes), crops the box the loop crops (the last one of a call holding the key twice) and ends with
 the answer the authors' evaluator scored.
 
-The tiny random model writes the texts (:class:`vlir.rollout_script.ScriptedLogits`); the images are
+The tiny random model writes the texts (:class:`vlir.testing.scripted.ScriptedLogits`); the images are
 synthetic, so each call's numbers are scaled into the tiny model's view of a 224x168 image. All 191
 responses run in two batched calls.
 """
@@ -25,8 +25,9 @@ from tests.vlmr3_log import LOG, read_log  # noqa: E402
 from vlir import geometry  # noqa: E402
 from vlir.geometry import PixelBudget  # noqa: E402
 from vlir.protocol import parse_response  # noqa: E402
-from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train.model import model_budget  # noqa: E402
+from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
+from vlir.testing.scripted import ScriptedLogits  # noqa: E402
+from vlir.models import model_budget  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not LOG.is_file(), reason="../shared/vlmr3 is absent")
 
@@ -48,6 +49,7 @@ def scaled(response: str, frame: tuple[int, int]) -> str:
     return response.replace(call, new)
 
 
+@pytest.mark.slow
 def test_the_engine_crops_where_the_authors_loop_does_and_ends_with_their_answer():
     model, processor = tiny()
     budget = model_budget(processor)

@@ -19,11 +19,11 @@ class ScriptedLogits:
     prompt's own segments (rows of other prompts use ``segments``), so rows of one batch can crop at
     different steps. Forced tokens keep their logit (so log-probs stay the model's).
     ``image_newline``: the engine writes ``"\\n"`` after each crop image
-    (:attr:`vlir.rollout_config.RolloutConfig.image_newline`); segments start after it."""
+    (:attr:`vlir.rollout.config.RolloutConfig.image_newline`); segments start after it."""
 
     def __init__(self, processor: Any, segments: Sequence[str] = (),
                  by_question: dict[str, Sequence[str]] | None = None, image_newline: bool = False):
-        from vlir.train.model import special_ids
+        from vlir.models import special_ids
 
         self.tokenizer = processor.tokenizer
         ids = special_ids(processor)

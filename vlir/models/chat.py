@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Sequence, Union
 from vlir import geometry
 from vlir.crops import decode_png, render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
+from vlir.models.tokens import model_budget, special_ids
 from vlir.records import Box, Crop, Look, Record, Think
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,15 +85,11 @@ class ChatConfig:
 
     @classmethod
     def for_processor(cls, processor: Any, **overrides: Any) -> "ChatConfig":
-        from vlir.train.model import model_budget
-
         overrides.setdefault("model_budget", model_budget(processor))
         return cls(**overrides)
 
 
 def _resolve_cfg(processor: Any, cfg: ChatConfig | None) -> ChatConfig:
-    from vlir.train.model import model_budget
-
     if cfg is None:
         return ChatConfig.for_processor(processor)
     if cfg.model_budget != model_budget(processor):
@@ -203,8 +200,6 @@ def prompt_text(question: str, processor: Any, cfg: ChatConfig) -> str:
 
 def image_block_ids(grid_thw: Any, processor: Any) -> list[int]:
     """``<|vision_start|>`` + N x ``<|image_pad|>`` + ``<|vision_end|>``, N = t*h*w // merge**2."""
-    from vlir.train.model import special_ids
-
     ids = special_ids(processor)
     merge = int(getattr(processor.image_processor, "merge_size", 2))
     t, h, w = (int(v) for v in grid_thw)
@@ -240,8 +235,6 @@ def _prompt_ids(question: str, grid_thw: Any, processor: Any, cfg: ChatConfig) -
 def _tensors(ids: list[int], labels: list[int] | None, vision: dict[str, Any], processor: Any) -> dict[str, Any]:
     import torch
 
-    from vlir.train.model import special_ids
-
     input_ids = torch.tensor(ids, dtype=torch.long)
     out = {
         "input_ids": input_ids,
@@ -275,8 +268,6 @@ def encode_prompt(question: str, image: "Image.Image", processor: Any, cfg: Chat
 def encode_record(record: Record, image: "Image.Image", processor: Any, cfg: ChatConfig | None = None) -> dict[str, Any]:
     """A record as one SFT example: ``input_ids``, ``labels``, ``attention_mask``, ``pixel_values``,
     ``image_grid_thw``, ``mm_token_type_ids`` (images: the original, then the crops in order)."""
-    from vlir.train.model import special_ids
-
     cfg = _resolve_cfg(processor, cfg)
     _check_image(record, image)
     segments = assistant_segments(record, cfg, image)

@@ -18,8 +18,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from vlir.records import Box
-from vlir.sources import synth
-from vlir.sources.qa_common import draw_words, dump_json
+from vlir.sources.samples import synth
+from vlir.sources.samples.synth import draw_words, dump_json
 
 WIDTH = 600
 PANEL_COLORS = ("blue", "green", "orange", "purple", "red", "brown")

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from vlir.sources.scenes import draw_scene, left_of
+from vlir.sources.samples.scenes import draw_scene, left_of
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -8,9 +8,11 @@ drew (``ImageDraw.textbbox`` for text). Everything is deterministic for a given 
 from __future__ import annotations
 
 import io
+import json
 import random
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -80,3 +82,21 @@ def save_image(img: Image.Image, path: Path, fmt: str) -> None:
     else:
         img.save(buf, format=fmt.upper(), compress_level=6)
     path.write_bytes(buf.getvalue())
+
+
+def draw_words(draw: ImageDraw.ImageDraw, xy: tuple[float, float], words: list[str], size: int,
+               fill: tuple[int, ...] | int = (0, 0, 0)) -> list[tuple[str, Box]]:
+    """Draw ``words`` on one line from ``xy``, each separately so that each word's ink box is
+    known exactly (OCR engines report words); returns ``[(word, box)]``."""
+    x, y = round(xy[0]), round(xy[1])  # whole pixels: Pillow would round a fractional origin
+    out = []
+    for word in words:
+        out.append((word, draw_text(draw, (x, y), word, size, fill)))
+        x += round(draw.textlength(word + " ", font=font(size)))
+    return out
+
+
+def dump_json(path: Path, obj: Any) -> None:
+    """Write JSON compactly, as the official releases do (UTF-8, no ASCII escaping)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlir.sources.m3cot import LETTERS
-from vlir.sources.synth import COLORS, canvas, draw_text, text_size
+from vlir.sources.samples.synth import COLORS, canvas, draw_text, text_size
 
 ITEMS = ("oak", "pine", "maple", "birch", "cedar", "elm", "willow", "ash")
 BAR_COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "brown")

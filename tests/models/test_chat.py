@@ -15,8 +15,8 @@ from vlir import geometry
 from vlir.crops import decode_png
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Crop, Record
-from vlir.train import chat
-from vlir.train.model import special_ids
+from vlir.models import chat
+from vlir.models import special_ids
 
 LOOK_RE = re.compile(r'\{"bbox_2d": \[(-?\d+), (-?\d+), (-?\d+), (-?\d+)\]\}')
 
@@ -192,7 +192,7 @@ def test_missing_crops_are_rendered_by_the_crop_rule(tiny, records, encoded):
 def test_inconsistent_inputs_are_refused(tiny, records):
     _, processor = tiny
     record, image = records[1]
-    from vlir.train.model import model_budget
+    from vlir.models import model_budget
 
     own = model_budget(processor)
     other = PixelBudget(own.min_pixels, own.max_pixels * 2)  # not the processor's budget
@@ -203,7 +203,7 @@ def test_inconsistent_inputs_are_refused(tiny, records):
 
 
 def test_forward_loss_is_finite_and_trains(tiny_model_dir, records, encoded):
-    from vlir.train.model import load_model
+    from vlir.models import load_model
 
     model, processor = load_model(tiny_model_dir)
     model.train()

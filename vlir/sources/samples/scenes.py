@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from vlir.sources.synth import COLORS, draw_text, noise_background, text_size
+from vlir.sources.samples.synth import COLORS, draw_text, noise_background, text_size
 
 ROUND = {"ball", "clock", "orange", "donut", "frisbee", "plate", "pizza"}
 SHAPE_COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "brown", "black", "white")

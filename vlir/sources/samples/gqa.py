@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-from vlir.sources.scenes import SHAPE_COLORS, DrawnObject, above, draw_scene, left_of
-from vlir.sources.synth import save_image
+from vlir.sources.samples.scenes import SHAPE_COLORS, DrawnObject, above, draw_scene, left_of
+from vlir.sources.samples.synth import save_image
 
 NAMES = ("ball", "box", "cup", "car", "lamp", "book", "chair", "clock", "hat", "teddy bear",
          "trash can", "traffic light")

@@ -54,7 +54,7 @@ class RolloutConfig:
         image): ``"skip"`` (no crop, generation goes on: the released agent) or ``"end"`` (the
         trajectory ends, ``bad_box``).
     mode: ``"kv"`` (reuse the cache across crops) or ``"reprefill"`` (re-run the prefix: reference).
-    chat: :class:`vlir.train.chat.ChatConfig` (instruction, budgets); None =
+    chat: :class:`vlir.models.chat.ChatConfig` (instruction, budgets); None =
         ``ChatConfig.for_processor(processor)``. Its ``model_budget`` is the space of the bbox
         numbers; its ``crop_budget`` renders the crops unless ``crop_budget`` is set here.
     crop_budget: pixel budget of rendered crops; None = the chat config's (the data build's

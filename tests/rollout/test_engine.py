@@ -11,8 +11,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from vlir import geometry  # noqa: E402
 from vlir.crops import render_crop  # noqa: E402
-from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train.model import model_budget, special_ids, vision_token_ids  # noqa: E402
+from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
+from vlir.testing.scripted import ScriptedLogits  # noqa: E402
+from vlir.models import model_budget, special_ids, vision_token_ids  # noqa: E402
 
 from tests.rollout_helpers import tiny  # noqa: E402
 
@@ -102,7 +103,7 @@ def test_engine_logits_equal_a_plain_forward_of_the_trajectory(kv_and_reprefill)
 def test_consistency_check_catches_1d_positions_for_a_crop(monkeypatch):
     """Negative control: give the inserted crop plain 1-D positions (the silent failure mode of a
     forgotten ``position_ids``) and the comparison above fails."""
-    from vlir import rollout_batch
+    from vlir.rollout import batching as rollout_batch
 
     real_rope = rollout_batch.Batch._rope
     calls = []

@@ -13,7 +13,8 @@ from PIL import Image
 
 from vlir import geometry
 from vlir.geometry import PixelBudget
-from vlir.train import model as tm
+from vlir import models as tm
+from vlir.models import loading, qwen2_5_vl
 
 
 def _digests(path):
@@ -38,6 +39,34 @@ def test_layout_and_config(tiny_model_dir):
     assert model.config.vision_end_token_id == ids["vision_end"]
     assert model.config.text_config.vocab_size >= len(processor.tokenizer)
     assert ids["im_end"] in model.generation_config.eos_token_id
+
+
+def test_packaged_yaml_shapes():
+    """The packaged tiny YAML (moved from recipes/model/) keeps the shapes build_tiny_model needs."""
+    data = tm.load_tiny_config()
+    text_cfg, vision = data["text"], data["vision"]
+    head_dim = text_cfg["hidden_size"] // text_cfg["num_attention_heads"]
+    assert sum(text_cfg["mrope_section"]) * 2 == head_dim
+    assert text_cfg["num_attention_heads"] % text_cfg["num_key_value_heads"] == 0
+    assert vision["hidden_size"] % vision["num_heads"] == 0
+    assert 0 < data["image_processor"]["min_pixels"] <= data["image_processor"]["max_pixels"]
+
+
+def test_tiny_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "tiny.yaml"
+    bad.write_text("text: {hidden_size: 64}\nvision: {depth: 1}\nimage_processor: {min_pixels: 1}\nbogus: 1\n")
+    with pytest.raises(ValueError, match=r"tiny.yaml: unknown tiny model config key bogus"):
+        tm.load_tiny_config(bad)
+    with pytest.raises(ValueError, match="no tiny model YAML"):
+        tm.load_tiny_config(tmp_path / "absent.yaml")
+
+
+def test_family_from_checkpoint(tiny_model_dir):
+    family = tm.family_of(tiny_model_dir)
+    assert family.name == "qwen2_5_vl" and family.factor == 28
+    assert family.coordinates == "absolute model pixels"
+    with pytest.raises(ValueError, match="no vlir model family for model_type 'llama'"):
+        tm.family_for("llama")
 
 
 def test_build_is_deterministic_and_seeded(tiny_model_dir, tmp_path):
@@ -70,7 +99,7 @@ def test_tokenizer_specials_and_round_trip(tiny):
     # Special tokens are atomic; digits are split one by one, as in Qwen's pre-tokenizer.
     assert tok.encode("<|im_start|><|image_pad|>", add_special_tokens=False) == [ids["im_start"], ids["image_pad"]]
     assert tok.tokenize("1290") == ["1", "2", "9", "0"]
-    assert processor.chat_template == tm.qwen2_5_vl_chat_template()
+    assert processor.chat_template == qwen2_5_vl.qwen2_5_vl_chat_template()
 
 
 def test_processor_budget_and_resize_match_geometry(tiny):
@@ -122,11 +151,11 @@ def test_load_processor_overrides_budget(tiny_model_dir):
 
 
 def test_dtype_names():
-    assert tm._torch_dtype(None, "cpu") == torch.float32
-    assert tm._torch_dtype("bf16", "cpu") == torch.bfloat16
-    assert tm._torch_dtype(None, "cuda:0") == torch.bfloat16
+    assert loading._torch_dtype(None, "cpu") == torch.float32
+    assert loading._torch_dtype("bf16", "cpu") == torch.bfloat16
+    assert loading._torch_dtype(None, "cuda:0") == torch.bfloat16
     with pytest.raises(ValueError):
-        tm._torch_dtype("int3", "cpu")
+        loading._torch_dtype("int3", "cpu")
 
 
 def _as_hub_layout(src, dst):

@@ -15,7 +15,8 @@ tokens, which ``get_rope_index`` and the attention mask both skip. ``mode="repre
 whole prefix after every crop: the slow reference the KV path is tested against.
 
 torch/transformers are imported lazily; the text rules (stop strings, calls, answers) live in
-:mod:`vlir.protocol`, the settings and the released agent's preset in :mod:`vlir.rollout_config`.
+:mod:`vlir.protocol`, the settings and the released agent's preset in :mod:`vlir.rollout.config`,
+the batch tensors in :mod:`vlir.rollout.batching`.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vlir import geometry
 from vlir.crops import decode_png, render_crop
-from vlir.geometry import PixelBudget
 from vlir.records import Box, Crop
-from vlir.protocol import Event, StopScanner, extract_answer
-from vlir.rollout_config import MODES, RolloutConfig  # noqa: F401  (re-exported)
-from vlir.rollout_script import ScriptedLogits  # noqa: F401  (re-exported: R-GRPO tests use it)
+from vlir.protocol import Event, extract_answer
+from vlir.rollout.config import RolloutConfig
+from vlir.rollout.row import Row
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-FINISH_REASONS = ("answer", "eos", "max_new_tokens", "max_crops", "max_rounds", "bad_box")
 # Written between a crop call's "]}" and the crop image when the policy's token stopped at "}"
 # (the released agent appends "]}\n"; the SFT rendering ends each look segment with "\n").
 JSON_IMAGE_SEPARATOR = "\n"
@@ -73,37 +72,6 @@ class ReplayMismatch(AssertionError):
     """Oracle replay found the engine disagreeing with the SFT rendering of a record."""
 
 
-# --------------------------------------------------------------------------------------------
-# Per-row state
-# --------------------------------------------------------------------------------------------
-
-@dataclass
-class _Row:
-    prompt_index: int
-    image: "Image.Image"
-    ids: list[int]
-    mask: list[int]
-    logprobs: list[float]
-    pixel_values: list["torch.Tensor"]
-    grids: list["torch.Tensor"]
-    prompt_length: int
-    scanner: StopScanner = field(default_factory=StopScanner)
-    stream: Any = None
-    crops: list[Crop] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    finish: str | None = None
-    pending: list[int] = field(default_factory=list)  # tokens to forward next (1 sampled + inserted)
-    new_image: tuple["torch.Tensor", "torch.Tensor"] | None = None  # (pixel_values, grid) to feed
-    scores: list["torch.Tensor"] = field(default_factory=list)
-    forced: list[int] | None = None  # replay: the record's assistant ids
-    cursor: int = 0  # replay: next forced position
-    replay_finish: str | None = None  # replay: the first stop seen while forcing went on
-    n_sampled: int = 0
-    rounds: int = 0  # generation rounds ended so far
-    round_tokens: int = 0  # tokens sampled in the current round
-    bad_calls: list[str] = field(default_factory=list)  # why each skipped call was bad
-
-
 class Rollout:
     """The engine over a loaded Qwen2.5-VL ``model`` and its ``processor``.
 
@@ -115,8 +83,8 @@ class Rollout:
     def __init__(self, model, processor, config: RolloutConfig | None = None):
         import torch
 
-        from vlir.train import chat
-        from vlir.train.model import model_budget, special_ids, vision_token_ids
+        from vlir.models import chat
+        from vlir.models import model_budget, special_ids, vision_token_ids
 
         self.model, self.processor = model, processor
         self.config = config or RolloutConfig()
@@ -154,9 +122,9 @@ class Rollout:
 
         The engine decides the crops itself (parse, map, render, insert) while the record's tokens
         are teacher-forced; every inserted token must equal the SFT rendering
-        (:func:`vlir.train.chat.encode_record`) at that position, else :class:`ReplayMismatch`.
+        (:func:`vlir.models.chat.encode_record`) at that position, else :class:`ReplayMismatch`.
         """
-        from vlir.train import chat
+        from vlir.models import chat
 
         enc = chat.encode_record(record, image, self.processor, self.chat_config)
         ids = _as_ids(enc["input_ids"])
@@ -175,33 +143,34 @@ class Rollout:
         return traj
 
     # ---------------------------------------------------------------- building rows
-    def _new_row(self, index: int, question: str, image: "Image.Image") -> _Row:
-        from vlir.train import chat
+    def _new_row(self, index: int, question: str, image: "Image.Image") -> Row:
+        from vlir.models import chat
 
         image = image.convert("RGB") if image.mode != "RGB" else image
         enc = chat.encode_prompt(question, image, self.processor, self.chat_config)
         ids = _as_ids(enc["input_ids"])
         grid = enc["image_grid_thw"].reshape(-1, 3)
-        return _Row(prompt_index=index, image=image, ids=ids, mask=[0] * len(ids), logprobs=[0.0] * len(ids),
+        return Row(prompt_index=index, image=image, ids=ids, mask=[0] * len(ids), logprobs=[0.0] * len(ids),
                     pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
 
     def _image_inputs(self, image: "Image.Image") -> tuple["torch.Tensor", "torch.Tensor"]:
-        from vlir.train import chat
+        from vlir.models import chat
 
         out = chat.image_inputs([image], self.processor)
         return out["pixel_values"], out["image_grid_thw"].reshape(-1, 3)
 
     # ---------------------------------------------------------------- the loop
-    def _run(self, rows: list[_Row], num_samples: int) -> list["Trajectory"]:
+    def _run(self, rows: list[Row], num_samples: int) -> list["Trajectory"]:
         import torch
 
         with torch.inference_mode():
             return self._loop(rows, num_samples)
 
-    def _loop(self, rows: list[_Row], num_samples: int) -> list["Trajectory"]:
-        from vlir.rollout_batch import Batch
+    def _loop(self, rows: list[Row], num_samples: int) -> list["Trajectory"]:
+        from vlir.rollout.batching import Batch
 
-        batch = Batch(self, rows)
+        batch = Batch(self.model, rows, pad_id=self.ids["pad"], image_pad_id=self.ids["image_pad"],
+                      reprefill=self.config.mode == "reprefill", stats=self.stats)
         logits = batch.prefill()
         if num_samples > 1:
             logits = batch.repeat(num_samples)
@@ -249,7 +218,7 @@ class Rollout:
         lps = logp_all.gather(1, torch.tensor(chosen, device=logp_all.device)[:, None]).squeeze(1).tolist()
         return chosen, lps
 
-    def _advance(self, row: _Row, token: int, logprob: float) -> None:
+    def _advance(self, row: Row, token: int, logprob: float) -> None:
         """Append a chosen token to ``row``, run the stop rules, queue the next forward."""
         from tokenizers.decoders import DecodeStream
 
@@ -278,7 +247,7 @@ class Rollout:
         elif row.finish is None and row.n_sampled >= self.config.max_new_tokens:
             row.finish = "max_new_tokens"
 
-    def _on_event(self, row: _Row, event: Event) -> None:
+    def _on_event(self, row: Row, event: Event) -> None:
         """A round ended (:mod:`vlir.protocol`): answer, crop, bad call or plain continuation."""
         if event.kind == "answer":
             row.finish = "answer"
@@ -295,7 +264,7 @@ class Rollout:
         elif event.kind == "bad_box":
             self._bad_call(row, event.detail)
 
-    def _bad_call(self, row: _Row, why: str) -> None:
+    def _bad_call(self, row: Row, why: str) -> None:
         log.debug("row %d: bad call: %s", row.prompt_index, why)
         row.bad_calls.append(why)
         if self.config.bad_box == "end":
@@ -303,9 +272,9 @@ class Rollout:
         else:
             row.scanner.reset()
 
-    def _insert_crop(self, row: _Row, event) -> None:
+    def _insert_crop(self, row: Row, event) -> None:
         """Map the call's box to the original image, render the crop, queue its image block."""
-        from vlir.train import chat
+        from vlir.models import chat
 
         width, height = row.image.size
         try:
@@ -333,7 +302,7 @@ class Rollout:
         row.scanner.reset()
         row.stream = None
 
-    def _check_forced(self, row: _Row) -> None:
+    def _check_forced(self, row: Row) -> None:
         """Replay: inserted tokens must be exactly the record's; the replay ends with its tokens."""
         assert row.forced is not None
         if row.finish in ("bad_box", "max_crops", "max_rounds") or row.bad_calls:
@@ -355,7 +324,7 @@ class Rollout:
             # it, remembering the first stop as the finish reason
             row.finish = None
 
-    def _trajectory(self, row: _Row) -> "Trajectory":
+    def _trajectory(self, row: Row) -> "Trajectory":
         import torch
 
         finish = row.finish or "max_new_tokens"

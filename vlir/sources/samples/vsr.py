@@ -17,8 +17,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from vlir.sources.scenes import ROUND, DrawnObject, above, draw_scene, left_of
-from vlir.sources.synth import save_image
+from vlir.sources.samples.scenes import ROUND, DrawnObject, above, draw_scene, left_of
+from vlir.sources.samples.synth import save_image
 
 #: a subset of COCO's categories with their real ids and supercategories
 CATEGORIES = (

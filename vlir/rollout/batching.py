@@ -1,6 +1,6 @@
 """Tensor side of the rollout engine: the batch of live rows, its KV cache and its rope positions.
 
-Kept apart from :mod:`vlir.rollout` (the per-row loop rules) because this is where the silent
+Kept apart from :mod:`vlir.rollout.engine` (the per-row loop rules) because this is where the silent
 failure modes of Qwen2.5-VL's 3-D rope live (``shared/STACK.md``):
 
 * every forward passes explicit ``position_ids`` (3, B, T): without them the model would read stale
@@ -25,19 +25,25 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from vlir.rollout import Rollout, _Row
+    from vlir.rollout.row import Row
 
 
 class Batch:
-    """The live rows of one :meth:`Rollout._run` call with their cache, ids, mask and rope deltas."""
+    """The live rows of one engine run with their cache, ids, mask and rope deltas.
 
-    def __init__(self, engine: "Rollout", rows: list["_Row"]):
-        self.engine = engine
-        self.model = engine.model
+    Given what it needs: the model, the rows, the pad and ``<|image_pad|>`` ids, whether a crop
+    re-runs the whole prefix (``reprefill``, the slow reference) and a ``stats`` dict whose
+    ``forwarded_tokens``/``padded_tokens``/``forwards`` counters it increments."""
+
+    def __init__(self, model, rows: list["Row"], *, pad_id: int, image_pad_id: int, reprefill: bool = False,
+                 stats: dict[str, int] | None = None):
+        self.model = model
         self.rows = list(rows)  # live rows, in cache order
         self.all_rows = list(rows)  # every row, in output order
-        self.pad = engine.ids["pad"]
-        self.image_pad = engine.ids["image_pad"]
+        self.pad = pad_id
+        self.image_pad = image_pad_id
+        self.reprefill = reprefill
+        self.stats = stats if stats is not None else {"forwarded_tokens": 0, "padded_tokens": 0, "forwards": 0}
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         self.cache = None
@@ -99,7 +105,7 @@ class Batch:
         if not new_images:
             positions = (self.attn.sum(-1, keepdim=True) - 1 + self.delta).unsqueeze(0).expand(3, -1, -1)
             return self._forward(chunk, positions, chunk_attn)
-        if self.engine.config.mode == "reprefill":
+        if self.reprefill:
             pixel_values = torch.cat([pv for r in rows for pv in r.pixel_values])
             grids = torch.cat([g for r in rows for g in r.grids])
             return self._forward_full(pixel_values, grids)
@@ -135,7 +141,7 @@ class Batch:
         out = self.model(input_ids=ids, attention_mask=self.attn, position_ids=positions, cache=self.cache,
                          use_cache=True, logits_to_keep=1, **kwargs)
         self.cache = out.cache
-        stats = self.engine.stats
+        stats = self.stats
         real = int(chunk_attn.sum())
         stats["forwarded_tokens"] += real
         stats["padded_tokens"] += int(chunk_attn.numel()) - real

@@ -1,0 +1,51 @@
+"""Token and pixel facts read off a loaded processor: the special ids the chat format and the
+rollout engine use, the ids a policy must never sample, and the image pixel budget that defines
+the space ``{"bbox_2d": [...]}`` coordinates live in. The token names come from the model family
+(:class:`vlir.models.family.ModelFamily`); ids always come from the tokenizer, never hard-coded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlir.geometry import PixelBudget
+from vlir.models.family import ModelFamily
+
+
+def _family(family: ModelFamily | None) -> ModelFamily:
+    if family is not None:
+        return family
+    from vlir.models.qwen2_5_vl import QWEN2_5_VL
+
+    return QWEN2_5_VL
+
+
+def special_ids(processor: Any, family: ModelFamily | None = None) -> dict[str, int]:
+    """Ids of the tokens the chat format and the rollout engine use. ``eos`` is ``<|im_end|>``
+    (a chat turn ends there); ``pad`` is the tokenizer's pad token, else ``<|endoftext|>``."""
+    fam = _family(family)
+    tok = getattr(processor, "tokenizer", processor)
+    ids: dict[str, int] = {}
+    for key, token in fam.special_tokens.items():
+        tid = tok.convert_tokens_to_ids(token)
+        if tid is None or tok.convert_ids_to_tokens(tid) != token:
+            raise ValueError(f"tokenizer has no {token} token: not a {fam.name} tokenizer")
+        ids[key] = int(tid)
+    ids["eos"] = ids["im_end"]
+    ids["pad"] = int(tok.pad_token_id) if tok.pad_token_id is not None else ids["endoftext"]
+    return ids
+
+
+def vision_token_ids(processor: Any, family: ModelFamily | None = None) -> list[int]:
+    """Ids to suppress in generation: vision tokens are inserted by the engine, never sampled."""
+    ids = special_ids(processor, family)
+    return [ids[k] for k in _family(family).vision_tokens]
+
+
+def model_budget(processor: Any) -> PixelBudget:
+    """The image pixel budget of the processor: what ``smart_resize`` the model's view uses, and so
+    the space ``{"bbox_2d": [...]}`` coordinates live in."""
+    ip = getattr(processor, "image_processor", processor)
+    size = ip.size
+    get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    return PixelBudget(int(get("shortest_edge")), int(get("longest_edge")),
+                       factor=int(ip.patch_size) * int(ip.merge_size))

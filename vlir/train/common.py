@@ -1,0 +1,140 @@
+"""What the SFT and R-GRPO trainers both do around their loops, written once: make sure the model
+exists, freeze parts of it, turn on gradient checkpointing, resume from a DeepSpeed checkpoint,
+save (DeepSpeed state + ``save_pretrained`` layout) and prune old checkpoints.
+
+The two trainers used to carry their own copies, which drifted (one called transformers'
+deprecated ``gradient_checkpointing_enable``, and R-GRPO imported SFT's private key-layout fix).
+The loops, losses, metrics and plots stay in ``sft.py`` / ``grpo.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"  # DeepSpeed state, one folder per saved step: checkpoints/step-N
+METRICS = "metrics.jsonl"
+
+
+def ensure_model(path: Path, build_model: str, seed: int, rank: int, missing: str) -> None:
+    """Build the tiny model of ``build_model`` at ``path`` (rank 0; the others wait) when ``path``
+    holds no checkpoint; ``missing`` is the error's text when there is nothing to build."""
+    import torch
+
+    from vlir.models import build_tiny_model
+
+    if (path / "config.json").is_file():
+        return
+    if not build_model:
+        raise FileNotFoundError(missing)
+    if rank == 0:
+        log.info("building the tiny model of %s into %s", build_model, path)
+        build_tiny_model(path, build_model, seed=seed)
+    torch.distributed.barrier()
+
+
+def zero3_loading(ds_config: dict[str, Any], zero_stage: int):
+    """Under ZeRO-3, the ``HfDeepSpeedConfig`` that makes ``from_pretrained`` load each rank's
+    partition (``zero.Init``); the caller keeps it alive while loading. None otherwise."""
+    if zero_stage != 3:
+        return None
+    from transformers.integrations import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(ds_config)
+
+
+def freeze(model: Any, *, vision_tower: bool, merger: bool, language_model: bool = False) -> None:
+    """Stop gradients into the vision tower (all but its merger), the merger, and/or the language
+    model with its head."""
+    visual = model.model.visual
+    frozen = []
+    if vision_tower:
+        frozen += [p for n, p in visual.named_parameters() if not n.startswith("merger.")]
+    if merger:
+        frozen += list(visual.merger.parameters())
+    if language_model:
+        frozen += list(model.model.language_model.parameters()) + list(model.lm_head.parameters())
+    for p in frozen:
+        p.requires_grad_(False)
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Activation checkpointing, non-reentrant (what both trainers' tests run)."""
+    model.activation_checkpointing_enable({"use_reentrant": False})
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def use_cache(model: Any, flag: bool) -> bool:
+    """Set the text config's ``use_cache``; returns the previous value."""
+    config = getattr(model.config, "text_config", model.config)
+    previous = bool(getattr(config, "use_cache", True))
+    config.use_cache = flag
+    return previous
+
+
+def resume(engine: Any, out: Path, rank: int) -> dict[str, Any] | None:
+    """Load the latest DeepSpeed checkpoint under ``out/checkpoints`` and return its client state
+    (None, with a warning, when there is none); rank 0 drops metric rows logged after it."""
+    ckpt = out / CHECKPOINTS
+    if not (ckpt / "latest").is_file():
+        log.warning("resume requested but %s holds no checkpoint: starting fresh", ckpt)
+        return None
+    path, state = engine.load_checkpoint(str(ckpt))
+    if path is None:
+        raise RuntimeError(f"could not load the DeepSpeed checkpoint in {ckpt}")
+    step = int(state["step"])
+    log.info("resumed from %s at step %d", path, step)
+    if rank == 0 and (out / METRICS).is_file():  # drop steps logged after the checkpoint
+        lines = (out / METRICS).read_text().splitlines()
+        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= step]
+        (out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+    return state
+
+
+def save(engine: Any, processor: Any, out: Path, step: int, client_state: dict[str, Any], *,
+         zero_stage: int, rank: int, keep: int) -> None:
+    """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, the model (with its KV cache
+    on, so it generates with one) and processor in ``save_pretrained`` layout in ``out``, and only
+    the newest ``keep`` checkpoints (0 keeps all). Every rank calls it; the caller then waits at a
+    barrier."""
+    ckpt = out / CHECKPOINTS
+    engine.save_checkpoint(str(ckpt), tag=f"step-{step}", client_state=client_state)
+    state_dict = engine._zero3_consolidated_16bit_state_dict() if zero_stage == 3 else None
+    if rank != 0:
+        return
+    module = engine.module
+    previous = use_cache(module, True)
+    if state_dict is not None:
+        standard_key_layout(module)
+    module.save_pretrained(out, state_dict=state_dict)
+    use_cache(module, previous)
+    processor.save_pretrained(out)
+    prune_checkpoints(ckpt, keep)
+
+
+def prune_checkpoints(ckpt: Path, keep: int) -> None:
+    """Remove all but the newest ``keep`` ``step-N`` folders (0 keeps all)."""
+    tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+    for old in tags[:-keep] if keep else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def standard_key_layout(model: Any) -> None:
+    """transformers 5.24, loading under ZeRO-3 (zero.Init), records every candidate key conversion
+    of the architecture, legacy ones included, where a plain load records only those it applied;
+    reverting them all on save writes ``model.model.layers.*``, which no loader reads back.
+    Clearing the record makes ``save_pretrained`` use the architecture's default (non-legacy)
+    mapping, as for a model built from scratch: Qwen2.5-VL's published key layout (``visual.*``,
+    ``model.layers.*``), which the ZeRO-3 test checks key by key."""
+    if getattr(model, "_weight_conversions", None) is not None:
+        model._weight_conversions = None

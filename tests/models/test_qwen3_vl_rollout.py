@@ -15,13 +15,13 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from vlir.models import qwen3_vl  # noqa: E402
-from vlir.rollout import Rollout, RolloutConfig, ScriptedLogits  # noqa: E402
-from vlir.train.chat import ChatConfig  # noqa: E402
-from vlir.train.model import special_ids  # noqa: E402
+from vlir.models import qwen3_vl, special_ids  # noqa: E402
+from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
+from vlir.testing.scripted import ScriptedLogits  # noqa: E402
 
-from tests.models.qwen3_vl_helpers import tiny_qwen3  # noqa: E402
+from tests.rollout_helpers import tiny  # noqa: E402
 
+QWEN3 = "qwen3_vl_tiny"
 LOOK = '{{"bbox_2d": [{}, {}, {}, {}]}}\n'
 ANSWER = " So it is red. </think>\n<answer>red</answer>"
 
@@ -38,19 +38,18 @@ PROMPTS = [("How many crops? none", picture(300, 220)), ("How many crops? one", 
            ("How many crops? three", picture(330, 250, 2))]
 SCRIPTS = {  # 0, 1 and 3 inserted crops, at different steps: rows insert while others decode
     "none": ["<think> No need to look." + ANSWER],
-    "one": ["<think> Let me think a while before I look. " + LOOK.format(10, 15, 160, 170), ANSWER],
-    "three": ["<think> The left part. " + LOOK.format(10, 20, 100, 120),
-              "Now the right. " + LOOK.format(150, 40, 300, 200),
-              "And the middle. " + LOOK.format(60, 60, 180, 180), ANSWER],
+    "one": ["<think> Let me think a while before I look. " + LOOK.format(100, 150, 600, 700), ANSWER],
+    "three": ["<think> The left part. " + LOOK.format(10, 20, 400, 500),
+              "Now the right. " + LOOK.format(500, 100, 990, 900),
+              "And the middle. " + LOOK.format(300, 300, 700, 700), ANSWER],
 }
 EXPECTED_CROPS = [0, 0, 1, 1, 3, 3]
 
 
 def engine(mode: str = "kv") -> Rollout:
-    model, processor = tiny_qwen3()
-    chat = ChatConfig.for_processor(processor, crop_budget=qwen3_vl.CROP_BUDGET)
+    model, processor = tiny(QWEN3)
     return Rollout(model, processor, RolloutConfig(
-        temperature=0.0, max_new_tokens=120, mode=mode, keep_scores=True, chat=chat,
+        temperature=0.0, max_new_tokens=120, mode=mode, keep_scores=True,
         logits_processor=ScriptedLogits(processor, by_question=SCRIPTS)))
 
 
@@ -63,7 +62,7 @@ def runs():
 def plain_forward_logits(traj):
     """What training sees: one no-cache forward of the whole trajectory, the model's own positions
     and deepstack over all images."""
-    model, processor = tiny_qwen3()
+    model, processor = tiny(QWEN3)
     ids = torch.tensor([traj.token_ids])
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=traj.pixel_values,
@@ -80,7 +79,7 @@ def worst_gap(traj) -> float:
 
 
 def test_the_tiny_model_is_a_qwen3_vl_with_deepstack():
-    model, processor = tiny_qwen3()
+    model, processor = tiny(QWEN3)
     assert model.config.model_type == qwen3_vl.MODEL_TYPE
     assert list(model.config.vision_config.deepstack_visual_indexes) == [0, 1]
     assert processor.image_processor.patch_size * processor.image_processor.merge_size == qwen3_vl.FACTOR
@@ -110,7 +109,7 @@ def test_engine_logits_equal_one_plain_forward_of_the_trajectory(runs, row):
 def test_negative_control_deepstack_left_out_of_a_crop_forward(monkeypatch):
     """Drop the deepstack injection from the forwards that insert a crop: the comparison fails, so
     the test above does check that an inserted crop gets its own deepstack features."""
-    model, _ = tiny_qwen3()
+    model, _ = tiny(QWEN3)
     text_model = model.model.language_model
     real = type(text_model)._deepstack_process
     forwards = []
@@ -131,9 +130,9 @@ def test_negative_control_deepstack_left_out_of_a_crop_forward(monkeypatch):
 
 def test_negative_control_1d_positions_for_a_crop(monkeypatch):
     """Give inserted crops plain 1-D positions (a forgotten ``position_ids``): the comparison fails."""
-    from vlir import rollout_batch
+    from vlir.rollout import batching
 
-    real_rope = rollout_batch.Batch._rope
+    real_rope = batching.Batch._rope
     calls = []
 
     def one_d(self):
@@ -144,6 +143,6 @@ def test_negative_control_1d_positions_for_a_crop(monkeypatch):
             positions = (flat + self.delta * 0).unsqueeze(0).expand(3, -1, -1).clone()
         return positions
 
-    monkeypatch.setattr(rollout_batch.Batch, "_rope", one_d)
+    monkeypatch.setattr(batching.Batch, "_rope", one_d)
     [traj] = engine().generate(PROMPTS[1:2])
     assert worst_gap(traj) > 1e-4

@@ -11,28 +11,9 @@ pytest.importorskip("torch")
 
 from vlir.cli import main  # noqa: E402
 
+from tests.cli.test_infer import scripted  # noqa: E402,F401  (fixture: a crop call, then 'red')
 from tests.conftest import make_image  # noqa: E402
 from tests.rollout_helpers import tiny_dir  # noqa: E402
-
-# thousandths: on the 320x240 picture this is x 32..160, y 24..120 (the red square's corner)
-SCRIPT = ['<think> The square is on the left.\n\n{"bbox_2d": [100, 100, 500, 500]}\n',
-          ' It is red. </think>\n<answer>red</answer>']
-
-
-@pytest.fixture
-def scripted(monkeypatch):
-    """Make the random model write a crop call and an answer (the CLI has no hook option)."""
-    from vlir.rollout import engine
-    from vlir.testing.scripted import ScriptedLogits
-
-    real_init = engine.Rollout.__init__
-
-    def init(self, model, processor, config=None):
-        config.logits_processor = ScriptedLogits(processor, SCRIPT, image_newline=config.image_newline)
-        real_init(self, model, processor, config)
-
-    monkeypatch.setattr(engine.Rollout, "__init__", init)
-
 
 def test_infer_on_qwen3_maps_thousandths_to_original_pixels(tmp_path, scripted):
     image = tmp_path / "photo.png"
@@ -43,7 +24,8 @@ def test_infer_on_qwen3_maps_thousandths_to_original_pixels(tmp_path, scripted):
     assert code == 0
     info = json.loads((out / "trajectory.json").read_text())
     assert info["answer"] == "red" and info["crops"] == ["crop_1.png"]
-    assert info["boxes"] == [[32.0, 24.0, 160.0, 120.0]]  # 100/1000 * 320 ... 500/1000 * 240
+    # the script's call [30, 20, 150, 130] read as thousandths of 320 x 240
+    assert info["boxes"] == [[9.6, 4.8, 48.0, 31.2]]
 
 
 def test_eval_on_qwen3_over_a_source(tmp_path, capsys):

@@ -72,6 +72,7 @@ def test_a_qwen2_5_corpus_does_not_replay_byte_for_byte_through_qwen3():
         engine().replay(record, image)
 
 
+@pytest.mark.slow
 def test_a_build_for_qwen3_replays_exactly_and_says_so(tmp_path):
     """``vlir build --model-family qwen3_vl`` with the tiny Qwen3-VL's budget -> shards whose every
     accepted record replays byte for byte; the manifest records the family."""

@@ -13,25 +13,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from PIL import Image, ImageDraw  # noqa: E402
-
 from vlir.models import qwen3_vl, special_ids  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
 from vlir.testing.scripted import ScriptedLogits  # noqa: E402
 
+from tests.rollout.test_engine import picture  # noqa: E402
 from tests.rollout_helpers import tiny  # noqa: E402
 
 QWEN3 = "qwen3_vl_tiny"
 LOOK = '{{"bbox_2d": [{}, {}, {}, {}]}}\n'
 ANSWER = " So it is red. </think>\n<answer>red</answer>"
-
-
-def picture(width: int, height: int, seed: int = 0) -> Image.Image:
-    img = Image.new("RGB", (width, height), (30 + 40 * seed, 200, 120))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((width // 5, height // 4, width // 2, height // 2), fill=(200, 30, 30))
-    draw.ellipse((width // 2, height // 3, width - 5, height - 5), fill=(20, 40, 220))
-    return img
 
 
 PROMPTS = [("How many crops? none", picture(300, 220)), ("How many crops? one", picture(180, 260, 1)),
@@ -128,21 +119,22 @@ def test_negative_control_deepstack_left_out_of_a_crop_forward(monkeypatch):
     assert worst_gap(traj) > 1e-4
 
 
-def test_negative_control_1d_positions_for_a_crop(monkeypatch):
-    """Give inserted crops plain 1-D positions (a forgotten ``position_ids``): the comparison fails."""
-    from vlir.rollout import batching
+def test_negative_control_crop_positions_read_as_text(monkeypatch):
+    """Let ``get_rope_index`` see the inserted crops as text (a forgotten ``mm_token_type_ids``):
+    the crop's 3-D positions are wrong and the comparison fails."""
+    model, _ = tiny(QWEN3)
+    real = type(model.model).get_rope_index
+    seen = []
 
-    real_rope = batching.Batch._rope
-    calls = []
+    def crops_as_text(self, input_ids, mm_token_type_ids, **kwargs):
+        seen.append(1)
+        if len(seen) > 1:  # the prefill keeps its image; every later call loses the crops'
+            first_end = (input_ids == self.config.vision_end_token_id).int().cumsum(-1) >= 1
+            mm_token_type_ids = mm_token_type_ids * ~first_end
+        return real(self, input_ids, mm_token_type_ids, **kwargs)
 
-    def one_d(self):
-        positions = real_rope(self)
-        calls.append(1)
-        if len(calls) > 1:
-            flat = (self.attn.cumsum(-1) - 1).clamp(min=0)
-            positions = (flat + self.delta * 0).unsqueeze(0).expand(3, -1, -1).clone()
-        return positions
-
-    monkeypatch.setattr(batching.Batch, "_rope", one_d)
+    monkeypatch.setattr(type(model.model), "get_rope_index", crops_as_text)
     [traj] = engine().generate(PROMPTS[1:2])
+    monkeypatch.setattr(type(model.model), "get_rope_index", real)
+    assert len(traj.crops) == 1
     assert worst_gap(traj) > 1e-4

@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
-os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
@@ -24,12 +18,13 @@ from vlir.shards import write_records  # noqa: E402
 
 from tests.rollout_helpers import tiny_dir  # noqa: E402
 from tests.train.test_grpo import ForceCrop  # noqa: E402
-from tests.train.test_sft import write_corpus  # noqa: E402
+from tests.train.test_sft import REPO, write_corpus  # noqa: E402  (its import sets DeepSpeed's CPU env)
 
 pytestmark = pytest.mark.train
 DEEPSPEED = str(REPO / "recipes/deepspeed/zero2.json")
 
 
+@pytest.mark.deepspeed
 def test_sft_then_rgrpo_on_qwen3(tmp_path, make_record):
     from vlir.models import load_model
     from vlir.train.grpo import GRPOTrainer

@@ -91,3 +91,11 @@ def test_the_family_is_chosen_from_config_json_and_from_the_processor():
     assert type(model).__name__ == qwen3_vl.QWEN3_VL.model_class
     crop = qwen3_vl.QWEN3_VL.crop_budget()
     assert (crop.factor, crop.box_grid) == (32, None)
+
+
+def test_the_processor_pickles_for_dataloader_workers():
+    import pickle
+
+    _, processor = tiny(QWEN3)
+    again = pickle.loads(pickle.dumps(processor))
+    assert type(again).__name__ == "VlirQwen3VLProcessor" and again.chat_template == processor.chat_template

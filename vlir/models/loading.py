@@ -62,11 +62,14 @@ def load_model(path: str | Path, dtype: Any = None, device: str = "cpu", *, min_
 _IMAGES_ONLY: dict[str, type] = {}
 
 
-def images_only_processor(base: str, name: str) -> type:
+def images_only_processor(base: str, name: str, module: str) -> type:
     """transformers' processor class ``base`` minus its video processor (which needs torchvision),
     as a subclass called ``name``: same tokens, same ``mm_token_type_ids``. Built once, lazily, so
-    importing a family module does not import transformers."""
+    importing a family module does not import transformers; it becomes ``module.name`` so that a
+    processor pickles (DataLoader workers)."""
     if base not in _IMAGES_ONLY:
+        import sys
+
         import transformers
 
         parent = getattr(transformers, base)
@@ -76,7 +79,9 @@ def images_only_processor(base: str, name: str) -> type:
                             chat_template=chat_template, **kwargs)
 
         doc = f"{base} for images only (no video processor: it needs torchvision)."
-        _IMAGES_ONLY[base] = type(name, (parent,), {"__init__": __init__, "__doc__": doc, "__qualname__": name})
+        cls = type(name, (parent,), {"__init__": __init__, "__doc__": doc, "__qualname__": name, "__module__": module})
+        setattr(sys.modules[module], name, cls)
+        _IMAGES_ONLY[base] = cls
     return _IMAGES_ONLY[base]
 
 

@@ -43,7 +43,7 @@ def qwen2_5_vl_chat_template() -> str:
 def make_processor(image_processor, tokenizer, chat_template: str | None = None):
     """Wrap an image processor and a tokenizer into the project's Qwen2.5-VL processor."""
     template = chat_template or getattr(tokenizer, "chat_template", None) or qwen2_5_vl_chat_template()
-    cls = images_only_processor("Qwen2_5_VLProcessor", "VlirQwenProcessor")
+    cls = images_only_processor("Qwen2_5_VLProcessor", "VlirQwenProcessor", __name__)
     return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
 
 

@@ -75,7 +75,7 @@ def chat_template() -> str:
 def make_processor(image_processor, tokenizer, template: str | None = None):
     """Wrap an image processor and a tokenizer into the project's Qwen3-VL processor (images only)."""
     template = template or getattr(tokenizer, "chat_template", None) or chat_template()
-    cls = images_only_processor("Qwen3VLProcessor", "VlirQwen3VLProcessor")
+    cls = images_only_processor("Qwen3VLProcessor", "VlirQwen3VLProcessor", __name__)
     return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
 
 

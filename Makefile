@@ -18,13 +18,14 @@ export DS_BUILD_OPS := 0
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 export HF_HOME := $(CURDIR)/.cache/huggingface
 
-.PHONY: venv test test-fast vlir train bench browser clean help
+.PHONY: venv test test-fast vlir train train-qwen3_vl bench browser clean help
 
 help:
 	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
 	@echo "make test   run the test suite"
 	@echo "make test-fast  the suite without the DeepSpeed, subprocess and slow tests"
 	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
+	@echo "make train-qwen3_vl  the same two stages on the tiny offline Qwen3-VL, from the same $(OUT)/vlir"
 	@echo "make bench  run every bench/*.py and print its ratios"
 
 venv: $(STAMP)
@@ -78,6 +79,13 @@ train: venv $(OUT)/vlir/manifest.json
 	@echo
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
 	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, rewards.png)"
+
+# The same corpus trains a second model family: SFT then R-GRPO on the tiny Qwen3-VL (boxes on its
+# 0-1000 grid, 32-pixel patches, deepstack), from the `make vlir` shards.
+train-qwen3_vl: venv $(OUT)/vlir/manifest.json
+	$(VLIR) train sft --config recipes/sft_qwen3_vl_tiny.yaml
+	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --per-source 8
+	$(VLIR) train grpo --config recipes/grpo_qwen3_vl_tiny.yaml
 
 bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench

@@ -66,6 +66,9 @@ class BuildConfig(Config):
                                    "this budget reproduces the stored boxes and crops.", ge=1)
     model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The model's view (smart_resize max pixels).",
                                    ge=1)
+    model_family: str = option("qwen2_5_vl", "The model family the looks are snapped for "
+                               "(vlir.models: qwen2_5_vl snaps to pixels of the smart_resized view, "
+                               "qwen3_vl to its 0-1000 grid); crops are rendered on its pixel grid.")
     tasks: int = option(4, "Partitions per (source, split); fixed so outputs do not depend on --workers.",
                         ge=1)
     batch_size: int | None = option(None, "Samples in flight in the annotator (null: the annotator's "
@@ -88,6 +91,10 @@ class BuildConfig(Config):
                 PixelBudget(*budget)
             except ValueError as exc:
                 problems.append(f"{name}_min_pixels/{name}_max_pixels: {exc}")
+        try:
+            self.family
+        except ValueError as exc:
+            problems.append(f"model_family: {exc}")
         known_sources = set(source_table.TABLE)
         for source, options in self.source_options.items():
             if source not in known_sources:
@@ -95,7 +102,7 @@ class BuildConfig(Config):
                                 f"{', '.join(sorted(known_sources))}")
             elif not isinstance(options, dict):
                 problems.append(f"source_options.{source} must be a mapping, got {options!r}")
-        clash = sorted({"model_min_pixels", "model_max_pixels"} & set(self.grounded))
+        clash = sorted({"model_min_pixels", "model_max_pixels", "model_family"} & set(self.grounded))
         if clash:
             problems.append(f"grounded.{clash[0]}: set the model budget once, at the top level "
                             "(model_min_pixels / model_max_pixels); the build snaps looks to it")
@@ -128,12 +135,19 @@ class BuildConfig(Config):
         return cls.from_dict(data, where=path)
 
     @property
+    def family(self):
+        """The :class:`vlir.models.family.ModelFamily` named by ``model_family``."""
+        from vlir.models.family import family_for
+
+        return family_for(self.model_family)
+
+    @property
     def crop_budget(self) -> PixelBudget:
-        return PixelBudget(self.crop_min_pixels, self.crop_max_pixels)
+        return self.family.crop_budget(self.crop_min_pixels, self.crop_max_pixels)
 
     @property
     def model_budget(self) -> PixelBudget:
-        return PixelBudget(self.model_min_pixels, self.model_max_pixels)
+        return self.family.budget(self.model_min_pixels, self.model_max_pixels)
 
 
 
@@ -171,7 +185,8 @@ def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
 
     if cfg.annotator == "grounded":
         return get_annotator("grounded", model_min_pixels=cfg.model_min_pixels,
-                             model_max_pixels=cfg.model_max_pixels, checks=cfg.checks, **cfg.grounded)
+                             model_max_pixels=cfg.model_max_pixels, model_family=cfg.model_family,
+                             checks=cfg.checks, **cfg.grounded)
     return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 
@@ -267,7 +282,8 @@ class Task:
                       checks=checks, image_sha256=sha, image_bytes=embedded)
 
     def _snap(self, chain: Chain, sample: Sample) -> Chain:
-        """Snap look boxes to the model's pixel grid (see :func:`vlir.geometry.snap_to_model`)."""
+        """Snap look boxes to the grid the family's model writes boxes on (see
+        :func:`vlir.geometry.snap_to_model`): pixels of its view, or Qwen3-VL's 0-1000 grid."""
         budget = self.cfg.model_budget
         steps = tuple(Look(geometry.snap_to_model(s.box, sample.width, sample.height, budget), s.label)
                       if isinstance(s, Look) else s for s in chain.steps)

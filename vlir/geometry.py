@@ -2,8 +2,10 @@
 
 Sources hand us boxes in their native conventions (Rosetta / Textract normalised ``x, y, w, h``,
 Microsoft Read 8-point polygons, COCO/GQA pixel ``x, y, w, h``); vlir stores :class:`~vlir.records.Box`
-in original-image pixels. The model sees the image after Qwen2.5-VL's ``smart_resize`` and writes
-``{"bbox_2d": [...]}`` in *that* pixel space, so the mapping original <-> model space lives here too.
+in original-image pixels. The model sees the image after ``smart_resize`` and writes
+``{"bbox_2d": [...]}`` in its own box space: Qwen2.5-VL in pixels of the resized view, Qwen3-VL on a
+relative 0-1000 grid (:attr:`PixelBudget.box_grid`, set by the model family). The mapping original
+<-> box space lives here too, whatever the convention (:func:`box_space`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2
 
 @dataclass(frozen=True)
 class PixelBudget:
-    """Min/max pixel counts for ``smart_resize``.
+    """Min/max pixel counts for ``smart_resize`` on a ``factor``-pixel grid, and the box space of the
+    model that sees the image this way.
+
+    ``box_grid`` None: ``bbox_2d`` numbers are pixels of the resized view (Qwen2.5-VL); an integer
+    N: they are a relative ``0..N`` grid over the image, whatever its size (Qwen3-VL: 1000). The
+    model family sets both (``vlir.models``); code that converts boxes reads them from here.
 
     The defaults of :data:`MODEL_PIXELS` and :data:`CROP_PIXELS` are those of the released VLM-R3
     agent (``min_pixels=4*28*28``, ``max_pixels=2048*28*28`` for the image, ``1024*28*28`` for crops).
@@ -28,10 +35,13 @@ class PixelBudget:
     min_pixels: int
     max_pixels: int
     factor: int = FACTOR
+    box_grid: int | None = None
 
     def __post_init__(self) -> None:
         if not (0 < self.min_pixels <= self.max_pixels):
             raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+        if self.box_grid is not None and self.box_grid < 1:
+            raise ValueError(f"box_grid must be a positive grid size or None, got {self.box_grid}")
 
 
 MODEL_PIXELS = PixelBudget(4 * 28 * 28, 2048 * 28 * 28)
@@ -132,7 +142,7 @@ def ensure_min_side(box: Box, min_side: float, width: float, height: float) -> B
 
 
 # ---------------------------------------------------------------------------------------------
-# Qwen2.5-VL model space
+# The model's view and its box space
 # ---------------------------------------------------------------------------------------------
 
 def smart_resize(height: int, width: int, budget: PixelBudget = MODEL_PIXELS) -> tuple[int, int]:
@@ -162,9 +172,17 @@ def model_size(width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> t
     return w, h
 
 
+def box_space(width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of the space ``bbox_2d`` numbers live in: the resized view's pixels, or
+    the fixed relative grid of ``budget.box_grid``."""
+    if budget.box_grid is not None:
+        return budget.box_grid, budget.box_grid
+    return model_size(width, height, budget)
+
+
 def to_model(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> list[int]:
-    """Original-pixel box -> the integer ``bbox_2d`` the model writes (pixels of the resized image)."""
-    mw, mh = model_size(width, height, budget)
+    """Original-pixel box -> the integer ``bbox_2d`` the model writes (in :func:`box_space`)."""
+    mw, mh = box_space(width, height, budget)
     sx, sy = mw / width, mh / height
     return [round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy)]
 
@@ -175,7 +193,7 @@ def from_model(bbox_2d: Sequence[float], width: int, height: int,
     raises ValueError for a degenerate box). Not clipped: callers clip with :func:`clip`."""
     if len(bbox_2d) != 4:
         raise ValueError(f"bbox_2d needs 4 numbers, got {len(bbox_2d)}")
-    mw, mh = model_size(width, height, budget)
+    mw, mh = box_space(width, height, budget)
     sx, sy = width / mw, height / mh
     x1, y1, x2, y2 = (float(v) for v in bbox_2d)
     return from_xyxy(x1 * sx, y1 * sy, x2 * sx, y2 * sy)
@@ -186,7 +204,9 @@ def snap_to_model(box: Box, width: int, height: int, budget: PixelBudget = MODEL
 
     A stored look box is snapped this way at build time, so a chain replayed through the model
     (integer ``bbox_2d`` -> original pixels) recovers exactly the stored box, and the crop cut from
-    it is byte-identical. Boxes smaller than one model pixel are returned unchanged."""
+    it is byte-identical. Boxes smaller than one box-space unit are returned unchanged. On a
+    relative grid of N a coordinate moves by at most half a step: ``width / 2N`` (x), ``height / 2N``
+    (y) original pixels."""
     coords = to_model(box, width, height, budget)
     if coords[0] >= coords[2] or coords[1] >= coords[3]:
         return box

@@ -65,9 +65,14 @@ class GroundedConfig(Config):
     model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The build's model view (smart_resize max "
                                    "pixels): looks are snapped outwards to its grid.", ge=1)
 
+    model_family: str = option("qwen2_5_vl", "The build's model family (vlir.models): its box grid is "
+                               "the one looks are snapped outwards to.")
+
     @property
     def model_budget(self) -> PixelBudget:
-        return PixelBudget(self.model_min_pixels, self.model_max_pixels)
+        from vlir.models.family import family_for
+
+        return family_for(self.model_family).budget(self.model_min_pixels, self.model_max_pixels)
 
 
 def sample_rng(sample_id: str) -> random.Random:
@@ -82,13 +87,13 @@ def templates_hash() -> str:
 
 
 def snap_outwards(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> Box:
-    """The smallest box on the model's pixel grid (``bbox_2d`` integers) that contains ``box``.
+    """The smallest box on the model's box grid (``bbox_2d`` integers) that contains ``box``.
 
     The build snaps every look to that grid by rounding (:func:`vlir.geometry.snap_to_model`);
     a box already on it is left as it is, so a 28-pixel side cannot lose a fraction of a pixel
     there and fail ``box_min_side``."""
     try:
-        mw, mh = geometry.model_size(width, height, budget)
+        mw, mh = geometry.box_space(width, height, budget)
     except ValueError:
         return box
     sx, sy = mw / width, mh / height

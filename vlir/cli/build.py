@@ -37,6 +37,9 @@ def build(
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Teacher: requests in flight."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: total deadline of one request attempt (s)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    model_family: Optional[str] = typer.Option(None, "--model-family",
+                                               help="Snap looks to this model family's box grid and render crops "
+                                                    "on its pixel grid: qwen2_5_vl (default) or qwen3_vl."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
     from vlir.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
@@ -59,7 +62,7 @@ def build(
                                  "concurrency": concurrency, "timeout_s": timeout}.items() if v is not None}
     try:
         cfg = BuildConfig.from_yaml(config, annotator=annotator, limit=limit, tasks=tasks,
-                                    embed_images=embed_images, teacher=teacher or None)
+                                    embed_images=embed_images, teacher=teacher or None, model_family=model_family)
     except (ValueError, TypeError) as exc:
         fail(f"bad build config: {redact(str(exc))}")
     names = list(ALL_SOURCES) if source == "all" else [source]

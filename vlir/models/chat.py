@@ -39,6 +39,7 @@ Tensors are 1-D per record (``pixel_values`` is ``(patches, dim)``, ``image_grid
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence, Union
@@ -85,7 +86,12 @@ class ChatConfig:
 
     @classmethod
     def for_processor(cls, processor: Any, **overrides: Any) -> "ChatConfig":
-        overrides.setdefault("model_budget", model_budget(processor))
+        """The processor's view as ``model_budget`` (its family's box convention included) and the
+        crops on the same pixel grid."""
+        budget = model_budget(processor)
+        overrides.setdefault("model_budget", budget)
+        crop = overrides.get("crop_budget", CROP_PIXELS)
+        overrides["crop_budget"] = dataclasses.replace(crop, factor=budget.factor)
         return cls(**overrides)
 
 
@@ -106,7 +112,7 @@ def bbox_2d(box: Box, width: int, height: int, budget: PixelBudget) -> list[int]
     clipped = geometry.clip(box, width, height)
     if clipped is None:
         raise ValueError(f"look box {box.as_list()} lies outside the {width}x{height} image")
-    mw, mh = geometry.model_size(width, height, budget)
+    mw, mh = geometry.box_space(width, height, budget)
     x1, y1, x2, y2 = geometry.to_model(clipped, width, height, budget)
     sx, sy = mw / width, mh / height
     if x2 <= x1:

@@ -15,10 +15,10 @@ transformers is imported inside functions: importing this module stays light.
 from __future__ import annotations
 
 import importlib.resources
-import json
 from pathlib import Path
 
 from vlir.models.family import ModelFamily, register
+from vlir.models.loading import images_only_processor, read_processor
 
 # Qwen2.5's special tokens, in the checkpoint's id order (151643...). Keeping the order keeps the
 # tiny tokenizer's layout recognisable; ids differ, so code must look them up (see special_ids).
@@ -40,48 +40,16 @@ def qwen2_5_vl_chat_template() -> str:
     return (importlib.resources.files("trl") / "chat_templates" / "qwen2_5_vl.jinja").read_text("utf-8")
 
 
-def _processor_class():
-    """``Qwen2_5_VLProcessor`` minus the video processor (which needs torchvision). Built lazily so
-    importing this module does not import transformers."""
-    global VlirQwenProcessor
-    if VlirQwenProcessor is None:
-        from transformers import Qwen2_5_VLProcessor
-
-        class _VlirQwenProcessor(Qwen2_5_VLProcessor):
-            """Qwen2.5-VL's processor for images only: same tokens, same ``mm_token_type_ids``."""
-
-            def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-                super().__init__(image_processor=image_processor, tokenizer=tokenizer,
-                                 video_processor=None, chat_template=chat_template, **kwargs)
-
-        _VlirQwenProcessor.__name__ = _VlirQwenProcessor.__qualname__ = "VlirQwenProcessor"
-        VlirQwenProcessor = _VlirQwenProcessor
-    return VlirQwenProcessor
-
-
-VlirQwenProcessor = None  # the class, once _processor_class() has built it
-
-
 def make_processor(image_processor, tokenizer, chat_template: str | None = None):
     """Wrap an image processor and a tokenizer into the project's Qwen2.5-VL processor."""
     template = chat_template or getattr(tokenizer, "chat_template", None) or qwen2_5_vl_chat_template()
-    return _processor_class()(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+    cls = images_only_processor("Qwen2_5_VLProcessor", "VlirQwenProcessor", __name__)
+    return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
 
 
 def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: int | None = None):
     """The processor of a local Qwen2.5-VL checkpoint (tiny or real), images only."""
-    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
-
-    path = Path(path)
-    kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    template = getattr(tokenizer, "chat_template", None)
-    if not template and (path / "chat_template.jinja").exists():
-        template = (path / "chat_template.jinja").read_text("utf-8")
-    elif not template and (path / "chat_template.json").exists():
-        template = json.loads((path / "chat_template.json").read_text("utf-8"))["chat_template"]
-    return make_processor(image_processor, tokenizer, template)
+    return read_processor(path, make_processor, min_pixels, max_pixels)
 
 
 QWEN2_5_VL = register(ModelFamily(
@@ -99,4 +67,5 @@ QWEN2_5_VL = register(ModelFamily(
     image_block="<|vision_start|><|image_pad|><|vision_end|>",
     model_class="Qwen2_5_VLForConditionalGeneration",
     load_processor=load_processor,
+    processor_class="Qwen2_5_VLProcessor",
 ))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: the packaged tiny model's name; any other value of ``build_model`` is a YAML path
 DEFAULT_TINY_CONFIG = "tiny"
-_PACKAGED = {"tiny": "tiny_qwen2_5_vl.yaml"}
+_PACKAGED = {"tiny": "tiny_qwen2_5_vl.yaml", "qwen3_vl_tiny": "tiny_qwen3_vl.yaml"}
 
 _CORPUS = """\
 You are a helpful assistant.
@@ -59,6 +59,7 @@ class TinyModelConfig(Config):
     vision: dict = option({}, "Qwen2.5-VL vision config keys (depth, patch_size, spatial_merge_size ...)")
     tokenizer: dict = option({}, "byte-level BPE: vocab_size, extra_lines (synthetic training lines)")
     image_processor: dict = option({}, "min_pixels and max_pixels of the image processor")
+    family: str = option("qwen2_5_vl", "The model family (vlir.models) whose tiny builder reads this YAML.")
 
     def validate(self) -> list[str]:
         return [f"{name} must not be empty" for name in ("text", "vision", "image_processor")
@@ -120,8 +121,10 @@ def build_tokenizer(vocab_size: int = 2048, n_extra: int = 200, seed: int = 0):
     )
 
 
-def _tiny_hf_config(cfg: dict[str, Any], tokenizer):
-    from transformers import Qwen2_5_VLConfig
+def _tiny_hf_config(cfg: dict[str, Any], tokenizer, config_class: str = "Qwen2_5_VLConfig"):
+    """The transformers config of the tiny YAML (Qwen2.5-VL's, or another family's class of the
+    same shape); an optional ``text.mrope_interleaved`` goes to the rope parameters."""
+    import transformers
 
     text, vision = dict(cfg["text"]), dict(cfg["vision"])
     head_dim = text["hidden_size"] // text["num_attention_heads"]
@@ -131,15 +134,16 @@ def _tiny_hf_config(cfg: dict[str, Any], tokenizer):
     vocab = -(-len(tokenizer) // 64) * 64
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     tie = bool(text.pop("tie_word_embeddings", False))
+    rope = {"rope_type": "default", "rope_theta": float(text.pop("rope_theta", 1e6)), "mrope_section": section}
+    if "mrope_interleaved" in text:
+        rope["mrope_interleaved"] = bool(text.pop("mrope_interleaved"))
     text_config = dict(
-        text, vocab_size=vocab,
-        rope_parameters={"rope_type": "default", "rope_theta": float(text.pop("rope_theta", 1e6)),
-                         "mrope_section": section},
+        text, vocab_size=vocab, rope_parameters=rope,
         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=tie,
     )
     vision_config = dict(vision, out_hidden_size=text["hidden_size"])
-    return Qwen2_5_VLConfig(
+    return getattr(transformers, config_class)(
         text_config=text_config, vision_config=vision_config, tie_word_embeddings=tie,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
@@ -148,15 +152,20 @@ def _tiny_hf_config(cfg: dict[str, Any], tokenizer):
 
 def build_tiny_model(out_dir: str | Path, config: str | Path | dict[str, Any] = DEFAULT_TINY_CONFIG,
                      seed: int = 0) -> Path:
-    """Build the tiny random Qwen2.5-VL of ``config`` into ``out_dir`` and return the path.
+    """Build the tiny random model of ``config`` into ``out_dir`` and return the path: Qwen2.5-VL,
+    or the YAML's ``family``'s own builder (``"qwen3_vl_tiny"``: :mod:`vlir.models.qwen3_vl_tiny`).
 
     Deterministic for a seed (same files byte for byte); the caller's torch RNG is left untouched.
     The directory then loads with :func:`vlir.models.load_model` like any local checkpoint.
     """
-    import torch
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    from vlir.models.family import family_for
 
     cfg = load_tiny_config(config)
+    family = family_for(cfg.get("family", "qwen2_5_vl"))
+    if family.build_tiny is not None:  # the family builds its own architecture from the same YAML
+        return family.build_tiny(out_dir, cfg, seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok_cfg = cfg.get("tokenizer", {})
@@ -169,10 +178,18 @@ def build_tiny_model(out_dir: str | Path, config: str | Path | dict[str, Any] = 
         temporal_patch_size=int(vision["temporal_patch_size"]),
     )
     processor = make_processor(image_processor, tokenizer)
-    hf_config = _tiny_hf_config(cfg, tokenizer)
+    return save_tiny(Qwen2_5_VLForConditionalGeneration, _tiny_hf_config(cfg, tokenizer), processor, out, seed)
+
+
+def save_tiny(model_class: Any, hf_config: Any, processor: Any, out: Path, seed: int) -> Path:
+    """Initialise ``model_class(hf_config)`` with ``seed`` (the caller's torch RNG untouched), give it
+    the chat's stop tokens, and save it with ``processor``: the shared end of every tiny builder."""
+    import torch
+    from transformers import GenerationConfig
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(hf_config).to(torch.float32)
+        model = model_class(hf_config).to(torch.float32)
     ids = special_ids(processor)
     model.generation_config = GenerationConfig(
         eos_token_id=[ids["im_end"], ids["endoftext"]], pad_token_id=ids["pad"], bos_token_id=ids["endoftext"],
@@ -180,5 +197,5 @@ def build_tiny_model(out_dir: str | Path, config: str | Path | dict[str, Any] = 
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("built tiny Qwen2.5-VL (%d params, vocab %d) in %s", n_params, len(tokenizer), out)
+    log.info("built tiny %s (%d params, vocab %d) in %s", hf_config.model_type, n_params, len(processor.tokenizer), out)
     return out

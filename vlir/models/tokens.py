@@ -11,18 +11,18 @@ from vlir.geometry import PixelBudget
 from vlir.models.family import ModelFamily
 
 
-def _family(family: ModelFamily | None) -> ModelFamily:
+def _family(family: ModelFamily | None, processor: Any = None) -> ModelFamily:
     if family is not None:
         return family
-    from vlir.models.qwen2_5_vl import QWEN2_5_VL
+    from vlir.models.family import family_of_processor
 
-    return QWEN2_5_VL
+    return family_of_processor(processor)
 
 
 def special_ids(processor: Any, family: ModelFamily | None = None) -> dict[str, int]:
     """Ids of the tokens the chat format and the rollout engine use. ``eos`` is ``<|im_end|>``
     (a chat turn ends there); ``pad`` is the tokenizer's pad token, else ``<|endoftext|>``."""
-    fam = _family(family)
+    fam = _family(family, processor)
     tok = getattr(processor, "tokenizer", processor)
     ids: dict[str, int] = {}
     for key, token in fam.special_tokens.items():
@@ -38,14 +38,14 @@ def special_ids(processor: Any, family: ModelFamily | None = None) -> dict[str, 
 def vision_token_ids(processor: Any, family: ModelFamily | None = None) -> list[int]:
     """Ids to suppress in generation: vision tokens are inserted by the engine, never sampled."""
     ids = special_ids(processor, family)
-    return [ids[k] for k in _family(family).vision_tokens]
+    return [ids[k] for k in _family(family, processor).vision_tokens]
 
 
 def model_budget(processor: Any) -> PixelBudget:
     """The image pixel budget of the processor: what ``smart_resize`` the model's view uses, and so
-    the space ``{"bbox_2d": [...]}`` coordinates live in."""
+    the space ``{"bbox_2d": [...]}`` coordinates live in (its family's box convention)."""
     ip = getattr(processor, "image_processor", processor)
     size = ip.size
     get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-    return PixelBudget(int(get("shortest_edge")), int(get("longest_edge")),
-                       factor=int(ip.patch_size) * int(ip.merge_size))
+    return _family(None, processor).budget(int(get("shortest_edge")), int(get("longest_edge")),
+                                           factor=int(ip.patch_size) * int(ip.merge_size))

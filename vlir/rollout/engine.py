@@ -21,6 +21,7 @@ the batch tensors in :mod:`vlir.rollout.batching`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -89,7 +90,10 @@ class Rollout:
         self.model, self.processor = model, processor
         self.config = config or RolloutConfig()
         self.chat_config = self.config.chat if self.config.chat is not None else chat.ChatConfig.for_processor(processor)
-        self.crop_budget = self.config.crop_budget or self.chat_config.crop_budget
+        # crops are rendered on the model's pixel grid whatever budget was asked for, so the
+        # processor takes them as they are (28 px for Qwen2.5-VL, 32 px for Qwen3-VL)
+        crop = self.config.crop_budget or self.chat_config.crop_budget
+        self.crop_budget = dataclasses.replace(crop, factor=model_budget(processor).factor)
         self.tokenizer = processor.tokenizer
         self.ids = special_ids(processor)
         self.suppress = torch.tensor(vision_token_ids(processor), dtype=torch.long)

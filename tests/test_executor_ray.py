@@ -204,3 +204,34 @@ def test_cli_joins_an_existing_cluster_and_matches_the_local_cli(ray_cluster, gq
     r = subprocess.run(_cli(*common, "--out", str(tmp_path / "x"), "--ray-address", ray_cluster),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--ray-address needs --executor ray" in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_cancels_the_ray_tasks_and_the_rerun_resumes(ray_cluster, textvqa_root, tmp_path, sig):
+    """The driver stops as a local build does (exit 128+signal, lock and temp files gone), and the
+    tasks it had on Ray are cancelled (their workers killed), not left writing into OUT."""
+    out = tmp_path / "out"
+    with FakeOpenAIServer() as srv:
+        args = _cli("build", "--source", "textvqa", "--root", str(textvqa_root), "--split", "val",
+                    "--out", str(out), "--annotator", "teacher", "--base-url", srv.base_url, "--model", "m",
+                    "--tasks", "3", "--no-progress", "--executor", "ray", "--ray-address", ray_cluster)
+        srv.hold()
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not (srv.waiting() and ray_task_pids()):
+            time.sleep(0.05)
+        assert proc.poll() is None and ray_task_pids(), "no Ray task got to its teacher requests"
+        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + sig, err
+        assert "interrupted; rerun the same command to resume" in err and "Traceback" not in err
+        assert not (out / ".vlir" / "lock").exists() and not list(out.glob("**/*.tmp"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ray_task_pids():
+            time.sleep(0.1)
+        assert not ray_task_pids(), "a cancelled task's worker is still running"
+        srv.release(abandon=True)
+        r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    assert (out / "manifest.json").is_file()

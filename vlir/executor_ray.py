@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,12 @@ class RayRunner:
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
         if self.address is None and not os.environ.get("RAY_ADDRESS"):
             kwargs.update(include_dashboard=False, num_cpus=self.max_in_flight)
+        # ray.init installs its own SIGTERM handler (log and exit); the build's own stops it the
+        # way a local build stops (cancel, clean up, BuildInterrupted): put it back
+        handlers = _signal_handlers()
         ray.init(address=self.address, **kwargs)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         log.info("ray: %d CPU(s) in the cluster", ray.cluster_resources().get("CPU", 0))
         return True
 
@@ -110,7 +117,7 @@ class RayRunner:
                                          max_retries=self.max_retries, retry_exceptions=False,
                                          ).remote(cfg_ref, job, task, str(out), level, fmt)
                     pending[ref] = (job, task)
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                done = _wait(list(pending))
                 for ref in done:
                     job, task = pending.pop(ref)
                     key, task, waiting, accepted, rejected = self._result(ref, job, task)
@@ -130,6 +137,26 @@ class RayRunner:
             raise WorkerLost(f"{job.key} task {task}: its Ray worker was lost {self.max_retries + 1} "
                              f"time(s) ({type(exc).__name__}); rerun the same command to resume "
                              "the unfinished tasks") from None
+
+
+def _wait(refs: list[Any]) -> list[Any]:
+    """The refs of ``refs`` that are done, waiting up to half a second for one. A Python signal
+    handler that raises (SIGTERM: :class:`~vlir.executor.BuildInterrupted`) while Ray's C++ wait
+    runs comes out as a ``SystemError`` caused by it: raise the cause itself."""
+    try:
+        return ray.wait(refs, num_returns=1, timeout=0.5)[0]
+    except SystemError as exc:
+        if exc.__cause__ is not None and not isinstance(exc.__cause__, SystemError):
+            raise exc.__cause__ from None
+        raise
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """SIGINT's and SIGTERM's Python handlers, where this thread may set them (the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+            if signal.getsignal(signum) is not None}
 
 
 def _cancel(refs: list[Any]) -> None:

@@ -22,14 +22,13 @@ from vlir.executor import run_build
 from vlir.sources.base import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status
 
-ray = pytest.importorskip("ray", reason="the ray extra (make test installs it)")
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local Ray instance for the module; its GCS address lets a CLI subprocess join it."""
+    ray = pytest.importorskip("ray", reason="the ray extra (make test installs it)")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 << 20,
              logging_level="WARNING", log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
@@ -85,6 +84,15 @@ print(sorted(m for m in sys.modules if m == "ray" or m.startswith("ray.")))
     assert r.stdout.strip() == "[]"
 
 
+def test_without_ray_installed_the_cli_says_how_to_get_it(gqa_root, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from vlir.cli import main; "
+            f"sys.exit(main(['build', '--source', 'gqa', '--root', {str(gqa_root)!r}, '--split', 'val', "
+            f"'--out', {str(tmp_path / 'out')!r}, '--executor', 'ray', '--no-progress']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "vlir: error: --executor ray needs Ray: pip install 'vlir[ray]' (ray==2.60.0)"
+
+
 def test_a_ray_build_is_byte_identical_to_a_local_build(ray_cluster, gqa_root, tmp_path):
     cfg = BuildConfig(tasks=5)
     jobs = [Job("gqa", split, str(gqa_root)) for split in ("train", "val")]
@@ -107,6 +115,20 @@ def ray_task_pids() -> list[int]:
             if title.startswith(b"ray::vlir "):
                 pids.append(int(entry))
     return pids
+
+
+def wait_dead(pid: int, timeout: float = 30) -> None:
+    """Until ``pid`` has exited (gone, or a zombie: its files are closed either way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} still alive {timeout} s after SIGKILL")
 
 
 def teacher_cfg(url: str) -> BuildConfig:
@@ -146,6 +168,7 @@ def test_a_worker_killed_mid_task_ends_identical_to_a_local_build(ray_cluster, t
         assert pids and srv.waiting(), "no Ray worker got to its teacher requests"
         assert os.getpid() not in pids  # the task (and its teacher calls) runs in a Ray worker
         os.kill(pids[0], signal.SIGKILL)
+        wait_dead(pids[0])  # its sockets closed: the server sees the client gone, answers nobody
         srv.release()
         thread.join(300)
         assert not thread.is_alive()

@@ -120,7 +120,7 @@ def test_cli_config_errors_are_one_line_exit_2(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--split", ""], "names no split"),
-    (["--out", "{file}/x"], "is not a folder"),
+    (["--out", "{file}/x"], "is not a directory"),
     (["--tasks", "0"], "--tasks"),
 ])
 def test_cli_flag_errors_are_one_line_exit_2(tmp_path, args, message):

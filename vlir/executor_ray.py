@@ -102,6 +102,11 @@ class RayRunner:
         return True
 
     def _run(self, cfg: BuildConfig, todo: list[tuple[Job, int]], out: Path, progress: Progress) -> None:
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        if cfg.annotator == "teacher" and nodes > 1:
+            log.warning("ray: %d nodes share the teacher's SQLite cache in %s/cache, whose WAL mode needs "
+                        "one host; a multi-node teacher build is not supported yet (use one node, or "
+                        "--num-shards with a folder per machine)", nodes, out)
         remote = ray.remote(vlir_build_task)
         level, fmt = logging.getLogger().getEffectiveLevel(), log_format()
         cfg_ref = ray.put(cfg)

@@ -10,7 +10,8 @@ JSON otherwise). An unusable answer is retried once with (a bounded excerpt of) 
 
 Built to run for days against a rate-limited API: requests run concurrently under a semaphore on
 one event loop owned by the annotator (in its own thread, so requests stay in flight while the
-caller checks and writes results); retries live in :mod:`vlir.annotate.teacher_http`; every
+caller checks and writes results), spread over one endpoint or several replicas; retries, the
+choice of endpoint and the per-endpoint breakers live in :mod:`vlir.annotate.teacher_http`; every
 answered request is committed to the SQLite cache at once, so a rerun or a resume after ``kill -9``
 never pays for an answer twice. A per-record failure is an :class:`AnnotationError` in the results:
 a verdict on the sample (a reject), or :class:`AnnotatorUnavailable` when the endpoint could not be

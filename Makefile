@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[train,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[train,ray,dev]'
 	touch $(STAMP)
 
 # Debian's chromium for the browser test of `vlir show` (skipped where it cannot be installed).

@@ -3,6 +3,7 @@ named by file and key path, and every CLI config error one line with exit 2 (iss
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Toy(Config):
     name: str = option("a", "A name.", choices=("a", "b"))
     limit: int | None = option(None, "Optional.", ge=0)
     opts: dict = option({}, "A mapping.")
+    urls: str | list[str] = option("u", "One name or a list of them.")
 
 
 @pytest.mark.parametrize("values,message", [
@@ -39,15 +41,19 @@ class Toy(Config):
     ({"bogus": 1}, "unknown toy config key bogus"),
     ({"api_key": "x"}, "api_key: a config may not hold an API key"),
     ({"opts": {"inner": "sk-abcdefghijklmnop"}}, "opts.inner looks like an API key"),
+    ({"urls": ["a", 2]}, "urls must be a string or a list whose every item is a string, got ['a', 2]"),
+    ({"urls": 3}, "urls must be a string or a list"),
+    ({"urls": ["a", "sk-abcdefghijklmnop"]}, "urls[1] looks like an API key"),
 ])
 def test_types_ranges_and_keys_are_checked(values, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         Toy.from_dict(values)
 
 
 def test_lossless_conversions_and_defaults():
     toy = Toy.from_dict({"count": "3", "ratio": "2e-1", "limit": None})  # YAML 1.1 leaves 2e-1 a string
     assert (toy.count, toy.ratio, toy.limit) == (3, 0.2, None) and isinstance(toy.ratio, float)
+    assert Toy.from_dict({"urls": ("a", "b")}).urls == ["a", "b"] and Toy().urls == "u"
     assert Toy.from_dict({"count": 4.0}).count == 4 and "count = 2: A count." in Toy.help()
 
 

@@ -112,7 +112,11 @@ def convert(value: Any, tp: Any) -> Any:
             return float(num)
     elif base in (list, tuple):
         if isinstance(value, (list, tuple)):
-            return list(value)
+            item = (typing.get_args(tp) or (Any,))[0]  # list[str]: every item is checked too
+            try:
+                return [convert(v, item) for v in value]
+            except TypeError as exc:
+                raise TypeError(f"must be a list whose every item {str(exc).replace('must be', 'is', 1)}") from None
     elif base in (dict, Mapping):
         if isinstance(value, Mapping):
             return dict(value)

@@ -1,6 +1,8 @@
-"""Runs build tasks: in this process or a pool of forked workers, skipping finished ones, with a
-progress bar fed by shared counters and an INFO line per finished task; writes the manifest once
-every task of the build is done.
+"""Runs build tasks: in this process, a pool of forked workers, or as Ray tasks
+(:mod:`vlir.executor_ray`, imported only for ``--executor ray``), skipping finished ones, with a
+progress bar and an INFO line per finished task; writes the manifest once every task of the build
+is done. The lock, signals, temp files, plan and manifest are :func:`run_build`'s, whichever
+executor runs the tasks, so every executor writes the same bytes.
 
 A task (:class:`vlir.build.Task`) does not know how it runs: the executor hands it nothing but its
 partition, as datatrove's executors do.
@@ -59,16 +61,36 @@ def _raise_interrupt(signum, frame) -> None:
 _COUNTERS: tuple[Any, Any] | None = None
 
 
+def worker_logging(level: int, fmt: str | None = None) -> None:
+    """In a worker process: log at the parent's level (``-v`` reaches the workers), quiet the HTTP
+    client's one-line-per-request INFO, and, where the process has no handler yet (a Ray worker),
+    write to stderr in the parent's format."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if fmt is not None and not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(fmt))
+        root.addHandler(handler)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+
+
+def log_format() -> str | None:
+    """The format of this process's first log handler (what workers should write), if any."""
+    for handler in logging.getLogger().handlers:
+        if handler.formatter is not None and handler.formatter._fmt:
+            return handler.formatter._fmt
+    return None
+
+
 def _init_worker(counters, level: int = logging.INFO) -> None:
-    """In each worker: Ctrl-C is the parent's to handle, SIGTERM kills (the parent cleans up), and
-    logging runs at the parent's level (``-v`` reaches the workers)."""
+    """In each forked worker: Ctrl-C is the parent's to handle, SIGTERM kills (the parent cleans
+    up), and logging runs at the parent's level."""
     global _COUNTERS
     _COUNTERS = counters
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    logging.getLogger().setLevel(level)
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    worker_logging(level)
 
 
 def _bump(accepted: bool) -> None:
@@ -93,11 +115,26 @@ def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
             if t % num_shards == shard_index and not task_done(out, job.source, job.split, t)]
 
 
-def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, num_shards: int = 1,
-              shard_index: int = 0, show_progress: bool = True) -> dict[str, Any] | None:
+def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int | None = None,
+              num_shards: int = 1, shard_index: int = 0, show_progress: bool = True,
+              executor: str = "local", ray_address: str | None = None,
+              ray_max_retries: int = 3) -> dict[str, Any] | None:
     """Run every unfinished task; write the manifest when the whole build is complete
     (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it).
+
+    ``executor``: ``local`` (this process, or ``workers`` forked processes) or ``ray`` (Ray tasks
+    on the cluster at ``ray_address``, or a local instance; :mod:`vlir.executor_ray`, imported only
+    then). Everything around the running (lock, signals, temp files, build info, the plan, the
+    manifest) is this function's, whichever runs the tasks.
     Raises :class:`vlir.lock.OutputLocked`, :class:`BuildInterrupted`, :class:`DiskFull`."""
+    if executor == "local":
+        runner = _LocalRunner(workers or 1)
+    elif executor == "ray":
+        from vlir.executor_ray import RayRunner
+
+        runner = RayRunner(address=ray_address, max_in_flight=workers, max_retries=ray_max_retries)
+    else:
+        raise ValueError(f"executor must be local or ray, got {executor!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     main_thread = threading.current_thread() is threading.main_thread()
@@ -106,7 +143,7 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
         with OutputLock(out, num_shards, shard_index):
             _clear_temp(out, num_shards, shard_index)  # left by a build killed (-9) before its clean-up
             try:
-                return _run_locked(cfg, jobs, out, workers, num_shards, shard_index, show_progress)
+                return _run_locked(cfg, jobs, out, runner, num_shards, shard_index, show_progress)
             except KeyboardInterrupt:
                 raise BuildInterrupted(signal.SIGINT) from None
             except OSError as exc:
@@ -160,69 +197,101 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int, num_shards: int,
+class Progress:
+    """The build's record counters, progress bar and one INFO line per finished task, whichever
+    executor runs the tasks. Forked workers bump the shared counters record by record
+    (:func:`_bump`); executors whose workers share no memory (Ray) :meth:`add` a task's counts
+    when it ends."""
+
+    def __init__(self, todo: int, show: bool):
+        ctx = mp.get_context("fork")
+        self.counters = (ctx.Value("q", 0), ctx.Value("q", 0))
+        self.todo = todo
+        self.finished = self.waiting = 0
+        self.bar = _progress_bar(show)
+        self.start = time.monotonic()
+
+    @property
+    def records(self) -> int:
+        return self.counters[0].value + self.counters[1].value
+
+    def add(self, accepted: int, rejected: int) -> None:
+        for counter, n in zip(self.counters, (accepted, rejected)):
+            with counter.get_lock():
+                counter.value += n
+
+    def refresh(self) -> None:
+        if self.bar is not None:
+            a, r = self.counters[0].value, self.counters[1].value
+            self.bar.n = a + r
+            self.bar.set_postfix(accepted=a, rejected=r, refresh=False)
+            self.bar.refresh()
+
+    def task_finished(self, key: str, task: int, left: int = 0) -> None:
+        self.waiting += left
+        if left:  # the task stays incomplete: its samples wait for the teacher
+            log.info("build: %s task %d: %d sample(s) waiting on the teacher", key, task, left)
+            return
+        self.finished += 1
+        n = self.records
+        rate = n / max(time.monotonic() - self.start, 1e-9)
+        log.info("build: %s task %d done; %d/%d task(s), %d record(s) (%d accepted), %.1f records/s",
+                 key, task, self.finished, self.todo, n, self.counters[0].value, rate)
+
+    def close(self) -> None:
+        self.refresh()
+        if self.bar is not None:
+            self.bar.close()
+        log.info("build: %d records in %.1fs", self.records, time.monotonic() - self.start)
+
+
+def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, runner, num_shards: int,
                 shard_index: int, show_progress: bool) -> dict[str, Any] | None:
+    """Plan, hand the tasks to ``runner`` (``runner(cfg, todo, out, progress)``), then finish:
+    :class:`SamplesWaiting` if samples wait on the teacher, the manifest if every task is done."""
     write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
              len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))
-    ctx = mp.get_context("fork")
-    _warm_imports(cfg)  # once in the parent, inherited by the forked workers
-    counters = (ctx.Value("q", 0), ctx.Value("q", 0))
-    bar = _progress_bar(show_progress)
-    start = time.monotonic()
+    progress = Progress(len(todo), show_progress)
+    runner(cfg, todo, out, progress)
+    progress.close()
+    if progress.waiting:
+        raise SamplesWaiting(progress.waiting)
+    if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
+        return write_manifest(out)
+    return None
 
-    def refresh() -> None:
-        a, r = counters[0].value, counters[1].value
-        if bar is not None:
-            bar.n = a + r
-            bar.set_postfix(accepted=a, rejected=r, refresh=False)
-            bar.refresh()
 
-    finished = waiting = 0
+class _LocalRunner:
+    """Runs tasks in this process (``workers`` 1) or a pool of forked workers."""
 
-    def task_finished(key: str, task: int, left: int = 0) -> None:
-        nonlocal finished, waiting
-        waiting += left
-        if left:  # the task stays incomplete: its samples wait for the teacher
-            log.info("build: %s task %d: %d sample(s) waiting on the teacher", key, task, left)
-            return
-        finished += 1
-        n = counters[0].value + counters[1].value
-        rate = n / max(time.monotonic() - start, 1e-9)
-        log.info("build: %s task %d done; %d/%d task(s), %d record(s) (%d accepted), %.1f records/s",
-                 key, task, finished, len(todo), n, counters[0].value, rate)
+    def __init__(self, workers: int):
+        self.workers = workers
 
-    if workers <= 1:
+    def __call__(self, cfg: BuildConfig, todo: list[tuple[Job, int]], out: Path, progress: Progress) -> None:
         global _COUNTERS
-        _COUNTERS = counters
-        for job, task in todo:
-            left = Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
-            task_finished(job.key, task, left)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(counters, logging.getLogger().getEffectiveLevel()))
+        _warm_imports(cfg)  # once in the parent, inherited by the forked workers
+        if self.workers <= 1:
+            _COUNTERS = progress.counters
+            for job, task in todo:
+                left = Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), progress.refresh()))
+                progress.task_finished(job.key, task, left)
+            return
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("fork"),
+                                   initializer=_init_worker,
+                                   initargs=(progress.counters, logging.getLogger().getEffectiveLevel()))
         try:
             pending = {pool.submit(_run_task, cfg, job, task, str(out)) for job, task in todo}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in done:
-                    task_finished(*f.result())  # re-raises a worker's exception
-                refresh()
+                    progress.task_finished(*f.result())  # re-raises a worker's exception
+                progress.refresh()
         except BaseException:
             _stop_pool(pool)
             raise
         pool.shutdown(wait=True)
-    refresh()
-    if bar is not None:
-        bar.close()
-    elapsed = time.monotonic() - start
-    log.info("build: %d records in %.1fs", counters[0].value + counters[1].value, elapsed)
-    if waiting:
-        raise SamplesWaiting(waiting)
-    if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
-        return write_manifest(out)
-    return None
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

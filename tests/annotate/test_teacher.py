@@ -285,6 +285,12 @@ def test_merge_stats_sums_workers():
     merged = merge_stats(a, b)
     assert merged["requests"] == 5 and merged["cache_hits"] == 4 and merged["retries"] == 1
     assert merged["failures"] == {"judge_region": 1, "teacher_schema": 3}
+    a["endpoints"] = {"http://a/v1": {"requests": 2, "answered": 2, "latency_s": 0.5}}
+    b["endpoints"] = {"http://a/v1": {"requests": 1, "failures": 1, "benched": 1},
+                      "http://b/v1": {"requests": 1, "answered": 1, "latency_s": 0.25}}
+    assert merge_stats(a, b)["endpoints"] == {
+        "http://a/v1": {"requests": 3, "answered": 2, "failures": 1, "benched": 1, "latency_s": 0.5},
+        "http://b/v1": {"requests": 1, "answered": 1, "failures": 0, "benched": 0, "latency_s": 0.25}}
 
 
 def test_annotate_stream_keeps_order_and_reads_input_lazily(tmp_path):

@@ -30,7 +30,8 @@ def test_unknown_keys_are_refused_and_a_key_field_is_explained():
 @pytest.mark.parametrize("bad", [
     {"base_url": "localhost:8000"}, {"model": ""}, {"concurrency": 0}, {"timeout_s": 0},
     {"max_retries": -1}, {"max_tokens": 0}, {"image_max_pixels": 100},
-    {"api_key_env": "sk-proj-abc123"},
+    {"api_key_env": "sk-proj-abc123"}, {"base_url": []}, {"base_url": ["http://a/v1", "b:8000"]},
+    {"base_url": ["http://a/v1", "http://a/v1"]}, {"base_url": ["http://a/v1", 8000]}, {"bench_s": 0},
 ])
 def test_bad_values_are_refused(bad):
     with pytest.raises(ValueError):
@@ -41,3 +42,12 @@ def test_a_key_given_as_api_key_env_is_not_echoed():
     with pytest.raises(ValueError) as info:
         TeacherConfig(api_key_env="sk-live-SECRET")
     assert "SECRET" not in str(info.value)
+
+
+def test_base_url_may_list_replicas(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("teacher:\n  base_url:\n    - http://gpu1:8000/v1\n    - http://gpu2:8000/v1\n")
+    cfg = TeacherConfig.from_yaml(path)
+    assert cfg.base_urls == ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]
+    assert cfg.to_dict()["base_url"] == cfg.base_urls  # the manifest records the list as given
+    assert TeacherConfig(base_url="http://one:8000/v1").base_urls == ["http://one:8000/v1"]

@@ -10,7 +10,8 @@ JSON otherwise). An unusable answer is retried once with (a bounded excerpt of) 
 
 Built to run for days against a rate-limited API: requests run concurrently under a semaphore on
 one event loop owned by the annotator (in its own thread, so requests stay in flight while the
-caller checks and writes results); retries live in :mod:`vlir.annotate.teacher_http`; every
+caller checks and writes results), spread over one endpoint or several replicas; retries, the
+choice of endpoint and the per-endpoint breakers live in :mod:`vlir.annotate.teacher_http`; every
 answered request is committed to the SQLite cache at once, so a rerun or a resume after ``kill -9``
 never pays for an answer twice. A per-record failure is an :class:`AnnotationError` in the results:
 a verdict on the sample (a reject), or :class:`AnnotatorUnavailable` when the endpoint could not be
@@ -48,7 +49,16 @@ log = logging.getLogger(__name__)
 _COUNTERS = ("records", "requests", "retries", "cache_hits", "prompt_tokens", "completion_tokens",
              "repairs", "judge_requests", "judge_rejections", "structured_fallbacks",
              "transport_failures", "breaker_fast_fails", "unavailable")
+#: per endpoint (``stats()["endpoints"][url]``): attempts sent, answers read, transport failures,
+#: times benched, and the seconds the answered ones took (mean latency = latency_s / answered)
+_ENDPOINT_COUNTERS = ("requests", "answered", "failures", "benched")
 _PROGRESS_EVERY_S = 30.0  # an INFO line on the teacher's progress at most this often
+
+
+def _endpoint_stats(counts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: int(counts.get(k, 0)) for k in _ENDPOINT_COUNTERS}
+    out["latency_s"] = round(float(counts.get("latency_s", 0.0)), 3)
+    return out
 
 
 def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +66,10 @@ def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in _COUNTERS}
     out["failures"] = dict(sorted((Counter(a.get("failures") or {}) +
                                    Counter(b.get("failures") or {})).items()))
+    ea, eb = a.get("endpoints") or {}, b.get("endpoints") or {}
+    out["endpoints"] = {url: _endpoint_stats({k: (ea.get(url) or {}).get(k, 0) + (eb.get(url) or {}).get(k, 0)
+                                              for k in (*_ENDPOINT_COUNTERS, "latency_s")})
+                        for url in dict.fromkeys([*ea, *eb])}
     return out
 
 
@@ -73,6 +87,7 @@ class TeacherAnnotator(Annotator):
         self._cache = TeacherCache(config.cache_path) if config.cache_path else None
         self._counts: Counter = Counter()
         self._failures: Counter = Counter()
+        self._endpoint_counts: dict[str, Counter] = {url: Counter() for url in config.base_urls}
         self._last_progress = time.monotonic()
         self._reset_runtime()
 
@@ -137,6 +152,7 @@ class TeacherAnnotator(Annotator):
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: int(self._counts[k]) for k in _COUNTERS}
         out["failures"] = dict(sorted(self._failures.items()))
+        out["endpoints"] = {url: _endpoint_stats(self._endpoint_counts[url]) for url in self.config.base_urls}
         return out
 
     def close(self) -> None:
@@ -165,7 +181,7 @@ class TeacherAnnotator(Annotator):
             self._loop, self._thread, self._pid = loop, thread, os.getpid()
 
             async def make() -> TeacherHTTP:
-                return TeacherHTTP(self.config, self._counts)
+                return TeacherHTTP(self.config, self._counts, self._endpoint_counts)
 
             self._http = asyncio.run_coroutine_threadsafe(make(), loop).result()
         return self._loop

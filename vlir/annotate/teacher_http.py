@@ -1,5 +1,12 @@
-"""The teacher's wire: one official ``openai.AsyncOpenAI`` client, a concurrency semaphore, the
-retry policy (tenacity) and a circuit breaker, living on the annotator's event loop.
+"""The teacher's wire: one official ``openai.AsyncOpenAI`` client per endpoint, a concurrency
+semaphore, the retry policy (tenacity) and a circuit breaker per endpoint, living on the
+annotator's event loop.
+
+Several endpoints (``teacher.base_url`` a list: replicas of one model) share the load: each attempt
+goes to the endpoint with the fewest requests in flight (ties in turn), and a retry goes to one
+this request has not failed at yet, at once (the backoff applies only when every endpoint failed
+it). Each endpoint counts its requests, answers, failures and latency (the manifest's
+``annotator_stats.endpoints``).
 
 What a failure means decides what happens to the sample:
 
@@ -11,10 +18,12 @@ What a failure means decides what happens to the sample:
   exponentially with jitter — and past the retries they raise
   :class:`~vlir.annotate.base.AnnotatorUnavailable`: the build keeps the sample waiting for a
   rerun instead of rejecting it.
-* **A circuit breaker**: after ``breaker_failures`` transport failures in a row (429 excepted: that
-  is the server pacing us, not a dead endpoint) every further request of this annotator fails at
-  once as unavailable, so a dead endpoint costs a task a handful of requests, not minutes of
-  retries per sample.
+* **A circuit breaker per endpoint**: after ``breaker_failures`` transport failures in a row at one
+  endpoint (429 excepted: that is the server pacing us, not a dead endpoint) it is benched for
+  ``bench_s`` seconds and its requests go to the others; then one request at a time probes it (a
+  success puts it back, a failure benches it again). When every endpoint is benched, requests
+  fail at once as unavailable, so a dead endpoint costs a task a handful of requests, not minutes
+  of retries per sample.
 * **Answers wrong about the sample** are :class:`AnnotationError` rejects: a 400 (other than a
   refused ``response_format``), other 4xx, or a body over ``max_response_bytes`` (read no further).
 * A refused key or an unknown model would fail every record alike: :class:`TeacherFatalError`
@@ -82,60 +91,99 @@ def retry_after_s(exc: Exception) -> float | None:
     return None
 
 
+class Endpoint:
+    """One base URL: its client, the requests in flight there, its breaker and its counters
+    (``counts``: requests, answered, failures, benched, latency_s)."""
+
+    def __init__(self, index: int, url: str, client, counts: Counter):
+        self.index, self.url, self.client, self.counts = index, url, client, counts
+        self.in_flight = 0
+        self.failures_in_a_row = 0
+        self.last_failure = ""
+        self.benched_until = 0.0  # time.monotonic() when it may be asked again
+
+    def available(self, now: float, threshold: int) -> bool:
+        """Not benched; after a bench (still ``threshold`` failures in a row), only one probe at
+        a time."""
+        if self.failures_in_a_row < threshold:
+            return True
+        return now >= self.benched_until and self.in_flight == 0
+
+
 class TeacherHTTP:
     """Sends :class:`TeacherRequest` s. Create and use it on one event loop; ``counts`` is the
-    annotator's counter (requests, retries, tokens, structured_fallbacks, transport_failures)."""
+    annotator's counter (requests, retries, tokens, structured_fallbacks, transport_failures),
+    ``endpoint_counts`` its counters per base URL."""
 
-    def __init__(self, config: TeacherConfig, counts: Counter):
+    def __init__(self, config: TeacherConfig, counts: Counter, endpoint_counts: dict[str, Counter] | None = None):
         import openai
 
         global _warned_no_key
         self.config = config
         self.counts = counts
         self.structured = True  # until the server refuses response_format json_schema
-        self.in_flight = 0
         self._sem = asyncio.Semaphore(config.concurrency)
-        self._failures_in_a_row = 0
+        self._turn = 0  # breaks ties between equally busy endpoints in turn
         self._last_failure = ""
         key = os.environ.get(config.api_key_env)
         if not key and not _warned_no_key:
             _warned_no_key = True
             log.warning("environment variable %s is not set: sending no API key (fine for a local "
                         "vLLM/SGLang server, refused by api.openai.com)", redact(config.api_key_env))
-        self._client = openai.AsyncOpenAI(api_key=key or "EMPTY", base_url=config.base_url,
-                                          max_retries=0, timeout=config.timeout_s)
+        endpoint_counts = {} if endpoint_counts is None else endpoint_counts
+        self.endpoints = [
+            Endpoint(i, url, openai.AsyncOpenAI(api_key=key or "EMPTY", base_url=url, max_retries=0,
+                                                timeout=config.timeout_s),
+                     endpoint_counts.setdefault(url, Counter()))
+            for i, url in enumerate(config.base_urls)]
 
     async def aclose(self) -> None:
-        await self._client.close()
+        for endpoint in self.endpoints:
+            await endpoint.client.close()
 
     @property
-    def breaker_open(self) -> bool:
-        return self._failures_in_a_row >= self.config.breaker_failures
+    def in_flight(self) -> int:
+        return sum(e.in_flight for e in self.endpoints)
+
+    def pick(self, tried: set[int] = frozenset()) -> Endpoint | None:
+        """The endpoint for the next attempt: among those not benched, preferring any this request
+        has not failed at (``tried``: their indices), the one with the fewest requests in flight,
+        ties in turn. None when every endpoint is benched."""
+        now, n = time.monotonic(), len(self.endpoints)
+        up = [e for e in self.endpoints if e.available(now, self.config.breaker_failures)]
+        if not up:
+            return None
+        fresh = [e for e in up if e.index not in tried] or up
+        self._turn += 1
+        return min(fresh, key=lambda e: (e.in_flight, (e.index - self._turn) % n))
 
     def _unavailable(self, detail: str) -> AnnotatorUnavailable:
         return AnnotatorUnavailable(_HTTP_ERROR, self.scrub(detail)[:400])
 
     def _fast_fail(self) -> AnnotatorUnavailable:
         self.counts["breaker_fast_fails"] += 1
-        return self._unavailable(f"endpoint down, not asked ({self.config.breaker_failures} transport "
+        which = "endpoint" if len(self.endpoints) == 1 else f"all {len(self.endpoints)} endpoints"
+        return self._unavailable(f"{which} down, not asked ({self.config.breaker_failures} transport "
                                  f"failures in a row; last: {self._last_failure})")
 
     async def send(self, request: TeacherRequest) -> CachedAnswer:
         cfg = self.config
         params = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
-        if self.breaker_open:
+        if self.pick() is None:
             raise self._fast_fail()
         # Image encoding and JSON off the event loop, before taking a slot: a slot's time is the
         # request's time. The body is bytes, so the client does not re-walk the message list.
         bodies = {self.structured: await asyncio.to_thread(request.body, cfg.model, params, self.structured)}
-        retrying = AsyncRetrying(stop=stop_after_attempt(cfg.max_retries + 1), wait=self._wait,
+        tried: set[int] = set()  # endpoints this request failed at: its retries go elsewhere first
+        retrying = AsyncRetrying(stop=stop_after_attempt(cfg.max_retries + 1),
+                                 wait=lambda state: self._wait(state, tried),
                                  retry=retry_if_exception_type(_Transport), before_sleep=self._log_retry,
                                  sleep=asyncio.sleep, reraise=True)
         async with self._sem:  # backing off holds the slot: a struggling server gets less load
             try:
                 async for attempt in retrying:
                     with attempt:
-                        answer = await self._attempt(request, bodies, params)
+                        answer = await self._attempt(request, bodies, params, tried)
             except _Transport as exc:
                 retries = retrying.statistics.get("attempt_number", 1) - 1
                 raise self._unavailable(f"{exc.what} after {retries} retries: {exc.detail}") from None
@@ -143,66 +191,79 @@ class TeacherHTTP:
         self.counts["completion_tokens"] += answer.completion_tokens
         return answer
 
-    async def _attempt(self, request: TeacherRequest, bodies: dict[bool, bytes],
-                       params: dict) -> CachedAnswer:
-        """One POST (two if the server refuses structured outputs), within the total deadline."""
+    async def _attempt(self, request: TeacherRequest, bodies: dict[bool, bytes], params: dict,
+                       tried: set[int]) -> CachedAnswer:
+        """One POST (two if the server refuses structured outputs) to the endpoint :meth:`pick`
+        chooses, within the total deadline."""
         import httpx2
         import openai
 
         cfg = self.config
-        if self.breaker_open:  # opened while this request waited for a slot or backed off
+        endpoint = self.pick(tried)
+        if endpoint is None:  # benched while this request waited for a slot or backed off
             raise self._fast_fail()
-        while True:
-            structured = self.structured
-            if structured not in bodies:
-                bodies[structured] = await asyncio.to_thread(request.body, cfg.model, params, structured)
-            self.counts["requests"] += 1
-            self.in_flight += 1
-            try:
-                async with asyncio.timeout(cfg.timeout_s):
-                    raw = await self._post(bodies[structured])
-            except TimeoutError:
-                raise self._failed(_Transport("Timeout", f"no complete answer within the {cfg.timeout_s:g} s "
-                                              "deadline")) from None
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-                raise TeacherFatalError(
-                    f"the teacher server at {cfg.base_url} refused the request with HTTP "
-                    f"{exc.status_code}: check the key in ${cfg.api_key_env} and that it "
-                    f"serves model {cfg.model!r}") from None
-            except openai.BadRequestError as exc:
-                message = self.scrub(str(exc))
-                if structured and any(w in message.lower() for w in _STRUCTURED_WORDS):
-                    if self.structured:
-                        self.structured = False
-                        self.counts["structured_fallbacks"] += 1
-                        log.warning("the teacher server refused structured outputs (%s); asking "
-                                    "for plain JSON from now on", message[:200])
-                    continue
-                raise AnnotationError(_HTTP_ERROR, f"HTTP 400: {message[:300]}") from None
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status in (408, 409, 429) or status >= 500:
-                    raise self._failed(_Transport(f"HTTP {status}", self.scrub(str(exc))[:200], exc,
-                                                  counts_for_breaker=status != 429)) from None
-                raise AnnotationError(_HTTP_ERROR, f"HTTP {status}: {self.scrub(str(exc))[:300]}") from None
-            except openai.APIConnectionError as exc:
-                cause = exc.__cause__ or exc
-                raise self._failed(_Transport(type(exc).__name__, f"{type(cause).__name__}: {cause}")) from None
-            except httpx2.RequestError as exc:  # while reading the body: cut off, reset, bad encoding
-                raise self._failed(_Transport(type(exc).__name__, f"the answer broke off: {exc}")) from None
-            finally:
-                self.in_flight -= 1
-            answer = self._read_answer(raw)
-            self._failures_in_a_row = 0
-            return answer
+        try:
+            while True:
+                structured = self.structured
+                if structured not in bodies:
+                    bodies[structured] = await asyncio.to_thread(request.body, cfg.model, params, structured)
+                self.counts["requests"] += 1
+                endpoint.counts["requests"] += 1
+                endpoint.in_flight += 1
+                start = time.monotonic()
+                try:
+                    async with asyncio.timeout(cfg.timeout_s):
+                        raw = await self._post(endpoint, bodies[structured])
+                except TimeoutError:
+                    raise self._failed(endpoint, _Transport("Timeout", f"no complete answer within the "
+                                                            f"{cfg.timeout_s:g} s deadline")) from None
+                except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+                    raise TeacherFatalError(
+                        f"the teacher server at {endpoint.url} refused the request with HTTP "
+                        f"{exc.status_code}: check the key in ${cfg.api_key_env} and that it "
+                        f"serves model {cfg.model!r}") from None
+                except openai.BadRequestError as exc:
+                    message = self.scrub(str(exc))
+                    if structured and any(w in message.lower() for w in _STRUCTURED_WORDS):
+                        if self.structured:
+                            self.structured = False
+                            self.counts["structured_fallbacks"] += 1
+                            log.warning("the teacher server refused structured outputs (%s); asking "
+                                        "for plain JSON from now on", message[:200])
+                        continue
+                    raise AnnotationError(_HTTP_ERROR, f"HTTP 400: {message[:300]}") from None
+                except openai.APIStatusError as exc:
+                    status = exc.status_code
+                    if status in (408, 409, 429) or status >= 500:
+                        raise self._failed(endpoint, _Transport(f"HTTP {status}", self.scrub(str(exc))[:200], exc,
+                                                                counts_for_breaker=status != 429)) from None
+                    raise AnnotationError(_HTTP_ERROR, f"HTTP {status}: {self.scrub(str(exc))[:300]}") from None
+                except openai.APIConnectionError as exc:
+                    cause = exc.__cause__ or exc
+                    raise self._failed(endpoint, _Transport(type(exc).__name__,
+                                                            f"{type(cause).__name__}: {cause}")) from None
+                except httpx2.RequestError as exc:  # while reading the body: cut off, reset, bad encoding
+                    raise self._failed(endpoint, _Transport(type(exc).__name__,
+                                                            f"the answer broke off: {exc}")) from None
+                finally:
+                    endpoint.in_flight -= 1
+                answer = self._read_answer(endpoint, raw)
+                endpoint.failures_in_a_row = 0
+                endpoint.counts["answered"] += 1
+                endpoint.counts["latency_s"] += time.monotonic() - start
+                return answer
+        except _Transport:
+            tried.add(endpoint.index)
+            raise
 
-    async def _post(self, body: bytes) -> tuple[int, str, bytes]:
+    async def _post(self, endpoint: Endpoint, body: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) of one POST; the body is read no further than
         ``max_response_bytes`` (a larger one is a reject, never held whole)."""
         import httpx2
 
         cap = self.config.max_response_bytes
-        resp = await self._client.post("/chat/completions", cast_to=httpx2.Response, content=body, stream=True)
+        resp = await endpoint.client.post("/chat/completions", cast_to=httpx2.Response, content=body,
+                                          stream=True)
         try:
             declared = resp.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > cap:
@@ -220,7 +281,7 @@ class TeacherHTTP:
         finally:
             await resp.aclose()
 
-    def _read_answer(self, raw: tuple[int, str, bytes]) -> CachedAnswer:
+    def _read_answer(self, endpoint: Endpoint, raw: tuple[int, str, bytes]) -> CachedAnswer:
         """The chat completion's content and token counts, or a transport failure naming what the
         body was instead (an HTML page, JSON of another shape)."""
         status, ctype, body = raw
@@ -237,24 +298,36 @@ class TeacherHTTP:
             head = " ".join(text[:120].split())
             kind = "an HTML page" if "<html" in text.lower() or "<!doctype" in text.lower() \
                 else "a body that is not a chat completion"
-            raise self._failed(_Transport(f"HTTP {status}", f"{kind} ({ctype or 'no content type'}, "
-                                          f"{len(body)} bytes, starts {head!r}); is "
-                                          f"{self.config.base_url} an OpenAI-compatible /v1 endpoint?")) from None
+            raise self._failed(endpoint, _Transport(f"HTTP {status}", f"{kind} ({ctype or 'no content type'}, "
+                                                    f"{len(body)} bytes, starts {head!r}); is {endpoint.url} "
+                                                    "an OpenAI-compatible /v1 endpoint?")) from None
         return answer
 
-    def _failed(self, exc: _Transport) -> _Transport:
-        """Count a transport failure towards the breaker (a 429 does not)."""
+    def _failed(self, endpoint: Endpoint, exc: _Transport) -> _Transport:
+        """Count a transport failure at ``endpoint`` towards its breaker (a 429 does not); at
+        ``breaker_failures`` in a row it is benched for ``bench_s``."""
+        cfg = self.config
         self.counts["transport_failures"] += 1
+        endpoint.counts["failures"] += 1
         if exc.counts_for_breaker:
-            self._failures_in_a_row += 1
-            self._last_failure = self.scrub(str(exc))[:160]
-            if self._failures_in_a_row == self.config.breaker_failures:
-                log.warning("teacher at %s: %d transport failures in a row (last: %s); failing this "
-                            "task's remaining requests fast, rerun to continue", self.config.base_url,
-                            self._failures_in_a_row, self._last_failure)
+            endpoint.failures_in_a_row += 1
+            endpoint.last_failure = self._last_failure = self.scrub(str(exc))[:160]
+            if endpoint.failures_in_a_row >= cfg.breaker_failures:
+                endpoint.benched_until = time.monotonic() + cfg.bench_s
+                endpoint.counts["benched"] += 1
+                others = sum(e.available(time.monotonic(), cfg.breaker_failures) for e in self.endpoints)
+                log.warning("teacher at %s: %d transport failures in a row (last: %s); benched for %g s, %s",
+                            endpoint.url, endpoint.failures_in_a_row, endpoint.last_failure, cfg.bench_s,
+                            f"its requests go to the {others} other endpoint(s)" if others else
+                            "no endpoint left: this task's requests fail fast (rerun to continue)")
         return exc
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState, tried: set[int]) -> float:
+        """No wait when an endpoint this request has not failed at is up (fail over at once);
+        otherwise :meth:`retry_delay`."""
+        if any(e.index not in tried for e in self.endpoints
+               if e.available(time.monotonic(), self.config.breaker_failures)):
+            return 0.0
         exc = state.outcome.exception() if state.outcome else None
         return self.retry_delay(state.attempt_number - 1, getattr(exc, "cause", None) or exc or Exception())
 

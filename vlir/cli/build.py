@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -21,7 +21,15 @@ def build(
     split: str = typer.Option(..., "--split", help="Split name(s), comma-separated: train,val"),
     out: Path = typer.Option(..., "--out", help="Output folder (shards, rejects, manifest)."),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="grounded (default) or teacher."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Worker processes (default 1); with --executor ray, the most "
+                                          "tasks in flight (default: every CPU of the cluster)."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine's processes) or ray "
+                                 "(Ray tasks; needs the ray extra)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                              help="With --executor ray: the cluster to join (auto, "
+                                              "ray://HOST:10001, HOST:6379); default $RAY_ADDRESS, else a "
+                                              "local Ray instance for this build."),
     num_shards: int = typer.Option(1, "--num-shards", min=1, help="Machines sharing this build."),
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="This machine's index."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="First K samples per source/split."),
@@ -29,7 +37,9 @@ def build(
     embed_images: Optional[bool] = typer.Option(None, "--embed-images/--reference-images",
                                                 help="Store original image bytes in the shards."),
     config: Optional[Path] = typer.Option(None, "--config", help="Build config YAML (flags override)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Teacher: OpenAI-compatible endpoint."),
+    base_url: Optional[List[str]] = typer.Option(None, "--base-url",
+                                                 help="Teacher: OpenAI-compatible endpoint; repeat it for "
+                                                 "several replicas (each request goes to the least busy)."),
     model: Optional[str] = typer.Option(None, "--model", help="Teacher: model name."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env",
                                               help="Teacher: NAME of the environment variable holding the API key "
@@ -58,7 +68,13 @@ def build(
         fail(f"--split {split!r} names no split (e.g. --split val or --split train,val)")
     if shard_index >= num_shards:
         fail(f"--shard-index {shard_index} must be smaller than --num-shards {num_shards}")
-    teacher = {k: v for k, v in {"base_url": base_url, "model": model, "api_key_env": api_key_env,
+    if executor not in ("local", "ray"):
+        fail(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        fail("--ray-address needs --executor ray")
+    urls = list(base_url or ())
+    teacher = {k: v for k, v in {"base_url": (urls[0] if len(urls) == 1 else urls) or None, "model": model,
+                                 "api_key_env": api_key_env,
                                  "concurrency": concurrency, "timeout_s": timeout}.items() if v is not None}
     try:
         cfg = BuildConfig.from_yaml(config, annotator=annotator, limit=limit, tasks=tasks,
@@ -80,16 +96,24 @@ def build(
         from vlir.annotate.teacher import TeacherFatalError
 
         fatal += (TeacherFatalError,)
+    temporary: tuple[type[BaseException], ...] = (SamplesWaiting,)
+    if executor == "ray":
+        try:
+            from vlir.executor_ray import WorkerLost
+        except ModuleNotFoundError as exc:
+            fail(str(exc))
+        temporary += (WorkerLost,)
     out_problem = _out_problem(out)
     if out_problem:
         fail(out_problem)
     try:
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
-                             shard_index=shard_index, show_progress=progress)
+                             shard_index=shard_index, show_progress=progress, executor=executor,
+                             ray_address=ray_address)
     except fatal as exc:
         fail(redact(str(exc)))
-    except SamplesWaiting as exc:  # a temporary failure: the same command picks up where it stopped
-        typer.echo(f"vlir: {exc}", err=True)
+    except temporary as exc:  # the same command picks up where it stopped
+        typer.echo(f"vlir: {redact(str(exc))}", err=True)
         raise typer.Exit(EX_TEMPFAIL) from None
     except BuildInterrupted as exc:
         typer.echo("vlir: interrupted; rerun the same command to resume", err=True)

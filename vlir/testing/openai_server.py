@@ -11,7 +11,8 @@ through the official ``openai`` client exactly as against GPT-4o or vLLM. Behavi
 * otherwise the ``responder`` decides (default :func:`echo_chain_responder`: a valid chain built
   from the hint boxes and the gold answer found in the prompt);
 * ``latency_s`` delays every answer; :meth:`hold` parks every request not yet answered until
-  :meth:`release`, which may abandon them (how a test freezes the server before it kills a client).
+  :meth:`release`, which may abandon them (how a test freezes the server before it kills a client);
+  :meth:`kill` makes it die as a killed server process would (for several-endpoint tests).
 
 It counts requests received and those answered with 200 per request body (:meth:`answered_keys`),
 so a test can prove nothing was asked twice. "Answered" means the whole response reached a client
@@ -161,6 +162,7 @@ class FakeOpenAIServer:
         self._gate.set()
         self._hold_gen = 0
         self._abandoned_gen = -1
+        self._dead = False
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -190,6 +192,15 @@ class FakeOpenAIServer:
             if abandon:
                 self._abandoned_gen = self._hold_gen
             self._gate.set()
+
+    def kill(self) -> None:
+        """Die as a killed server process would: no request not yet answered gets an answer (its
+        connection closes), a kept-alive connection answers nothing more, new ones are refused.
+        The counters keep what was answered before."""
+        with self._lock:
+            self._dead = True
+            self._gate.set()  # parked requests wake, find the server dead and close
+        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -272,6 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if fake._dead:  # a request on a connection kept alive past kill(): nobody answers
+            self.close_connection = True
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -344,6 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
         lock that :meth:`FakeOpenAIServer.hold` takes, so no answer slips out after a hold."""
         while True:
             with fake._lock:
+                if fake._dead:
+                    return False
                 if fake._gate.is_set():
                     if self._client_gone():
                         return False

@@ -266,7 +266,7 @@ def relaxed_accuracy(pred: str, target: str, tol: float = 0.05) -> bool:
 
 VQA_MIN = 0.3
 ANLS_MIN = 0.5
-SOURCES = ("textvqa", "docvqa", "infographicsvqa", "gqa", "vsr", "m3cot", "chartqa")
+SOURCES = ("textvqa", "docvqa", "infographicsvqa", "gqa", "vsr", "m3cot", "chartqa", "zoom")
 
 
 def _mc_match(pred: str, answer: str) -> bool:
@@ -284,7 +284,7 @@ def score(source: str, pred: str, answers: Sequence[str]) -> float:
         return vqa_accuracy(pred, answers)
     if source in ("docvqa", "infographicsvqa"):
         return anls(pred, answers)
-    if source == "gqa":
+    if source in ("gqa", "zoom"):  # zoom: the synthetic task of vlir.sources.zoom
         match = exact_match
     elif source == "vsr":
         match = vsr_match

@@ -5,17 +5,29 @@ the tiny model, then R-GRPO with the real rollout engine, the recipe's real rewa
 trainer (``recipes/grpo_zoom_tiny.yaml``, fewer steps). The check: the mean reward of the last
 quarter of the steps exceeds the first quarter's by at least ``MARGIN``.
 
-The same check is then run on two broken versions of the algorithm, patched in from outside the
-trainer, and must fail for both:
+The same check is then run with the algorithm broken from outside the trainer and must fail:
+``sign_flip`` negates the advantages (the policy is pushed away from what pays).
 
-* ``sign_flip``: advantages negated (the policy is pushed away from what pays);
-* ``mask_dropped``: the action mask replaced by "every token after the prompt", so the inserted
-  crop tokens (``<|vision_start|>``, image pads, ``<|vision_end|>``) are trained on as if sampled.
+Margin, measured on this machine (SFT warm start of 400 steps; R-GRPO ``STEPS`` = 24 steps of 8
+prompts x 5 samples at lr 1e-3; reward = accuracy + 0.5 format + 0.5 region + 0.1 length, at most
+2.1; figure = mean reward of the last 6 steps minus the first 6), R-GRPO seeds 0-4:
 
-Margin, measured (SFT 400 steps on seed 0; R-GRPO ``STEPS`` steps of 8 prompts x 5; reward =
-accuracy + 0.5 format + 0.5 region + 0.1 length, so 2.1 at most), last-quarter minus
-first-quarter mean reward over R-GRPO seeds 0-4 (see the report of branch ``rl`` for the runs):
-see ``MEASURED`` below. The margin sits between the intact runs' minimum and the mutants' maximum.
+==============  =======  =======  =======  =======  =======
+run             seed 0   seed 1   seed 2   seed 3   seed 4
+==============  =======  =======  =======  =======  =======
+intact          +0.238   +0.160   +0.215   +0.126   +0.068
+sign_flip       -0.714   -0.884   -0.778   -0.761   -0.712
+mask_dropped    -0.607   +0.109   +0.176   +0.258   +0.160
+==============  =======  =======  =======  =======  =======
+
+``MARGIN`` = 0.05 lies below every intact seed (min +0.068) and far above every sign-flipped one
+(max -0.71); the test runs seed 0 (+0.238 intact). The ``mask_dropped`` mutant (the action mask
+replaced by "every token after the prompt", so the inserted crop tokens are trained on) is *not*
+caught by a reward check over 24 steps on every seed: it collapses the reward on seed 0 but climbs
+like the intact run on seeds 1-4, because the inserted tokens are a few of ~45 per trajectory and their
+gradient is small next to the sampled text's (our reading, not measured). That bug is caught where it can be caught deterministically:
+``tests/train/test_grpo_loss.py`` proves the loss and gradients ignore inserted positions and fail
+without the mask. The mutant stays available here (``mutant("mask_dropped")``) for measuring.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ pytest.importorskip("deepspeed")
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 24
-MARGIN = 0.10
+MARGIN = 0.05
 SEED = 0
 
 
@@ -114,7 +126,7 @@ def mutant(kind: str):
 def test_rgrpo_reward_rises_and_the_check_fails_for_broken_algorithms(zoom_sft):
     intact = rise(rl_rows(zoom_sft, "intact"))
     broken = {}
-    for kind in ("sign_flip", "mask_dropped"):
+    for kind in ("sign_flip",):
         with mutant(kind):
             broken[kind] = rise(rl_rows(zoom_sft, kind))
     assert intact >= MARGIN, f"R-GRPO reward rose by {intact:.3f} < {MARGIN} (mutants: {broken})"

@@ -81,7 +81,7 @@ train: venv
 
 bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(OUT) .pytest_cache

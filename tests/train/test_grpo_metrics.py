@@ -36,7 +36,8 @@ def test_step_values_read_accuracy_from_the_reward_and_split_by_cropping():
     assert mean["crops_per_trajectory"] == 0.75 and mean["crops/hit_rate"] == pytest.approx(2 / 3)
     assert mean["crops/bad_box_rate"] == 0.25 and mean["completions/clipped_ratio"] == 0.25
     assert mean["completions/max_length"] == 64 and mean["completions/mean_length"] == 23.5
-    assert mean["reward"] == 1.25 and mean["reward_std"] == 0.25  # groups (2, 2) and (0, 1)
+    assert mean["reward"] == 1.25  # groups (2, 2) and (0, 1): unbiased stds 0 and 0.707
+    assert mean["reward_std"] == pytest.approx(0.5 ** 0.5 / 2)
     assert mean["frac_reward_zero_std"] == 0.5
     assert mean["clip_ratio/low_mean"] == 1 / 40 and mean["clip_ratio/region_mean"] == 4 / 40
     assert mean["entropy"] == 0.5 and "kl" not in mean

@@ -31,8 +31,8 @@ import yaml
 
 from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.grpo_config import GRPOConfig
-from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
 from vlir.train import grpo_metrics
+from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,11 @@ class GRPOTrainer:
     * batch arithmetic: ``prompts_per_step`` groups per optimizer step over all ranks, micro-batches
       of ``per_device_batch_size`` trajectories (see ``grpo_config``); AdamW, ``lr_scheduler``,
       ``warmup_steps``, ``max_grad_norm``.
-    * ``metrics.jsonl``: one object per step with every figure of :mod:`vlir.train.grpo_metrics`
-      (rewards and their std, advantages, KL, clip ratios, entropy, lengths, crops, hit and
-      bad-box rates, grad norm, learning rate, the time split rollout / reward / ref /
-      forward-backward / optimizer); the console shows the ones that matter; ``summary.json`` and
-      the end of the log give first- vs last-quarter means; ``rewards.png`` (``plot``); checkpoints (``save_steps``, ``keep_checkpoints``, ``resume``)
-      as the model in ``output_dir`` plus DeepSpeed state in ``output_dir/checkpoints/step-N``.
+    * ``metrics.jsonl``: per step every figure of :mod:`vlir.train.grpo_metrics` (rewards and
+      their std, advantages, KL, clip ratios, entropy, lengths, crops, hit and bad-box rates, grad
+      norm, learning rate, time split); the console shows the ones that matter; ``summary.json``
+      holds first- vs last-quarter means; ``rewards.png`` (``plot``); checkpoints (``save_steps``,
+      ``keep_checkpoints``, ``resume``) in ``output_dir`` and ``output_dir/checkpoints/step-N``.
     """
 
     def __init__(self, cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None):
@@ -298,15 +297,14 @@ class GRPOTrainer:
             for _ in range(cfg.num_iterations - self.step % cfg.num_iterations):  # fewer after a resume
                 if self.step >= stop:
                     break
-                t_it = time.perf_counter()
                 times = {"rollout": t_roll, "reward": t_reward, "ref": 0.0, "forward_backward": 0.0,
                          "optimizer": 0.0}
                 lr = float(self.scheduler.get_last_lr()[0])
                 sums = self._update(trajs, advantages, times)
                 self.step += 1
-                times["step"] = time.perf_counter() - (t0 if t_roll else t_it)
+                times["step"] = time.perf_counter() - t0
                 self._log(self._metrics(sums, raw, total, advantages, prompts, trajs, lr, times))
-                t_roll = t_reward = 0.0  # later iterations on the same batch did not roll out
+                t0, t_roll, t_reward = time.perf_counter(), 0.0, 0.0  # later iterations: no rollout
                 if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < cfg.max_steps:
                     self.save_checkpoint()
 
@@ -337,16 +335,12 @@ class GRPOTrainer:
         log.info(grpo_metrics.console_line(row, self.cfg.max_steps))
 
     def summarize(self) -> dict[str, Any]:
-        """First- vs last-quarter means over ``metrics.jsonl`` (rank 0): logged, written to
+        """First- vs last-quarter means of ``metrics.jsonl`` (rank 0): logged, written to
         ``summary.json`` and returned ({} on other ranks or without metrics)."""
         if self.rank != 0 or not (self.out / METRICS).is_file():
             return {}
-        from vlir.train.plots import read_metrics
-
-        rows = read_metrics(self.out / METRICS)
-        figures = grpo_metrics.summary(rows)
-        (self.out / SUMMARY).write_text(json.dumps({"steps": len(rows), "figures": figures}, indent=2) + "\n")
-        log.info("%s", grpo_metrics.summary_text(figures, len(rows)))
+        figures, text = grpo_metrics.write_summary(self.out / METRICS, self.out / SUMMARY)
+        log.info("%s", text)
         return figures
 
     # ------------------------------------------------------------------ output

@@ -15,7 +15,9 @@ across ranks and divide after; a key with denominator 0 is logged as None (no cr
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 from typing import Any, Sequence
 
 from vlir import geometry
@@ -34,7 +36,8 @@ def crop_hits(boxes: Sequence[Any], evidence: Sequence[Any]) -> int:
 
 
 def _std(values: Sequence[float]) -> float:
-    return statistics.pstdev(values) if len(values) > 1 else 0.0
+    """The unbiased std (``torch.std``'s, as TRL and the advantages use); 0.0 for one value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def step_values(trajs: Sequence[Any], evidence: Sequence[Sequence[Any]], raw: dict[str, list],
@@ -133,3 +136,14 @@ def summary_text(figures: dict[str, dict[str, float | None]], steps: int) -> str
         change = "" if v["change"] is None else f"  ({v['change']:+.3f})"
         lines.append(f"  {key:<22} {f(v['first'])} -> {f(v['last'])}{change}")
     return "\n".join(lines)
+
+
+def write_summary(metrics_path: str | Path, out_path: str | Path) -> tuple[dict, str]:
+    """Summarise a ``metrics.jsonl`` into ``out_path`` (``{"steps", "figures"}``); returns the
+    figures and their text."""
+    from vlir.train.plots import read_metrics
+
+    rows = read_metrics(metrics_path)
+    figures = summary(rows)
+    Path(out_path).write_text(json.dumps({"steps": len(rows), "figures": figures}, indent=2) + "\n")
+    return figures, summary_text(figures, len(rows))

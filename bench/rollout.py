@@ -4,7 +4,10 @@
    batch, temperature 1, two crops per trajectory (crop calls forced by a scripted policy, then free
    text), ``NEW_TOKENS`` sampled tokens per row; against a plain batched ``model.generate`` of the
    same 20 prompts and the same number of new tokens, with the same logits hook (target: rollout
-   wall <= 1.3 x generate; the rollout also encodes the crops and attends to them).
+   wall <= 1.3 x generate; the rollout also encodes the crops and attends to them). The scripted
+   boxes are the same for the 5 samples of a prompt, so the engine's per-call crop memo
+   (``Rollout._crop_inputs``) renders one crop in five, as it does in training once a group agrees
+   on where to look; with five different boxes per group every crop would be rendered.
 2. The share of an R-GRPO step spent in rollout: real ``GRPOTrainer`` steps (zoom recipe sizes:
    8 prompts x 5, the same scripted crops) read from its ``timing_s/rollout`` over
    ``timing_s/step``.

@@ -1,7 +1,7 @@
 """SFT step bench: vlir's DeepSpeed training step against a bare PyTorch step, and padding with and
 without length grouping.
 
-    python bench/sft_step.py [--data out/vlir] [--rounds 6] [--steps 5]
+    python bench/sft_step.py [--data out/vlir] [--rounds 25] [--steps 1]
 
 On the tiny model (built into out/models/tiny if absent) and a real batch from the sample shards
 (`make vlir`), it times ``SFTTrainer.micro_step_on`` (forward through the DeepSpeed engine, engine
@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 import _timing as T  # noqa: E402
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # both sides alike; on a shared CPU threads only contend
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
 
 
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="out/vlir", help="built sample corpus (make vlir)")
     parser.add_argument("--recipe", default="recipes/sft_tiny.yaml")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
+    parser.add_argument("--rounds", type=int, default=25, help="interleaved rounds (>= 5); many short ones pair best under load")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round and side")
     parser.add_argument("--out", default="out/bench/sft_step.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

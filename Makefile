@@ -82,13 +82,14 @@ vlir: venv
 	$(VLIR) build --source all --root $(OUT)/sample --split train,val --out $(OUT)/vlir --workers 2
 	$(VLIR) validate $(OUT)/vlir
 	$(VLIR) card $(OUT)/vlir
-	$(VLIR) show $(OUT)/vlir --n 50 --out $(OUT)/vlir/browse.html
+	$(VLIR) show $(OUT)/vlir --n 50 --out $(OUT)/browse.html
 	@echo
 	@echo "sample tree:   $(OUT)/sample/<source>/ (official layouts)"
-	@echo "shards:        $(OUT)/vlir/<source>/<split>/part-*.parquet (+ rejects-*.parquet)"
+	@echo "shards:        $(OUT)/vlir/<source>/<split>/part-*.parquet (accepted only)"
+	@echo "rejects:       $(OUT)/vlir/rejects/<source>/<split>/rejects-*.parquet"
 	@echo "manifest:      $(OUT)/vlir/manifest.json"
 	@echo "data card:     $(OUT)/vlir/README.md (plots in $(OUT)/vlir/card/)"
-	@echo "browser page:  $(OUT)/vlir/browse.html"
+	@echo "browser page:  $(OUT)/browse.html"
 
 $(OUT)/vlir/manifest.json:
 	$(MAKE) vlir

@@ -54,21 +54,24 @@ def make_record(idx: int = 0, looks: int = 1, split: str = "val", image: Image.I
 
 def make_output(out: Path, n: int = 6, embed: bool = False, n_rejects: int = 2) -> Path:
     """A small valid vlir output: gqa/val with ``n`` accepted and ``n_rejects`` rejected records,
-    assembled with the real writer, stats, markers and manifest code."""
+    assembled with the real writer, stats, markers and manifest code (paths from vlir.layout); the
+    referenced originals live beside it in ``<out>-src``."""
     import dataclasses
 
+    from vlir import layout
     from vlir.manifest import completion_marker, stats_path, write_build_info, write_manifest
     from vlir.shards import atomic_write_json, write_records
 
-    write_build_info(out, {"annotator": "grounded"}, {"gqa": str(out / "src")})
+    src_root = out.parent / f"{out.name}-src"
+    write_build_info(out, {"annotator": "grounded"}, {"gqa": str(src_root)})
     records = [make_record(i, looks=1 + i % 3, embed=embed) for i in range(n)]
     rejects = [dataclasses.replace(make_record(100 + i), reasons=("answer_correct",), crops=())
                for i in range(n_rejects)]
     shards = []
-    for name, kind, recs in (("part-00000.parquet", "accepted", records),
-                             ("rejects-00000.parquet", "rejected", rejects)):
-        info = write_records(out / "gqa" / "val" / name, recs)
-        shards.append({"path": f"gqa/val/{name}", "kind": kind, **info})
+    for rel, kind, recs in ((layout.shard_rel("gqa", "val", 0), "accepted", records),
+                            (layout.shard_rel("gqa", "val", 0, rejects=True), "rejected", rejects)):
+        info = write_records(out / rel, recs)
+        shards.append({"path": rel, "kind": kind, **info})
     atomic_write_json(stats_path(out, "gqa", "val", 0), {
         "source": "gqa", "split": "val", "task": 0, "tasks": 1, "accepted": n, "rejected": n_rejects,
         "rejected_by_reason": {"answer_correct": n_rejects} if n_rejects else {}, "stats": {},
@@ -78,7 +81,7 @@ def make_output(out: Path, n: int = 6, embed: bool = False, n_rejects: int = 2) 
     marker.touch()
     # the referenced originals, so Corpus.image can resolve them
     for r in records:
-        path = out / "src" / r.sample.image
+        path = src_root / r.sample.image
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         make_image(seed=int(r.sample.id.rsplit("/", 1)[1]) % 5).save(buf, format="JPEG", quality=90)

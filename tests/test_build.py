@@ -253,3 +253,78 @@ def test_bad_build_config_is_a_value_error_naming_the_file(tmp_path, text):
 def test_model_budget_under_grounded_is_refused():
     with pytest.raises(ValueError, match="grounded.model_max_pixels"):
         BuildConfig(grounded={"model_max_pixels": 200704})
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: duplicate ids, adapters' bad inputs, reject details, layout
+# ---------------------------------------------------------------------------------------------
+
+def _textvqa_tree(root: Path, records: list[dict], images: dict[str, bytes]) -> Path:
+    (root / "train_images").mkdir(parents=True)
+    for name, data in images.items():
+        (root / "train_images" / f"{name}.jpg").write_bytes(data)
+    (root / "TextVQA_0.5.1_val.json").write_text(json.dumps(
+        {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": records}))
+    return root
+
+
+def _rows(out: Path) -> list[dict]:
+    return [row for path in sorted(out.glob("**/*.parquet"))
+            for row in iter_rows(path, columns=["id", "status", "reasons", "meta", "answers"])]
+
+
+@pytest.mark.parametrize("tasks", [1, 3])
+def test_duplicate_ids_keep_the_first_and_reject_the_rest(tmp_path, tasks):
+    """Item 8: two TextVQA records with one question_id; build exit 0 must imply validate exit 0."""
+    root = _textvqa_tree(tmp_path / "textvqa", [
+        _textvqa_record(1, "good"), _textvqa_record(2, "good"), _textvqa_record(1, "good", "sale"),
+        _textvqa_record(1, "good", "tea")], {"good": _jpeg(make_image(320, 240))})
+    out = tmp_path / "out"
+    manifest = run_build(BuildConfig(tasks=tasks), [Job("textvqa", "val", str(root))], out, show_progress=False)
+    report = validate_output(out)
+    assert report.ok, [str(p) for p in report.problems]
+    dup = [r for r in _rows(out) if r["id"] == "textvqa/val/1"]
+    assert sum(r["reasons"] == ["duplicate_id"] for r in dup) == 2
+    first = [r for r in dup if r["reasons"] != ["duplicate_id"]]
+    assert len(first) == 1 and first[0]["answers"] == ["coffee"] * 10  # the first in the file
+    assert manifest["splits"]["textvqa/val"]["rejected_by_reason"]["duplicate_id"] == 2
+
+
+def test_adapter_size_probes_and_bad_paths_become_rejects(tmp_path):
+    """Item 5 and weak spots: a header-declared 60000x60000 PNG read for its size (no image_width),
+    a NUL byte in an image path and a FIFO named .jpg become rejects with reasons; details name
+    paths under the source root, never the local absolute path."""
+    root = tmp_path / "textvqa"
+    no_size = {k: v for k, v in _textvqa_record(1, "bomb").items() if k not in ("image_width", "image_height")}
+    records = [no_size, _textvqa_record(2, "nul\x00byte"), _textvqa_record(3, "fifo"),
+               _textvqa_record(4, "truncated"), _textvqa_record(5, "good")]
+    _textvqa_tree(root, records, {"bomb": bomb_png(60000, 60000), "good": _jpeg(make_image(320, 240)),
+                                  "truncated": _jpeg(make_image(320, 240))[:500]})
+    os.mkfifo(root / "train_images" / "fifo.jpg")
+    out = tmp_path / "out"
+    run_build(BuildConfig(tasks=1), [Job("textvqa", "val", str(root))], out, show_progress=False)
+    rows = {r["id"]: r for r in _rows(out)}
+    assert len(rows) == 5  # nothing lost, the split went on after each bad one
+    assert rows["textvqa/val/5"]["reasons"] == ["no_evidence"]  # image fine; no OCR in this tree
+    assert rows["textvqa/val/1"]["reasons"] == ["image_too_large"]
+    assert rows["textvqa/val/2"]["reasons"] == ["unsafe_path"]
+    assert rows["textvqa/val/3"]["reasons"] == ["unreadable_image"]
+    assert "not a regular file" in rows["textvqa/val/3"]["meta"]
+    assert rows["textvqa/val/4"]["reasons"] == ["corrupt_image"]
+    for row in rows.values():
+        assert str(tmp_path) not in row["meta"], row
+    assert validate_output(out).ok
+
+
+def test_split_folder_holds_only_accepted_shards(sample_tree, tmp_path):
+    """Item 10: load_dataset(data_dir=OUT/SRC/SPLIT) yields exactly the accepted records."""
+    from datasets import load_dataset
+
+    out = tmp_path / "o"
+    manifest = run_build(BuildConfig(tasks=2), jobs_for(sample_tree, ("gqa",), ("val",)), out, show_progress=False)
+    assert sorted(p.name for p in (out / "gqa" / "val").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    ds = load_dataset("parquet", data_dir=str(out / "gqa" / "val"), split="train")
+    assert len(ds) == manifest["splits"]["gqa/val"]["accepted"] and set(ds["status"]) == {"accepted"}
+    assert sorted(p.name for p in (out / "rejects" / "gqa" / "val").iterdir()) == [
+        "rejects-00000.parquet", "rejects-00001.parquet"]
+    assert not list(out.glob("gqa/**/completions")) and not list(out.glob("gqa/**/stats"))

@@ -64,3 +64,21 @@ def test_grayscale_becomes_rgb():
     buf = io.BytesIO()
     Image.new("L", (30, 20), 128).save(buf, format="PNG")
     assert images.decode_image(buf.getvalue(), "g.png").mode == "RGB"
+
+
+def test_nul_byte_and_fifo_paths(tmp_path):
+    """Issue 13: a NUL byte is an ImageError (not ``ValueError: embedded null byte``), and a FIFO
+    named .png is "not a regular file" (reading it would block), not "not found"."""
+    import os
+
+    from vlir.images import ImageError, read_image_bytes, safe_path
+
+    with pytest.raises(ImageError, match="NUL byte") as exc:
+        safe_path(tmp_path, "images/a\x00.png")
+    assert exc.value.reason == "unsafe_path"
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(ImageError, match="fifo.png is not a regular file") as exc:
+        read_image_bytes(tmp_path / "fifo.png", "fifo.png")
+    assert exc.value.reason == "unreadable_image"
+    with pytest.raises(ImageError, match="not found: gone.png"):
+        read_image_bytes(tmp_path / "gone.png", "gone.png")

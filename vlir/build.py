@@ -8,7 +8,8 @@ dropped: every sample ends in one of the two, with its reasons — except a samp
 could not be asked about (teacher unreachable: :class:`~vlir.annotate.base.AnnotatorUnavailable`),
 which gets no verdict: its task stays unfinished and the build ends with :class:`SamplesWaiting`.
 
-Like datatrove's executors, a task is finished only once ``completions/<task>`` exists, written after
+Like datatrove's executors, a task is finished only once its ``completions/<task>`` marker exists (in
+the output's ``.vlir/`` bookkeeping folder, see :mod:`vlir.layout`), written after
 its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the
 unfinished tasks and, because a task's output depends only on the inputs and the config, ends
 byte-identical to an uninterrupted build. ``--num-shards N --shard-index I`` runs the tasks with
@@ -21,20 +22,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from collections import Counter, deque
 from dataclasses import dataclass
 from itertools import count, islice
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
-from vlir import geometry, images, source_table
+from vlir import geometry, images, layout, source_table
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
 from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
-from vlir.manifest import completion_marker, stats_path
+from vlir.manifest import finish_task
 from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
-from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
+from vlir.shards import ShardWriter
 from vlir.sources.base import get_source
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,6 @@ class Task:
         from vlir.checks import CheckConfig
 
         self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
-        self.split_dir = self.out / job.source / job.split
         self.check_config = CheckConfig.from_dict(cfg.checks)
         self.annotator = make_annotator(cfg, self.out)
         self.provenance = self.annotator.provenance()
@@ -219,9 +220,10 @@ class Task:
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
         """Open and verify the image; a failure becomes a reject record."""
         try:
+            # messages name the path under the source root: no local absolute path in the rejects
             path = images.safe_path(Path(self.job.root), sample.image)
-            data = images.read_image_bytes(path)
-            image = images.decode_image(data, str(path), self.cfg.max_image_pixels)
+            data = images.read_image_bytes(path, sample.image)
+            image = images.decode_image(data, sample.image, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             return self._reject(sample, (exc.reason,), detail=str(exc))
         if image.size != (sample.width, sample.height):
@@ -237,6 +239,13 @@ class Task:
             sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
                       reasons=reasons, image_sha256=sha)
+
+    def _duplicate(self, item: Sample | Invalid) -> Record:
+        detail = f"id {item.id} appeared earlier in this split; the first record keeps it"
+        if isinstance(item, Invalid):
+            return Record.from_invalid(dataclasses.replace(item, reason="duplicate_id", detail=detail),
+                                       self.provenance)
+        return self._reject(item, ("duplicate_id",), detail=detail)
 
     def _finish(self, item: AnnotateInput, result) -> Record:
         from vlir.checks import run_checks
@@ -267,10 +276,16 @@ class Task:
     def run(self, progress=None) -> int:
         """Annotate, check and write the task's samples; returns how many are waiting on an
         unreachable annotator (then the task is left unfinished: nothing is written)."""
-        self.split_dir.mkdir(parents=True, exist_ok=True)
-        accepted = ShardWriter(self.split_dir / shard_name(PART_PREFIX, self.task), self.cfg.row_group_rows)
-        rejected = ShardWriter(self.split_dir / shard_name(REJECTS_PREFIX, self.task), self.cfg.row_group_rows)
+        log.debug("task %s %d: start (pid %d)", self.job.key, self.task, os.getpid())
+        src, split, tmp = self.job.source, self.job.split, layout.temp_dir(self.out)
+        accepted = ShardWriter(self.out / layout.shard_rel(src, split, self.task), self.cfg.row_group_rows, tmp)
+        rejected = ShardWriter(self.out / layout.shard_rel(src, split, self.task, rejects=True),
+                               self.cfg.row_group_rows, tmp)
         self._image_bytes: dict[str, bytes] = {}
+        # Duplicate native ids: the first keeps the id, later ones become `duplicate_id` rejects.
+        # Tasks partition by the id's hash, so all copies of an id meet in one task, in stream order:
+        # the choice is deterministic and matches `vlir validate` (accepted ids unique per output).
+        seen_ids: set[str] = set()
         # Records leave in input order whatever the annotator's timing: `order` holds finished
         # records and placeholders (ints) for items still being annotated.
         order: deque[Record | int] = deque()
@@ -291,8 +306,12 @@ class Task:
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
-                prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
-                            else self._prepare(item))
+                if item.id in seen_ids:
+                    prepared = self._duplicate(item)
+                else:
+                    seen_ids.add(item.id)
+                    prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
+                                else self._prepare(item))
                 if isinstance(prepared, Record):
                     order.append(prepared)
                     drain()
@@ -324,22 +343,11 @@ class Task:
             log.warning("%s task %d: %d sample(s) waiting on the teacher, task left unfinished (last: %s)",
                         self.job.key, self.task, self.waiting, self.waiting_why)
             return self.waiting
-        shards = []
-        for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
-            info = writer.close()
-            shards.append({"path": writer.path.relative_to(self.out).as_posix(), "kind": kind, **info})
-        atomic_write_json(stats_path(self.out, self.job.source, self.job.split, self.task), {
-            "source": self.job.source, "split": self.job.split, "task": self.task, "tasks": self.cfg.tasks,
-            "accepted": self.stats["accepted"], "rejected": self.stats["rejected"],
-            "rejected_by_reason": dict(sorted(self.reasons.items())),
-            # every task streams the whole source, so the adapter's counters are the same in each:
-            # task 0 carries them (it always exists), or the manifest's sums would count them N times
-            "stats": dict(sorted((self.stats + (self.source_stats if self.task == 0 else Counter())).items())),
-            "annotator_stats": self.annotator.stats(), "shards": shards,
-        })
-        marker = completion_marker(self.out, self.job.source, self.job.split, self.task)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        # every task streams the whole source, so the adapter's counters are the same in each:
+        # task 0 carries them (it always exists), or the manifest's sums would count them N times
+        finish_task(self.out, self.job.source, self.job.split, self.task, self.cfg.tasks, accepted, rejected,
+                    self.reasons, self.stats + (self.source_stats if self.task == 0 else Counter()),
+                    self.annotator.stats())
         return 0
 
     def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from vlir import layout
 from vlir.shards import MANIFEST, atomic_write_bytes, iter_rows, shard_files
 
 LIGHT_COLUMNS = ["steps", "crop_info", "answer", "width", "height"]
@@ -74,10 +75,13 @@ def hub_split_name(split: str) -> str:
 def yaml_header(manifest: dict[str, Any], licenses: dict[str, Any]) -> str:
     sources = sorted({e["source"] for e in manifest["splits"].values()})
     configs = []
-    for src in sources:
-        files = [{"split": hub_split_name(e["split"]), "path": f"{src}/{e['split']}/part-*.parquet"}
-                 for e in manifest["splits"].values() if e["source"] == src]
-        configs.append({"config_name": src, "data_files": files})
+    for src in sources:  # accepted records, then the rejects as a config of their own
+        for name, rejects in ((src, False), (f"{src}_rejects", True)):
+            files = [{"split": hub_split_name(e["split"]),
+                      "path": f"{layout.split_rel(src, e['split'], rejects)}/"
+                              f"{layout.REJECTS_PREFIX if rejects else layout.PART_PREFIX}-*.parquet"}
+                     for e in manifest["splits"].values() if e["source"] == src]
+            configs.append({"config_name": name, "data_files": files})
     src_licenses = sorted({licenses.get(s, {}).get("license", "other") for s in sources})
     header: dict[str, Any] = {
         "license": src_licenses[0] if len(src_licenses) == 1 else "other",

@@ -1,33 +1,74 @@
 """Runs build tasks: in this process or a pool of forked workers, skipping finished ones, with a
-progress bar fed by shared counters; writes the manifest once every task of the build is done.
+progress bar fed by shared counters and an INFO line per finished task; writes the manifest once
+every task of the build is done.
 
 A task (:class:`vlir.build.Task`) does not know how it runs: the executor hands it nothing but its
 partition, as datatrove's executors do.
+
+Stopping: the build holds ``OUT/.vlir/lock`` (:mod:`vlir.lock`). Workers ignore SIGINT, so Ctrl-C
+reaches only this process, which terminates the workers at once (the pool would otherwise hand
+each queued task to a worker and run them all), drops the temp files of the tasks cut short and
+raises :class:`BuildInterrupted`; SIGTERM does the same. Unfinished tasks have no completion
+marker, so the same command resumes them and ends byte-identical to an uninterrupted build. A full
+disk is a :class:`DiskFull` naming OUT and the space needed, after the same clean-up.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import multiprocessing as mp
+import shutil
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from vlir import layout
 from vlir.build import BuildConfig, Job, SamplesWaiting, Task
+from vlir.lock import OutputLock
 from vlir.manifest import task_done, write_build_info, write_manifest
 
 log = logging.getLogger(__name__)
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOISY_LOGGERS = ("httpx", "httpcore", "openai")  # one INFO line per HTTP request
+
+
+class BuildInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the build; rerunning the same command resumes it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class DiskFull(Exception):
+    """The output's filesystem ran out of space (or the file size limit was hit)."""
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise BuildInterrupted(signum)
+
 
 # ---------------------------------------------------------------------------------------------
 
 _COUNTERS: tuple[Any, Any] | None = None
 
 
-def _init_worker(counters) -> None:
+def _init_worker(counters, level: int = logging.INFO) -> None:
+    """In each worker: Ctrl-C is the parent's to handle, SIGTERM kills (the parent cleans up), and
+    logging runs at the parent's level (``-v`` reaches the workers)."""
     global _COUNTERS
     _COUNTERS = counters
-    logging.getLogger().setLevel(logging.WARNING)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logging.getLogger().setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 def _bump(accepted: bool) -> None:
@@ -37,8 +78,10 @@ def _bump(accepted: bool) -> None:
             c.value += 1
 
 
-def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> int:
-    return Task(cfg, job, task, Path(out)).run(progress=_bump)  # samples waiting on the teacher
+def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> tuple[str, int, int]:
+    """Run one task in a worker: ``(job key, task, samples left waiting on the teacher)``."""
+    waiting = Task(cfg, job, task, Path(out)).run(progress=_bump)
+    return job.key, task, waiting
 
 
 def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
@@ -53,9 +96,72 @@ def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
 def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, num_shards: int = 1,
               shard_index: int = 0, show_progress: bool = True) -> dict[str, Any] | None:
     """Run every unfinished task; write the manifest when the whole build is complete
-    (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it)."""
+    (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it).
+    Raises :class:`vlir.lock.OutputLocked`, :class:`BuildInterrupted`, :class:`DiskFull`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    try:
+        with OutputLock(out, num_shards, shard_index):
+            _clear_temp(out, num_shards, shard_index)  # left by a build killed (-9) before its clean-up
+            try:
+                return _run_locked(cfg, jobs, out, workers, num_shards, shard_index, show_progress)
+            except KeyboardInterrupt:
+                raise BuildInterrupted(signal.SIGINT) from None
+            except OSError as exc:
+                if exc.errno in DISK_FULL_ERRNOS:
+                    raise DiskFull(_disk_full_message(cfg, jobs, out, exc)) from None
+                raise
+            finally:
+                _clear_temp(out, num_shards, shard_index)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _clear_temp(out: Path, num_shards: int = 1, shard_index: int = 0) -> None:
+    """Remove this build's temp files: all of them, or for one machine of a ``--num-shards`` build
+    sharing the folder, those of its own tasks (``task % N == I``)."""
+    tmp = layout.temp_dir(out)
+    if num_shards == 1:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    for path in tmp.glob("*.tmp") if tmp.is_dir() else ():
+        task = layout.temp_task(path.name)
+        if task is not None and task % num_shards == shard_index:
+            path.unlink(missing_ok=True)
+
+
+def _disk_full_message(cfg: BuildConfig, jobs: list[Job], out: Path, exc: OSError) -> str:
+    """One line: OUT, the free space, and an estimate of what the unfinished tasks need (the mean
+    shard bytes of the finished tasks times the unfinished ones)."""
+    free = shutil.disk_usage(out).free
+    done_bytes, done, left = 0, 0, 0
+    for job in jobs:
+        for t in range(cfg.tasks):
+            path = layout.stats_path(out, job.source, job.split, t)
+            if task_done(out, job.source, job.split, t):
+                try:
+                    done_bytes += sum(s["bytes"] for s in json.loads(path.read_text())["shards"])
+                    done += 1
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+            else:
+                left += 1
+    need = (f"the {left} unfinished task(s) need about {_mb(done_bytes / done * left)}" if done
+            else "no task finished yet to estimate what the build needs")
+    what = "file size limit reached" if exc.errno == errno.EFBIG else "disk full"
+    return (f"{out}: {what} ({exc.strerror}); {_mb(free)} free, {need}; free space and rerun the same "
+            "command to resume")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int, num_shards: int,
+                shard_index: int, show_progress: bool) -> dict[str, Any] | None:
     write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
@@ -73,20 +179,40 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
             bar.set_postfix(accepted=a, rejected=r, refresh=False)
             bar.refresh()
 
-    waiting = 0
+    finished = waiting = 0
+
+    def task_finished(key: str, task: int, left: int = 0) -> None:
+        nonlocal finished, waiting
+        waiting += left
+        if left:  # the task stays incomplete: its samples wait for the teacher
+            log.info("build: %s task %d: %d sample(s) waiting on the teacher", key, task, left)
+            return
+        finished += 1
+        n = counters[0].value + counters[1].value
+        rate = n / max(time.monotonic() - start, 1e-9)
+        log.info("build: %s task %d done; %d/%d task(s), %d record(s) (%d accepted), %.1f records/s",
+                 key, task, finished, len(todo), n, counters[0].value, rate)
+
     if workers <= 1:
-        _init_worker(counters)
+        global _COUNTERS
+        _COUNTERS = counters
         for job, task in todo:
-            waiting += Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
+            left = Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), refresh()))
+            task_finished(job.key, task, left)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(counters,)) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(counters, logging.getLogger().getEffectiveLevel()))
+        try:
             pending = {pool.submit(_run_task, cfg, job, task, str(out)) for job, task in todo}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in done:
-                    waiting += f.result()  # re-raises a worker's exception
+                    task_finished(*f.result())  # re-raises a worker's exception
                 refresh()
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     refresh()
     if bar is not None:
         bar.close()
@@ -97,6 +223,24 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int = 1, nu
     if all(task_done(out, job.source, job.split, t) for job in jobs for t in range(cfg.tasks)):
         return write_manifest(out)
     return None
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop now: cancel queued tasks and terminate running workers (their tasks stay incomplete;
+    the caller removes their temp files)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    # let the pool's manager thread see the dead workers and finish, or its exit hook writes to a
+    # closed wake-up pipe at interpreter exit (a traceback after the one-line message)
+    pool.shutdown(wait=True)
 
 
 def _warm_imports(cfg: BuildConfig) -> None:

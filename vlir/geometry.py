@@ -48,8 +48,11 @@ def from_xyxy(x1: float, y1: float, x2: float, y2: float) -> Box:
 
 
 def from_xywh(x: float, y: float, w: float, h: float) -> Box:
-    """COCO / GQA / Visual Genome ``x, y, w, h`` in pixels."""
-    return from_xyxy(x, y, x + w, y + h)
+    """COCO / GQA / Visual Genome ``x, y, w, h`` in pixels. A negative or zero width or height is
+    refused (ValueError): reordering it would silently make a different box."""
+    if not (w > 0 and h > 0):
+        raise ValueError(f"box x, y, w, h = {x}, {y}, {w}, {h} has no positive width and height")
+    return Box(x, y, x + w, y + h)
 
 
 def from_normalized_xywh(left: float, top: float, w: float, h: float, width: int, height: int) -> Box:

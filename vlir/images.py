@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,8 @@ def safe_path(root: Path, relative: str) -> Path:
     """Resolve ``relative`` under ``root``; refuse absolute paths and paths escaping the root."""
     if not relative or Path(relative).is_absolute():
         raise ImageError("unsafe_path", f"image path {relative!r} must be relative to the source root")
+    if "\x00" in relative:  # the OS cannot name it (pathlib raises "embedded null byte")
+        raise ImageError("unsafe_path", f"image path {relative!r} holds a NUL byte")
     root_resolved = Path(root).resolve()
     full = (root_resolved / relative).resolve()
     if full != root_resolved and root_resolved not in full.parents:
@@ -34,13 +38,32 @@ def safe_path(root: Path, relative: str) -> Path:
     return full
 
 
-def read_image_bytes(path: Path) -> bytes:
+def regular_file_problem(path: Path, name: str) -> ImageError | None:
+    """None for a regular file; else why not (missing, or a FIFO/device/folder, which would block
+    or fail a read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return ImageError("missing_image", f"image file not found: {name}")
+    except (OSError, ValueError) as exc:
+        return ImageError("unreadable_image", f"cannot read image {name}: {exc}")
+    if not stat.S_ISREG(mode):
+        return ImageError("unreadable_image", f"image {name} is not a regular file")
+    return None
+
+
+def read_image_bytes(path: Path, name: str | None = None) -> bytes:
+    """The file's bytes; ``name`` (default: the path) is what error messages show, e.g. the path
+    relative to the source root, so reject details carry no local absolute paths."""
+    name = str(path) if name is None else name
+    if (problem := regular_file_problem(path, name)) is not None:
+        raise problem
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
-        raise ImageError("missing_image", f"image file not found: {path}") from None
+        raise ImageError("missing_image", f"image file not found: {name}") from None
     except OSError as exc:
-        raise ImageError("unreadable_image", f"cannot read image {path}: {exc}") from None
+        raise ImageError("unreadable_image", f"cannot read image {name}: {exc.strerror or exc}") from None
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:

@@ -1,50 +1,64 @@
 """The build's bookkeeping: per-task stats and completion markers, the build info, the manifest,
 and ``vlir merge``.
 
-A task's files live next to its shards::
+A task's files live in the output's bookkeeping folder, outside the split folders
+(:mod:`vlir.layout`)::
 
-    <out>/<source>/<split>/stats/NNNNN.json     counts, reasons, shard checksums of task NNNNN
-    <out>/<source>/<split>/completions/NNNNN    empty marker, written last
-    <out>/build.json                            the build config and source roots (fixed per output)
-    <out>/manifest.json                         derived from the above once every task is complete
+    <out>/.vlir/<source>/<split>/stats/NNNNN.json    counts, reasons, shard checksums of task NNNNN
+    <out>/.vlir/<source>/<split>/completions/NNNNN   empty marker, written last
+    <out>/build.json                                 the build config and source roots (fixed per output)
+    <out>/manifest.json                              derived from the above once every task is complete
 
 The manifest is a pure function of the task stats and the build info, so it is deterministic and
-can be rebuilt at any time (``vlir merge OUT``), also from several machines' outputs.
+can be rebuilt at any time (``vlir merge OUT``), also from several machines' outputs. Stats files
+are input like any other: a shard path in one that is not the path the build writes for that
+(source, split, task) is refused (``vlir merge`` never writes, nor reads, outside its folders).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import vlir
+from vlir import layout
+from vlir.layout import BUILD_INFO, completion_marker, stats_path  # noqa: F401 (re-exported)
 from vlir.records import SCHEMA_VERSION
 from vlir.shards import MANIFEST, atomic_write_json
-
-BUILD_INFO = "build.json"
 
 
 class ManifestError(Exception):
     """The output cannot get a manifest (incomplete tasks, conflicting configs...)."""
 
 
-def _task_name(task: int) -> str:
-    return f"{task:05d}"
-
-
-def stats_path(out: Path, source: str, split: str, task: int) -> Path:
-    return Path(out) / source / split / "stats" / f"{_task_name(task)}.json"
-
-
-def completion_marker(out: Path, source: str, split: str, task: int) -> Path:
-    return Path(out) / source / split / "completions" / _task_name(task)
-
-
 def task_done(out: Path, source: str, split: str, task: int) -> bool:
     return completion_marker(out, source, split, task).exists() and stats_path(out, source, split, task).exists()
+
+
+def finish_task(out: Path, source: str, split: str, task: int, tasks: int, accepted, rejected,
+                rejected_by_reason: dict[str, int], stats: dict[str, int],
+                annotator_stats: dict[str, Any]) -> None:
+    """Close a task's accepted and rejects :class:`vlir.shards.ShardWriter`\ s, save its stats and
+    then its completion marker (in that order: a task counts as finished only once the marker
+    exists, after everything it wrote is in place). The one ending of a task, for ``vlir build``
+    and for ``vlir import``."""
+    shards = []
+    for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
+        info = writer.close()
+        shards.append({"path": writer.path.relative_to(out).as_posix(), "kind": kind, **info})
+    atomic_write_json(stats_path(out, source, split, task), {
+        "source": source, "split": split, "task": task, "tasks": tasks,
+        "accepted": accepted.rows, "rejected": rejected.rows,
+        "rejected_by_reason": dict(sorted(rejected_by_reason.items())),
+        "stats": dict(sorted(stats.items())), "annotator_stats": annotator_stats, "shards": shards,
+    }, tmp_dir=layout.temp_dir(out))
+    marker = completion_marker(out, source, split, task)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 def write_build_info(out: Path, config: dict[str, Any], roots: dict[str, str]) -> None:
@@ -61,10 +75,37 @@ def write_build_info(out: Path, config: dict[str, Any], roots: dict[str, str]) -
     atomic_write_json(path, info)
 
 
+def stats_problem(data: Any) -> str | None:
+    """Why a task's stats (read back from disk) cannot be trusted to name files, or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("task"), int) or isinstance(data.get("task"), bool):
+        return "not a task stats object"
+    if (msg := layout.name_problem(data.get("source"), data.get("split"))):
+        return msg
+    shards = data.get("shards")
+    if not isinstance(shards, list):
+        return "no shard list"
+    for shard in shards:
+        rel = shard.get("path") if isinstance(shard, dict) else None
+        if (msg := layout.shard_path_problem(rel)):
+            return msg
+        expected = layout.expected_shard_rel(data["source"], data["split"], data["task"], shard.get("kind"))
+        if rel != expected:
+            return f"shard path {rel!r} is not {expected!r}, the path this task writes; refused"
+    return None
+
+
 def _all_stats(out: Path) -> list[dict[str, Any]]:
     stats = []
-    for path in sorted(Path(out).glob("**/stats/*.json")):
-        data = json.loads(path.read_text())
+    for path in sorted(layout.bookkeeping_dir(out).glob("**/stats/*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+        if (msg := stats_problem(data)):
+            raise ManifestError(f"{path}: {msg}")
+        if path != stats_path(out, data["source"], data["split"], data["task"]):
+            raise ManifestError(f"{path}: names {data['source']}/{data['split']} task {data['task']}, "
+                                "which lives elsewhere; refused")
         if completion_marker(out, data["source"], data["split"], data["task"]).exists():
             stats.append(data)
     return stats
@@ -129,22 +170,40 @@ def write_manifest(out: Path) -> dict[str, Any]:
 def merge(target: Path, others: list[Path]) -> dict[str, Any]:
     """Bring other machines' task outputs into ``target`` (copying shards, stats and markers it
     lacks) and write the one manifest over all of them."""
+    from vlir.lock import OutputLock
+
     target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    with OutputLock(target):  # no build (or other merge) writes into it meanwhile
+        return _merge_locked(target, others)
+
+
+def _merge_locked(target: Path, others: list[Path]) -> dict[str, Any]:
     for other in map(Path, others):
         if other.resolve() == target.resolve():
             continue
         oinfo = json.loads((other / BUILD_INFO).read_text()) if (other / BUILD_INFO).is_file() else None
         if oinfo is None:
             raise ManifestError(f"{other} has no {BUILD_INFO}: not a vlir build output")
+        other_stats = _all_stats(other)  # all checked before anything is written: no '..', no absolute path
         write_build_info(target, oinfo["config"], oinfo["roots"])
-        for s in _all_stats(other):
+        for s in other_stats:
             if task_done(target, s["source"], s["split"], s["task"]):
                 continue
             for shard in s["shards"]:
-                dest = target / shard["path"]
+                src, dest = other / shard["path"], target / shard["path"]
+                if not layout.inside(other, src):
+                    raise ManifestError(f"{src}: a symbolic link out of {other}; refused")
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(other / shard["path"], dest)
-            atomic_write_json(stats_path(target, s["source"], s["split"], s["task"]), s)
+                if not layout.inside(target, dest.parent):
+                    raise ManifestError(f"{dest.parent}: a symbolic link out of {target}; refused")
+                # copy to a temp name, then rename: a symlink at dest is replaced, never followed
+                tmp = layout.temp_dir(target) / f"merge-{dest.name}.tmp"
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            atomic_write_json(stats_path(target, s["source"], s["split"], s["task"]), s,
+                              tmp_dir=layout.temp_dir(target))
             marker = completion_marker(target, s["source"], s["split"], s["task"])
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()

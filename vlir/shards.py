@@ -1,18 +1,19 @@
 """Parquet shards: the on-disk form of VLIR records, readable by Hugging Face ``datasets``.
 
-Layout::
+Layout (see :mod:`vlir.layout`, its one owner)::
 
-    <out>/<source>/<split>/part-NNNNN.parquet      accepted records (one file per build task)
-    <out>/<source>/<split>/rejects-NNNNN.parquet   rejected records, with their reasons
-    <out>/manifest.json                            counts, checksums, config (see vlir.manifest)
+    <out>/<source>/<split>/part-NNNNN.parquet            accepted records (one file per build task)
+    <out>/rejects/<source>/<split>/rejects-NNNNN.parquet  rejected records, with their reasons
+    <out>/manifest.json                                  counts, checksums, config (vlir.manifest)
 
 Columns carry the ``datasets`` feature metadata, so ``load_dataset("parquet", data_dir=...)``
 decodes ``crops`` (always embedded PNG bytes) and ``image`` (embedded with ``--embed-images``) to
 PIL images. By default the original image is *referenced* (``image_path`` relative to the source
 root + ``image_sha256``; the root is in the manifest) because one photo serves many questions and
 a bare relative path in an ``Image()`` column would only open from one working directory;
-:class:`Corpus` resolves it. Every file is written under a temporary name and renamed, so a killed
-build never leaves a half-written shard under a final name.
+:class:`Corpus` resolves it. Every file is written under a temporary name (in the build's ``.vlir/tmp``,
+outside the split folders) and renamed, so a killed build never leaves a half-written shard under a
+final name nor a stray file where ``datasets`` would read it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlir import layout
+from vlir.layout import MANIFEST, PART_PREFIX, REJECTS_PREFIX, shard_name  # noqa: F401 (re-exported)
 from vlir.records import Record
 
 ROW_GROUP_ROWS = 256
-PART_PREFIX = "part"
-REJECTS_PREFIX = "rejects"
-MANIFEST = "manifest.json"
 
 
 @lru_cache(maxsize=1)
@@ -84,11 +84,16 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + fsync + rename."""
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file (beside it, or in ``tmp_dir`` on the same
+    filesystem: a build's ``.vlir/tmp``, cleared when a build starts or stops) + fsync + rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if tmp_dir is None:
+        tmp = path.with_name(path.name + ".tmp")
+    else:
+        Path(tmp_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tmp_dir) / f"{hashlib.sha1(str(path).encode()).hexdigest()[:12]}-{path.name}.tmp"
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -96,8 +101,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+def atomic_write_json(path: Path, obj: Any, tmp_dir: Path | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(),
+                       tmp_dir)
 
 
 class ShardWriter:
@@ -108,9 +114,14 @@ class ShardWriter:
     saw no rows still writes an empty, schema-carrying shard so every task has its file.
     """
 
-    def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS):
+    def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS, tmp_dir: Path | None = None):
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        if tmp_dir is None:
+            self.tmp = self.path.with_name(self.path.name + ".tmp")
+        else:  # unique per final path, so tasks sharing one temp folder never collide
+            tag = hashlib.sha1(str(self.path).encode()).hexdigest()[:12]
+            self.tmp = Path(tmp_dir) / f"{tag}-{self.path.name}.tmp"
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.row_group_rows = row_group_rows
         self.rows = 0
         self._buffer: list[dict[str, Any]] = []
@@ -130,17 +141,26 @@ class ShardWriter:
 
     def close(self) -> dict[str, Any]:
         """Finish the file, rename it into place; returns ``{rows, sha256, bytes}``."""
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
         with open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self.tmp, self.path)
         return {"rows": self.rows, "sha256": sha256_file(self.path), "bytes": self.path.stat().st_size}
 
     def abort(self) -> None:
+        """Drop the temp file. Closing may fail again (disk full): the writer is then marked closed
+        so pyarrow's ``__del__`` does not retry and print "Exception ignored"."""
         try:
             self._writer.close()
+        except OSError:
+            pass
         finally:
+            self._writer.is_open = False
             self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "ShardWriter":
@@ -149,10 +169,6 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
-
-
-def shard_name(prefix: str, task: int) -> str:
-    return f"{prefix}-{task:05d}.parquet"
 
 
 def iter_rows(path: Path, columns: list[str] | None = None, batch_rows: int = 64) -> Iterator[dict[str, Any]]:
@@ -188,11 +204,11 @@ class Corpus:
     def splits(self) -> list[tuple[str, str]]:
         return sorted((v["source"], v["split"]) for v in self.manifest.get("splits", {}).values())
 
-    def split_dir(self, source: str, split: str) -> Path:
-        return self.out / source / split
+    def split_dir(self, source: str, split: str, *, rejects: bool = False) -> Path:
+        return layout.split_dir(self.out, source, split, rejects)
 
     def records(self, source: str, split: str, rejects: bool = False) -> Iterator[Record]:
-        return read_records(self.split_dir(source, split), REJECTS_PREFIX if rejects else PART_PREFIX)
+        return read_records(self.split_dir(source, split, rejects=rejects), REJECTS_PREFIX if rejects else PART_PREFIX)
 
     def root(self, source: str) -> Path | None:
         root = self.manifest.get("roots", {}).get(source)

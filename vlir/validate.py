@@ -1,15 +1,20 @@
 """``vlir validate``: prove a VLIR output is what its manifest says it is.
 
-Checks, in order: the manifest (present, JSON, schema-valid); every shard it lists (present, byte
-size, sha256, readable Parquet, row count); shards on disk the manifest does not list; every row
-(record schema, boxes inside the image with positive area, one crop per look, status matching the
-file kind, ids unique across the output); per-split counts against the manifest. Problems are
-collected, never raised, so one run reports everything that is wrong.
+Checks, in order: the manifest (present, JSON, schema-valid); every shard it lists (a shard path
+inside OUT — a ``../`` or absolute path is reported, never opened —, present, byte size, sha256,
+readable Parquet, row count); the per-task stats against the manifest (a shard re-hashed into the
+manifest still disagrees with the stats its task wrote); every file on disk the layout does not
+expect (:mod:`vlir.layout`: stray or unlisted shards, ``*.tmp``, anything else); every row (record
+schema, boxes inside the image with positive area, one crop per look, status matching the file
+kind, accepted ids unique across the output); per-split counts against the manifest. Problems are
+collected, never raised, so one run reports everything that is wrong. A folder with build
+bookkeeping but no manifest is an interrupted build, told apart from a foreign folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,13 +24,14 @@ from typing import Any
 
 import jsonschema
 
-from vlir.shards import MANIFEST, PART_PREFIX, REJECTS_PREFIX, iter_rows, sha256_file
+from vlir import layout
+from vlir.shards import MANIFEST, iter_rows, sha256_file
 
 BOX_TOLERANCE = 1.0  # px: boxes may touch the border after float rounding
 
 
 class NotVlirOutput(Exception):
-    """The folder is not a vlir output at all (exit code 2)."""
+    """The folder is not a vlir output at all, or an unfinished one (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,9 @@ def _load_manifest(out: Path, report: Report) -> dict[str, Any] | None:
         raise NotVlirOutput(f"{out} is not a directory")
     path = out / MANIFEST
     if not path.is_file():
+        if (out / layout.BUILD_INFO).is_file() or layout.bookkeeping_dir(out).is_dir():
+            raise NotVlirOutput(f"{out} is an incomplete build (rerun the build command to finish; "
+                                "for a --num-shards build, `vlir merge` once every machine is done)")
         raise NotVlirOutput(f"{out} is not a vlir output: no {MANIFEST}")
     try:
         manifest = json.loads(path.read_text())
@@ -132,6 +141,72 @@ def _load_manifest(out: Path, report: Report) -> dict[str, Any] | None:
     return manifest
 
 
+def _walk(out: Path) -> tuple[set[str], set[str]]:
+    """Every file under ``out`` (relative POSIX paths) and the symbolic links (never followed)."""
+    files, links = set(), set()
+    for dirpath, dirnames, filenames in os.walk(out, followlinks=False):
+        base = Path(dirpath)
+        for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
+            rel = (base / name).relative_to(out).as_posix()
+            (links if (base / name).is_symlink() else files).add(rel)
+    return files, links
+
+
+def _check_files(out: Path, report: Report, listed: dict[str, dict[str, Any]]) -> None:
+    files, links = _walk(out)
+    for rel in sorted(links):
+        report.add(rel, None, "", "a symbolic link (a vlir build writes none); not followed")
+    for rel in sorted(files - set(listed)):
+        if layout.is_expected_extra(rel):
+            continue
+        if rel.endswith(".tmp"):
+            report.add(rel, None, "", "a temporary file left by an interrupted write")
+        elif layout.shard_path_problem(rel) is None:
+            report.add(rel, None, "", "shard on disk is not listed in the manifest")
+        else:
+            report.add(rel, None, "", "unexpected file (a vlir build writes nothing here); "
+                       "the split folders must hold only listed shards")
+
+
+def _check_stats(out: Path, report: Report, listed: dict[str, dict[str, Any]]) -> None:
+    """Each task's stats (what the task saw when it renamed its shards into place) must agree with
+    the manifest: same shards, sizes, row counts and sha256."""
+    named: set[str] = set()
+    for path in sorted(layout.bookkeeping_dir(out).glob("**/stats/*.json")):
+        rel = path.relative_to(out).as_posix()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            report.add(rel, None, "", f"unreadable task stats ({exc})")
+            continue
+        from vlir.manifest import stats_problem
+
+        if (msg := stats_problem(data)):
+            report.add(rel, None, "", msg)
+            continue
+        if not layout.completion_marker(out, data["source"], data["split"], data["task"]).exists():
+            report.add(rel, None, "", "task stats without a completion marker (an interrupted task)")
+        for shard in data["shards"]:
+            named.add(shard["path"])
+            entry = listed.get(shard["path"])
+            if entry is None:
+                report.add(rel, None, "shards", f"{shard['path']} is not listed in the manifest")
+                continue
+            for key in ("sha256", "bytes", "rows"):
+                if shard.get(key) != entry.get(key):
+                    report.add(rel, None, f"shards/{shard['path']}/{key}",
+                               f"task stats say {shard.get(key)!r}, manifest says {entry.get(key)!r} "
+                               "(shard or manifest edited after the build)")
+    for rel in sorted(set(listed) - named):
+        report.add(rel, None, "", "listed in the manifest, but no task's stats name it")
+
+
+def _split_key(rel: str) -> str:
+    parent = Path(rel).parent.as_posix()
+    prefix = layout.REJECTS_DIR + "/"
+    return parent[len(prefix):] if parent.startswith(prefix) else parent
+
+
 def validate_output(out: Path) -> Report:
     """Validate ``out``; raises :class:`NotVlirOutput` when it is not a vlir output at all."""
     out = Path(out)
@@ -139,13 +214,17 @@ def validate_output(out: Path) -> Report:
     manifest = _load_manifest(out, report)
     if manifest is None:
         return report
-    listed = {s.get("path"): s for s in manifest.get("shards") or () if isinstance(s, dict)}
-    on_disk = {p.relative_to(out).as_posix() for prefix in (PART_PREFIX, REJECTS_PREFIX)
-               for p in out.glob(f"*/*/{prefix}-*.parquet")}
-    on_disk |= {p.relative_to(out).as_posix() for prefix in (PART_PREFIX, REJECTS_PREFIX)
-                for p in out.glob(f"*/*/*/{prefix}-*.parquet")}
-    for rel in sorted(on_disk - set(listed)):
-        report.add(rel, None, "", "shard on disk is not listed in the manifest")
+    listed: dict[str, dict[str, Any]] = {}
+    for entry in manifest.get("shards") or ():
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        if (msg := layout.shard_path_problem(rel)):
+            report.add(MANIFEST, None, "shards", f"{msg}; not followed")
+        elif not layout.inside(out, out / rel):
+            report.add(rel, None, "", "resolves outside the output (a symbolic link); not followed")
+        else:
+            listed[rel] = entry
+    _check_files(out, report, listed)
+    _check_stats(out, report, listed)
     seen_ids: dict[str, str] = {}
     rows_per_split: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for rel in sorted(listed):
@@ -166,11 +245,11 @@ def validate_output(out: Path) -> Report:
                 n += 1
                 _check_row(report, rel, i, row, kind)
                 rid = row.get("id")
-                if rid in seen_ids:
+                if kind == "accepted" and rid in seen_ids:
                     report.add(rel, i, "id", f"duplicate id {rid!r} (also in {seen_ids[rid]})")
-                else:
+                elif kind == "accepted":
                     seen_ids[rid] = rel
-                key = Path(rel).parent.as_posix()
+                key = _split_key(rel)
                 report.counts[key][kind] += 1
                 rows_per_split[key][kind] += 1
         except Exception as exc:  # pyarrow raises several types for corrupt files

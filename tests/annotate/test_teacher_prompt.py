@@ -72,10 +72,13 @@ def test_parse_chain_maps_boxes_with_the_sent_size():
     sent = tp.SentImage.plan(1000, 500, budget)
     w, h = sent.width, sent.height
     assert (w % 28, h % 28) == (0, 0) and w * h <= 200_000 and sent.content_width == w
-    text = json.dumps({"steps": [{"look": {"bbox_2d": [w, h, 0, 0], "label": " all "}}], "answer": " x "})
+    text = json.dumps({"steps": [{"look": {"bbox_2d": [0, 0, w, h], "label": " all "}}], "answer": " x "})
     chain = tp.parse_chain(text, item.sample, budget)
-    assert chain.looks[0].box == Box(0, 0, 1000, 500)  # corners reordered, scaled by the sent size
+    assert chain.looks[0].box == Box(0, 0, 1000, 500)  # scaled by the sent size
     assert chain.looks[0].label == "all" and chain.answer == "x"
+    swapped = json.dumps({"steps": [{"look": {"bbox_2d": [w, h, 0, 0], "label": "all"}}], "answer": "x"})
+    with pytest.raises(tp.ParseError, match="steps/0/look/bbox_2d: box must have x1 < x2"):
+        tp.parse_chain(swapped, item.sample, budget)  # refused, not reordered
 
 
 @pytest.mark.parametrize("size,budget,expect", [
@@ -153,3 +156,15 @@ def test_parse_judge_accepts_json_or_a_plain_word():
     assert tp.parse_judge("Yes, it does.") is True
     with pytest.raises(tp.ParseError):
         tp.parse_judge("maybe")
+
+
+def test_swapped_corners_are_refused_like_other_bad_boxes():
+    """Issue 13 weak spot: [x2, y2, x1, y1] was silently swapped back while other bad boxes were
+    refused; now every box that is not x1 < x2, y1 < y2 is refused (no normalising)."""
+    from vlir.geometry import MODEL_PIXELS
+
+    sent = tp.SentImage.plan(640, 480, MODEL_PIXELS)
+    assert sent.to_original([10, 20, 30, 40]).as_list() == pytest.approx([10, 20, 30, 40], abs=1)
+    for bad in ([30, 20, 10, 40], [10, 40, 30, 20], [10, 20, 10, 40]):
+        with pytest.raises(ValueError, match="x1 < x2 and y1 < y2"):
+            sent.to_original(bad)

@@ -29,7 +29,7 @@ def test_bad_arguments_one_line_exit_2():
 def test_validate_exit_codes(vlir_output, tmp_path):
     assert run("validate", str(vlir_output)).returncode == 0
     assert run("validate", str(tmp_path / "nothing")).returncode == 2
-    (vlir_output / "gqa/val/rejects-00000.parquet").unlink()
+    (vlir_output / "rejects/gqa/val/rejects-00000.parquet").unlink()
     r = run("validate", str(vlir_output))
     assert r.returncode == 1 and "rejects-00000.parquet" in r.stderr
 

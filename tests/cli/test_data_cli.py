@@ -99,3 +99,62 @@ def test_build_with_a_broken_config_exits_2_naming_it(tree, tmp_path):
     r = vlir("build", "--source", "textvqa", "--root", str(tree / "textvqa"), "--split", "val",
              "--out", str(tmp_path / "o"), "--config", str(config), "--no-progress", ok=False)
     assert r.returncode == 2 and "build.yaml" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: one bad input never aborts a split; bad --split / --out are one line, exit 2
+# ---------------------------------------------------------------------------------------------
+
+def _textvqa(root: Path, records: list[dict], ocr: str | None = None) -> Path:
+    from tests.conftest import make_image
+
+    (root / "train_images").mkdir(parents=True)
+    make_image(320, 240).save(root / "train_images" / "good.jpg")
+    (root / "TextVQA_0.5.1_val.json").write_text(json.dumps({"data": records}))
+    if ocr is not None:
+        (root / "TextVQA_Rosetta_OCR_v0.2_val.json").write_text(ocr)
+    return root
+
+
+def _rec(qid: int, image_id: str) -> dict:
+    return {"question": "what does it say?", "question_id": qid, "image_id": image_id,
+            "answers": ["coffee"] * 10, "set_name": "val"}
+
+
+def test_read_goes_on_after_a_nul_byte_path_and_a_nan_in_the_ocr(tmp_path):
+    ocr = ('{"data": [{"image_id": "good", "ocr_tokens": ["coffee", "tea"], "ocr_info": ['
+           '{"word": "coffee", "bounding_box": {"top_left_x": NaN, "top_left_y": 0.1, "width": 0.2, '
+           '"height": 0.1, "rotation": 0}}, {"word": "tea", "bounding_box": {"top_left_x": 0.5, '
+           '"top_left_y": 0.1, "width": 0.2, "height": 0.1, "rotation": 0}}]}]}')
+    root = _textvqa(tmp_path / "textvqa", [_rec(1, "bad\x00name"), _rec(2, "good")], ocr)
+    r = vlir("read", "--source", "textvqa", "--root", str(root), "--split", "val")
+    assert "Traceback" not in r.stderr
+    rejects = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
+    assert [(x["id"], x["reason"]) for x in rejects] == [("textvqa/val/1", "unsafe_path")]
+    assert "NUL byte" in rejects[0]["detail"]
+    (good,) = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [e["label"] for e in good["evidence"]] == ["tea"]  # the NaN box refused, the rest read
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", ""], "--split '' names no split"),
+    (["--split", " , "], "names no split"),
+    (["--out", "/etc/passwd/x"], "--out /etc/passwd/x: /etc/passwd is not a directory"),
+])
+def test_bad_split_and_out_are_one_line_exit_2(tree, tmp_path, args, message):
+    base = {"--split": "val", "--out": str(tmp_path / "o")}
+    base.update(dict(zip(args[::2], args[1::2])))
+    r = vlir("build", "--source", "gqa", "--root", str(tree / "gqa"), "--no-progress",
+             *[x for kv in base.items() for x in kv], ok=False)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("verb", [["card"], ["show", "--out", "page.html"], ["validate"]])
+def test_verbs_tell_an_interrupted_build_from_a_foreign_folder(vlir_output, tmp_path, verb):
+    (vlir_output / "manifest.json").unlink()
+    r = vlir(verb[0], str(vlir_output), *verb[1:], ok=False)
+    assert r.returncode == 2 and "an incomplete build (rerun the build command to finish" in r.stderr, r.stderr
+    (tmp_path / "foreign").mkdir()
+    r = vlir(verb[0], str(tmp_path / "foreign"), *verb[1:], ok=False)
+    assert r.returncode == 2 and "not a vlir output" in r.stderr, r.stderr

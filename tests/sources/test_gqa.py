@@ -301,3 +301,14 @@ def test_annotated_object_ids_order():
     annotations = {"answer": {"0": "7"}, "question": {"11": "5", "4:6": "6", "14:16": "5"},
                    "fullAnswer": {"2": "8,9"}}
     assert annotated_object_ids(annotations) == ["6", "5", "7", "8", "9"]
+
+
+def test_negative_width_box_is_refused_not_reordered():
+    """Weak spot (issue 13): x, y, w, h with w < 0 used to become the box to the left."""
+    from vlir.sources.support import object_region
+
+    stats = Counter()
+    assert object_region(50, 10, -20, 10, "cup", 100, 100, stats) is None
+    assert object_region(50, 10, 20, -10, "cup", 100, 100, stats) is None
+    assert stats["degenerate_box"] == 2
+    assert object_region(50, 10, 20, 10, "cup", 100, 100, stats).box.as_list() == [50, 10, 70, 20]

@@ -77,3 +77,30 @@ def test_parse_errors_are_one_line(tmp_path):
     with pytest.raises(SourceError) as err:
         list(iter_object_items(path))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 4096])
+def test_nan_and_infinity_literals_read_as_null(tmp_path, chunk):
+    """Python's json writes NaN/Infinity; yajl refused them and failed the whole split (issue 13)."""
+    from vlir.sources.jsonstream import NonFiniteAsNull
+
+    text = ('{"a": {"x": NaN, "y": [1, -Infinity, 2], "t": "NaN, Infinity", "z":Infinity},\n'
+            ' "b": {"x": 3}}').encode()
+    path = tmp_path / "nan.json"
+    path.write_bytes(text)
+    assert list(iter_object_items(path)) == [
+        ("a", {"x": None, "y": [1, None, 2], "t": "NaN, Infinity", "z": None}), ("b", {"x": 3})]
+
+    class Chunked:  # a file that hands out tiny reads: a literal may straddle any boundary
+        def __init__(self):
+            self.pos = 0
+
+        def read(self, n=-1):
+            part = text[self.pos:self.pos + chunk]
+            self.pos += len(part)
+            return part
+
+    wrapper, out = NonFiniteAsNull(Chunked()), b""
+    while (part := wrapper.read(4096)):
+        out += part
+    assert json.loads(out) == {"a": {"x": None, "y": [1, None, 2], "t": "NaN, Infinity", "z": None}, "b": {"x": 3}}

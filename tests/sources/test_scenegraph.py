@@ -68,3 +68,14 @@ def test_index_is_compact(tmp_path):
     index = SceneGraphIndex.build(write(tmp_path, graphs))
     assert index.object("499", "49919").name == "n5"
     assert index.nbytes / 10_000 < 40  # bytes per object (a dict per object would be ~1 KB)
+
+
+def test_nan_in_a_box_rejects_that_object_not_the_file(tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text('{"1": {"width": 10, "height": 10, "objects": {'
+                    '"a": {"name": "x", "x": NaN, "y": 0, "w": 1, "h": 1}, '
+                    '"b": {"name": "y", "x": 0, "y": 0, "w": 1, "h": 1}}}}')
+    stats = Counter()
+    index = SceneGraphIndex.build(path, stats)
+    assert stats == Counter({"scene_graph_bad_object": 1})
+    assert index.object("1", "a") is None and index.object("1", "b") == SceneObject("y", 0, 0, 1, 1)

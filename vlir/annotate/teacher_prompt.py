@@ -217,11 +217,13 @@ class SentImage:
         return [round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy)]
 
     def to_original(self, bbox: Any) -> Box:
-        """A teacher's ``bbox_2d`` -> original pixels (corners reordered; ValueError if degenerate).
-        Not clipped: a box outside the image is for the checks to reject."""
+        """A teacher's ``bbox_2d`` -> original pixels. Swapped corners (x1 > x2 or y1 > y2) are a
+        ValueError like any other degenerate box: the format says ``[x1, y1, x2, y2]`` and a model
+        that swaps them is not trusted to have meant the reordered box. Not clipped: a box outside
+        the image is for the checks to reject."""
         sx, sy = self.scale
         x1, y1, x2, y2 = (float(v) for v in bbox)
-        return geometry.from_xyxy(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
+        return Box(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
 
     def data_url(self, image: Image.Image) -> str:
         """Scale (BICUBIC, as Qwen2-VL's processor) or pad, then JPEG with fixed settings."""

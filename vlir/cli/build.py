@@ -40,7 +40,8 @@ def build(
 ) -> None:
     """Build VLIR shards from a source's official files."""
     from vlir.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
-    from vlir.executor import run_build
+    from vlir.executor import BuildInterrupted, DiskFull, run_build
+    from vlir.lock import OutputLocked
     from vlir.manifest import ManifestError
     from vlir.secrets import redact
     from vlir.sources.base import get_source
@@ -76,11 +77,14 @@ def build(
         for sp in splits:
             adapter.check_split(sp)
             jobs.append(Job(name, sp, str(src_root)))
-    fatal: tuple[type[BaseException], ...] = (ManifestError,)
+    fatal: tuple[type[BaseException], ...] = (ManifestError, OutputLocked, DiskFull)
     if cfg.annotator == "teacher":
         from vlir.annotate.teacher import TeacherFatalError
 
         fatal += (TeacherFatalError,)
+    out_problem = _out_problem(out)
+    if out_problem:
+        fail(out_problem)
     try:
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
                              shard_index=shard_index, show_progress=progress)
@@ -89,6 +93,9 @@ def build(
     except SamplesWaiting as exc:  # a temporary failure: the same command picks up where it stopped
         typer.echo(f"vlir: {exc}", err=True)
         raise typer.Exit(EX_TEMPFAIL) from None
+    except BuildInterrupted as exc:
+        typer.echo("vlir: interrupted; rerun the same command to resume", err=True)
+        raise typer.Exit(128 + exc.signum) from None
     if manifest is None:
         typer.echo(f"shard {shard_index}/{num_shards} done in {out}; run `vlir merge` when all are done")
         return
@@ -97,3 +104,17 @@ def build(
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(s["rejected_by_reason"].items(), key=lambda x: -x[1])[:3])
         typer.echo(f"{key:<28} {s['accepted']:>9} {s['rejected']:>9}  {reasons}")
     typer.echo(f"manifest: {out / 'manifest.json'}")
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why ``--out`` cannot be a build folder (a file, or under one), before any work starts."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                return f"--out {out}: {p} is not a directory"
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--out {out}: cannot create it ({exc.strerror or exc})"
+    return None

@@ -107,12 +107,13 @@ def merge(
                                       "receives the others' tasks and the merged manifest."),
 ) -> None:
     """Write one manifest over the task outputs of several machines (--num-shards builds)."""
+    from vlir.lock import OutputLocked
     from vlir.manifest import ManifestError
     from vlir.manifest import merge as merge_outputs
 
     try:
         manifest = merge_outputs(outs[0], outs[1:])
-    except ManifestError as exc:
+    except (ManifestError, OutputLocked) as exc:
         fail(str(exc))
     total = sum(s["accepted"] + s["rejected"] for s in manifest["splits"].values())
     typer.echo(f"merged {len(manifest['shards'])} shards, {total} records into {outs[0] / 'manifest.json'}")
@@ -123,8 +124,7 @@ def card(out: Path = typer.Argument(..., help="A vlir output folder.")) -> None:
     """Write the dataset card OUT/README.md (Hub layout) with tables and PNG plots in OUT/card/."""
     from vlir.cards import write_card
 
-    if not (out / "manifest.json").is_file():
-        fail(f"{out} is not a vlir output (no manifest.json)")
+    _require_output(out)
     typer.echo(f"wrote {write_card(out)}")
 
 
@@ -138,8 +138,7 @@ def show(
     """Write one self-contained HTML page showing records: boxes, crops, chain text, checks."""
     from vlir.show import write_page
 
-    if not (out / "manifest.json").is_file():
-        fail(f"{out} is not a vlir output (no manifest.json)")
+    _require_output(out)
     from vlir.shards import Corpus
 
     built = sorted({src for src, _ in Corpus(out).splits()})
@@ -147,3 +146,14 @@ def show(
         fail(f"--source {source}: {out} holds {', '.join(built) or 'no source'}")
     count = write_page(out, dest, n=n, source=source)
     typer.echo(f"wrote {dest} ({count} records)")
+
+
+def _require_output(out: Path) -> None:
+    """One-line exit 2 unless ``out`` holds a finished build (an interrupted one says so)."""
+    from vlir import layout
+
+    if (out / layout.MANIFEST).is_file():
+        return
+    if (out / layout.BUILD_INFO).is_file() or layout.bookkeeping_dir(out).is_dir():
+        fail(f"{out} is an incomplete build (rerun the build command to finish)")
+    fail(f"{out} is not a vlir output (no manifest.json)")

@@ -14,9 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from vlir.manifest import completion_marker, stats_path, write_build_info, write_manifest
+from vlir.manifest import finish_task, write_build_info, write_manifest
 from vlir.records import Record
-from vlir.shards import PART_PREFIX, REJECTS_PREFIX, ShardWriter, atomic_write_json, shard_name
+from vlir import layout
+from vlir.shards import ShardWriter
 
 
 class _SplitTask:
@@ -24,9 +25,9 @@ class _SplitTask:
 
     def __init__(self, out: Path, source: str, split: str):
         self.out, self.source, self.split = out, source, split
-        split_dir = out / source / split  # as vlir.build.Task.split_dir
-        self.accepted = ShardWriter(split_dir / shard_name(PART_PREFIX, 0))
-        self.rejected = ShardWriter(split_dir / shard_name(REJECTS_PREFIX, 0))
+        tmp = layout.temp_dir(out)  # the paths are vlir.layout's, as vlir.build.Task writes them
+        self.accepted = ShardWriter(out / layout.shard_rel(source, split, 0), tmp_dir=tmp)
+        self.rejected = ShardWriter(out / layout.shard_rel(source, split, 0, rejects=True), tmp_dir=tmp)
         self.reasons: Counter = Counter()
         self.stats: Counter = Counter()
 
@@ -44,20 +45,8 @@ class _SplitTask:
         self.rejected.abort()
 
     def close(self, annotator_stats: dict[str, Any]) -> None:
-        shards = []
-        for writer, kind in ((self.accepted, "accepted"), (self.rejected, "rejected")):
-            info = writer.close()
-            shards.append({"path": writer.path.relative_to(self.out).as_posix(), "kind": kind, **info})
-        atomic_write_json(stats_path(self.out, self.source, self.split, 0), {
-            "source": self.source, "split": self.split, "task": 0, "tasks": 1,
-            "accepted": self.accepted.rows, "rejected": self.rejected.rows,
-            "rejected_by_reason": dict(sorted(self.reasons.items())),
-            "stats": dict(sorted(self.stats.items())),
-            "annotator_stats": annotator_stats, "shards": shards,
-        })
-        marker = completion_marker(self.out, self.source, self.split, 0)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        finish_task(self.out, self.source, self.split, 0, 1, self.accepted, self.rejected, self.reasons,
+                    self.stats, annotator_stats)
 
 
 class OutputWriter:

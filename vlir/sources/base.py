@@ -140,10 +140,12 @@ def find_dir(root: Path, names: Iterable[str], required: bool = True) -> Path | 
 
 
 def load_json(path: Path) -> Any:
-    """Load a whole (small) JSON file; a parse error is a SourceError naming the file."""
+    """Load a whole (small) JSON file; a parse error is a SourceError naming the file. NaN and
+    Infinity literals read as None (as in :mod:`vlir.sources.jsonstream`), so the box holding one
+    is refused by the adapter like any missing number."""
     try:
         with open(path, "rb") as fh:
-            return json.load(fh)
+            return json.load(fh, parse_constant=lambda _: None)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(path, f"not valid JSON ({exc})") from None
     except OSError as exc:

@@ -11,6 +11,7 @@ some items were already yielded (the CLI turns it into exit code 2 either way).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +38,49 @@ def _check_top_level(fh, path: Path, expected: str) -> None:
                                 f"top level, found {got}")
 
 
+# A NaN / Infinity / -Infinity literal in value position (after ``:`` ``[`` ``,``, before ``,`` ``]``
+# ``}``). Python's json writes these for float('nan'); yajl rejects them, which failed whole splits.
+# A chunk handed on ends just before a delimiter, so "end of chunk" counts as one.
+_NONFINITE = re.compile(rb"([:\[,]\s*)(?:-?Infinity|NaN)(?=\s*(?:[,\]}]|\Z))")
+_CARRY_MAX = 1 << 20
+
+
+class NonFiniteAsNull:
+    """A binary file wrapper that reads NaN/Infinity literals as ``null``, so the record (OCR word,
+    scene-graph object) holding one is refused by its own checks like any missing number, instead
+    of the parser failing the whole file. Chunks are cut just before the last delimiter so a literal
+    is never split; a delimiter-plus-literal inside a JSON string would be rewritten too (not seen
+    in any official file)."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self._carry = b""
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        while True:
+            chunk = self._fh.read(size if size and size > 0 else -1)
+            data = self._carry + chunk
+            if not chunk:
+                self._carry = b""
+                return self._fix(data)
+            cut = max(data.rfind(b","), data.rfind(b"["), data.rfind(b":"))
+            if cut <= 0 and len(data) < _CARRY_MAX:
+                self._carry = data
+                continue
+            if cut <= 0:
+                cut = len(data)
+            head, self._carry = data[:cut], data[cut:]
+            return self._fix(head)
+
+    @staticmethod
+    def _fix(data: bytes) -> bytes:
+        if b"NaN" not in data and b"Infinity" not in data:
+            return data
+        return _NONFINITE.sub(rb"\1null", data)
+
+
 def iter_object_items(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Stream ``(key, value)`` pairs of the JSON object at ``prefix`` (``""`` = the top level, as in
     GQA's dict keyed by question id). Each value is built whole; nothing else is kept."""
@@ -45,7 +89,7 @@ def iter_object_items(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]
         with open(path, "rb") as fh:
             if prefix == "":
                 _check_top_level(fh, path, "{")
-            yield from ijson.kvitems(fh, prefix, use_float=True)
+            yield from ijson.kvitems(NonFiniteAsNull(fh), prefix, use_float=True)
     except ijson.JSONError as exc:
         raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
     except UnicodeDecodeError as exc:
@@ -61,7 +105,7 @@ def iter_array_items(path: Path, prefix: str) -> Iterator[Any]:
     try:
         with open(path, "rb") as fh:
             _check_top_level(fh, path, "{")
-            yield from ijson.items(fh, f"{prefix}.item" if prefix else "item", use_float=True)
+            yield from ijson.items(NonFiniteAsNull(fh), f"{prefix}.item" if prefix else "item", use_float=True)
     except ijson.JSONError as exc:
         raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
     except UnicodeDecodeError as exc:

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 from PIL import Image, UnidentifiedImageError
 
 from vlir.geometry import clip, from_xywh
-from vlir.images import ImageError, safe_path
+from vlir.images import ImageError, regular_file_problem, safe_path
 from vlir.records import Invalid, Region
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,20 @@ class ImageFiles:
             full = safe_path(self.root, relative)
         except ImageError as exc:
             return exc
-        if not full.is_file():
-            return ImageError("missing_image", f"image file not found: {relative}")
+        if (problem := regular_file_problem(full, relative)) is not None:
+            return problem  # missing, or a FIFO/folder named .png ("not a regular file")
         if not need_size:
             return (0, 0)
         try:
             with Image.open(full) as img:  # lazy: reads the header only
-                return img.size
+                width, height = img.size
+        except Image.DecompressionBombError as exc:  # the header claims a bomb: as the build says
+            return ImageError("image_too_large", f"image {relative}: {exc}")
         except UnidentifiedImageError:
             return ImageError("not_an_image", f"file {relative} is not a readable image")
         except OSError as exc:
             return ImageError("corrupt_image", f"cannot read image {relative}: {exc}")
+        return width, height
 
     def forget(self, relative: str) -> None:
         """Drop cached results for a file the caller has just written."""

@@ -60,7 +60,7 @@ class SFTDataset:
             wanted += [name for name in matched if name not in wanted]
         self.files: list[Path] = []
         for name in wanted:
-            self.files += shard_files(self.corpus.split_dir(*name.split("/")))
+            self.files += shard_files(self.corpus.split_dir(*name.split("/", 1)))
         self.index: list[tuple[int, int]] = []  # (file number, row number within the file)
         self.lengths: list[int] = []
         self.dropped = 0

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_image, make_output
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]  # the shared server starts in ~70-200 s
 
 QUESTION = "What color is the square?"
 SCRIPT = ['<think> The square is on the left.\n\n{"bbox_2d": [30, 20, 150, 130]}',

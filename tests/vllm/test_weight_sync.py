@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]  # the shared server starts in ~70-200 s
 
 
 def logprobs(server) -> list[float]:
@@ -39,6 +39,7 @@ def test_weight_update_round_trip(vllm_server, tiny_vllm_dir, tmp_path):
     weights.load_weights(vllm_server.base_url, step, version="step-1")
     changed = weights.checksums(vllm_server.base_url)
     assert weights.weight_version(vllm_server.base_url) == "step-1"
+    # on CPU vLLM's checksums see norms, embeddings and biases change, not the repacked linear layers
     assert changed.keys() == baseline.keys() and changed != baseline
     assert logprobs(vllm_server) != before
     weights.load_weights(vllm_server.base_url, tiny_vllm_dir, version="step-0")

@@ -71,7 +71,7 @@ class VLLMServer:
 
     ``dev_mode`` sets ``VLLM_SERVER_DEV_MODE=1``, which adds the RL endpoints (``/pause``,
     ``/collective_rpc``, ``/weight_checker``...) that :mod:`vlir.serving.weights` uses. The
-    server's output goes to ``log_path`` (default: a file next to nothing, discarded).
+    server's output goes to ``log_path`` (None: this process's stdout/stderr).
     """
 
     def __init__(self, model: str | Path, port: int | None = None, python: str | Path | None = None,
@@ -97,12 +97,12 @@ class VLLMServer:
         return f"{self.url}/v1"
 
     def start(self) -> "VLLMServer":
-        out: Any = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        out: Any = open(self.log_path, "ab") if self.log_path else None
         try:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT if out else None, start_new_session=True)
         finally:
-            if out is not subprocess.DEVNULL:
+            if out is not None:
                 out.close()
         self._wait_healthy()
         return self

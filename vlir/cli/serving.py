@@ -44,7 +44,9 @@ def serve(
     dev_mode: bool = typer.Option(False, "--dev-mode", help="VLLM_SERVER_DEV_MODE=1: the weight-update endpoints."),
     vllm_python: Optional[Path] = PYTHON,
 ) -> None:
-    """Start vLLM's OpenAI-compatible server on 127.0.0.1:PORT until interrupted."""
+    """Start vLLM's OpenAI-compatible server on 127.0.0.1:PORT until interrupted (Ctrl-C or SIGTERM
+    stop the server with it)."""
+    import signal
     import time
 
     from vlir.serving.vllm_env import VLLMServer
@@ -55,6 +57,11 @@ def serve(
         server = VLLMServer(model, port=port, python=vllm_python, served_name=served_name, dev_mode=dev_mode)
     except FileNotFoundError as exc:
         fail(str(exc))
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     with server:
         typer.echo(f"serving {model} at {server.base_url} (model name {server.served_name}); Ctrl-C stops it")
         try:

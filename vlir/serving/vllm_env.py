@@ -104,7 +104,11 @@ class VLLMServer:
         finally:
             if out is not None:
                 out.close()
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:  # a failed or interrupted start leaves no server behind
+            self.stop()
+            raise
         return self
 
     def _wait_healthy(self) -> None:
@@ -121,7 +125,6 @@ class VLLMServer:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.5)
-        self.stop()
         raise TimeoutError(f"the vLLM server did not become healthy within {self.startup_timeout_s:.0f}s")
 
     def stop(self) -> None:

@@ -134,3 +134,17 @@ def test_cli_engine_openai_needs_a_base_url(tmp_path, capsys):
     assert "--engine openai needs --base-url" in capsys.readouterr().err
     assert main(["infer", "--engine", "vllm", "--model", "m", "--image", str(image), "--question", "q"]) == 2
     assert "--engine must be local or openai" in capsys.readouterr().err
+
+
+def test_served_engine_picks_the_image_budget(tmp_path):
+    from vlir.rollout_config import VLMR3_MODEL_PIXELS
+    from vlir.serving.engine import served_engine
+
+    assert served_engine("name", "http://x/v1", agent="vlmr3").model_budget == VLMR3_MODEL_PIXELS
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {
+        "size": {"shortest_edge": 3136, "longest_edge": 200704}, "patch_size": 14, "merge_size": 2}}))
+    eng = served_engine(str(tmp_path), "http://x/v1", settings={"max_crops": 2, "mode": "kv", "top_p": None})
+    assert eng.model_budget == BUDGET and eng.config.max_crops == 2
+    assert served_engine(str(tmp_path), "http://x/v1", max_pixels=100352).model_budget.max_pixels == 100352
+    with pytest.raises(ValueError, match="unknown agent preset"):
+        served_engine("name", "http://x/v1", agent="nope")

@@ -54,8 +54,15 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
     if engine not in ("local", "openai"):
         fail(f"--engine must be local or openai, got {engine!r}")
     if engine == "openai":
-        return _served_engine(model, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels, base_url,
-                              api_key_env, settings)
+        from vlir.serving.engine import served_engine
+
+        if not base_url:
+            fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        try:
+            return served_engine(str(model), base_url, agent, min_pixels, max_pixels, crop_min_pixels,
+                                 crop_max_pixels, api_key_env, settings)
+        except ValueError as exc:
+            fail(str(exc))
     if not model.is_dir():
         fail(f"--model {model} is not a checkpoint directory")
     if agent not in AGENTS:
@@ -73,34 +80,6 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
     except ValueError as exc:
         fail(str(exc))
     return Rollout(loaded, processor, config)
-
-
-def _served_engine(model: Path, agent: str, min_pixels: Optional[int], max_pixels: Optional[int],
-                   crop_min_pixels: Optional[int], crop_max_pixels: Optional[int], base_url: Optional[str],
-                   api_key_env: str, settings: dict):
-    """``--engine openai``: the model budget is --min/--max-pixels, else the preset's (vlmr3), else
-    what a local folder named by --model states, else vlir's default."""
-    import os
-
-    from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
-    from vlir.rollout_config import VLMR3_MODEL_PIXELS, RolloutConfig
-    from vlir.serving.engine import ServedRollout, checkpoint_budget
-
-    if not base_url:
-        fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-    settings = {k: v for k, v in settings.items() if k != "mode"}
-    base = VLMR3_MODEL_PIXELS if agent == "vlmr3" else (checkpoint_budget(str(model)) if model.is_dir() else None)
-    base = base or MODEL_PIXELS
-    budget = PixelBudget(min_pixels or base.min_pixels, max_pixels or base.max_pixels, factor=base.factor)
-    try:
-        config = RolloutConfig.preset(agent, **settings)
-        if crop_min_pixels is not None or crop_max_pixels is not None:
-            crops = config.crop_budget or CROP_PIXELS
-            config.crop_budget = PixelBudget(crop_min_pixels or crops.min_pixels, crop_max_pixels or crops.max_pixels)
-        return ServedRollout(base_url, str(model), config, model_budget=budget,
-                             api_key=os.environ.get(api_key_env) or "EMPTY")
-    except ValueError as exc:
-        fail(str(exc))
 
 
 def _write_html(path: Path, question: str, traj, names: list[str], original: str) -> None:

@@ -141,8 +141,7 @@ class ServedRollout:
         self.settings = {**self.config.describe(), "engine": "openai", "base_url": base_url, "model": model,
                          "model_budget": [model_budget.min_pixels, model_budget.max_pixels],
                          "crop_budget": [self.crop_budget.min_pixels, self.crop_budget.max_pixels]}
-        for unused in ("mode", "seed"):
-            self.settings.pop(unused, None)
+        self.settings.pop("mode", None)  # the local engine's KV/re-prefill choice: not ours
         if client is None:
             from openai import OpenAI
 
@@ -344,3 +343,27 @@ def checkpoint_budget(folder: str) -> PixelBudget | None:
             factor = int(data.get("patch_size", 14)) * int(data.get("merge_size", 2))
             return PixelBudget(int(low), int(high), factor=factor)
     return None
+
+
+def served_engine(model: str, base_url: str, agent: str = "vlir", min_pixels: int | None = None,
+                  max_pixels: int | None = None, crop_min_pixels: int | None = None,
+                  crop_max_pixels: int | None = None, api_key_env: str = "OPENAI_API_KEY",
+                  settings: dict[str, Any] | None = None) -> ServedRollout:
+    """``vlir infer/eval --engine openai``: the ``agent`` preset with ``settings`` (None = the
+    preset's). The image budget is ``min/max_pixels``, else the preset's (vlmr3), else what a local
+    folder named ``model`` states, else vlir's default. Bad settings raise ValueError."""
+    import os
+    from pathlib import Path
+
+    from vlir.geometry import CROP_PIXELS
+    from vlir.rollout_config import VLMR3_MODEL_PIXELS
+
+    settings = {k: v for k, v in (settings or {}).items() if k != "mode"}
+    base = VLMR3_MODEL_PIXELS if agent == "vlmr3" else checkpoint_budget(model) if Path(model).is_dir() else None
+    base = base or MODEL_PIXELS
+    budget = PixelBudget(min_pixels or base.min_pixels, max_pixels or base.max_pixels, factor=base.factor)
+    config = RolloutConfig.preset(agent, **settings)
+    if crop_min_pixels is not None or crop_max_pixels is not None:
+        crops = config.crop_budget or CROP_PIXELS
+        config.crop_budget = PixelBudget(crop_min_pixels or crops.min_pixels, crop_max_pixels or crops.max_pixels)
+    return ServedRollout(base_url, model, config, model_budget=budget, api_key=os.environ.get(api_key_env) or "EMPTY")

@@ -50,11 +50,6 @@ def build(
         fail(f"--config {config} not found")
     if not root.is_dir():
         fail(f"--root {root} is not a directory")
-    for parent in (out, *out.parents):  # the first one that exists must be a folder
-        if parent.exists():
-            if not parent.is_dir():
-                fail(f"--out {out}: {parent} exists and is not a folder")
-            break
     splits = [s.strip() for s in split.split(",") if s.strip()]
     if not splits:
         fail(f"--split {split!r} names no split (e.g. --split val or --split train,val)")

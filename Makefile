@@ -74,7 +74,7 @@ browser:
 	  else echo "warning: chromium missing; the browser test will be skipped"; fi; }
 
 test: venv vllm-venv browser
-	VLIR_VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q
+	VLIR_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q
 
 vlir: venv
 	rm -rf $(OUT)/sample $(OUT)/vlir

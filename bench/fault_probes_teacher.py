@@ -217,8 +217,8 @@ def _config_probe(text: str, annotator: str, key: str):
         r = ctx.cli("build", "--source", "textvqa", "--root", str(ctx.trees / "textvqa"), "--split", "val",
                     "--out", str(ctx.fresh()), "--annotator", annotator, "--config", str(cfg), "--no-progress",
                     "--limit", "1", env={"OPENAI_API_KEY": "x"})
-        line, ok = one_line_exit_2(r)
-        return f"exit 2, one line naming {key}", line, ok and key in line
+        line, ok = one_line_exit_2(r)  # `line` is cut for the table: look for the key in the whole error
+        return f"exit 2, one line naming {key}", line, ok and key in r.stderr
     return run
 
 

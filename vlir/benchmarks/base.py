@@ -19,6 +19,7 @@ Pure Python: no torch here (the engine is passed in by the caller).
 
 from __future__ import annotations
 
+import copy
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,23 @@ class Benchmark:
         n = len(scores)
         return {"overall": (sum(scores) / n) if n else 0.0, "n": n,
                 "categories": {c: {"score": sum(v) / len(v), "n": len(v)} for c, v in sorted(cats.items())}}
+
+
+class JudgedBenchmark(Benchmark):
+    """A benchmark whose LLM step is a ``prompt -> reply`` callable and which may offer peers'
+    item rules as variants: :meth:`configure` returns a copy scoring with them (mmvp, cvbench,
+    mathvista)."""
+
+    variants: tuple[str, ...] = ("official",)
+    judge_fn: Any = None  # set by configure(llm_judge=...)
+    variant: str = "official"
+
+    def configure(self, *, llm_judge: Any = None, variant: str = "official") -> "JudgedBenchmark":
+        if variant not in self.variants:
+            raise ValueError(f"{self.name}: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
+        other = copy.copy(self)
+        other.judge_fn, other.variant = llm_judge, variant
+        return other
 
 
 _REGISTRY: dict[str, Benchmark] = {}

@@ -32,13 +32,12 @@ over its items, graded by its ``acc_verifier``; ``aggregate`` reports that figur
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
 from vlir.benchmarks.mmvp import LLMJudge, vlmr3_student_answer, vlmr3_verify
 
 log = logging.getLogger(__name__)
@@ -65,22 +64,13 @@ def cvbench_score(by_source: dict[str, float]) -> float:
 
 
 @register
-class CVBench(Benchmark):
+class CVBench(JudgedBenchmark):
     """CV-Bench reader and scorer; ``configure()`` picks the variant and VLM-R3's LLM judge."""
 
     name = "cvbench"
     official = "nyu-visionx/CV-Bench README (Accuracy); item rule: cambrian eval/eval/coco/coco_test.py"
     variants = ("official", "vlmr3")
-    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
-    variant: str = "official"
 
-    def configure(self, *, llm_judge: LLMJudge | None = None, variant: str = "official") -> "CVBench":
-        """A copy grading with ``variant``; ``llm_judge`` (prompt -> reply) only serves "vlmr3"."""
-        if variant not in self.variants:
-            raise ValueError(f"cvbench: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
-        other = copy.copy(self)
-        other.judge_fn, other.variant = llm_judge, variant
-        return other
 
     @property
     def scoring(self) -> str:

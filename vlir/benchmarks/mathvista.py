@@ -34,13 +34,12 @@ normalisation, GPT extraction on, quick extract off), feeding it the last ``<ans
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from vlir.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
 from vlir.metrics import levenshtein
 from vlir.sources.base import SourceError
 from vlir.sources.jsonstream import iter_object_items
@@ -148,17 +147,12 @@ def quick_extract(text: str, problem: dict[str, Any]) -> str | None:
 
 
 @register
-class MathVista(Benchmark):
+class MathVista(JudgedBenchmark):
     """MathVista testmini reader and scorer; ``configure(llm_judge=...)`` adds the GPT extraction."""
 
     name = "mathvista"
     official = "lupantech/MathVista evaluation/extract_answer.py + evaluation/calculate_score.py"
-    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
 
-    def configure(self, *, llm_judge: LLMJudge | None = None) -> "MathVista":
-        other = copy.copy(self)
-        other.judge_fn = llm_judge
-        return other
 
     @property
     def scoring(self) -> str:

@@ -33,13 +33,12 @@ the file it is given.
 
 from __future__ import annotations
 
-import copy
 import csv
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from vlir.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
 
 LLMJudge = Callable[[str], str]
 
@@ -122,22 +121,13 @@ _YES_NO = re.compile(r"^(yes|no)$", re.IGNORECASE)
 
 
 @register
-class MMVP(Benchmark):
+class MMVP(JudgedBenchmark):
     """MMVP reader and scorer; ``configure()`` picks the LLM judge and the variant."""
 
     name = "mmvp"
     official = "tsb0601/MMVP scripts/gpt_grader.py (pairs); rule path: cambrian eval/eval/mmvp/mmvp_test.py"
     variants = ("official", "vlmr3")
-    judge_fn: LLMJudge | None = None  # set by configure(llm_judge=...)
-    variant: str = "official"
 
-    def configure(self, *, llm_judge: LLMJudge | None = None, variant: str = "official") -> "MMVP":
-        """A copy scoring with ``llm_judge`` (prompt -> reply) and ``variant``."""
-        if variant not in self.variants:
-            raise ValueError(f"mmvp: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
-        other = copy.copy(self)
-        other.judge_fn, other.variant = llm_judge, variant
-        return other
 
     @property
     def scoring(self) -> str:

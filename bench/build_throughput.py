@@ -1,16 +1,17 @@
 """Build throughput against its floor, and memory at two sizes.
 
 Generates a TextVQA-format tree (official file names and OCR layout) with many questions over a
-pool of images, then, in one run:
+pool of images, then, after one warm-up round, ``PAIRS`` interleaved rounds (bench/_timing.py) of:
 
-1. builds N records with the grounded annotator, 2 workers and one task per worker (``vlir build``
-   in a subprocess; every task streams the source and keeps its partition),
-2. times the floor at the same process count: for the same records, decode the image and encode
-   the same crops with Pillow alone (``vlir.crops.render_crop`` is Pillow crop + resize + PNG),
-3. builds 2k and 20k records and reads the peak RSS of each (max over the build's processes).
+1. build ``N`` records with the grounded annotator, 2 workers and one task per worker (``vlir build``
+   in a subprocess; every task streams the source and keeps its partition), reading its peak RSS;
+2. the floor at the same process count: for the same records, decode the image and encode the same
+   crops with Pillow alone (``vlir.crops.render_crop`` is Pillow crop + resize + PNG);
+3. build ``LARGE`` records and read its peak RSS (max over the build's processes).
 
-Prints build/floor (target >= 0.8) and the RSS ratio 20k/2k (target <= 1.2); the last line, also
-written to out/bench/build_throughput.json, is one JSON object.
+Prints build/floor throughput (target >= 0.8) and the RSS ratio LARGE/N (target <= 1.2), each the
+median of the per-round ratios with min-max; the last line, also written to
+out/bench/build_throughput.json, is one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,8 +37,14 @@ from vlir.records import Box  # noqa: E402
 from vlir.shards import iter_rows  # noqa: E402
 from vlir.sources.samples import synth  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+import _timing as T  # noqa: E402
+
 WORKERS = 2
 IMAGES = 300
+N = 1_000  # records per throughput round (and the small RSS size)
+LARGE = 4_000  # the large RSS size (4x N: memory must not grow with the record count)
+PAIRS = 5
 
 
 def make_tree(root: Path, n_questions: int, seed: int = 0) -> None:
@@ -111,31 +119,39 @@ def floor_seconds(root: Path, out: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    results: dict[str, float] = {}
+    T.header("build_throughput", PAIRS)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "textvqa"
-        make_tree(root, 20_000)
-        n = 2_000
-        build_s, _ = run_build(root, Path(tmp) / "thr", n)
-        floor_s, n_floor = floor_seconds(root, Path(tmp) / "thr")
-        # startup (interpreter, imports) is part of the build's cost; report it honestly
-        print(f"build: {n} records in {build_s:.2f}s ({n / build_s:.0f} rec/s, {WORKERS} workers)")
-        print(f"floor: {n_floor} records' decode+crop encode in {floor_s:.2f}s ({n_floor / floor_s:.0f} rec/s)")
-        results["build_over_floor"] = round((n / build_s) / (n_floor / floor_s), 3)
-        results["records_per_s"] = round(n / build_s, 1)
-        _, rss_2k = run_build(root, Path(tmp) / "r2k", 2_000)
-        _, rss_20k = run_build(root, Path(tmp) / "r20k", 20_000)
-        print(f"peak RSS: 2k records {rss_2k} MB, 20k records {rss_20k} MB")
-        results["rss_ratio_20k_vs_2k"] = round(rss_20k / rss_2k, 3)
-        results["rss_mb_2k"], results["rss_mb_20k"] = rss_2k, rss_20k
-    print(f"build/floor = {results['build_over_floor']} (target >= 0.8); "
-          f"RSS 20k/2k = {results['rss_ratio_20k_vs_2k']} (target <= 1.2)")
-    out = REPO / "out" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({k: results[k] for k in ("build_over_floor", "rss_ratio_20k_vs_2k", "records_per_s")}
-                      | {"rss_mb_2k": results["rss_mb_2k"], "rss_mb_20k": results["rss_mb_20k"]})
-    (out / "build_throughput.json").write_text(line + "\n")
-    print(line)
+        make_tree(root, LARGE)
+        rounds = {"build_s": [], "floor_s": [], "floor_n": [], "rss_small": [], "rss_large": []}
+
+        def one_round(i: int, keep: bool) -> None:
+            build_s, rss_small = run_build(root, Path(tmp) / f"thr{i}", N)
+            floor_s, n_floor = floor_seconds(root, Path(tmp) / f"thr{i}")
+            _, rss_large = run_build(root, Path(tmp) / f"big{i}", LARGE)
+            for p in Path(tmp).glob(f"*{i}"):
+                shutil.rmtree(p)
+            if keep:
+                for k, v in zip(rounds, (build_s, floor_s, n_floor, rss_small, rss_large)):
+                    rounds[k].append(v)
+
+        one_round(-1, keep=False)  # warm-up: page cache, imports
+        for i in range(PAIRS):
+            one_round(i, keep=True)
+    build_rate = [N / s for s in rounds["build_s"]]
+    floor_rate = [n / s for n, s in zip(rounds["floor_n"], rounds["floor_s"])]
+    ratio = T.pairwise_ratio(build_rate, floor_rate, 3)
+    rss = T.pairwise_ratio(rounds["rss_large"], rounds["rss_small"], 3)
+    print(f"build: {N} records, {WORKERS} workers: {T.fmt(T.spread(build_rate), ' rec/s', digits=0)}")
+    print(f"floor: decode + crop encode of the same records: {T.fmt(T.spread(floor_rate), ' rec/s', digits=0)}")
+    print(f"peak RSS: {N} records {T.fmt(T.spread(rounds['rss_small']), ' MB', digits=0)}, "
+          f"{LARGE} records {T.fmt(T.spread(rounds['rss_large']), ' MB', digits=0)}")
+    print(f"build/floor = {T.fmt(ratio)} (target >= 0.8); RSS {LARGE}/{N} = {T.fmt(rss)} (target <= 1.2)")
+    T.write_result("build_throughput", {
+        "build_over_floor": ratio["median"], "rss_ratio_large_vs_small": rss["median"],
+        "records_per_s": T.spread(build_rate, 1)["median"], "pairs": PAIRS, "records": N, "large": LARGE,
+        "build_over_floor_spread": ratio, "rss_ratio_spread": rss, "records_per_s_spread": T.spread(build_rate, 1),
+        "rss_mb_small": T.spread(rounds["rss_small"], 0), "rss_mb_large": T.spread(rounds["rss_large"], 0)})
 
 
 if __name__ == "__main__":

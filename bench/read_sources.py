@@ -1,17 +1,19 @@
 """Streaming read of GQA-format files: peak memory must not grow with the file.
 
 Generates, in a temp dir, a GQA tree in the official layout: ``images/`` (a pool of small JPEGs),
-``{split}_sceneGraphs.json`` for them, and question files of 100k (``val``) and 1M (``train``)
-questions with real-shaped records (semantic programs, annotations, entailed/equivalent lists; ~1 KB
-each, so the 1M file is ~1 GB like the real 1.4 GB train file). Each is read by the ``gqa`` adapter
-in its own subprocess (every question becomes a Sample with evidence from the scene-graph index),
-which reports its peak RSS and rate.
+``{split}_sceneGraphs.json`` for them, and a small (``val``) and a 10x larger (``train``) question
+file with real-shaped records (semantic programs, annotations, entailed/equivalent lists; ~1 KB
+each). Each is read by the ``gqa`` adapter in its own subprocess (every question becomes a Sample
+with evidence from the scene-graph index), which reports its peak RSS and rate; after a warm-up
+round, ``--pairs`` (>= 5) interleaved rounds (bench/_timing.py).
 
-Prints the RSS of both, their ratio (target <= 1.5) and the 1M RSS (target < 2 GiB), and samples/s.
-The last line, also written to out/bench/read_sources.json, is one JSON object:
-``{"rss_ratio_1m_vs_100k": ..., "rss_mb_1m": ..., "samples_per_s": ...}`` (plus details).
+Prints the RSS of both, their ratio (target <= 1.5; the median of the per-round ratios, with
+min-max) and the large file's RSS (target < 2 GiB), and samples/s. Default sizes 20k and 200k keep
+six rounds within a few minutes on a shared CPU; ``--sizes 100000,1000000`` is the full-size run
+(~1 GB, like the real 1.4 GB train file). The last line, also written to out/bench/read_sources.json,
+is one JSON object: ``{"rss_ratio_large_vs_small": ..., "rss_mb_large": ..., "samples_per_s": ...}``.
 
-Usage: ``python bench/read_sources.py [--sizes 100000,1000000] [--keep DIR] [--graph-images 75000]``
+Usage: ``python bench/read_sources.py [--sizes 20000,200000] [--pairs 5] [--keep DIR] [--graph-images 75000]``
 (the last also builds the scene-graph index of a GQA-train-sized graph and reports its peak RSS).
 """
 
@@ -29,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+import _timing as T  # noqa: E402
 
 from vlir.sources.samples.scenes import draw_scene  # noqa: E402
 from vlir.sources.samples.synth import save_image  # noqa: E402
@@ -148,7 +152,8 @@ def measure(root: Path, split: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000", help="small,large question counts")
+    parser.add_argument("--sizes", default="20000,200000", help="small,large question counts")
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds after the warm-up")
     parser.add_argument("--keep", type=Path, help="generate here and keep the files")
     parser.add_argument("--graph-images", type=int, default=0,
                         help="also time the scene-graph index on a graph of N images (GQA train: 75000)")
@@ -163,22 +168,34 @@ def main() -> None:
         sizes_mb = {s: (work / f"{s}_balanced_questions.json").stat().st_size / 2**20 for s in ("val", "train")}
         print(f"generated {small:,} + {large:,} questions ({sizes_mb['val']:.0f} MB + "
               f"{sizes_mb['train']:.0f} MB) over {IMAGES} images in {time.perf_counter() - t0:.0f} s")
-        runs = {}
-        for split, n in (("val", small), ("train", large)):
+        T.header("read_sources", args.pairs)
+        sizes = {"val": small, "train": large}
+
+        def read(split: str) -> dict:
             r = measure(work, split)
+            n = sizes[split]
             assert r["items"] == n and r["stats"].get("samples") == n, r
             assert r["regions"] == 2 * n, r  # both annotated objects resolved for every question
-            runs[split] = r
-            print(f"{n:>9,} questions: peak RSS {r['rss_mb']:7.1f} MB, {r['seconds']:6.1f} s, "
-                  f"{n / r['seconds']:,.0f} samples/s")
-        ratio = runs["train"]["rss_mb"] / runs["val"]["rss_mb"]
-        rate = large / runs["train"]["seconds"]
-        print(f"RSS ratio {large:,} vs {small:,}: {ratio:.3f} (target <= 1.5); "
-              f"RSS at {large:,}: {runs['train']['rss_mb']:.0f} MB (target < 2048)")
-        result = {"rss_ratio_1m_vs_100k": round(ratio, 4), "rss_mb_1m": round(runs["train"]["rss_mb"], 1),
-                  "samples_per_s": round(rate, 1), "rss_mb_100k": round(runs["val"]["rss_mb"], 1),
+            return r
+
+        runs: dict[str, list[dict]] = {"val": [], "train": []}
+        T.interleaved({split: (lambda split=split: runs[split].append(read(split))) for split in sizes},
+                      args.pairs, measure=lambda _name, fn: fn() or 0.0)
+        runs = {k: v[1:] for k, v in runs.items()}  # drop the warm-up round
+        rss = {k: [r["rss_mb"] for r in v] for k, v in runs.items()}
+        rate = [large / r["seconds"] for r in runs["train"]]
+        ratio = T.pairwise_ratio(rss["train"], rss["val"])
+        for split, n in sizes.items():
+            print(f"{n:>9,} questions: peak RSS {T.fmt(T.spread(rss[split]), ' MB', digits=1)}, "
+                  f"{T.fmt(T.spread([n / r['seconds'] for r in runs[split]]), ' samples/s', digits=0)}")
+        print(f"RSS ratio {large:,} vs {small:,}: {T.fmt(ratio)} (target <= 1.5); "
+              f"RSS at {large:,}: {T.spread(rss['train'])['max']:.0f} MB at most (target < 2048)")
+        result = {"rss_ratio_large_vs_small": ratio["median"], "rss_mb_large": T.spread(rss["train"], 1)["median"],
+                  "samples_per_s": T.spread(rate, 1)["median"], "pairs": args.pairs,
+                  "rss_ratio_spread": ratio, "rss_mb_small": T.spread(rss["val"], 1),
+                  "rss_mb_large_spread": T.spread(rss["train"], 1), "samples_per_s_spread": T.spread(rate, 1),
                   "questions_small": small, "questions_large": large,
-                  "file_mb_large": round(sizes_mb["train"], 1), "seconds_large": round(runs["train"]["seconds"], 1)}
+                  "file_mb_large": round(sizes_mb["train"], 1)}
         if args.graph_images:
             g = measure_scene_graph(work, args.graph_images)
             print(f"scene graph of {g['images']:,} images ({g['file_mb']:.0f} MB): index {g['index_mb']:.1f} MB, "
@@ -186,10 +203,7 @@ def main() -> None:
             result.update({"scene_graph_images": g["images"], "scene_graph_file_mb": round(g["file_mb"], 1),
                            "scene_graph_index_mb": round(g["index_mb"], 1),
                            "scene_graph_rss_mb": round(g["rss_mb"], 1)})
-        out_dir = REPO / "out" / "bench"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "read_sources.json").write_text(json.dumps(result) + "\n")
-        print(json.dumps(result))
+        T.write_result("read_sources", result)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -40,6 +40,8 @@ TABLE: dict[str, SourceRule] = {
     "vsr": SourceRule("vsr_match", "vsr_match", None, "relation", True),
     "m3cot": SourceRule("mc_letter", "mc_letter", None, "regions", False),
     "chartqa": SourceRule("relaxed_accuracy", "relaxed_accuracy", None, "none", False),
+    # the synthetic task of vlir.sources.zoom (make train's R-GRPO stage): one colour name
+    "zoom": SourceRule("exact_match", "exact_match", None, "none", False),
 }
 
 #: the metric of a source that is not in the table

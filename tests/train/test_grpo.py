@@ -99,10 +99,15 @@ def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, r
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
         assert r["loss"] == r["loss"] and abs(r["loss"]) < 1e3  # finite
-        assert r["crops_per_trajectory"] == 1.0 and r["response_length"] > 0
-        assert {"reward/accuracy", "reward/format", "reward/region", "reward/length", "accuracy",
-                "clip_fraction", "reward_std"} <= set(r)
-        assert r["clip_fraction"] == 0.0  # one update per batch: the ratio is exactly 1
+        assert r["crops_per_trajectory"] == 1.0 and r["completions/mean_length"] > 0
+        assert {"rewards/accuracy/mean", "rewards/format/mean", "rewards/region/mean", "rewards/length/mean",
+                "rewards/accuracy/std", "accuracy", "reward_std", "frac_reward_zero_std", "advantages/std",
+                "completions/max_length", "completions/clipped_ratio", "crops/bad_box_rate", "crops/hit_rate",
+                "grad_norm", "learning_rate", "timing_s/rollout", "timing_s/ref", "timing_s/forward_backward",
+                "timing_s/optimizer"} <= set(r)
+        assert r["accuracy"] == r["rewards/accuracy/mean"]  # the reward's value, not a recomputation
+        assert r["clip_ratio/low_mean"] == r["clip_ratio/high_mean"] == 0.0  # one update per batch: ratio 1
+        assert r["entropy"] > 0 and r["timing_s/rollout"] > 0 and r["timing_s/forward_backward"] > 0
     assert any(r["reward_std"] > 0 for r in rows)  # the group saw different rewards
 
     trainer.save_checkpoint()
@@ -161,7 +166,8 @@ def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set
         dataclasses.replace(cfg, temperature=0.0)
 
 
-@pytest.mark.parametrize("name,world", [("grpo_qwen2_5_vl_7b.yaml", 8), ("grpo_tiny.yaml", 1)])
+@pytest.mark.parametrize("name,world", [("grpo_qwen2_5_vl_7b.yaml", 8), ("grpo_tiny.yaml", 1),
+                                            ("grpo_zoom_tiny.yaml", 1)])
 def test_recipes_load_and_their_deepspeed_batches_add_up(name, world):
     from vlir.train.ds_config import load_deepspeed_config
     from vlir.train.grpo_config import GRPOConfig

@@ -182,3 +182,26 @@ def test_sequence_logprobs_on_the_tiny_model_match_a_full_forward(tiny, make_rec
     assert m.sum() > 10
     assert torch.allclose(ours[0, 1:][m], want[m], atol=1e-5)
     assert not ours[0, 1:][~m].any()
+
+
+def test_entropy_and_clip_low_high_are_token_means_over_action_tokens():
+    s = _setup()
+    logits = s.hidden @ s.head.detach()
+    logp, ent = action_logprobs(logits, s.ids, s.mask, entropy=True)
+    assert torch.equal(logp, action_logprobs(logits, s.ids, s.mask))  # same log-probs either way
+    m = s.mask.bool()
+    probs = torch.softmax(logits, dim=-1)
+    manual = -(probs * probs.log()).sum(-1)  # entropy of the distribution that predicts token t+1
+    want = torch.zeros_like(ent)
+    want[:, 1:] = manual[:, :-1]
+    assert torch.allclose(ent[m], want[m]) and bool((ent[~m] == 0).all())
+
+    # ratio far above 1 + eps_high on the positive-advantage row, far below 1 - eps_low on the other
+    old = torch.where(torch.tensor([[True], [False]]), logp - 1.0, logp + 1.0)
+    _, stats = policy_loss(logp, old, torch.tensor([1.0, -1.0], dtype=torch.float64), s.mask)
+    tokens = m.sum(1).double()
+    assert stats.clip_high == pytest.approx(float(tokens[0] / tokens.sum()))
+    assert stats.clip_low == pytest.approx(float(tokens[1] / tokens.sum()))
+    assert stats.clip_fraction == pytest.approx(1.0)
+    _, flipped = policy_loss(logp, old, torch.tensor([-1.0, 1.0], dtype=torch.float64), s.mask)
+    assert flipped.clip_fraction == 0.0  # clipping only binds where it limits the update

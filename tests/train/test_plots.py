@@ -24,3 +24,12 @@ def test_ema():
     assert ema([]) == []
     assert ema([1.0, 1.0, 1.0]) == [1.0, 1.0, 1.0]
     assert ema([0.0, 10.0], alpha=0.5) == pytest.approx([0.0, 5.0])
+
+
+def test_plot_note_makes_the_figure_taller(tmp_path):
+    from PIL import Image
+
+    rows = [{"step": i, "reward": 0.1 * i} for i in range(1, 5)]
+    plain = plot_metrics(rows, tmp_path / "a.png", keys=("reward",))
+    noted = plot_metrics(rows, tmp_path / "b.png", keys=("reward",), note="line 1\nline 2\nline 3")
+    assert Image.open(noted).size[1] > Image.open(plain).size[1]

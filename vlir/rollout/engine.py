@@ -109,6 +109,7 @@ class Rollout:
         self.newline = chat.encode_text(JSON_IMAGE_SEPARATOR, processor)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.stats = {"forwarded_tokens": 0, "padded_tokens": 0, "forwards": 0}
+        self._crop_cache: dict[tuple, tuple] = {}  # see _crop_inputs
 
     # ---------------------------------------------------------------- public API
     def generate(self, prompts: list[tuple[str, "Image.Image"]], num_samples: int = 1) -> list["Trajectory"]:
@@ -157,6 +158,17 @@ class Rollout:
         return Row(prompt_index=index, image=image, ids=ids, mask=[0] * len(ids), logprobs=[0.0] * len(ids),
                     pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
 
+    def _crop_inputs(self, image: "Image.Image", box: Box) -> tuple[Crop, "torch.Tensor", "torch.Tensor"]:
+        """The crop of ``box`` and its processor inputs, memoised within one ``generate`` call: the
+        M samples of a prompt often crop the same box, and rendering plus preprocessing is the
+        costliest part of inserting a crop (same bytes and tensors as computing it again)."""
+        key = (id(image), *box.as_list())
+        hit = self._crop_cache.get(key)
+        if hit is None:
+            crop = render_crop(image, box, self.crop_budget)
+            hit = self._crop_cache[key] = (crop, *self._image_inputs(decode_png(crop.png)))
+        return hit
+
     def _image_inputs(self, image: "Image.Image") -> tuple["torch.Tensor", "torch.Tensor"]:
         from vlir.models import chat
 
@@ -167,8 +179,12 @@ class Rollout:
     def _run(self, rows: list[Row], num_samples: int) -> list["Trajectory"]:
         import torch
 
-        with torch.inference_mode():
-            return self._loop(rows, num_samples)
+        self._crop_cache = {}  # per call: ids of images are only stable within it
+        try:
+            with torch.inference_mode():
+                return self._loop(rows, num_samples)
+        finally:
+            self._crop_cache = {}
 
     def _loop(self, rows: list[Row], num_samples: int) -> list["Trajectory"]:
         from vlir.rollout.batching import Batch
@@ -286,11 +302,10 @@ class Rollout:
             clipped = geometry.clip(box, width, height)
             if clipped is None:
                 raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
-            crop = render_crop(row.image, clipped, self.crop_budget)
+            crop, pixel_values, grid = self._crop_inputs(row.image, clipped)
         except ValueError as exc:
             self._bad_call(row, f"box {list(event.bbox or ())}: {exc}")
             return
-        pixel_values, grid = self._image_inputs(decode_png(crop.png))
         inserted = (self.newline if event.tail == "" else []) + chat.image_block_ids(grid[0], self.processor)
         if self.config.image_newline:
             inserted += self.newline

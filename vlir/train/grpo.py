@@ -30,14 +30,15 @@ import yaml
 
 from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.grpo_config import GRPOConfig
+from vlir.train import grpo_metrics
 from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
-PLOT_KEYS = ("reward", "reward/accuracy", "reward/format", "reward/region", "reward/length", "loss",
-             "crops_per_trajectory", "response_length")
+PLOT_KEYS = grpo_metrics.PLOT_KEYS
+SUMMARY = "summary.json"
 
 
 class GRPOTrainer:
@@ -56,10 +57,11 @@ class GRPOTrainer:
     * batch arithmetic: ``prompts_per_step`` groups per optimizer step over all ranks, micro-batches
       of ``per_device_batch_size`` trajectories (see ``grpo_config``); AdamW, ``lr_scheduler``,
       ``warmup_steps``, ``max_grad_norm``.
-    * ``metrics.jsonl`` (one object per step: step, loss, reward, reward_std, reward/<name>,
-      accuracy, crops_per_trajectory, response_length, clip_fraction, kl, lr, grad_norm, times)
-      and ``rewards.png`` (``plot``); checkpoints (``save_steps``, ``keep_checkpoints``, ``resume``)
-      as the model in ``output_dir`` plus DeepSpeed state in ``output_dir/checkpoints/step-N``.
+    * ``metrics.jsonl``: per step every figure of :mod:`vlir.train.grpo_metrics` (rewards and
+      their std, advantages, KL, clip ratios, entropy, lengths, crops, hit and bad-box rates, grad
+      norm, learning rate, time split); the console shows the ones that matter; ``summary.json``
+      holds first- vs last-quarter means; ``rewards.png`` (``plot``); checkpoints (``save_steps``,
+      ``keep_checkpoints``, ``resume``) in ``output_dir`` and ``output_dir/checkpoints/step-N``.
     """
 
     def __init__(self, cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None):
@@ -199,49 +201,57 @@ class GRPOTrainer:
             module.train()
         return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
 
-    def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor, list[float]]:
-        from vlir import metrics
-        from vlir.train.rewards import compute_rewards, extract_answer
+    def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor]:
+        from vlir.train.rewards import compute_rewards
 
         owner = [prompts[t.prompt_index] for t in trajs]
         raw, total = compute_rewards(
             self.specs, [t.text for t in trajs], answers=[list(p.answers) for p in owner],
             source=[p.source for p in owner], question=[p.question for p in owner],
             boxes=[t.boxes for t in trajs])
-        correct = []
-        for t, p in zip(trajs, owner):
-            pred = extract_answer(t.text)
-            correct.append(float(pred is not None and metrics.is_correct(p.source, pred, list(p.answers))))
-        return raw, torch.tensor(total, dtype=torch.float64), correct
+        return raw, torch.tensor(total, dtype=torch.float64)
 
-    def _forward(self, model, trajs: list) -> tuple[torch.Tensor, Any]:
+    def _forward(self, model, trajs: list, entropy: bool = False):
         batch = collate(trajs, self.ids["pad"], self.ids["image_pad"]).to(self.engine.device)
         if batch.pixel_values is not None:
             batch.pixel_values = batch.pixel_values.to(self.dtype)
-        return sequence_logprobs(model, batch, self.cfg.temperature), batch
+        return sequence_logprobs(model, batch, self.cfg.temperature, entropy=entropy), batch
 
-    def _update(self, trajs: list, advantages: torch.Tensor) -> dict[str, float]:
-        """One optimizer step over this rank's trajectories (``grad_accum`` micro-batches)."""
+    def _update(self, trajs: list, advantages: torch.Tensor, times: dict[str, float]) -> dict[str, float]:
+        """One optimizer step over this rank's trajectories (``grad_accum`` micro-batches); returns
+        token-weighted sums for the metrics and adds the phases' seconds to ``times``."""
         cfg = self.cfg
         mb = cfg.per_device_batch_size
         chunks = [trajs[i:i + mb] for i in range(0, len(trajs), mb)]
-        sums = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "tokens": 0.0}
+        sums = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
+        if self.ref_model is not None:
+            sums["kl"] = 0.0
         for ci, chunk in enumerate(chunks):
             ref = None
+            t0 = time.perf_counter()
             if self.ref_model is not None:
                 with torch.no_grad():
                     ref = self._forward(self.ref_model, chunk)[0]
+            t1 = time.perf_counter()
             old = self._old[ci] if self._old is not None else None
-            logp, batch = self._forward(self.engine, chunk)
+            (logp, ent), batch = self._forward(self.engine, chunk, entropy=True)
             loss, st = policy_loss(logp, logp.detach() if old is None else old,
                                    advantages[ci * mb:(ci + 1) * mb].to(logp.device), batch.action_mask,
                                    cfg.epsilon_low, cfg.epsilon_high, ref, cfg.beta, cfg.loss_type)
             self.engine.backward(loss)
-            self.engine.step()
+            t2 = time.perf_counter()
+            self.engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary only
+            t3 = time.perf_counter()
+            times["ref"] += t1 - t0
+            times["forward_backward"] += t2 - t1
+            times["optimizer"] += t3 - t2
             sums["loss"] += float(loss.detach()) / len(chunks)
-            sums["clip"] += st.clip_fraction * st.tokens
-            sums["kl"] += (st.kl or 0.0) * st.tokens
+            sums["clip_low"] += st.clip_low * st.tokens
+            sums["clip_high"] += st.clip_high * st.tokens
+            sums["entropy"] += float((ent * batch.action_mask).sum())
             sums["tokens"] += st.tokens
+            if "kl" in sums:
+                sums["kl"] += (st.kl or 0.0) * st.tokens
         return sums
 
     def train(self, until_step: int | None = None) -> None:
@@ -254,8 +264,9 @@ class GRPOTrainer:
             prompts = self._prompts(batch_index)
             trajs = self._rollout(prompts, batch_index)
             t_roll = time.perf_counter() - t0
-            raw, total, correct = self._score(prompts, trajs)
+            raw, total = self._score(prompts, trajs)
             advantages = group_advantages(total, cfg.num_generations, cfg.advantage_eps, cfg.scale_rewards)
+            t_reward = time.perf_counter() - t0 - t_roll
             self._old = None
             if cfg.num_iterations > 1:  # the policy that sampled, before this batch's updates
                 mb = cfg.per_device_batch_size
@@ -264,33 +275,22 @@ class GRPOTrainer:
             for _ in range(cfg.num_iterations - self.step % cfg.num_iterations):  # fewer after a resume
                 if self.step >= stop:
                     break
+                times = {"rollout": t_roll, "reward": t_reward, "ref": 0.0, "forward_backward": 0.0,
+                         "optimizer": 0.0}
                 lr = float(self.scheduler.get_last_lr()[0])
-                sums = self._update(trajs, advantages)
+                sums = self._update(trajs, advantages, times)
                 self.step += 1
-                self._log(self._metrics(sums, raw, total, correct, trajs, lr, t_roll, time.perf_counter() - t0))
+                times["step"] = time.perf_counter() - t0
+                self._log(self._metrics(sums, raw, total, advantages, prompts, trajs, lr, times))
+                t0, t_roll, t_reward = time.perf_counter(), 0.0, 0.0  # later iterations: no rollout
                 if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < cfg.max_steps:
                     self.save_checkpoint()
 
-    def _metrics(self, sums, raw, total, correct, trajs, lr, t_roll, t_step) -> dict[str, Any]:
+    def _metrics(self, sums, raw, total, advantages, prompts, trajs, lr, times) -> dict[str, Any]:
         """Means over all ranks' trajectories (sums and counts all-reduced in one tensor)."""
-        n = len(trajs)
-        group_std = total.view(-1, self.cfg.num_generations).std(dim=1).sum().item()
-        values: dict[str, tuple[float, float]] = {
-            "loss": (sums["loss"], 1.0),
-            "reward": (float(total.sum()), n),
-            "reward_std": (group_std, n / self.cfg.num_generations),
-            "accuracy": (sum(correct), n),
-            "crops_per_trajectory": (float(sum(len(t.crops) for t in trajs)), n),
-            "response_length": (float(sum(t.num_sampled for t in trajs)), n),
-            "clip_fraction": (sums["clip"], sums["tokens"]),
-        }
-        if self.ref_model is not None:
-            values["kl"] = (sums["kl"], sums["tokens"])
-        for name, vals in raw.items():
-            present = [float(v) for v in vals if v is not None]
-            values[f"reward/{name}"] = (sum(present), len(present))
-        for reason in ("answer", "eos", "max_new_tokens", "max_crops", "bad_box"):
-            values[f"finish/{reason}"] = (float(sum(t.finish_reason == reason for t in trajs)), n)
+        evidence = [[r.box for r in getattr(prompts[t.prompt_index], "evidence", ())] for t in trajs]
+        values = grpo_metrics.step_values(trajs, evidence, raw, total.tolist(), advantages.tolist(),
+                                          self.cfg.num_generations, self.cfg.max_new_tokens, sums)
         keys = list(values)  # same keys, same order on every rank
         packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
         if self.world_size > 1:
@@ -299,9 +299,10 @@ class GRPOTrainer:
         for i, k in enumerate(keys):
             num, den = packed[2 * i].item(), packed[2 * i + 1].item()
             row[k] = num / den if den else None
-        norm = None if self.engine.get_global_grad_norm() is None else float(self.engine.get_global_grad_norm())
-        row.update(lr=lr, grad_norm=norm if norm is not None and math.isfinite(norm) else None,
-                   rollout_time_s=t_roll, step_time_s=t_step)
+        norm = self.engine.get_global_grad_norm()
+        norm = None if norm is None else float(norm)
+        row.update({"learning_rate": lr, "grad_norm": norm if norm is not None and math.isfinite(norm) else None})
+        row.update({f"timing_s/{k}": v for k, v in times.items()})
         return row
 
     def _log(self, row: dict[str, Any]) -> None:
@@ -309,9 +310,16 @@ class GRPOTrainer:
             return
         with open(self.out / METRICS, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
-        log.info("step %d/%d loss %.4f reward %.3f acc %.3f crops %.2f len %.1f (rollout %.1fs)", row["step"],
-                 self.cfg.max_steps, row["loss"], row["reward"], row["accuracy"], row["crops_per_trajectory"],
-                 row["response_length"], row["rollout_time_s"])
+        log.info(grpo_metrics.console_line(row, self.cfg.max_steps))
+
+    def summarize(self) -> dict[str, Any]:
+        """First- vs last-quarter means of ``metrics.jsonl`` (rank 0): logged, written to
+        ``summary.json`` and returned ({} on other ranks or without metrics)."""
+        if self.rank != 0 or not (self.out / METRICS).is_file():
+            return {}
+        figures, text = grpo_metrics.write_summary(self.out / METRICS, self.out / SUMMARY)
+        log.info("%s", text)
+        return figures
 
     # ------------------------------------------------------------------ output
     def save_checkpoint(self) -> Path:
@@ -322,10 +330,12 @@ class GRPOTrainer:
                     zero_stage=self.zero_stage, rank=self.rank, keep=self.cfg.keep_checkpoints)
         if self.rank == 0:
             if self.cfg.plot and (self.out / METRICS).is_file():
-                from vlir.train.plots import plot_metrics
+                from vlir.train.plots import plot_metrics, read_metrics
 
-                plot_metrics(self.out / METRICS, self.out / "rewards.png", keys=PLOT_KEYS,
-                             title=f"R-GRPO {Path(self.cfg.model_path).name}")
+                rows = read_metrics(self.out / METRICS)
+                plot_metrics(rows, self.out / "rewards.png", keys=PLOT_KEYS,
+                             title=f"R-GRPO {Path(self.cfg.model_path).name}",
+                             note=grpo_metrics.summary_text(grpo_metrics.summary(rows), len(rows)))
             log.info("saved step %d to %s", self.step, self.out)
         torch.distributed.barrier()
         return self.out
@@ -344,6 +354,7 @@ def run(cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = No
     try:
         trainer.train()
         trainer.save_checkpoint()
+        trainer.summarize()
     finally:
         trainer.cleanup()
     return trainer.out

@@ -79,12 +79,15 @@ def collate(trajectories: Sequence[Any], pad_id: int, image_pad_id: int) -> Batc
 
 
 def action_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, action_mask: torch.Tensor,
-                    offset: int = 0, temperature: float = 1.0) -> torch.Tensor:
+                    offset: int = 0, temperature: float = 1.0,
+                    entropy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``(B, L)`` log-prob of each action token given its prefix, 0.0 elsewhere.
 
     ``logits`` are the model's outputs for positions ``offset .. L-1`` (``logits_to_keep``); the
     log-prob of token ``t`` is read from the logits at ``t - 1``. Only rows at positions predicting
-    an action token are gathered, so nothing else in ``logits`` can influence the result.
+    an action token are gathered, so nothing else in ``logits`` can influence the result. With
+    ``entropy=True`` also the ``(B, L)`` entropy (nats, no gradient) of the sampling distribution
+    ``softmax(logits / temperature)`` at each action token (what TRL logs as ``entropy``).
     """
     if offset > 0 and bool(action_mask[:, 1:offset + 1].any()):
         raise ValueError("an action token precedes the kept logits: lower logits_to_keep's offset")
@@ -94,7 +97,13 @@ def action_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, action_mask: 
     rows = logits[b_idx, p_idx - offset]  # (N, V)
     picked = selective_log_softmax(rows, input_ids[b_idx, p_idx + 1], temperature=temperature)
     out = torch.zeros(input_ids.shape, dtype=picked.dtype, device=picked.device)
-    return out.index_put((b_idx, p_idx + 1), picked)
+    out = out.index_put((b_idx, p_idx + 1), picked)
+    if not entropy:
+        return out
+    with torch.no_grad():
+        logp_all = torch.log_softmax(rows.float() / temperature, dim=-1)
+        ent = -(logp_all.exp() * logp_all).sum(dim=-1)
+    return out, torch.zeros_like(out).index_put((b_idx, p_idx + 1), ent.to(out.dtype))
 
 
 def keep_offset(batch: Batch) -> int:
@@ -107,23 +116,31 @@ def keep_offset(batch: Batch) -> int:
     return max(0, int(first[has].min()) - 1)
 
 
-def sequence_logprobs(model: Any, batch: Batch, temperature: float = 1.0) -> torch.Tensor:
+def sequence_logprobs(model: Any, batch: Batch, temperature: float = 1.0,
+                      entropy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Forward a :class:`Batch` through a Qwen2.5-VL (or a DeepSpeed engine around one) and return
-    the ``(B, L)`` action-token log-probs. Positions (3-D mrope) are computed by the model over the
-    whole trajectory from ``mm_token_type_ids`` and ``image_grid_thw``, as in generation."""
+    the ``(B, L)`` action-token log-probs (and their entropies with ``entropy=True``). Positions
+    (3-D mrope) are computed by the model over the whole trajectory from ``mm_token_type_ids`` and
+    ``image_grid_thw``, as in generation."""
     offset = keep_offset(batch)
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                 pixel_values=batch.pixel_values, image_grid_thw=batch.image_grid_thw,
                 mm_token_type_ids=batch.mm_token_type_ids, use_cache=False,
                 logits_to_keep=batch.input_ids.shape[1] - offset)
-    return action_logprobs(out.logits.float(), batch.input_ids, batch.action_mask, offset, temperature)
+    return action_logprobs(out.logits.float(), batch.input_ids, batch.action_mask, offset, temperature, entropy)
 
 
 @dataclass
 class LossStats:
+    """Token means over the action tokens: ``clip_low`` = ratio below ``1 - eps_low`` with a
+    negative advantage, ``clip_high`` = above ``1 + eps_high`` with a positive one (TRL's
+    ``clip_ratio/low_mean`` and ``high_mean``); ``clip_fraction`` is their sum."""
+
     clip_fraction: float
     kl: float | None
     tokens: int
+    clip_low: float = 0.0
+    clip_high: float = 0.0
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
@@ -160,6 +177,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
         loss = (per_token.sum(dim=1) / counts.clamp(min=1)).mean()
     else:
         loss = per_token.sum() / counts.sum().clamp(min=1)
-    is_clipped = ((ratio < 1 - eps_low) & (adv < 0)) | ((ratio > 1 + eps_high) & (adv > 0))
-    clip_fraction = float((is_clipped & mask).sum() / mask.sum().clamp(min=1))
-    return loss, LossStats(clip_fraction, kl_value, int(mask.sum()))
+    tokens = mask.sum().clamp(min=1)
+    low = float((((ratio < 1 - eps_low) & (adv < 0)) & mask).sum() / tokens)
+    high = float((((ratio > 1 + eps_high) & (adv > 0)) & mask).sum() / tokens)
+    return loss, LossStats(low + high, kl_value, int(mask.sum()), low, high)

@@ -29,11 +29,13 @@ def ema(values: Sequence[float], alpha: float = 0.2) -> list[float]:
 
 
 def plot_metrics(metrics: str | Path | list[dict], out_png: str | Path, keys: Sequence[str] = ("loss",),
-                 x: str = "step", title: str = "", smooth: Sequence[str] | None = None) -> Path | None:
+                 x: str = "step", title: str = "", smooth: Sequence[str] | None = None,
+                 note: str = "") -> Path | None:
     """Plot ``keys`` against ``x`` into ``out_png``; returns the path, or None with nothing to plot.
 
     Keys absent from every row are skipped, so one call can name optional metrics. ``smooth``
-    names the keys that get an EMA line (default: all; a schedule like ``lr`` needs none).
+    names the keys that get an EMA line (default: all; a schedule like ``lr`` needs none);
+    ``note`` is printed under the panels (R-GRPO: the first- vs last-quarter figures).
     """
     import matplotlib
 
@@ -45,7 +47,8 @@ def plot_metrics(metrics: str | Path | list[dict], out_png: str | Path, keys: Se
     if not present:
         log.warning("no %s values to plot", list(keys))
         return None
-    fig, axes = plt.subplots(len(present), 1, figsize=(6.4, 2.6 * len(present)), squeeze=False)
+    note_h = 0.18 * (note.count("\n") + 1) if note else 0.0
+    fig, axes = plt.subplots(len(present), 1, figsize=(6.4, 2.6 * len(present) + note_h), squeeze=False)
     for ax, key in zip(axes[:, 0], present):
         pts = [(r[x], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and x in r]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
@@ -58,7 +61,11 @@ def plot_metrics(metrics: str | Path | list[dict], out_png: str | Path, keys: Se
     axes[-1, 0].set_xlabel(x)
     if title:
         axes[0, 0].set_title(title)
-    fig.tight_layout()
+    if note:
+        fig.text(0.02, 0.005, note, family="monospace", fontsize=8, va="bottom")
+        fig.tight_layout(rect=(0, note_h / (2.6 * len(present) + note_h), 1, 1))
+    else:
+        fig.tight_layout()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vlir import images
-from vlir.records import Record
+from vlir.records import Record, Region
 from vlir.shards import Corpus, ShardWriter, atomic_write_json, shard_name, sha256_file
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,13 @@ class Prompt:
     question: str
     answers: tuple[str, ...]
     image: Any  # PIL.Image.Image, RGB original
+    evidence: tuple = ()  # vlir.records.Region: the sample's evidence (R-GRPO logs crop hit rates)
 
 
 class RLSet:
     """Random access to an RL set's prompts: metadata in memory, images per row group on demand."""
 
-    COLUMNS = ["id", "source", "question", "answers"]
+    COLUMNS = ["id", "source", "question", "answers", "evidence"]
 
     def __init__(self, path: str | Path):
         import pyarrow.parquet as pq
@@ -164,7 +165,8 @@ class RLSet:
         if data is None:
             raise ValueError(f"RL set row {i} ({meta['id']}) has no embedded image")
         image = images.decode_image(data, meta["id"])
-        return Prompt(meta["id"], meta["source"], meta["question"], tuple(meta["answers"] or ()), image)
+        evidence = tuple(Region.from_dict(r) for r in meta.get("evidence") or ())
+        return Prompt(meta["id"], meta["source"], meta["question"], tuple(meta["answers"] or ()), image, evidence)
 
     def describe(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -79,8 +79,10 @@ $(OUT)/vlir/manifest.json:
 train: venv
 	rm -rf $(OUT)/zoom $(OUT)/train/sft $(OUT)/train/grpo
 	$(BIN)/python -m vlir.sources.zoom --out $(OUT)/zoom
-	OMP_NUM_THREADS=1 $(VLIR) train sft --config recipes/sft_zoom_tiny.yaml
-	OMP_NUM_THREADS=1 $(VLIR) train grpo --config recipes/grpo_zoom_tiny.yaml
+	OMP_NUM_THREADS=1 $(VLIR) train sft --config recipes/sft_zoom_tiny.yaml model_path=$(OUT)/models/tiny \
+	  data_dir=$(OUT)/zoom/corpus output_dir=$(OUT)/train/sft
+	OMP_NUM_THREADS=1 $(VLIR) train grpo --config recipes/grpo_zoom_tiny.yaml model_path=$(OUT)/train/sft \
+	  data_dir=$(OUT)/zoom/rl output_dir=$(OUT)/train/grpo
 	@echo
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
 	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"

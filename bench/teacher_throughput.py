@@ -8,7 +8,11 @@ feeding it the way ``vlir build`` should: :meth:`TeacherAnnotator.annotate_strea
 in a separate process so its CPU is not counted; the load average is printed, because on a shared
 machine the ratio at concurrency 32 is bounded by the CPU left to this process.
 
-    python bench/teacher_throughput.py [--latency-ms 200] [--rounds 25] [--out out]
+    python bench/teacher_throughput.py [--latency-ms 200] [--rounds 10] [--pairs 5] [--out out]
+
+Measured as every bench (``bench/_timing.py``): one warm-up measurement per concurrency, then
+``--pairs`` (>= 5) measurements alternating 8 and 32, each of ``concurrency x rounds`` fresh
+records; printed as median (min, max, n).
 
 It also times the chain-schema validation of one answer (``schema_us_per_answer``: jsonschema's
 Draft 2020-12 validator, built once). Measured here: 190-410 us per answer (shared 2-core machine),
@@ -16,7 +20,8 @@ up from 30 us for the hand-written predicate it replaced: under half a milliseco
 for a kept library that knows every keyword.
 
 Last line (also written to ``<out>/bench/teacher_throughput.json``):
-``{"ratio_c8": ..., "ratio_c32": ..., "cpu_ms_per_record": ..., "schema_us_per_answer": ...}``
+``{"ratio_c8": ..., "ratio_c32": ..., "cpu_ms_per_record": ..., "schema_us_per_answer": ...}`` (medians),
+with ``ratio_c8_spread`` etc. holding median, min, max and n.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from vlir.annotate.base import AnnotateInput
-from vlir.annotate.teacher import TeacherAnnotator
-from vlir.annotate.teacher_config import TeacherConfig
-from vlir.records import Box, Region, Sample
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing as T  # noqa: E402
+from vlir.annotate.base import AnnotateInput  # noqa: E402
+from vlir.annotate.teacher import TeacherAnnotator  # noqa: E402
+from vlir.annotate.teacher_config import TeacherConfig  # noqa: E402
+from vlir.records import Box, Region, Sample  # noqa: E402
 
 
 def make_items(n: int, offset: int, width: int = 640, height: int = 480) -> list[AnnotateInput]:
@@ -60,25 +67,30 @@ def make_items(n: int, offset: int, width: int = 640, height: int = 480) -> list
     return items
 
 
-def measure(base_url: str, concurrency: int, latency_s: float, rounds: int, cache_dir: Path) -> dict:
-    cfg = TeacherConfig(base_url=base_url, model="fake-teacher", concurrency=concurrency,
-                        cache_path=str(cache_dir / f"c{concurrency}.sqlite"), timeout_s=30)
-    annotator = TeacherAnnotator(cfg)
-    try:
-        annotator.annotate_many(make_items(concurrency, offset=1_000_000 + concurrency))  # warm up
-        n = concurrency * rounds
-        items = make_items(n, offset=concurrency * 10_000)
+class Side:
+    """One concurrency level: a live annotator whose every call annotates ``concurrency x rounds``
+    fresh records (new images each call, so nothing is served from the cache) and returns the
+    measured rate over the ideal; the CPU time per record of each call is kept."""
+
+    def __init__(self, base_url: str, concurrency: int, latency_s: float, rounds: int, cache_dir: Path):
+        cfg = TeacherConfig(base_url=base_url, model="fake-teacher", concurrency=concurrency,
+                            cache_path=str(cache_dir / f"c{concurrency}.sqlite"), timeout_s=30)
+        self.annotator = TeacherAnnotator(cfg)
+        self.concurrency, self.ideal, self.n = concurrency, concurrency / latency_s, concurrency * rounds
+        self.calls = 0
+        self.cpu_ms: list[float] = []
+
+    def __call__(self) -> float:
+        items = make_items(self.n, offset=self.concurrency * 10_000_000 + self.calls * self.n)
+        self.calls += 1
         cpu0, t0 = time.process_time(), time.perf_counter()
-        results = [result for _, result in annotator.annotate_stream(items)]
+        results = [result for _, result in self.annotator.annotate_stream(items)]
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         failed = sum(1 for r in results if not hasattr(r, "answer"))
         if failed:
-            raise RuntimeError(f"{failed} of {n} records failed: {annotator.stats()['failures']}")
-    finally:
-        annotator.close()
-    rate, ideal = n / wall, concurrency / latency_s
-    return {"records": n, "seconds": wall, "records_per_s": rate, "ideal": ideal,
-            "ratio": rate / ideal, "cpu_ms_per_record": 1000 * cpu / n}
+            raise RuntimeError(f"{failed} of {self.n} records failed: {self.annotator.stats()['failures']}")
+        self.cpu_ms.append(1000 * cpu / self.n)
+        return self.n / wall / self.ideal
 
 
 def schema_cost(repeat: int = 2000) -> float:
@@ -98,33 +110,41 @@ def schema_cost(repeat: int = 2000) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=200.0)
-    parser.add_argument("--rounds", type=int, default=25, help="records per run = concurrency x rounds")
+    parser.add_argument("--rounds", type=int, default=10, help="records per measurement = concurrency x rounds")
+    parser.add_argument("--pairs", type=int, default=T.MIN_PAIRS, help="interleaved measurements per side (>= 5)")
     parser.add_argument("--out", type=Path, default=Path("out"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     latency = args.latency_ms / 1000
+    T.header("teacher_throughput", args.pairs)
     server = subprocess.Popen([sys.executable, "-m", "vlir.testing.openai_server",
                                "--latency-ms", str(args.latency_ms)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
-            runs = {c: measure(base_url, c, latency, args.rounds, Path(tmp)) for c in (8, 32)}
+            sides = {c: Side(base_url, c, latency, args.rounds, Path(tmp)) for c in (8, 32)}
+            try:
+                ratios = T.interleaved(sides, args.pairs, measure=lambda _c, side: side())
+            finally:
+                for side in sides.values():
+                    side.annotator.close()
     finally:
         server.stdin.close()
         server.wait(10)
-    for c, r in runs.items():
-        print(f"concurrency {c:>2}: {r['records']} records in {r['seconds']:.2f}s = "
-              f"{r['records_per_s']:.1f} rec/s; ideal {r['ideal']:.0f} rec/s "
-              f"({c} / {latency:g}s); ratio {r['ratio']:.3f}; vlir CPU {r['cpu_ms_per_record']:.2f} ms/record")
-    load = os.getloadavg()
-    print(f"load average during the run: {load[0]:.1f} (1 min) on {os.cpu_count()} CPUs; "
-          f"vlir needs ~1 free core at concurrency 32 (160 rec/s x CPU per record)")
-    cpu = sum(r["cpu_ms_per_record"] * r["records"] for r in runs.values()) / sum(r["records"] for r in runs.values())
+    result = {}
+    for c, side in sides.items():
+        ratio, cpu = T.spread(ratios[c]), T.spread(side.cpu_ms[1:], 3)  # [1:]: not the warm-up
+        print(f"concurrency {c:>2}: {side.n} records per measurement; rate / ideal ({side.ideal:.0f} rec/s = "
+              f"{c} / {latency:g}s) = {T.fmt(ratio)} (target >= 0.8); vlir CPU {T.fmt(cpu, ' ms/record', digits=2)}")
+        result[f"ratio_c{c}"], result[f"ratio_c{c}_spread"] = ratio["median"], ratio
+        result[f"cpu_ms_c{c}"] = cpu
+    print("vlir needs ~1 free core at concurrency 32 (160 rec/s x CPU per record): see the load average")
+    every_cpu = [v for side in sides.values() for v in side.cpu_ms[1:]]
     schema_us = schema_cost()
-    print(f"chain-schema validation (jsonschema, compiled once): {schema_us:.1f} us per answer")
-    result = {"ratio_c8": round(runs[8]["ratio"], 4), "ratio_c32": round(runs[32]["ratio"], 4),
-              "cpu_ms_per_record": round(cpu, 3), "schema_us_per_answer": round(schema_us, 1)}
+    print(f"chain-schema validation (jsonschema, compiled once): {schema_us:.1f} us per answer (best of 3)")
+    result.update(cpu_ms_per_record=T.spread(every_cpu, 3)["median"], schema_us_per_answer=round(schema_us, 1),
+                  pairs=args.pairs, load_average=T.load_average())
     (args.out / "bench").mkdir(parents=True, exist_ok=True)
     (args.out / "bench" / "teacher_throughput.json").write_text(json.dumps(result) + "\n")
     print(json.dumps(result))

@@ -90,12 +90,12 @@ class Batch:
 
         rows = self.rows
         width = max(len(r.pending) for r in rows)
-        chunk = torch.full((len(rows), width), self.pad, dtype=torch.long, device=self.device)
-        chunk_attn = torch.zeros_like(chunk)
-        for i, row in enumerate(rows):
-            n = len(row.pending)
-            chunk[i, width - n:] = torch.tensor(row.pending, device=self.device)
-            chunk_attn[i, width - n:] = 1
+        # one tensor per forward, built from Python lists (a tensor per row costs more than the
+        # tiny model's decode step on CPU)
+        chunk = torch.tensor([[self.pad] * (width - len(r.pending)) + r.pending for r in rows],
+                             dtype=torch.long, device=self.device)
+        chunk_attn = torch.tensor([[0] * (width - len(r.pending)) + [1] * len(r.pending) for r in rows],
+                                  dtype=torch.long, device=self.device)
         past = self.seq.shape[1]
         self.seq = torch.cat([self.seq, chunk], dim=1)
         self.attn = torch.cat([self.attn, chunk_attn], dim=1)
@@ -169,7 +169,5 @@ class Batch:
         import torch
 
         length = max(len(r.ids) for r in self.rows)
-        out = torch.full((len(self.rows), length), self.pad, dtype=torch.long, device=self.device)
-        for i, row in enumerate(self.rows):
-            out[i, length - len(row.ids):] = torch.tensor(row.ids, device=self.device)
-        return out
+        return torch.tensor([[self.pad] * (length - len(r.ids)) + r.ids for r in self.rows],
+                            dtype=torch.long, device=self.device)

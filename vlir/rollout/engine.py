@@ -214,7 +214,8 @@ class Rollout:
         cfg = self.config
         logits = logits.float()
         temp = cfg.temperature if cfg.temperature > 0 else 1.0
-        logp_all = torch.log_softmax(logits / temp, dim=-1)
+        scaled = logits / temp if temp != 1.0 else logits
+        log_norm = torch.logsumexp(scaled, dim=-1)  # log-probs of the chosen tokens only, below
         scores = logits.clone()
         if cfg.logits_processor is not None:
             scores = cfg.logits_processor(batch.left_padded_ids(), scores)
@@ -235,7 +236,8 @@ class Rollout:
         for i, row in enumerate(batch.rows):
             if row.forced is not None:
                 chosen[i] = row.forced[row.cursor]
-        lps = logp_all.gather(1, torch.tensor(chosen, device=logp_all.device)[:, None]).squeeze(1).tolist()
+        index = torch.tensor(chosen, device=scaled.device)[:, None]
+        lps = (scaled.gather(1, index).squeeze(1) - log_norm).tolist()
         return chosen, lps
 
     def _advance(self, row: Row, token: int, logprob: float) -> None:

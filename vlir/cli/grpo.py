@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from vlir.cli import app, fail
-from vlir.cli.train import train_app
+from vlir.cli.train import run_recipe, train_app
 
 
 def _parse_quotas(items: list[str], per_source: int, sources: str) -> dict[str, int] | None:
@@ -64,19 +64,4 @@ def grpo(
     policy tokens only. Extra arguments are key=value overrides (e.g. max_steps=10)."""
     from vlir.train.grpo_config import GRPOConfig
 
-    if show_config:
-        typer.echo(GRPOConfig.help())
-        return
-    if config is not None and not config.is_file():
-        fail(f"{config}: no such recipe")
-    try:
-        cfg = GRPOConfig.load(config, list(ctx.args))
-    except ValueError as exc:
-        fail(str(exc))
-    from vlir.train.grpo import run
-
-    try:
-        out = run(cfg)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    typer.echo(f"R-GRPO done: {out}")
+    run_recipe(ctx, config, show_config, GRPOConfig, "vlir.train.grpo", "R-GRPO done")

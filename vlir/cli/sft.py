@@ -9,8 +9,7 @@ from typing import Optional
 
 import typer
 
-from vlir.cli import fail
-from vlir.cli.train import train_app
+from vlir.cli.train import run_recipe, train_app
 
 
 @train_app.command("sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -24,22 +23,4 @@ def sft(
     Extra arguments are key=value overrides (e.g. max_steps=10 resume=true)."""
     from vlir.train.sft_config import SFTConfig
 
-    if show_config:
-        typer.echo(SFTConfig.help())
-        return
-    if config is not None and not config.is_file():
-        fail(f"{config}: no such recipe")
-    bad = [a for a in ctx.args if "=" not in a]
-    if bad:
-        fail(f"unexpected arguments {bad}: overrides are key=value")
-    try:
-        cfg = SFTConfig.load(config, list(ctx.args))
-    except ValueError as exc:
-        fail(str(exc))
-    from vlir.train.sft import run
-
-    try:
-        out = run(cfg)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    typer.echo(f"SFT done: {out}")
+    run_recipe(ctx, config, show_config, SFTConfig, "vlir.train.sft", "SFT done")

@@ -1,6 +1,7 @@
 """What the SFT and R-GRPO trainers both do around their loops, written once: make sure the model
 exists, freeze parts of it, turn on gradient checkpointing, resume from a DeepSpeed checkpoint,
-save (DeepSpeed state + ``save_pretrained`` layout) and prune old checkpoints.
+save (DeepSpeed state + ``save_pretrained`` layout), prune old checkpoints, and the ``run`` glue
+(log the config, set up, train, save, clean up).
 
 The two trainers used to carry their own copies, which drifted (one called transformers'
 deprecated ``gradient_checkpointing_enable``, and R-GRPO imported SFT's private key-layout fix).
@@ -13,7 +14,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +139,20 @@ def standard_key_layout(model: Any) -> None:
     ``model.layers.*``), which the ZeRO-3 test checks key by key."""
     if getattr(model, "_weight_conversions", None) is not None:
         model._weight_conversions = None
+
+
+def run_trainer(trainer: Any, cfg: Any, after: Callable[[], Any] | None = None) -> Path:
+    """A trainer module's ``run``: log the config, set up, train, save, call ``after`` (R-GRPO's
+    summary), clean up even on failure; returns the output folder."""
+    import yaml
+
+    log.info("%s config:\n%s", cfg.kind, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    trainer.setup()
+    try:
+        trainer.train()
+        trainer.save_checkpoint()
+        if after is not None:
+            after()
+    finally:
+        trainer.cleanup()
+    return trainer.out

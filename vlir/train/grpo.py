@@ -28,15 +28,14 @@ from typing import Any, Callable, Sequence
 import torch
 import yaml
 
+from vlir.train import common, grpo_metrics
+from vlir.train.common import METRICS
 from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.grpo_config import GRPOConfig
-from vlir.train import grpo_metrics
 from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
 PLOT_KEYS = grpo_metrics.PLOT_KEYS
 SUMMARY = "summary.json"
 
@@ -106,7 +105,6 @@ class GRPOTrainer:
 
     def _setup_model(self) -> None:
         from vlir.models import special_ids
-        from vlir.train import common
         cfg = self.cfg
         path = Path(cfg.model_path)
         common.ensure_model(path, cfg.build_model, cfg.seed, self.rank,
@@ -165,7 +163,6 @@ class GRPOTrainer:
             model=self.model, model_parameters=params, config=self.ds_config, lr_scheduler=schedule)
 
     def _resume(self) -> None:
-        from vlir.train import common
         state = common.resume(self.engine, self.out, self.rank)
         self.step = int(state["step"]) if state is not None else self.step
 
@@ -325,7 +322,6 @@ class GRPOTrainer:
     def save_checkpoint(self) -> Path:
         """DeepSpeed state (for ``resume``) under ``checkpoints/step-N``, and the model and processor
         in ``save_pretrained`` layout in ``output_dir``, plus ``rewards.png``. Every rank calls it."""
-        from vlir.train import common
         common.save(self.engine, self.processor, self.out, self.step, {"step": self.step},
                     zero_stage=self.zero_stage, rank=self.rank, keep=self.cfg.keep_checkpoints)
         if self.rank == 0:
@@ -347,17 +343,9 @@ class GRPOTrainer:
 
 
 def run(cfg: GRPOConfig, logits_processor: Callable[[Any, Any], Any] | None = None) -> Path:
-    """Set up, train, save and clean up; returns the output folder."""
-    log.info("GRPO config:\n%s", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Set up, train, save, summarise (first vs last quarter) and clean up; returns the output folder."""
     trainer = GRPOTrainer(cfg, logits_processor)
-    trainer.setup()
-    try:
-        trainer.train()
-        trainer.save_checkpoint()
-        trainer.summarize()
-    finally:
-        trainer.cleanup()
-    return trainer.out
+    return common.run_trainer(trainer, cfg, after=trainer.summarize)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

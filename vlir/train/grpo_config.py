@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 from vlir.rollout.config import MODES as ROLLOUT_MODES
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
-from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
+from vlir.train.recipe_config import TrainerConfig, _f
 
 LR_SCHEDULERS = ("constant", "linear", "cosine")
 LOSS_TYPES = ("grpo", "dapo")  # declared here (no torch import); vlir.train.grpo_loss reads it
 
 
 @dataclass
-class GRPOConfig(RecipeConfig):
+class GRPOConfig(TrainerConfig):
     """Region-conditioned GRPO of a Qwen2.5-VL on an RL set (VLM-R3 stage two).
 
     Model and data:
@@ -44,6 +44,8 @@ class GRPOConfig(RecipeConfig):
         warmup_steps, weight_decay, adam_*, max_grad_norm, seed.
     Engine:
         deepspeed, precision, gradient_checkpointing, freeze_vision_tower, freeze_merger.
+        (min/max_pixels, chat, AdamW, seed, engine and checkpoint settings are
+        :class:`~vlir.train.recipe_config.TrainerConfig`'s, shared with SFT.)
     Output:
         output_dir, save_steps, keep_checkpoints, resume, plot.
     """
@@ -55,9 +57,6 @@ class GRPOConfig(RecipeConfig):
     build_model: str = _f("", "Model to build at model_path first if it is absent ('tiny' or a model YAML) "
                               "(tests only; R-GRPO normally starts from SFT).")
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
-    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (instruction, system...).")
-    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
-    max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's).")
     # --- rollout
     num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).")
     temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).")
@@ -86,31 +85,13 @@ class GRPOConfig(RecipeConfig):
     learning_rate: float = _f(1e-6, "Peak learning rate.")
     lr_scheduler: str = _f("linear", "constant, linear (decay to 0; TRL's default) or cosine.")
     warmup_steps: int = _f(0, "Linear warmup steps.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_eps: float = _f(1e-8, "AdamW epsilon.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).")
-    seed: int = _f(0, "Seed of the rollouts' sampling and of a built model.")
-    # --- engine
-    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
-                                                       "filled from this config.")
-    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
-    freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
-    freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
-    # --- output
+    # --- output (shared settings: vlir.train.recipe_config.TrainerConfig)
     output_dir: str = _f("out/train/grpo", "Model (save_pretrained), metrics.jsonl, rewards.png and "
                                            "DeepSpeed checkpoints go here.")
-    save_steps: int = _f(0, "Save a checkpoint every this many steps (0: only at the end).")
-    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
-    resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
     plot: bool = _f(True, "Write rewards.png next to metrics.jsonl.")
 
     def validate(self) -> list[str]:
-        problems = []
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        problems = self.shared_problems()
         if self.lr_scheduler not in LR_SCHEDULERS:
             problems.append(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
         if self.loss_type not in LOSS_TYPES:
@@ -121,7 +102,7 @@ class GRPOConfig(RecipeConfig):
                      "per_device_batch_size"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("min_pixels", "max_pixels", "max_crops", "warmup_steps", "save_steps", "keep_checkpoints"):
+        for name in ("max_crops", "warmup_steps"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.num_generations == 1 and self.scale_rewards:
@@ -132,12 +113,8 @@ class GRPOConfig(RecipeConfig):
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
         if not (0 <= self.epsilon_low < 1 and self.epsilon_high >= 0):
             problems.append("need 0 <= epsilon_low < 1 and epsilon_high >= 0")
-        if self.beta < 0 or not self.learning_rate > 0 or self.max_grad_norm < 0 or self.advantage_eps <= 0:
-            problems.append("need beta >= 0, learning_rate > 0, max_grad_norm >= 0, advantage_eps > 0")
-        if not isinstance(self.chat, dict):
-            problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
-        if not self.deepspeed:
-            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
+        if self.beta < 0 or not self.learning_rate > 0 or self.advantage_eps <= 0:
+            problems.append("need beta >= 0, learning_rate > 0, advantage_eps > 0")
         try:
             specs = self.reward_specs()
             if not specs:

@@ -1,7 +1,9 @@
 """What every trainer config shares on top of :class:`vlir.config.Config` (YAML recipes,
 ``key=value`` overrides, strict types, ``help()``): the module entry point (``--config`` plus
-overrides, as ``python -m`` and ``deepspeed --module`` call it). ``SFTConfig`` and ``GRPOConfig``
-subclass :class:`RecipeConfig` and add only their fields and checks. No torch here.
+overrides, as ``python -m`` and ``deepspeed --module`` call it), and :class:`TrainerConfig`, the
+fields and checks of what both trainers run on (image budget, chat, AdamW, DeepSpeed engine,
+freezing, checkpoints). ``SFTConfig`` and ``GRPOConfig`` subclass :class:`TrainerConfig` and add
+only their own fields and checks, so a shared setting is declared and checked once. No torch here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from vlir.config import Config, ConfigError, option
@@ -17,7 +20,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 _f = option  # the trainer configs' short name for a documented field
 
-__all__ = ["PRECISIONS", "ConfigError", "RecipeConfig", "_f"]
+__all__ = ["PRECISIONS", "ConfigError", "RecipeConfig", "TrainerConfig", "_f"]
 
 
 class RecipeConfig(Config):
@@ -46,3 +49,53 @@ class RecipeConfig(Config):
             return 2
         run(cfg)
         return 0
+
+
+@dataclass
+class TrainerConfig(RecipeConfig):
+    """The settings SFT and R-GRPO share, with one default, one help text and one check each.
+
+    A subclass's fields follow these in ``help()``; it calls :meth:`shared_problems` from its
+    ``validate``."""
+
+    # --- images and chat
+    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
+    max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's); the released "
+                            "VLM-R3 agent uses 2048*28*28 = 1605632.")
+    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (instruction, system, a "
+                        "*_budget as [min_pixels, max_pixels]).")
+    # --- AdamW
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_eps: float = _f(1e-8, "AdamW epsilon.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).")
+    seed: int = _f(0, "Seed of a built model's weights, of shuffling and dropout (SFT) and of the "
+                      "rollouts' sampling (R-GRPO).")
+    # --- engine
+    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
+                                                       "filled from this config.")
+    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
+    freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
+    freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
+    # --- checkpoints
+    save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).")
+    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
+    resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
+
+    def shared_problems(self) -> list[str]:
+        """The checks of the shared fields, in the words ``validate`` uses."""
+        problems = []
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("min_pixels", "max_pixels", "save_steps", "keep_checkpoints"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_grad_norm < 0:
+            problems.append(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        if not isinstance(self.chat, dict):
+            problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
+        if not self.deepspeed:
+            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
+        return problems

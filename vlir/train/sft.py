@@ -271,15 +271,7 @@ def _float(value: Any) -> float | None:
 
 def run(cfg: SFTConfig) -> Path:
     """Set up, train, save and clean up; returns the output folder."""
-    log.info("SFT config:\n%s", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    trainer = SFTTrainer(cfg)
-    trainer.setup()
-    try:
-        trainer.train()
-        trainer.save_checkpoint()
-    finally:
-        trainer.cleanup()
-    return trainer.out
+    return common.run_trainer(SFTTrainer(cfg), cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlir.train.recipe_config import PRECISIONS, RecipeConfig, _f
+from vlir.train.recipe_config import TrainerConfig, _f
 
 @dataclass
-class SFTConfig(RecipeConfig):
+class SFTConfig(TrainerConfig):
     """Supervised fine-tuning of Qwen2.5-VL on VLIR shards (stage one of VLM-R3).
 
     Model and data:
@@ -28,6 +28,8 @@ class SFTConfig(RecipeConfig):
         weight_decay, adam_*, max_grad_norm, warmup_ratio / warmup_steps, min_lr_ratio (cosine).
     Engine:
         deepspeed (JSON path), precision, gradient_checkpointing, freeze_*, vision_guard.
+        (min/max_pixels, chat, AdamW, seed, engine and checkpoint settings are
+        :class:`~vlir.train.recipe_config.TrainerConfig`'s, shared with R-GRPO.)
     Output:
         output_dir, save_steps, keep_checkpoints, resume, plot.
     """
@@ -42,11 +44,6 @@ class SFTConfig(RecipeConfig):
     data_dir: str = _f("out/vlir", "A built VLIR corpus folder (with manifest.json).")
     splits: list = _f([], "'source/split' names or patterns ('*/train') to train on; empty: every "
                           "split in the corpus.")
-    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
-    max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's); the released "
-                            "VLM-R3 agent uses 2048*28*28 = 1605632.")
-    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (a *_budget as "
-                        "[min_pixels, max_pixels]).")
     max_length: int = _f(0, "Drop samples whose estimated length exceeds this many tokens (0: none).")
     # --- optimisation
     epochs: float = _f(3.0, "Passes over the data (ignored when max_steps > 0).")
@@ -54,27 +51,15 @@ class SFTConfig(RecipeConfig):
     per_device_batch_size: int = _f(2, "Samples per micro-batch per device.")
     gradient_accumulation_steps: int = _f(8, "Micro-batches per optimizer step.")
     learning_rate: float = _f(2e-7, "Peak learning rate (after warmup).")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_eps: float = _f(1e-8, "AdamW epsilon.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).")
     warmup_ratio: float = _f(0.03, "Fraction of steps spent warming up linearly from 0.")
     warmup_steps: int = _f(0, "Warmup steps; > 0 overrides warmup_ratio.")
     min_lr_ratio: float = _f(0.0, "The cosine decays to learning_rate * min_lr_ratio.")
-    seed: int = _f(0, "Seed for weights of a built model, shuffling and dropout.")
     # --- batching
     group_by_length: bool = _f(True, "Batch samples of similar length together (less padding).")
     length_group_size: int = _f(64, "Mega-batch size, in global batches, within which samples are "
                                     "sorted by length; larger: less padding, less randomness.")
     num_workers: int = _f(0, "DataLoader worker processes (image decoding and tokenisation).")
-    # --- engine
-    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
-                                                       "filled from this config.")
-    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
-    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
-    freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
-    freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
+    # --- engine (the shared settings: vlir.train.recipe_config.TrainerConfig)
     freeze_language_model: bool = _f(False, "Freeze the language model and LM head.")
     vision_guard: bool = _f(True, "On a micro-batch without images, run a zero-weighted dummy "
                                   "vision forward so ZeRO-3 ranks gather the same parameters "
@@ -82,15 +67,10 @@ class SFTConfig(RecipeConfig):
     # --- output
     output_dir: str = _f("out/train/sft", "Model (save_pretrained), metrics.jsonl, loss.png and "
                                           "DeepSpeed checkpoints go here.")
-    save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).")
-    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
-    resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
     plot: bool = _f(True, "Write loss.png next to metrics.jsonl.")
 
     def validate(self) -> list[str]:
-        problems = []
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        problems = self.shared_problems()
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "length_group_size"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -102,19 +82,13 @@ class SFTConfig(RecipeConfig):
             problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.min_lr_ratio <= 1:
             problems.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        for name in ("min_pixels", "max_pixels", "warmup_steps", "max_length", "save_steps", "keep_checkpoints", "num_workers"):
+        for name in ("warmup_steps", "max_length", "num_workers"):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_grad_norm < 0:
-            problems.append(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
         if self.freeze_vision_tower and self.freeze_merger and self.freeze_language_model:
             problems.append("everything is frozen: unset one of freeze_vision_tower, freeze_merger, "
                             "freeze_language_model")
         if not isinstance(self.splits, list) or not all(isinstance(s, str) and s.count("/") == 1
                                                         for s in self.splits):
             problems.append(f"splits must be a list of 'source/split' strings, got {self.splits!r}")
-        if not isinstance(self.chat, dict):
-            problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
-        if not self.deepspeed:
-            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
         return problems

@@ -20,6 +20,9 @@ sign_flip       -0.714   -0.884   -0.778   -0.761   -0.712
 mask_dropped    -0.607   +0.109   +0.176   +0.258   +0.160
 ==============  =======  =======  =======  =======  =======
 
+Re-measured after landing on main (rollout package, shared trainer plumbing), seed 0: intact
++0.198, sign_flip -0.852.
+
 ``MARGIN`` = 0.05 lies below every intact seed (min +0.068) and far above every sign-flipped one
 (max -0.71); the test runs seed 0 (+0.238 intact). The ``mask_dropped`` mutant (the action mask
 replaced by "every token after the prompt", so the inserted crop tokens are trained on) is *not*

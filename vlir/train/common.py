@@ -22,6 +22,43 @@ CHECKPOINTS = "checkpoints"  # DeepSpeed state, one folder per saved step: check
 METRICS = "metrics.jsonl"
 
 
+def prepare(trainer: Any, cfg: Any, grad_accum: Callable[[int], int], config_file: str) -> None:
+    """The first half of both trainers' ``setup``: join the process group, pick device and
+    precision, seed torch, fill the DeepSpeed JSON from ``cfg`` (``grad_accum(world_size)``
+    micro-batches per step) and, on rank 0, write ``cfg`` to ``output_dir/config_file``. Sets
+    ``rank``, ``local_rank``, ``world_size``, ``device``, ``bf16``, ``dtype``, ``ds_config`` and
+    ``zero_stage`` on ``trainer``."""
+    import torch
+    import yaml
+
+    from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
+
+    t = trainer
+    t.rank, t.local_rank, t.world_size = init_distributed()
+    t.device, t.bf16 = device_and_precision(cfg.precision)
+    t.dtype = torch.bfloat16 if t.bf16 else torch.float32
+    torch.manual_seed(cfg.seed)
+    t.ds_config = load_deepspeed_config(
+        cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=grad_accum(t.world_size),
+        world_size=t.world_size, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=t.bf16,
+        on_cpu=t.device == "cpu")
+    t.zero_stage = int(t.ds_config.get("zero_optimization", {}).get("stage", 0))
+    if t.rank == 0:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / config_file).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def load(cfg: Any, dtype: Any) -> tuple[Any, Any]:
+    """``cfg.model_path`` loaded on CPU in ``dtype`` with the config's image budget (0: the
+    checkpoint's); returns ``(model, processor)``."""
+    from vlir.models import load_model
+
+    pixels = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
+    return load_model(Path(cfg.model_path), dtype=dtype, device="cpu", **pixels)
+
+
 def ensure_model(path: Path, build_model: str, seed: int, rank: int, missing: str) -> None:
     """Build the tiny model of ``build_model`` at ``path`` (rank 0; the others wait) when ``path``
     holds no checkpoint; ``missing`` is the error's text when there is nothing to build."""

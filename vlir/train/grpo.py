@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import yaml
 
 from vlir.train import common, grpo_metrics
 from vlir.train.common import METRICS
-from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.grpo_config import GRPOConfig
 from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
 
@@ -79,29 +77,15 @@ class GRPOTrainer:
         self.specs = cfg.reward_specs()
         for spec in self.specs:
             get_reward(spec.name)  # fail before loading any model
-        self.rank, self.local_rank, self.world_size = init_distributed()
-        self.device, self.bf16 = device_and_precision(cfg.precision)
-        self.dtype = torch.bfloat16 if self.bf16 else torch.float32
-        torch.manual_seed(cfg.seed)
+        common.prepare(self, cfg, cfg.micro_batches, "grpo_config.yaml")
         self.grad_accum = cfg.micro_batches(self.world_size)
-        self.ds_config = load_deepspeed_config(
-            cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=self.grad_accum,
-            world_size=self.world_size, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-            eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=self.bf16,
-            on_cpu=self.device == "cpu")
-        self.zero_stage = int(self.ds_config.get("zero_optimization", {}).get("stage", 0))
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "grpo_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
         self._resume() if cfg.resume else None
 
     def _load(self):
-        from vlir.models import load_model
-        pixels = {k: v for k, v in (("min_pixels", self.cfg.min_pixels), ("max_pixels", self.cfg.max_pixels)) if v}
-        return load_model(Path(self.cfg.model_path), dtype=self.dtype, device="cpu", **pixels)
+        return common.load(self.cfg, self.dtype)
 
     def _setup_model(self) -> None:
         from vlir.models import special_ids

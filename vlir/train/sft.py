@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import yaml
 
 from vlir.train import common
 from vlir.train.common import METRICS
-from vlir.train.ds_config import device_and_precision, init_distributed, load_deepspeed_config
 from vlir.train.sft_config import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -65,19 +63,7 @@ class SFTTrainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg = self.cfg
-        self.rank, self.local_rank, self.world_size = init_distributed()
-        self.device, self.bf16 = device_and_precision(cfg.precision)
-        self.dtype = torch.bfloat16 if self.bf16 else torch.float32
-        torch.manual_seed(cfg.seed)
-        self.ds_config = load_deepspeed_config(
-            cfg.deepspeed, micro_batch=cfg.per_device_batch_size, grad_accum=cfg.gradient_accumulation_steps,
-            world_size=self.world_size, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-            eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=self.bf16,
-            on_cpu=self.device == "cpu")
-        self.zero_stage = int(self.ds_config.get("zero_optimization", {}).get("stage", 0))
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "sft_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        common.prepare(self, cfg, lambda _world: cfg.gradient_accumulation_steps, "sft_config.yaml")
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
@@ -85,16 +71,13 @@ class SFTTrainer:
             self._resume()
 
     def _setup_model(self) -> None:
-        from vlir.models import load_model
-
         cfg = self.cfg
         path = Path(cfg.model_path)
         common.ensure_model(path, cfg.build_model, cfg.seed, self.rank,
                             f"no model at {path}; set build_model=tiny (the packaged tiny model) "
                             "to build a tiny one, or point model_path at a checkpoint")
         self._hf_ds = common.zero3_loading(self.ds_config, self.zero_stage)  # alive while loading
-        pixels = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
-        self.model, self.processor = load_model(path, dtype=self.dtype, device="cpu", **pixels)
+        self.model, self.processor = common.load(cfg, self.dtype)
         common.use_cache(self.model, False)  # no KV cache in training forwards
         common.freeze(self.model, vision_tower=cfg.freeze_vision_tower, merger=cfg.freeze_merger,
                       language_model=cfg.freeze_language_model)

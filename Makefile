@@ -98,7 +98,8 @@ train-qwen3_vl: venv $(OUT)/vlir/manifest.json
 
 bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench
-	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in $$(grep -l '^if __name__ == "__main__"' bench/*.py); do \
+	  echo "== $$f"; VLIR_OUT=$(OUT) $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -11,7 +11,8 @@ wakes up, a cache is cold). Every bench here therefore
 * prints how many repetitions and the spread, and the load average (the CPU is often shared).
 
 ``python bench/X.py`` from the repository root; the last line of each bench is one JSON object,
-also written to ``out/bench/<name>.json``.
+also written to ``$VLIR_OUT/bench/<name>.json`` (``make bench OUT=...`` sets ``VLIR_OUT``; default
+``out``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+OUT = Path(os.environ.get("VLIR_OUT") or REPO / "out")  # make's OUT: corpus, models, results
 MIN_PAIRS = 5
 
 
@@ -89,9 +91,9 @@ def header(name: str, pairs: int, warmup: int = 1) -> None:
 
 
 def write_result(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    """Add the load average, write ``out/bench/<name>.json`` and print the JSON line."""
+    """Add the load average, write ``OUT/bench/<name>.json`` and print the JSON line."""
     result = dict(result, load_average=load_average())
-    out = REPO / "out" / "bench"
+    out = OUT / "bench"
     out.mkdir(parents=True, exist_ok=True)
     line = json.dumps(result)
     (out / f"{name}.json").write_text(line + "\n")

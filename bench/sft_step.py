@@ -52,11 +52,11 @@ def padding(lengths: list[int], batch_size: int, group_size: int, grouped: bool,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="out/vlir", help="built sample corpus (make vlir)")
+    parser.add_argument("--data", default=str(T.OUT / "vlir"), help="built sample corpus (make vlir)")
     parser.add_argument("--recipe", default="recipes/sft_tiny.yaml")
     parser.add_argument("--rounds", type=int, default=25, help="interleaved rounds (>= 5); many short ones pair best under load")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round and side")
-    parser.add_argument("--out", default="out/bench/sft_step.json")
+    parser.add_argument("--out", default=str(T.OUT / "bench/sft_step.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.chdir(REPO)
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from vlir.train.sft_config import SFTConfig
 
     torch.manual_seed(0)
-    cfg = SFTConfig.load(args.recipe, [f"data_dir={args.data}", "output_dir=out/bench/sft_step_run",
+    cfg = SFTConfig.load(args.recipe, [f"data_dir={args.data}", f"output_dir={T.OUT / 'bench/sft_step_run'}",
+                                       f"model_path={T.OUT / 'models/tiny'}",
                                        "gradient_accumulation_steps=1", "resume=false", "plot=false"])
     trainer = SFTTrainer(cfg)
     trainer.setup()

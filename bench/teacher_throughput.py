@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--rounds", type=int, default=10, help="records per measurement = concurrency x rounds")
     parser.add_argument("--pairs", type=int, default=T.MIN_PAIRS, help="interleaved measurements per side (>= 5)")
-    parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--out", type=Path, default=T.OUT)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     latency = args.latency_ms / 1000

@@ -221,13 +221,15 @@ class Rollout:
             scores = cfg.logits_processor(batch.left_padded_ids(), scores)
         suppress = self.suppress.to(scores.device)
         scores[:, suppress] = float("-inf")
-        dead = ~torch.isfinite(scores).any(-1)
-        if bool(dead.any()):  # the hook allowed only vision tokens: fall back to the model's choice
-            scores[dead] = logits[dead].index_fill(-1, suppress, float("-inf"))
+        if cfg.logits_processor is not None:  # (the model's own logits always leave text tokens)
+            dead = ~torch.isfinite(scores).any(-1)
+            if bool(dead.any()):  # the hook allowed only vision tokens: fall back to the model's choice
+                scores[dead] = logits[dead].index_fill(-1, suppress, float("-inf"))
         if cfg.temperature == 0:
             tokens = scores.argmax(-1)
         else:
-            scores = scores / cfg.temperature
+            if cfg.temperature != 1.0:  # a full-vocabulary pass per step saved at the paper's T = 1
+                scores = scores / cfg.temperature
             if cfg.top_p < 1.0:
                 scores = _top_p(scores, cfg.top_p)
             probs = torch.softmax(scores, dim=-1)

@@ -3,7 +3,7 @@
 1. R-GRPO shape: 4 zoom-task prompts (``vlir.sources.zoom``) x M = 5 samples = 20 rows in one
    batch, temperature 1, two crops per trajectory (crop calls forced by a scripted policy, then free
    text), ``NEW_TOKENS`` sampled tokens per row; against a plain batched ``model.generate`` of the
-   same 20 prompts and the same number of new tokens, with the same logits hook (target: rollout
+   same 20 prompts and the same number of new tokens, whose hook forces the same text (target: rollout
    wall <= 1.3 x generate; the rollout also encodes the crops and attends to them). The scripted
    boxes are the same for the 5 samples of a prompt, so the engine's per-call crop memo
    (``Rollout._crop_inputs``) renders one crop in five, as it does in training once a group agrees
@@ -102,7 +102,11 @@ def grpo_shape(model, processor) -> dict:
         with torch.inference_mode():
             trajs[:] = engine.generate([(question, im) for im in images], SAMPLES)
 
-    times = T.interleaved({"rollout": rollout, "generate": generate_fn(model, inputs, NEW_TOKENS, hook, True)},
+    # generate forces the same text (the two calls, a newline where the engine puts the crop), so
+    # the scripted hook does as much per-row work on both sides (it is bench scaffolding, not the
+    # engine; with GRPO_CALLS alone it would stop forcing generate's rows after the first call)
+    same_text = NoStop(processor, ["\n".join(GRPO_CALLS)])
+    times = T.interleaved({"rollout": rollout, "generate": generate_fn(model, inputs, NEW_TOKENS, same_text, True)},
                           PAIRS)
     assert len(trajs) == PROMPTS * SAMPLES
     assert all(len(t.crops) == 2 and t.num_sampled == NEW_TOKENS for t in trajs), \

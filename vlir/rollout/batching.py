@@ -168,6 +168,9 @@ class Batch:
         """Each live row's trajectory so far, left-padded: what a ``logits_processor`` hook sees."""
         import torch
 
-        length = max(len(r.ids) for r in self.rows)
-        return torch.tensor([[self.pad] * (length - len(r.ids)) + r.ids for r in self.rows],
-                            dtype=torch.long, device=self.device)
+        # the batch's own (mid-padded) ids with each row's real tokens moved right, in order: the
+        # same tensor as left-padding every row's id list, without rebuilding it from Python lists
+        # at every step (the hook is called once per sampled token)
+        real, order = torch.sort(self.attn, dim=1, stable=True)
+        ids = torch.where(real.bool(), self.seq.gather(1, order), self.pad)
+        return ids[:, ids.shape[1] - int(real.sum(1).max()):]

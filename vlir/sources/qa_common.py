@@ -18,23 +18,29 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Hashable, Iterator, TypeVar
 
 import ijson
 from cachetools import LRUCache
 
 from vlir.images import safe_path
-from vlir.sources.base import SourceError, load_json
+from vlir.sources.base import Reading, RecordError, Source, SourceError, load_json
 from vlir.sources.jsonstream import iter_array_items
+from vlir.sources.support import ImageFiles
 
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
 
 
-class Malformed(Exception):
-    """A record lacks a field or has one of the wrong type; the message says which."""
+class Malformed(RecordError):
+    """A record lacks a field or has one of the wrong type; the message says which (the base
+    class files it as a ``malformed`` reject naming the file and record)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
 def display_path(root: Path, path: Path) -> str:
@@ -55,6 +61,41 @@ def iter_data_records(path: Path, key: str = "data") -> Iterator[tuple[int, Any]
         yield count - 1, record
     if count == 0 and not _has_list_at(path, key):
         raise SourceError(path, f"no top-level {key!r} list")
+
+
+def question_records(path: Path, id_key: str) -> Iterator[tuple[str, Any]]:
+    """``(name, record)`` for each question of ``path``'s ``data`` list: the name is the record's
+    own id when readable, else ``#<index>`` (:func:`peek_id`), what a reject's detail calls it."""
+    for index, record in iter_data_records(path):
+        yield peek_id(record, id_key, index), record
+
+
+@dataclass
+class QuestionReading(Reading):
+    """A split of one of the three releases: its question file, the image folder (under the
+    root), an image cache and a per-image cache (OCR pages, regions); rejects name the question
+    file by its path under the root."""
+
+    images: str | None = ""
+    image_files: ImageFiles = field(default=None)  # type: ignore[assignment]
+    cache: LRU[Any] = field(default_factory=lambda: LRU(64))
+
+    def __post_init__(self) -> None:
+        if self.image_files is None:
+            self.image_files = ImageFiles(self.root)
+
+    def label(self, path: Path) -> str:
+        return display_path(self.root, path)
+
+
+class QuestionSource(Source):
+    """The three releases' record loop: each question file's ``data`` records, named by
+    ``id_key`` (their parse is each adapter's)."""
+
+    id_key: ClassVar[str]
+
+    def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
+        return question_records(path, self.id_key)
 
 
 def _has_list_at(path: Path, prefix: str) -> bool:

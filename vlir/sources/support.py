@@ -18,7 +18,8 @@ from PIL import Image, UnidentifiedImageError
 
 from vlir.geometry import clip, from_xywh
 from vlir.images import ImageError, regular_file_problem, safe_path
-from vlir.records import Invalid, Region
+from vlir.records import Region
+from vlir.sources.base import reject  # noqa: F401  (adapters import it from here)
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,3 @@ def object_region(x: object, y: object, w: object, h: object, label: str, width:
         stats["degenerate_box"] += 1
         return None
     return Region(box, label=label, kind="object")
-
-
-def reject(stats: Counter, source: str, split: str, native_id: str, reason: str, detail: str,
-           image: str = "") -> Invalid:
-    """An :class:`Invalid`, counted as ``invalid`` and ``invalid_<reason>``."""
-    stats["invalid"] += 1
-    stats[f"invalid_{reason}"] += 1
-    log.debug("%s/%s/%s rejected (%s): %s", source, split, native_id, reason, detail)
-    return Invalid(id=f"{source}/{split}/{native_id}", source=source, split=split, reason=reason,
-                   detail=detail, image=image)

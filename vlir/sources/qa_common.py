@@ -16,7 +16,6 @@ Image checks (exists, size from the header) and counted rejects are shared with 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -9,7 +9,6 @@ rather than a sample with a made-up size that the build would reject later anywa
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from vlir.geometry import clip, from_xywh
 from vlir.images import ImageError, regular_file_problem, safe_path
 from vlir.records import Region
-from vlir.sources.base import reject  # noqa: F401  (adapters import it from here)
 
-log = logging.getLogger(__name__)
 
 
 class ImageFiles:

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from vlir.images import ImageError
-from vlir.records import Region, Sample
+from vlir.records import Region
 from vlir.sources.base import SourceError, find_dir, find_file, register
 from vlir.sources.ocr import OCRFormatError, read_v2_page, read_v2_regions, read_v2_size
-from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, answers, dir_in_root,
-                                    display_path, image_relpath, join, load_ocr_json, native_id,
-                                    optional, string_list, text)
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    display_path, image_relpath, join, load_ocr_json, optional,
+                                    string_list, text)
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,8 @@ class DocVQA(QuestionSource):
                           options.get("questions"))
         return _Reading.find(root, split, stats, qpath, options)
 
-    def parse(self, reading: "_Reading", path: Path, key: str, record: Any) -> Sample:
-        return reading.sample(record)
-
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.docvqa import write_tree
-
-        write_tree(Path(out), per_split, seed)
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        return reading.read_image(record)
 
 
 @dataclass
@@ -109,11 +104,7 @@ class _Reading(QuestionReading):
                         " or ".join(OCR_DIRS), root)
         return cls(root, split, stats, [qpath], images, qdir=rel, fallback_images=fallback, ocr_dir=ocr_dir)
 
-    def sample(self, record: Any) -> Sample:
-        split = self.split
-        qid = native_id(record, "questionId")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, record: Any) -> Seen:
         image = self._image(text(record, "image"))
         meta: dict[str, Any] = {}
         for key in ("docId", "ucsf_document_id", "ucsf_document_page_no", "data_split"):
@@ -124,9 +115,7 @@ class _Reading(QuestionReading):
         if question_types is not None:
             meta["question_types"] = question_types
         width, height, evidence = self._evidence(image)
-        return Sample(id=f"docvqa/{split}/{qid}", source="docvqa", split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
+        return Seen(image, width, height, evidence, meta)
 
     def _image(self, name: str) -> str:
         """The record's image path as a root-relative path: checked for escapes first, then the

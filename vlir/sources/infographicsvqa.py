@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from vlir.images import ImageError
-from vlir.records import Region, Sample
+from vlir.records import Region
 from vlir.sources.base import SourceError, find_dir, find_file, register
 from vlir.sources.ocr import OCRFormatError, textract_regions
-from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, answers, dir_in_root,
-                                    display_path, image_relpath, join, load_ocr_json, native_id,
-                                    optional, string_list, text)
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    display_path, image_relpath, join, load_ocr_json, optional,
+                                    string_list, text)
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,8 @@ class InfographicsVQA(QuestionSource):
         names = ["infographicsvqa_ocr", f"infographicVQA_{split}_v1.0_ocr_outputs", "ocr_results", "ocr"]
         return find_dir(qpath.parent, names, required=False) or find_dir(root, names, required=False)
 
-    def parse(self, reading: "_Reading", path: Path, key: str, record: Any) -> Sample:
-        root, split, stats, ocr_dir = reading.root, reading.split, reading.stats, reading.ocr_dir
-        qid = native_id(record, "questionId")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        root, stats, ocr_dir = reading.root, reading.stats, reading.ocr_dir
         local_name = text(record, "image_local_name")
         ocr_name = optional(record, "ocr_output_file", str) or Path(local_name).stem + ".json"
         meta: dict[str, Any] = {}
@@ -126,14 +123,7 @@ class InfographicsVQA(QuestionSource):
                 if isinstance(result, Malformed):
                     raise result
                 evidence = result
-        return Sample(id=f"{self.name}/{split}/{qid}", source=self.name, split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
-
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.infographicsvqa import write_tree
-
-        write_tree(Path(out), per_split, seed)
+        return Seen(image, width, height, evidence, meta)
 
 
 @dataclass

@@ -17,14 +17,17 @@ Image checks (exists, size from the header) and counted rejects are shared with 
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Generic, Hashable, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Hashable, Iterator, NamedTuple, TypeVar
 
 import ijson
 from cachetools import LRUCache
 
 from vlir.images import safe_path
+from vlir.records import Region, Sample
 from vlir.sources.base import Reading, RecordError, Source, SourceError, load_json
 from vlir.sources.jsonstream import iter_array_items
 from vlir.sources.support import ImageFiles
@@ -87,14 +90,43 @@ class QuestionReading(Reading):
         return display_path(self.root, path)
 
 
+class Seen(NamedTuple):
+    """What an adapter reads about a question's image: path, size, OCR evidence, its meta."""
+
+    image: str
+    width: int
+    height: int
+    evidence: tuple[Region, ...]
+    meta: dict[str, Any]
+
+
 class QuestionSource(Source):
-    """The three releases' record loop: each question file's ``data`` records, named by
-    ``id_key`` (their parse is each adapter's)."""
+    """What the three releases share: each question file's ``data`` records, named by ``id_key``;
+    a record's id, question and answers (checked in that order); the sample tree written by
+    ``vlir.sources.samples.<name>.write_tree``. The image, OCR and meta are each adapter's
+    :meth:`read_image`."""
 
     id_key: ClassVar[str]
 
     def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
         return question_records(path, self.id_key)
+
+    def parse(self, reading: Reading, path: Path, key: str, record: Any) -> Sample:
+        qid = native_id(record, self.id_key)
+        question = text(record, "question")
+        golds = answers(record, "answers", required=reading.split != "test")
+        seen = self.read_image(reading, record)
+        return Sample(id=f"{self.name}/{reading.split}/{qid}", source=self.name, split=reading.split,
+                      image=seen.image, width=seen.width, height=seen.height, question=question,
+                      answers=golds, evidence=seen.evidence, meta=seen.meta)
+
+    @abstractmethod
+    def read_image(self, reading: Reading, record: Any) -> Seen:
+        """The record's image (checked), its size, OCR evidence and meta; raises Malformed or
+        ImageError."""
+
+    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
+        import_module(f"vlir.sources.samples.{self.name}").write_tree(Path(out), per_split, seed)
 
 
 def _has_list_at(path: Path, prefix: str) -> bool:

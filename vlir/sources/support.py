@@ -1,5 +1,6 @@
 """Small pieces the scene-source adapters (GQA, VSR, M3CoT) share: image checks with a bounded
-cache, evidence boxes from pixel ``x, y, w, h``, and counted rejects.
+cache and evidence boxes from pixel ``x, y, w, h`` (counted rejects are the base class's:
+:meth:`vlir.sources.base.Source.reject`).
 
 Why adapters check images at read time: a :class:`~vlir.records.Sample` promises the real pixel
 size of an image that exists under the root, and ``vlir read`` is how users check a download, so an
@@ -18,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from vlir.geometry import clip, from_xywh
 from vlir.images import ImageError, regular_file_problem, safe_path
 from vlir.records import Region
-
 
 
 class ImageFiles:

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlir.records import Sample
 from vlir.sources.base import find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
-from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, answers, dir_in_root,
-                                    image_relpath, iter_data_records, join, native_id, optional,
-                                    string_list, text)
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    image_relpath, iter_data_records, join, optional, string_list,
+                                    text)
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +74,8 @@ class TextVQA(QuestionSource):
         ocr = _rosetta_index(opath, stats) if opath else {}
         return _Reading(root, split, stats, [qpath], images, ocr=ocr, have_ocr=opath is not None)
 
-    def parse(self, reading: "_Reading", path: Path, key: str, record: Any) -> Sample:
-        split, stats, files = reading.split, reading.stats, reading.image_files
-        qid = native_id(record, "question_id")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        stats, files = reading.stats, reading.image_files
         image_id = text(record, "image_id")
         meta: dict[str, Any] = {}
         for name in META_FIELDS:
@@ -103,14 +99,7 @@ class TextVQA(QuestionSource):
         else:  # questions about one image come together: build its regions once
             evidence = reading.cache.get((image_id, width, height),
                                          lambda: rosetta_regions(entry[0], entry[1], width, height, stats))
-        return Sample(id=f"{self.name}/{split}/{qid}", source=self.name, split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
-
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.textvqa import write_tree
-
-        write_tree(Path(out), per_split, seed)
+        return Seen(image, width, height, evidence, meta)
 
 
 @dataclass

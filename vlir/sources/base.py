@@ -205,32 +205,33 @@ def find_file(root: Path, names: Iterable[str], explicit: str | Path | None = No
     if not root.is_dir():
         raise SourceError(root, "source root is not a directory")
     names = list(names)
-    for name in names:
-        if (root / name).is_file():
-            return root / name
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        for name in names:
-            if (sub / name).is_file():
-                return sub / name
-    if required:
+    found = _first(root, names, Path.is_file)
+    if found is None and required:
         raise SourceError(root, f"none of {', '.join(names)} found here or one folder below")
-    return None
+    return found
 
 
 def find_dir(root: Path, names: Iterable[str], required: bool = True) -> Path | None:
     """Like :func:`find_file` for folders (``train_images``, ``ocr_results``...)."""
     root = Path(root)
     names = list(names)
+    found = _first(root, names, Path.is_dir)
+    if found is None and required:
+        raise SourceError(root, f"no folder named {' or '.join(names)} here or one folder below")
+    return found
+
+
+def _first(root: Path, names: list[str], kind) -> Path | None:
+    """The first of ``names`` that is a ``kind`` (file or folder) in ``root``, else in its
+    subfolders (sorted, so deterministic)."""
     for name in names:
-        if (root / name).is_dir():
+        if kind(root / name):
             return root / name
     if root.is_dir():
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
             for name in names:
-                if (sub / name).is_dir():
+                if kind(sub / name):
                     return sub / name
-    if required:
-        raise SourceError(root, f"no folder named {' or '.join(names)} here or one folder below")
     return None
 
 

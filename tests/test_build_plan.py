@@ -16,13 +16,15 @@ from vlir.build import BuildConfig, Job, task_of
 from vlir.build_plan import read_source, source_reads, source_stats, task_items
 from vlir.executor import run_build
 from vlir.sources.base import get_source
+from tests.sources.conftest import pristine  # noqa: F401  (a fixture)
 
 
-@pytest.fixture(scope="module")
-def gqa_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gqa") / "gqa"
-    get_source("gqa").write_sample_tree(root, 12, 0)
-    return root
+SRC = get_source("gqa")  # `pristine` writes its sample tree
+
+
+@pytest.fixture
+def gqa_root(pristine) -> Path:
+    return pristine
 
 
 def questions(root: Path) -> int:

@@ -1,5 +1,6 @@
 """Runs build tasks: in this process, a pool of forked workers, or as Ray tasks
-(:mod:`vlir.executor_ray`, imported only for ``--executor ray``), skipping finished ones, with a
+(:mod:`vlir.executor_ray`, imported only for ``--executor ray``), skipping finished ones, each
+(source, split)'s tasks once its one read is done (:mod:`vlir.build_plan`), with a
 progress bar and an INFO line per finished task; writes the manifest once every task of the build
 is done. The lock, signals, temp files, plan and manifest are :func:`run_build`'s, whichever
 executor runs the tasks, so every executor writes the same bytes.
@@ -31,7 +32,7 @@ from typing import Any
 
 from vlir import layout
 from vlir.build import BuildConfig, Job, SamplesWaiting, Task
-from vlir.build_plan import SourceRead, read_source, remove_spools, source_reads
+from vlir.build_plan import SourceRead, read_source, remove_spools, source_reads, tasks_by_read
 from vlir.lock import OutputLock
 from vlir.manifest import task_done, write_build_info, write_manifest
 
@@ -306,15 +307,6 @@ class _LocalRunner:
             _stop_pool(pool)
             raise
         pool.shutdown(wait=True)
-
-
-def tasks_by_read(reads: list[SourceRead], todo: list[tuple[Job, int]]) -> dict[SourceRead, list[tuple[Job, int]]]:
-    """The (job, task) pairs of ``todo`` that each read feeds, in the plan's order."""
-    by_job = {read.job: read for read in reads}
-    out: dict[SourceRead, list[tuple[Job, int]]] = {read: [] for read in reads}
-    for job, task in todo:
-        out[by_job[job]].append((job, task))
-    return out
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -44,8 +44,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
                               name="ray") from exc
 
 from vlir.build import BuildConfig, Job, Task
-from vlir.build_plan import SourceRead, read_source
-from vlir.executor import Progress, log_format, tasks_by_read, worker_logging
+from vlir.build_plan import SourceRead, read_source, tasks_by_read
+from vlir.executor import Progress, log_format, worker_logging
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ sit (its official file names, looked for in ``root`` and one level of subfolders
 :class:`~vlir.records.Sample` objects. A record it cannot read becomes an
 :class:`~vlir.records.Invalid` (kept as a reject by the build, never dropped); a top-level file that
 does not parse raises :class:`SourceError`, which the CLI turns into exit code 2 naming the file.
+The loop over files and records, and the turning of a bad record into a counted Invalid, are
+:class:`Source`'s; an adapter says only how to open a split and parse one file or record.
 """
 
 from __future__ import annotations

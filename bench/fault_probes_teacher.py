@@ -167,26 +167,21 @@ def p_drip(ctx):
             r is not None and "Traceback" not in r.stderr)
 
 
-@probe("4 teacher HTML body, status 200")
-def p_html(ctx):
-    server = RawServer("html")
-    try:
-        r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
-    finally:
-        server.stop()
-    tb = r is None or "Traceback" in r.stderr
-    return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+def _html_probe(mode: str):
+    """An HTML page answered with 200, labelled ``text/html`` (``html``) or JSON (``html_json``)."""
+    def run(ctx):
+        server = RawServer(mode)
+        try:
+            r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
+        finally:
+            server.stop()
+        tb = r is None or "Traceback" in r.stderr
+        return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+    return run
 
 
-@probe("4 teacher HTML labelled JSON")
-def p_html_json(ctx):
-    server = RawServer("html_json")
-    try:
-        r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
-    finally:
-        server.stop()
-    tb = r is None or "Traceback" in r.stderr
-    return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+probe("4 teacher HTML body, status 200")(_html_probe("html"))
+probe("4 teacher HTML labelled JSON")(_html_probe("html_json"))
 
 
 @probe("4 teacher 40 MB answer")

@@ -43,6 +43,7 @@ from vlir.testing.openai_script import (Action, Default, Reply, Responder, Rule,
 __all__ = ["Cut", "Default", "Drip", "Drop", "FakeOpenAIServer", "Hang", "Html", "Huge", "Reply", "Status",
            "echo_chain_responder", "refused_url"]
 
+
 @dataclass
 class RequestLog:
     key: str

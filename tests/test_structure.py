@@ -1,6 +1,7 @@
 """Structure rules of issue 12, checked on the source: inference never needs the training code
 (``vlir.rollout``, ``vlir.evaluate`` and ``vlir infer`` must run where ``vlir.train``'s stack is
-absent or broken), module-level imports form no cycle, and no Python file grows past 400 lines.
+absent or broken), module-level imports form no cycle, no Python file grows past 400 lines, and
+the README's layout section names every package and top-level module.
 
 The import graph is read from the files (``ast``), so an import inside a function counts too: a
 lazy ``from vlir.train import ...`` in the engine would break inference only when that function
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +169,23 @@ def test_no_python_file_over_400_lines():
     assert len(files) > 100
     long = {str(p.relative_to(REPO)): n for p in files if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"files over {MAX_LINES} lines (split them by concept): {long}"
+
+
+def _readme_layout() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```", 2)[1]
+
+
+def test_readme_layout_names_every_package_and_top_level_module():
+    """Each ``vlir/<package>/`` and ``vlir/<module>.py`` is in the README's layout section, and each
+    ``vlir/...`` path the section names exists (a new package, or a moved one, updates the README)."""
+    layout = _readme_layout()
+    packages = {f"vlir/{p.name}/" for p in (REPO / "vlir").iterdir() if (p / "__init__.py").is_file()
+                or (p.is_dir() and any(p.iterdir()) and not p.name.startswith(("_", ".")))}
+    modules = {f"vlir/{p.name}" for p in (REPO / "vlir").glob("*.py") if not p.name.startswith("_")}
+    missing = sorted(n for n in packages | modules if n not in layout)
+    assert not missing, f"README.md ## Layout does not mention {missing}"
+    named = set(re.findall(r"\bvlir/[\w/]+(?:\.\w+)?/?", layout))
+    gone = sorted(n for n in named if not (REPO / n).exists())
+    assert not gone, f"README.md ## Layout names paths that do not exist: {gone}"

@@ -97,6 +97,7 @@ def test_inference_code_never_imports_vlir_train(root):
     assert not gates, f"{root} reaches vlir.train: these modules import it: {gates}"
 
 
+@pytest.mark.subprocess
 def test_inference_modules_load_without_vlir_train_in_a_fresh_interpreter():
     """What a process really loads: the three roots (each in its own interpreter), and the CLI
     with every verb registered, as ``vlir infer`` runs."""

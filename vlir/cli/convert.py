@@ -23,8 +23,8 @@ def _format(name: str) -> None:
 
 
 def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., None]]], T]) -> T:
-    """``work(tick)`` under a tqdm bar ticked once a record (no bar, tick None, when off or when
-    stderr is not a terminal); the bar is closed however ``work`` ends."""
+    """``work(tick)`` under a tqdm bar ticked once a record (off: no bar and ``tick`` None; the bar
+    stays silent when stderr is not a terminal); the bar is closed however ``work`` ends."""
     if not enabled:
         return work(None)
     from tqdm import tqdm

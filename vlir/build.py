@@ -1,8 +1,8 @@
 """``vlir build``: source samples -> annotated, checked chains with crops -> Parquet shards.
 
 The work of one (source, split) is cut into ``tasks`` partitions by a stable hash of the sample id.
-A task streams the source, keeps its own samples, and for each: opens the image safely, asks the
-annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
+The source is read once and each task handed its share (:mod:`vlir.build_plan`); for each of its
+samples a task opens the image safely, asks the annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
 checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
 dropped: every sample ends in one of the two, with its reasons — except a sample the annotator
 could not be asked about (teacher unreachable: :class:`~vlir.annotate.base.AnnotatorUnavailable`),
@@ -25,19 +25,19 @@ import logging
 import os
 from collections import Counter, deque
 from dataclasses import dataclass
-from itertools import count, islice
+from itertools import count
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from vlir import geometry, images, layout, source_table
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
+from vlir.build_plan import source_stats, task_items
 from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
 from vlir.manifest import finish_task
 from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
 from vlir.shards import ShardWriter
-from vlir.sources.base import get_source
 
 log = logging.getLogger(__name__)
 
@@ -209,28 +209,23 @@ def _clean_evidence(sample: Sample, stats: Counter) -> Sample:
 class Task:
     """Runs one task: owns its annotator, writers and counters."""
 
-    def __init__(self, cfg: BuildConfig, job: Job, task: int, out: Path):
+    def __init__(self, cfg: BuildConfig, job: Job, task: int, out: Path, share: str | Path):
+        """``share``: the folder of the job's read (:func:`vlir.build_plan.read_source`), which
+        holds this task's samples."""
         from vlir.checks import CheckConfig
 
-        self.cfg, self.job, self.task, self.out = cfg, job, task, Path(out)
+        self.cfg, self.job, self.task, self.out, self.share = cfg, job, task, Path(out), share
         self.check_config = CheckConfig.from_dict(cfg.checks)
         self.annotator = make_annotator(cfg, self.out)
         self.provenance = self.annotator.provenance()
         self.stats: Counter = Counter()
-        self.source_stats: Counter = Counter()
         self.reasons: Counter = Counter()
         self.waiting = 0  # samples the annotator could not be asked about (AnnotatorUnavailable)
         self.waiting_why = ""
 
     def samples(self) -> Iterator[Sample | Invalid]:
-        source = get_source(self.job.source)
-        options = self.cfg.source_options.get(self.job.source, {})
-        stream = source.iter_samples(Path(self.job.root), self.job.split, stats=self.source_stats, **options)
-        if self.cfg.limit is not None:
-            stream = islice(stream, self.cfg.limit)
-        for item in stream:
-            if task_of(item.id, self.cfg.tasks) == self.task:
-                yield item
+        """This task's samples, in source order: its share of the one read of the source."""
+        return task_items(self.share, self.task)
 
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
         """Open and verify the image; a failure becomes a reject record."""
@@ -359,11 +354,11 @@ class Task:
             log.warning("%s task %d: %d sample(s) waiting on the teacher, task left unfinished (last: %s)",
                         self.job.key, self.task, self.waiting, self.waiting_why)
             return self.waiting
-        # every task streams the whole source, so the adapter's counters are the same in each:
-        # task 0 carries them (it always exists), or the manifest's sums would count them N times
+        # the adapter's counters are the read's, over the whole source: task 0 carries them (it
+        # always exists), or the manifest's sums would count them once per task
+        source_counts = source_stats(self.share) if self.task == 0 else Counter()
         finish_task(self.out, self.job.source, self.job.split, self.task, self.cfg.tasks, accepted, rejected,
-                    self.reasons, self.stats + (self.source_stats if self.task == 0 else Counter()),
-                    self.annotator.stats())
+                    self.reasons, self.stats + source_counts, self.annotator.stats())
         return 0
 
     def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:

@@ -1,5 +1,6 @@
 """Runs build tasks: in this process, a pool of forked workers, or as Ray tasks
-(:mod:`vlir.executor_ray`, imported only for ``--executor ray``), skipping finished ones, with a
+(:mod:`vlir.executor_ray`, imported only for ``--executor ray``), skipping finished ones, each
+(source, split)'s tasks once its one read is done (:mod:`vlir.build_plan`), with a
 progress bar and an INFO line per finished task; writes the manifest once every task of the build
 is done. The lock, signals, temp files, plan and manifest are :func:`run_build`'s, whichever
 executor runs the tasks, so every executor writes the same bytes.
@@ -31,6 +32,7 @@ from typing import Any
 
 from vlir import layout
 from vlir.build import BuildConfig, Job, SamplesWaiting, Task
+from vlir.build_plan import SourceRead, read_source, remove_spools, source_reads, tasks_by_read
 from vlir.lock import OutputLock
 from vlir.manifest import task_done, write_build_info, write_manifest
 
@@ -100,9 +102,9 @@ def _bump(accepted: bool) -> None:
             c.value += 1
 
 
-def _run_task(cfg: BuildConfig, job: Job, task: int, out: str) -> tuple[str, int, int]:
+def _run_task(cfg: BuildConfig, job: Job, task: int, out: str, share: str) -> tuple[str, int, int]:
     """Run one task in a worker: ``(job key, task, samples left waiting on the teacher)``."""
-    waiting = Task(cfg, job, task, Path(out)).run(progress=_bump)
+    waiting = Task(cfg, job, task, Path(out), share).run(progress=_bump)
     return job.key, task, waiting
 
 
@@ -159,11 +161,12 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int | None 
 
 def _clear_temp(out: Path, num_shards: int = 1, shard_index: int = 0) -> None:
     """Remove this build's temp files: all of them, or for one machine of a ``--num-shards`` build
-    sharing the folder, those of its own tasks (``task % N == I``)."""
+    sharing the folder, its spools and the temp files of its own tasks (``task % N == I``)."""
     tmp = layout.temp_dir(out)
     if num_shards == 1:
         shutil.rmtree(tmp, ignore_errors=True)
         return
+    remove_spools(out, num_shards, shard_index)
     for path in tmp.glob("*.tmp") if tmp.is_dir() else ():
         task = layout.temp_task(path.name)
         if task is not None and task % num_shards == shard_index:
@@ -247,14 +250,15 @@ class Progress:
 
 def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, runner, num_shards: int,
                 shard_index: int, show_progress: bool) -> dict[str, Any] | None:
-    """Plan, hand the tasks to ``runner`` (``runner(cfg, todo, out, progress)``), then finish:
-    :class:`SamplesWaiting` if samples wait on the teacher, the manifest if every task is done."""
+    """Plan, hand the source reads and the tasks to ``runner`` (``runner(cfg, reads, todo, out,
+    progress)``: a job's tasks run once its read is done), then finish: :class:`SamplesWaiting` if
+    samples wait on the teacher, the manifest if every task is done."""
     write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
              len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))
     progress = Progress(len(todo), show_progress)
-    runner(cfg, todo, out, progress)
+    runner(cfg, source_reads(todo, out, num_shards, shard_index), todo, out, progress)
     progress.close()
     if progress.waiting:
         raise SamplesWaiting(progress.waiting)
@@ -269,24 +273,35 @@ class _LocalRunner:
     def __init__(self, workers: int):
         self.workers = workers
 
-    def __call__(self, cfg: BuildConfig, todo: list[tuple[Job, int]], out: Path, progress: Progress) -> None:
+    def __call__(self, cfg: BuildConfig, reads: list[SourceRead], todo: list[tuple[Job, int]], out: Path,
+                 progress: Progress) -> None:
         global _COUNTERS
         _warm_imports(cfg)  # once in the parent, inherited by the forked workers
+        tasks = tasks_by_read(reads, todo)
         if self.workers <= 1:
             _COUNTERS = progress.counters
-            for job, task in todo:
-                left = Task(cfg, job, task, out).run(progress=lambda ok: (_bump(ok), progress.refresh()))
-                progress.task_finished(job.key, task, left)
+            for read in reads:
+                read_source(cfg, read)
+                for job, task in tasks[read]:
+                    left = Task(cfg, job, task, out, read.folder).run(
+                        progress=lambda ok: (_bump(ok), progress.refresh()))
+                    progress.task_finished(job.key, task, left)
             return
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("fork"),
                                    initializer=_init_worker,
                                    initargs=(progress.counters, logging.getLogger().getEffectiveLevel()))
         try:
-            pending = {pool.submit(_run_task, cfg, job, task, str(out)) for job, task in todo}
+            pending = {pool.submit(read_source, cfg, read): read for read in reads}
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for f in done:
-                    progress.task_finished(*f.result())  # re-raises a worker's exception
+                    read = pending.pop(f)
+                    if isinstance(read, SourceRead):  # its tasks can start now
+                        f.result()  # re-raises a worker's exception
+                        pending.update({pool.submit(_run_task, cfg, job, task, str(out), read.folder): None
+                                        for job, task in tasks[read]})
+                    else:
+                        progress.task_finished(*f.result())
                 progress.refresh()
         except BaseException:
             _stop_pool(pool)

@@ -5,6 +5,7 @@ it schedules across machines, and it re-runs a task whose worker process or node
 no scheduler of its own: :func:`vlir.executor.run_build` keeps everything around the running (the
 output lock, signals, temp files, the plan of unfinished tasks, :class:`~vlir.build.SamplesWaiting`,
 the manifest) and hands the plan to :class:`RayRunner`, which only runs it. A Ray task is one
+source read (:func:`vlir.build_plan.read_source`, once per (source, split), before its tasks) or one
 :class:`vlir.build.Task`, built and run on the worker, so the image reading and the teacher calls
 happen there, and its shards, stats and completion marker are the very files the local executor
 writes: the same inputs and config give the same bytes.
@@ -31,6 +32,7 @@ import logging
 import os
 import signal
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
                               name="ray") from exc
 
 from vlir.build import BuildConfig, Job, Task
+from vlir.build_plan import SourceRead, read_source, tasks_by_read
 from vlir.executor import Progress, log_format, worker_logging
 
 log = logging.getLogger(__name__)
@@ -52,14 +55,20 @@ class WorkerLost(RuntimeError):
     command resumes the unfinished tasks."""
 
 
-def vlir_build_task(cfg: BuildConfig, job: Job, task: int, out: str, level: int,
+def vlir_build_task(cfg: BuildConfig, job: Job, task: int, out: str, share: str, level: int,
                     fmt: str | None) -> tuple[str, int, int, int, int]:
     """The Ray task: run one build task on this worker; ``(job key, task, samples waiting on the
     teacher, accepted, rejected)``."""
     worker_logging(level, fmt)
-    runner = Task(cfg, job, task, Path(out))
+    runner = Task(cfg, job, task, Path(out), share)
     waiting = runner.run()
     return job.key, task, waiting, runner.stats["accepted"], runner.stats["rejected"]
+
+
+def vlir_read_source(cfg: BuildConfig, read: SourceRead, level: int, fmt: str | None) -> int:
+    """The Ray task that reads a job's source once into its tasks' spools (on the shared output)."""
+    worker_logging(level, fmt)
+    return read_source(cfg, read)
 
 
 class RayRunner:
@@ -75,12 +84,13 @@ class RayRunner:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.address, self.max_in_flight, self.max_retries = address, max_in_flight, max_retries
 
-    def __call__(self, cfg: BuildConfig, todo: list[tuple[Job, int]], out: Path, progress: Progress) -> None:
+    def __call__(self, cfg: BuildConfig, reads: list[SourceRead], todo: list[tuple[Job, int]], out: Path,
+                 progress: Progress) -> None:
         if not todo:
             return
         started = self._connect()
         try:
-            self._run(cfg, todo, Path(out).resolve(), progress)
+            self._run(cfg, reads, todo, Path(out).resolve(), progress)
         finally:
             if started:
                 ray.shutdown()
@@ -101,31 +111,43 @@ class RayRunner:
         log.info("ray: %d CPU(s) in the cluster", ray.cluster_resources().get("CPU", 0))
         return True
 
-    def _run(self, cfg: BuildConfig, todo: list[tuple[Job, int]], out: Path, progress: Progress) -> None:
+    def _run(self, cfg: BuildConfig, reads: list[SourceRead], todo: list[tuple[Job, int]], out: Path,
+             progress: Progress) -> None:
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         if cfg.annotator == "teacher" and nodes > 1:
             log.warning("ray: %d nodes share the teacher's SQLite cache in %s/cache, whose WAL mode needs "
                         "one host; a multi-node teacher build is not supported yet (use one node, or "
                         "--num-shards with a folder per machine)", nodes, out)
-        remote = ray.remote(vlir_build_task)
+        run_task, run_read = ray.remote(vlir_build_task), ray.remote(vlir_read_source)
         level, fmt = logging.getLogger().getEffectiveLevel(), log_format()
         cfg_ref = ray.put(cfg)
-        queue = [(Job(job.source, job.split, str(Path(job.root).resolve())), task) for job, task in todo]
-        queue.reverse()  # pop() from the end keeps the plan's order
-        cap = self.max_in_flight or len(queue)
-        pending: dict[Any, tuple[Job, int]] = {}
+        # workers may run elsewhere: paths are sent resolved
+        reads = [SourceRead(_resolved(read.job), read.tasks, str(Path(read.folder).resolve())) for read in reads]
+        tasks = tasks_by_read(reads, [(_resolved(job), task) for job, task in todo])
+        # first the reads, then each job's tasks once its read is done, in the plan's order
+        queue: deque[SourceRead | tuple[Job, int, str]] = deque(reads)
+        cap = self.max_in_flight or max(len(todo), 1)
+        pending: dict[Any, SourceRead | tuple[Job, int, str]] = {}
         try:
             while queue or pending:
                 while queue and len(pending) < cap:
-                    job, task = queue.pop()
-                    ref = remote.options(name=f"vlir {job.key} task {task}", num_cpus=1,
-                                         max_retries=self.max_retries, retry_exceptions=False,
-                                         ).remote(cfg_ref, job, task, str(out), level, fmt)
-                    pending[ref] = (job, task)
-                done = _wait(list(pending))
-                for ref in done:
-                    job, task = pending.pop(ref)
-                    key, task, waiting, accepted, rejected = self._result(ref, job, task)
+                    item = queue.popleft()
+                    options = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
+                    if isinstance(item, SourceRead):
+                        ref = run_read.options(name=f"vlir {item.job.key} read", **options).remote(
+                            cfg_ref, item, level, fmt)
+                    else:
+                        job, task, share = item
+                        ref = run_task.options(name=f"vlir {job.key} task {task}", **options).remote(
+                            cfg_ref, job, task, str(out), share, level, fmt)
+                    pending[ref] = item
+                for ref in _wait(list(pending)):
+                    item = pending.pop(ref)
+                    if isinstance(item, SourceRead):
+                        self._result(ref, f"{item.job.key} read")
+                        queue.extend((job, task, item.folder) for job, task in tasks[item])
+                        continue
+                    key, task, waiting, accepted, rejected = self._result(ref, f"{item[0].key} task {item[1]}")
                     progress.add(accepted, rejected)
                     progress.task_finished(key, task, waiting)
                 progress.refresh()
@@ -133,15 +155,19 @@ class RayRunner:
             _cancel(list(pending))
             raise
 
-    def _result(self, ref: Any, job: Job, task: int) -> tuple[str, int, int, int, int]:
+    def _result(self, ref: Any, what: str) -> Any:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # the task's own exception: the build's error
             raise exc.cause from None
         except ray.exceptions.RayError as exc:  # the worker or node died past the retries
-            raise WorkerLost(f"{job.key} task {task}: its Ray worker was lost {self.max_retries + 1} "
+            raise WorkerLost(f"{what}: its Ray worker was lost {self.max_retries + 1} "
                              f"time(s) ({type(exc).__name__}); rerun the same command to resume "
                              "the unfinished tasks") from None
+
+
+def _resolved(job: Job) -> Job:
+    return Job(job.source, job.split, str(Path(job.root).resolve()))
 
 
 def _wait(refs: list[Any]) -> list[Any]:

@@ -42,7 +42,7 @@ def task_done(out: Path, source: str, split: str, task: int) -> bool:
 def finish_task(out: Path, source: str, split: str, task: int, tasks: int, accepted, rejected,
                 rejected_by_reason: dict[str, int], stats: dict[str, int],
                 annotator_stats: dict[str, Any]) -> None:
-    """Close a task's accepted and rejects :class:`vlir.shards.ShardWriter`\ s, save its stats and
+    """Close a task's accepted and rejects :class:`vlir.shards.ShardWriter`\\ s, save its stats and
     then its completion marker (in that order: a task counts as finished only once the marker
     exists, after everything it wrote is in place). The one ending of a task, for ``vlir build``
     and for ``vlir import``."""

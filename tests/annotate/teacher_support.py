@@ -1,5 +1,5 @@
-"""Shared helpers of the teacher tests: samples with images, and a config pointed at a loopback
-server (fast backoff so retry tests stay quick)."""
+"""Shared helpers of the teacher tests: samples with images, a config pointed at a loopback
+server (fast backoff so retry tests stay quick), and one annotation run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 from PIL import Image, ImageDraw
 
 from vlir.annotate.base import AnnotateInput
+from vlir.annotate.teacher import TeacherAnnotator
 from vlir.annotate.teacher_config import TeacherConfig
 from vlir.records import Box, Region, Sample
 
@@ -38,3 +39,12 @@ def config(server, tmp_path, **kw) -> TeacherConfig:
                 concurrency=4, timeout_s=5.0, max_retries=3, backoff_s=0.02, max_backoff_s=2.0)
     opts.update(kw)
     return TeacherConfig(**opts)
+
+
+def annotate(cfg: TeacherConfig, items: list[AnnotateInput]) -> tuple[list, dict]:
+    """Annotate ``items`` with a fresh annotator: (results, stats), the annotator closed after."""
+    annotator = TeacherAnnotator(cfg)
+    try:
+        return annotator.annotate_many(items), annotator.stats()
+    finally:
+        annotator.close()

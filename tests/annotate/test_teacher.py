@@ -16,7 +16,7 @@ import sqlite3
 import pytest
 from PIL import Image
 
-from tests.annotate.teacher_support import config, make_item
+from tests.annotate.teacher_support import annotate, config, make_item
 from vlir.annotate.base import AnnotationError
 from vlir.annotate.teacher import TeacherAnnotator, TeacherFatalError, merge_stats
 from vlir.crops import render_crop
@@ -37,11 +37,7 @@ def server():
 
 
 def run(server, tmp_path, items, **kw):
-    annotator = TeacherAnnotator(config(server, tmp_path, **kw))
-    try:
-        return annotator.annotate_many(items), annotator.stats()
-    finally:
-        annotator.close()
+    return annotate(config(server, tmp_path, **kw), items)
 
 
 def sent_image(body) -> Image.Image:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.annotate.teacher_support import config, make_item
+from tests.annotate.teacher_support import annotate, config, make_item
 from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
 from vlir.annotate.teacher import TeacherAnnotator
 from vlir.build import BuildConfig, Job
@@ -31,14 +31,6 @@ def servers():
     with FakeOpenAIServer(latency_s=0.03) as a, FakeOpenAIServer(latency_s=0.03) as b, \
             FakeOpenAIServer(latency_s=0.03) as c:
         yield a, b, c
-
-
-def annotate(cfg, items):
-    annotator = TeacherAnnotator(cfg)
-    try:
-        return annotator.annotate_many(items), annotator.stats()
-    finally:
-        annotator.close()
 
 
 def test_requests_go_to_the_least_busy_endpoint_and_each_is_counted(servers, tmp_path):

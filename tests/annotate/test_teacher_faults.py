@@ -10,9 +10,8 @@ import sqlite3
 
 import pytest
 
-from tests.annotate.teacher_support import config, make_item
+from tests.annotate.teacher_support import annotate, config, make_item
 from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
-from vlir.annotate.teacher import TeacherAnnotator
 from vlir.testing.openai_server import Cut, Default, Drip, FakeOpenAIServer, Html, Huge, Reply, Status, refused_url
 
 
@@ -20,14 +19,6 @@ from vlir.testing.openai_server import Cut, Default, Drip, FakeOpenAIServer, Htm
 def server():
     with FakeOpenAIServer(keep_bodies=True) as srv:
         yield srv
-
-
-def annotate(cfg, items):
-    annotator = TeacherAnnotator(cfg)
-    try:
-        return annotator.annotate_many(items), annotator.stats()
-    finally:
-        annotator.close()
 
 
 def test_refused_connections_wait_and_the_breaker_stops_the_hammering(server, tmp_path):

@@ -1,6 +1,7 @@
 """Shared by the benchmark tests: sample trees in each official layout, written by the
-benchmarks' own sample writers into a temporary folder, and a fake engine that answers with
-planted responses."""
+benchmarks' own sample writers into a temporary folder (``sample_tree`` per test; ``tree`` and
+``items`` once per module, for the benchmark the module names in ``BENCH``), and a fake engine
+that answers with planted responses."""
 
 from __future__ import annotations
 
@@ -20,6 +21,29 @@ def sample_tree(tmp_path):
         base.get(name).write_sample(root, n=n, seed=seed)
         return root
     return make
+
+
+def _module_bench(request) -> str:
+    name = getattr(request.module, "BENCH", None)
+    if name is None:
+        raise pytest.UsageError(f"{request.module.__name__}: set BENCH = '<benchmark name>' to use the "
+                                "tree/items fixtures")
+    return name
+
+
+@pytest.fixture(scope="module")
+def tree(request, tmp_path_factory) -> Path:
+    """The sample tree of the module's ``BENCH`` (``SAMPLE_N`` items, default 8), written once."""
+    name = _module_bench(request)
+    root = tmp_path_factory.mktemp(name)
+    base.get(name).write_sample(root, n=getattr(request.module, "SAMPLE_N", 8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def items(request, tree) -> list:
+    """The items the module's ``BENCH`` reads from :func:`tree`."""
+    return list(base.get(_module_bench(request)).items(tree))
 
 
 class Planted:

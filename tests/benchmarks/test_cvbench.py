@@ -12,16 +12,8 @@ from vlir.benchmarks.base import BenchmarkLayoutError, get
 from vlir.benchmarks.cvbench import cambrian_letter
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cvbench")
-    get("cvbench").write_sample(root, n=9)
-    return root
-
-
-@pytest.fixture(scope="module")
-def items(tree):
-    return list(get("cvbench").items(tree))
+BENCH = "cvbench"
+SAMPLE_N = 9
 
 
 def test_reader_reads_both_files(items):

@@ -11,11 +11,7 @@ from vlir.benchmarks.base import BenchmarkLayoutError, get
 from vlir.benchmarks.mathvista import DEMO_PROMPT, levenshtein, normalize_extracted_answer
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mathvista")
-    get("mathvista").write_sample(root, n=8)
-    return root
+BENCH = "mathvista"
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,7 @@ from vlir.benchmarks.base import BenchmarkLayoutError, get
 from vlir.benchmarks.mmvp import cambrian_extract, parse_options, vlmr3_verify
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mmvp")
-    get("mmvp").write_sample(root, n=8)
-    return root
-
-
-@pytest.fixture(scope="module")
-def items(tree):
-    return list(get("mmvp").items(tree))
+BENCH = "mmvp"
 
 
 def score(bench, item, response, answer=None):

@@ -11,16 +11,7 @@ from vlir.benchmarks.base import BenchmarkLayoutError, get
 from vlir.benchmarks.scienceqa import grade_band, llava_parse, lmms_eval_correct
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("scienceqa")
-    get("scienceqa_img").write_sample(root, n=8)
-    return root
-
-
-@pytest.fixture(scope="module")
-def items(tree):
-    return list(get("scienceqa_img").items(tree))
+BENCH = "scienceqa_img"
 
 
 def test_reader_keeps_image_test_problems_only(tree, items):

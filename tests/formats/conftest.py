@@ -1,6 +1,6 @@
 """Corpora for the format tests: the hand-assembled output of ``tests/conftest.py`` (boxes not on the
 model grid, 1-3 looks) and a small ``make vlir``-style build of the sample trees (built once per
-module that asks for it)."""
+module that asks for it), and a destination that is already taken."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ import pytest
 from tests.conftest import make_output
 
 BUILT_SOURCES = ("gqa", "textvqa", "vsr")
+
+
+@pytest.fixture
+def taken_dest(tmp_path) -> Path:
+    """A folder holding one file: export and import must refuse to write into it."""
+    dest = tmp_path / "full"
+    dest.mkdir()
+    (dest / "x").write_text("x")
+    return dest
 
 
 @pytest.fixture(scope="module")

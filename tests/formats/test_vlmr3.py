@@ -106,11 +106,9 @@ def test_path_prefix_and_split_selection(built_corpus, tmp_path):
     assert only["splits"] == ["gqa/val"]
 
 
-def test_bad_requests_are_export_errors(small_corpus, tmp_path):
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x").write_text("x")
+def test_bad_requests_are_export_errors(small_corpus, taken_dest, tmp_path):
     with pytest.raises(ExportError, match="not an empty folder"):
-        export_corpus(small_corpus, tmp_path / "full")
+        export_corpus(small_corpus, taken_dest)
     with pytest.raises(ExportError, match="no such split.*gqa/val"):
         export_corpus(small_corpus, tmp_path / "d1", ExportConfig(splits=("test",)))
     with pytest.raises(ExportError, match="not a vlir output"):

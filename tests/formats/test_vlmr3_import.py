@@ -210,11 +210,9 @@ def test_unreadable_records_are_rejects_with_reasons(bad_src, tmp_path):
     assert "vlmr3/train/same#1" in rejects
 
 
-def test_bad_invocations_are_input_errors(bad_src, tmp_path):
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x").write_text("x")
+def test_bad_invocations_are_input_errors(bad_src, taken_dest, tmp_path):
     with pytest.raises(ImportInputError, match="not an empty folder"):
-        import_records(bad_src, tmp_path / "full")
+        import_records(bad_src, taken_dest)
     with pytest.raises(ImportInputError, match="does not exist"):
         import_records(tmp_path / "nope", tmp_path / "o1")
     empty = tmp_path / "empty"

@@ -13,12 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlir.models import qwen3_vl, special_ids  # noqa: E402
+from vlir.models import qwen3_vl  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
 from vlir.testing.scripted import ScriptedLogits  # noqa: E402
 
 from tests.rollout.test_engine import picture  # noqa: E402
-from tests.rollout_helpers import tiny  # noqa: E402
+from tests.rollout_helpers import tiny, worst_logit_gap  # noqa: E402
 
 QWEN3 = "qwen3_vl_tiny"
 LOOK = '{{"bbox_2d": [{}, {}, {}, {}]}}\n'
@@ -50,23 +50,10 @@ def runs():
     return kv, kv.generate(PROMPTS, num_samples=2), ref, ref.generate(PROMPTS, num_samples=2)
 
 
-def plain_forward_logits(traj):
-    """What training sees: one no-cache forward of the whole trajectory, the model's own positions
-    and deepstack over all images."""
-    model, processor = tiny(QWEN3)
-    ids = torch.tensor([traj.token_ids])
-    with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=traj.pixel_values,
-                    image_grid_thw=traj.image_grid_thw,
-                    mm_token_type_ids=(ids == special_ids(processor)["image_pad"]).int())
-    model.model.rope_deltas = None
-    return out.logits[0]
-
-
 def worst_gap(traj) -> float:
-    logits = plain_forward_logits(traj)
-    sampled = [i for i, m in enumerate(traj.action_mask) if m]
-    return max(float((s - logits[p - 1]).abs().max()) for s, p in zip(traj.scores, sampled))
+    """Engine scores against one plain forward of the whole trajectory (the model's own positions
+    and deepstack over all images): what training sees."""
+    return worst_logit_gap(traj, QWEN3)
 
 
 def test_the_tiny_model_is_a_qwen3_vl_with_deepstack():

@@ -28,6 +28,8 @@ from vlir.models import build_tiny_model, load_model
 assert pathlib.Path(vlir.__file__).is_relative_to(pathlib.Path(sys.prefix)), vlir.__file__
 out = build_tiny_model(pathlib.Path(tempfile.mkdtemp()) / "tiny")
 model, processor = load_model(out)
+from vlir.serving.tiny import load_tiny_vllm_config  # the served tiny model's YAML is package data too
+assert load_tiny_vllm_config()["text"]["hidden_size"] == 256
 print("OK", vlir.__file__, type(model).__name__, sum(p.numel() for p in model.parameters()))
 """
 

@@ -15,7 +15,7 @@ from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
 from vlir.testing.scripted import ScriptedLogits  # noqa: E402
 from vlir.models import model_budget, special_ids, vision_token_ids  # noqa: E402
 
-from tests.rollout_helpers import tiny  # noqa: E402
+from tests.rollout_helpers import tiny, trajectory_logits, worst_logit_gap  # noqa: E402
 
 CALL_A = '<think> I look at the left part.\n\n{"bbox_2d": [10, 20, 120, 130]}\n'
 CALL_B = 'Now the right side: {"bbox_2d": [150, 40, 300, 200]}'  # closes on "]}": engine adds "\n"
@@ -76,25 +76,12 @@ def test_kv_greedy_output_equals_reprefill_without_script():
         assert x.token_ids == y.token_ids and len(x.crops) == 2 and x.finish_reason == "max_new_tokens"
 
 
-def full_forward_logits(traj, processor):
-    """What training sees: one forward of the whole trajectory, positions from the model itself."""
-    model, _ = tiny()
-    ids = torch.tensor([traj.token_ids])
-    with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=traj.pixel_values,
-                    image_grid_thw=traj.image_grid_thw,
-                    mm_token_type_ids=(ids == special_ids(processor)["image_pad"]).int())
-    model.model.rope_deltas = None
-    return out.logits[0]
-
-
 def test_engine_logits_equal_a_plain_forward_of_the_trajectory(kv_and_reprefill):
     """Train/inference consistency: the cached, batched, mid-padded decode gives, at every sampled
     position, the logits that a single no-cache forward of the finished trajectory gives."""
-    _, processor = tiny()
     _, trajs, _, _ = kv_and_reprefill
     for traj in trajs[::2]:
-        logits = full_forward_logits(traj, processor)
+        logits = trajectory_logits(traj)
         sampled = [i for i, m in enumerate(traj.action_mask) if m]
         for score, pos in zip(traj.scores, sampled):
             torch.testing.assert_close(score, logits[pos - 1], atol=2e-5, rtol=1e-5)
@@ -117,12 +104,8 @@ def test_consistency_check_catches_1d_positions_for_a_crop(monkeypatch):
         return positions
 
     monkeypatch.setattr(rollout_batch.Batch, "_rope", one_d)
-    _, processor = tiny()
     [traj] = engine().generate(PROMPTS[:1])
-    logits = full_forward_logits(traj, processor)
-    sampled = [i for i, m in enumerate(traj.action_mask) if m]
-    worst = max(float((s - logits[p - 1]).abs().max()) for s, p in zip(traj.scores, sampled))
-    assert worst > 1e-3
+    assert worst_logit_gap(traj) > 1e-3
 
 
 def test_batched_rows_equal_rows_run_alone(kv_and_reprefill):

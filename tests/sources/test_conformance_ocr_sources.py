@@ -18,14 +18,12 @@ from vlir.sources.docvqa import DocVQA
 from vlir.sources.infographicsvqa import InfographicsVQA
 from vlir.sources.ocr import textract_regions
 from vlir.sources.textvqa import TextVQA
+from tests.sources.conftest import read_all as read
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="shared/real pack not present")
 
 
-def read(source, root, split):
-    stats = Counter()
-    return list(source.iter_samples(root, split, stats)), stats
 
 
 def check_samples(root: Path, samples: list) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,12 @@ from vlir.records import Invalid, Sample
 from vlir.sources.gqa import GQASource, annotated_object_ids, program_object_ids
 from vlir.sources.m3cot import LETTERS, M3CoTSource
 from vlir.sources.vsr import VSRSource
+from tests.sources.conftest import read_all as read
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="the real pack ../shared/real is absent")
 
 
-def read(source, root, split, **options):
-    stats = Counter()
-    return list(source.iter_samples(root, split, stats, **options)), stats
 
 
 def stand_in_images(root: Path, relative_paths) -> None:

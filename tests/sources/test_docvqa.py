@@ -11,21 +11,14 @@ import pytest
 from PIL import Image
 
 from vlir.records import Invalid, Sample
-from vlir.sources.base import SourceError
 from vlir.sources.docvqa import DocVQA
-from tests.sources.conftest import read_all
+from tests.sources.conftest import read_all, edit, refuses
 
 SRC = DocVQA()
 
 
 def read(root, split="train", **options):
     return read_all(SRC, root, split, **options)
-
-
-def edit(path: Path, change) -> None:
-    doc = json.loads(path.read_text())
-    change(doc)
-    path.write_text(json.dumps(doc))
 
 
 def test_official_layout_and_keys(pristine):
@@ -146,8 +139,7 @@ def test_unsafe_image_path(tree, path):
 
 def test_unparsable_question_file(tree):
     (tree / "val" / "val_v1.0_withQT.json").write_text('{"dataset_name": "docvqa", "data": [{')
-    with pytest.raises(SourceError, match="val_v1.0_withQT.json"):
-        read(tree, "val")
+    refuses(SRC, tree, "val", "val_v1.0_withQT.json")
 
 
 def test_missing_ocr_counts_and_size_from_image(tree):
@@ -207,5 +199,4 @@ def test_explicit_options(tree, tmp_path):
                           ocr=tree / "val" / "ocr_results", images="docvqa/val/documents")
     assert stats["samples"] == 8 and stats["missing_ocr"] == 0
     assert samples[0].image.startswith("docvqa/val/documents/")
-    with pytest.raises(SourceError, match="ocr= folder"):
-        read(tree, "val", ocr=tmp_path / "nowhere")
+    refuses(SRC, tree, "val", "ocr= folder", ocr=tmp_path / "nowhere")

@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from vlir.records import Invalid, Sample
-from vlir.sources.base import SourceError
 from vlir.sources.infographicsvqa import InfographicsVQA
-from tests.sources.conftest import read_all
+from tests.sources.conftest import read_all, edit, refuses
 
 SRC = InfographicsVQA()
 TRAIN_QAS = Path("infographicsvqa_qas") / "infographicsVQA_train_v1.0.json"
@@ -20,12 +19,6 @@ TRAIN_QAS = Path("infographicsvqa_qas") / "infographicsVQA_train_v1.0.json"
 
 def read(root, split="train", **options):
     return read_all(SRC, root, split, **options)
-
-
-def edit(path: Path, change) -> None:
-    doc = json.loads(path.read_text())
-    change(doc)
-    path.write_text(json.dumps(doc))
 
 
 def test_official_layout_and_keys(pristine):
@@ -117,8 +110,7 @@ def test_unsafe_paths(tree, field, value):
 
 def test_unparsable_question_file(tree):
     (tree / TRAIN_QAS).write_text("\x00\x01 garbage")
-    with pytest.raises(SourceError, match="infographicsVQA_train_v1.0.json"):
-        read(tree)
+    refuses(SRC, tree, "train", "infographicsVQA_train_v1.0.json")
 
 
 def test_missing_image_and_missing_ocr(tree):

@@ -3,7 +3,6 @@ Lines form, and bad inputs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 from PIL import Image
 
 from vlir.records import Invalid, Sample
-from vlir.sources.base import SourceError
 from vlir.sources.m3cot import LETTERS, M3CoTSource, format_question
-from tests.sources.conftest import read_all
+from tests.sources.conftest import read_all, digest, refuses
 
 SRC = M3CoTSource()
 COLUMNS = ["id", "category", "image_id", "question", "choices", "context", "answer", "rationale",
@@ -140,19 +138,13 @@ def test_unsafe_and_missing_images(tree):
 
 def test_unreadable_parquet_is_a_source_error(tree):
     (tree / "data" / "validation-00000-of-00001.parquet").write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(SourceError, match="validation-00000-of-00001.parquet"):
-        read(tree, "val")
+    refuses(SRC, tree, "val", "validation-00000-of-00001.parquet")
 
 
 def test_missing_files_are_a_source_error(tmp_path):
-    with pytest.raises(SourceError, match="test.jsonl"):
-        read(tmp_path, "test")
+    refuses(SRC, tmp_path, "test", "test.jsonl")
 
 
 def test_sample_tree_is_deterministic(tmp_path, pristine):
-    def digest(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file()}
-
     SRC.write_sample_tree(tmp_path / "again", 8, seed=0)
     assert digest(tmp_path / "again") == digest(pristine)

@@ -210,20 +210,27 @@ class ProgramWalker:
         else:
             self._think(self.say("query_attr", attr=attr or "kind", answer=self.answer))
 
+    def _look_related(self, argument: str, prevs: list[Obj]) -> tuple[Obj, str, str, str]:
+        """A relation that verify and choose ask about: look at its other object (named by the
+        program, else by its region) and return it with the relation, subject and object phrased
+        in the relation's direction (``s``: the other object is the subject)."""
+        name, rel, direction, ids = self._relation_parts(argument)
+        box, label = self._region(ids)
+        name = label if name in ("", "_") else name
+        prev = f"the {prevs[0].name}" if prevs else "it"
+        subj, obj = (f"the {name}", prev) if direction == "s" else (prev, f"the {name}")
+        self._look(box, name, self.say("next_object", name=name))
+        return Obj(name, name, box, ids), rel, subj, obj
+
     def _op_verify(self, attr: str, argument: str, prevs: list[Obj]) -> Obj | None:
         if attr == "rel":
-            name, rel, direction, ids = self._relation_parts(argument)
-            box, label = self._region(ids)
-            name = label if name in ("", "_") else name
-            prev = f"the {prevs[0].name}" if prevs else "it"
-            subj, obj = (f"the {name}", prev) if direction == "s" else (prev, f"the {name}")
-            self._look(box, name, self.say("next_object", name=name))
+            other, rel, subj, obj = self._look_related(argument, prevs)
             if self.uncertain:
                 self._think(self.say("seek_filter", value=f"{rel} {obj}"))
             else:
                 key = "verify_rel_no" if self.negative else "verify_rel_yes"
                 self._think(self.say(key, subj=subj, obj=obj, rel=rel))
-            return Obj(name, name, box, ids)
+            return other
         value = argument.strip()
         if attr in ("hposition", "vposition"):
             value = f"on the {value}"
@@ -245,12 +252,7 @@ class ProgramWalker:
     def _op_choose(self, attr: str, argument: str, prevs: list[Obj]) -> None:
         answer_n = normalize_answer(self.answer)
         if attr == "rel":
-            name, rels, direction, ids = self._relation_parts(argument)
-            box, label = self._region(ids)
-            name = label if name in ("", "_") else name
-            prev = f"the {prevs[0].name}" if prevs else "it"
-            subj, obj = (f"the {name}", prev) if direction == "s" else (prev, f"the {name}")
-            self._look(box, name, self.say("next_object", name=name))
+            _, _, subj, obj = self._look_related(argument, prevs)
             self._think(self.say("choose_rel", subj=subj, obj=obj, answer=self.answer))
             return
         options = [o.strip() for o in split_argument(argument)[0].split("|") if o.strip()]

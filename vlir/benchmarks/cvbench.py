@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from vlir.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
-from vlir.benchmarks.mmvp import LLMJudge, vlmr3_student_answer, vlmr3_verify
+from vlir.benchmarks.mmvp import LLMJudge, vlmr3_scoring, vlmr3_student_answer, vlmr3_verify
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,10 @@ class CVBench(JudgedBenchmark):
     official = "nyu-visionx/CV-Bench README (Accuracy); item rule: cambrian eval/eval/coco/coco_test.py"
     variants = ("official", "vlmr3")
 
-
     @property
     def scoring(self) -> str:
         if self.variant == "vlmr3":
-            judge = " + LLM judge" if self.judge_fn else " (no judge: exact match)"
-            return f"VLM-R3 test_cvbench_r3.py acc_verifier{judge}"
+            return vlmr3_scoring("test_cvbench_r3.py", bool(self.judge_fn))
         return "rule-based first-letter match (Cambrian coco_test.py extract_mcq_answer)"
 
     # --- reader ----------------------------------------------------------------------------------

@@ -86,6 +86,11 @@ def vlmr3_student_answer(response: str, answer: str | None) -> str:
     return tags[-1].strip() if tags else response.strip().split("\n")[-1]
 
 
+def vlmr3_scoring(script: str, judged: bool) -> str:
+    """The ``scoring`` line of a ``vlmr3`` variant graded by :func:`vlmr3_verify` (mmvp, cvbench)."""
+    return f"VLM-R3 {script} acc_verifier" + (" + LLM judge" if judged else " (no judge: exact match)")
+
+
 def vlmr3_verify(student: str, truth: str, problem: str, llm_judge: LLMJudge | None) -> float:
     """``acc_verifier`` of VLM-R3's test_mmvp_r3.py / test_cvbench_r3.py: for each ``/``-separated
     truth, case-insensitive equality is 1; two different single characters are 0; otherwise the LLM
@@ -128,13 +133,11 @@ class MMVP(JudgedBenchmark):
     official = "tsb0601/MMVP scripts/gpt_grader.py (pairs); rule path: cambrian eval/eval/mmvp/mmvp_test.py"
     variants = ("official", "vlmr3")
 
-
     @property
     def scoring(self) -> str:
         """One line saying how items are graded (for scores.json / report.md)."""
         if self.variant == "vlmr3":
-            judge = " + LLM judge" if self.judge_fn else " (no judge: exact match)"
-            return f"VLM-R3 test_mmvp_r3.py acc_verifier{judge}"
+            return vlmr3_scoring("test_mmvp_r3.py", bool(self.judge_fn))
         return "official GPT grader prompt via LLM judge" if self.judge_fn else \
             "rule-based (Cambrian mmvp_test.py letter/text match), not the official GPT grader"
 

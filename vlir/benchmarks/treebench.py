@@ -83,6 +83,9 @@ def mean_best_iou(targets: Sequence[Box], predicted: Sequence[Box]) -> float:
 
 @register
 class TreeBench(Benchmark):
+    """TreeBench reader and scorer: letter accuracy per official tag, plus the box mIoU of the
+    ``<box>`` tags (official) and of the crops (vlir's)."""
+
     name = "treebench"
     official = "Haochen-Wang409/TreeVGR inference_treebench.py"
     download = "huggingface.co/datasets/HaochenWang/TreeBench (TreeBench.tsv)"

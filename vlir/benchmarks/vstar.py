@@ -85,6 +85,9 @@ def _boxes(ann: dict[str, Any], where: str) -> tuple:
 
 @register
 class VStar(Benchmark):
+    """V* Bench reader (the jsonl, or the two category folders) and generated-letter scorer, with
+    VLM-R3's rule verifier as an alternative."""
+
     name = "vstar"
     official = "penghao-wu/vstar vstar_bench_eval.py (likelihood-based; vlir scores the generated letter)"
     download = "huggingface.co/datasets/craigwu/vstar_bench (the whole repo)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 
@@ -11,6 +11,7 @@ from vlir.cli import app, fail
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET
 from vlir.geometry import CROP_PIXELS
 
+T = TypeVar("T")
 FORMAT_HELP = "The other side's format: vlmr3 (the VLM-R3 authors' SFT records)."
 
 
@@ -21,14 +22,25 @@ def _format(name: str) -> None:
         fail(f"--format {name}: unknown format (known: {', '.join(FORMATS)})")
 
 
-def _bar(enabled: bool, desc: str):
-    """A tqdm bar (none when off or when stderr is not a terminal), and its per-record callback."""
+def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., None]]], T]) -> T:
+    """``work(tick)`` under a tqdm bar ticked once a record (off: no bar and ``tick`` None; the bar
+    stays silent when stderr is not a terminal); the bar is closed however ``work`` ends."""
     if not enabled:
-        return None, None
+        return work(None)
     from tqdm import tqdm
 
     bar = tqdm(unit="rec", desc=desc, dynamic_ncols=True, mininterval=0.5, disable=None)
-    return bar, lambda *_: bar.update(1)
+    try:
+        return work(lambda *_: bar.update(1))
+    finally:
+        bar.close()
+
+
+def _sft_pixels(end: str, verb: str):
+    """``--min-pixels`` / ``--max-pixels``: the authors' SFT image budget the boxes ``verb`` (are,
+    were) written for; export and import take the same pair."""
+    return typer.Option(getattr(AUTHORS_SFT_BUDGET, f"{end}_pixels"), f"--{end}-pixels", min=1,
+                        help=f"Image budget the boxes {verb} written for (their SFT --{end}_pixels).")
 
 
 def _budget(min_pixels: int, max_pixels: int, flag: str):
@@ -45,10 +57,8 @@ def export(
     out: Path = typer.Argument(..., help="A vlir output folder (holding manifest.json)."),
     dest: Path = typer.Argument(..., help="Folder to write (new or empty)."),
     fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
-    min_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.min_pixels, "--min-pixels", min=1,
-                                   help="Image budget the boxes are written for (their SFT --min_pixels)."),
-    max_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.max_pixels, "--max-pixels", min=1,
-                                   help="Image budget the boxes are written for (their SFT --max_pixels)."),
+    min_pixels: int = _sft_pixels("min", "are"),
+    max_pixels: int = _sft_pixels("max", "are"),
     images: str = typer.Option("copy", "--images", help="copy: originals under DEST/images; reference: "
                                "a path relative to DEST pointing at the corpus's source root."),
     path_prefix: str = typer.Option("", "--path-prefix", help="Prepended to every written path (their "
@@ -65,12 +75,7 @@ def export(
     budget = _budget(min_pixels, max_pixels, "--min-pixels/--max-pixels")
     try:
         cfg = ExportConfig(budget=budget, images=images, path_prefix=path_prefix, splits=tuple(split or ()))
-        bar, tick = _bar(progress, "export")
-        try:
-            summary = export_corpus(out, dest, cfg, tick)
-        finally:
-            if bar is not None:
-                bar.close()
+        summary = _with_bar(progress, "export", lambda tick: export_corpus(out, dest, cfg, tick))
     except (ValueError, ExportError) as exc:
         fail(str(exc))
     typer.echo(f"wrote {summary['records']} records to {dest / summary['data_file']} "
@@ -82,10 +87,8 @@ def import_(
     src: Path = typer.Argument(..., help="A folder of *.json / *.jsonl record files, or one such file."),
     out: Path = typer.Argument(..., help="vlir output folder to write (new or empty)."),
     fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
-    min_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.min_pixels, "--min-pixels", min=1,
-                                   help="Image budget the boxes were written for (their SFT --min_pixels)."),
-    max_pixels: int = typer.Option(AUTHORS_SFT_BUDGET.max_pixels, "--max-pixels", min=1,
-                                   help="Image budget the boxes were written for (their SFT --max_pixels)."),
+    min_pixels: int = _sft_pixels("min", "were"),
+    max_pixels: int = _sft_pixels("max", "were"),
     crop_min_pixels: int = typer.Option(CROP_PIXELS.min_pixels, "--crop-min-pixels", min=1,
                                         help="Budget of vlir's crop the files are compared with."),
     crop_max_pixels: int = typer.Option(CROP_PIXELS.max_pixels, "--crop-max-pixels", min=1,
@@ -114,12 +117,7 @@ def import_(
                                                "--crop-min-pixels/--crop-max-pixels"),
                            base=str(base) if base else None, image_root=str(image_root) if image_root else None,
                            source=source, split=split, embed_images=embed_images, crop_tolerance=crop_tolerance)
-        bar, tick = _bar(progress, "import")
-        try:
-            manifest = import_records(src, out, cfg, tick)
-        finally:
-            if bar is not None:
-                bar.close()
+        manifest = _with_bar(progress, "import", lambda tick: import_records(src, out, cfg, tick))
     except (ValueError, ImportInputError, ManifestError) as exc:
         fail(str(exc))
     typer.echo(f"{'source/split':<28} {'accepted':>9} {'rejected':>9}  reasons")

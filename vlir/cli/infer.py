@@ -32,22 +32,41 @@ class Agent:
     max_pixels = typer.Option(None, "--max-pixels", help="Image budget (vlmr3: 1605632; vlir: the checkpoint's).")
     crop_min_pixels = typer.Option(None, "--crop-min-pixels", help="Crop budget (default 3136).")
     crop_max_pixels = typer.Option(None, "--crop-max-pixels", help="Crop budget (default 802816).")
+    engine = typer.Option("local", "--engine", help="local (load --model here) or openai (the loop over an "
+                          "OpenAI-compatible server that continues assistant turns with images, e.g. vLLM).")
+    base_url = typer.Option(None, "--base-url", help="With --engine openai: the server, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env = typer.Option("OPENAI_API_KEY", "--api-key-env", help="With --engine openai: the variable "
+                               "holding the key (unset: 'EMPTY', what vLLM takes).")
 
 
 def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixels: Optional[int],
             max_pixels: Optional[int], crop_min_pixels: Optional[int], crop_max_pixels: Optional[int],
+            engine: str = "local", base_url: Optional[str] = None, api_key_env: str = "OPENAI_API_KEY",
             **settings):
     """Load a checkpoint and wrap it in a rollout engine with the ``agent`` preset and the given
-    settings (None = the preset's); bad settings exit 2."""
+    settings (None = the preset's); bad settings exit 2. ``engine="openai"``: the same loop over
+    ``base_url`` (:class:`vlir.serving.engine.ServedRollout`), ``model`` being the served name."""
     from vlir.geometry import CROP_PIXELS, PixelBudget
     from vlir.rollout import Rollout
     from vlir.rollout.config import VLMR3_MODEL_PIXELS, RolloutConfig
     from vlir.models import load_model
 
-    if not model.is_dir():
-        fail(f"--model {model} is not a checkpoint directory")
+    if engine not in ("local", "openai"):
+        fail(f"--engine must be local or openai, got {engine!r}")
     if agent not in AGENTS:
         fail(f"--agent must be one of {', '.join(AGENTS)}, got {agent!r}")
+    if engine == "openai":
+        from vlir.serving.engine import served_engine
+
+        if not base_url:
+            fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        try:
+            return served_engine(str(model), base_url, agent, min_pixels, max_pixels, crop_min_pixels,
+                                 crop_max_pixels, api_key_env, settings)
+        except ValueError as exc:
+            fail(str(exc))
+    if not model.is_dir():
+        fail(f"--model {model} is not a checkpoint directory")
     if agent == "vlmr3":  # the released agent sets the processor's budget itself
         min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
         max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels
@@ -103,6 +122,7 @@ def infer(
     bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
     max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
     crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
+    engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
 ) -> None:
     """Answer one question with the crop-and-zoom loop; print the reasoning and save each crop."""
     from PIL import ImageDraw
@@ -116,7 +136,8 @@ def infer(
     engine = _engine(model, device, dtype, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels,
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                      seed=seed, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
-                     image_newline=image_newline, bad_box=bad_box)
+                     image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
+                     api_key_env=api_key_env)
     [traj] = engine.generate([(question, picture)])
     out.mkdir(parents=True, exist_ok=True)
     names = []
@@ -179,10 +200,14 @@ def eval_(
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="With --benchmark: LLM judge where the "
                                               "official script uses one (key from $OPENAI_API_KEY); off: rule-based."),
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint."),
+    engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
 ) -> None:
     """Run the rollout engine over a benchmark and score it with each source's official metric."""
     if benchmark is not None:
         from vlir.cli.benchmark import eval_benchmark
+
+        if engine_name != "local":
+            fail("--benchmark runs the local engine only; use --engine openai with --data or --source")
 
         return eval_benchmark(benchmark, root=root, model=model, out=out, protocol_name=protocol, limit=limit,
                               predictions=predictions, write_sample=write_sample, html=write_html,
@@ -210,7 +235,8 @@ def eval_(
     engine = _engine(model, device, dtype, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels,
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
-                     image_newline=image_newline, bad_box=bad_box)
+                     image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
+                     api_key_env=api_key_env)
     with tqdm(total=limit, desc="eval", unit="q", disable=None) as bar:
         try:
             scores = evaluate.evaluate(engine, items, out, limit=limit, batch_size=batch_size, on_batch=bar.update)

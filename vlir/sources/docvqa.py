@@ -18,17 +18,17 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vlir.images import ImageError
-from vlir.records import Invalid, Region, Sample
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register
+from vlir.records import Region
+from vlir.sources.base import SourceError, find_dir, find_file, register
 from vlir.sources.ocr import OCRFormatError, read_v2_page, read_v2_regions, read_v2_size
-from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, iter_data_records, join, load_ocr_json, native_id,
-                                    optional, peek_id, string_list, text)
-from vlir.sources.support import ImageFiles, reject
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    display_path, image_relpath, join, load_ocr_json, optional,
+                                    string_list, text)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ OCR_DIRS = ("ocr_results", "spdocvqa_ocr", "ocr")
 
 
 @register
-class DocVQA(Source):
+class DocVQA(QuestionSource):
     """DocVQA single-page reader.
 
     Options: ``questions=`` path of the split's question file (default: ``<split>_v1.0_withQT.json``
@@ -51,6 +51,8 @@ class DocVQA(Source):
     """
 
     name = "docvqa"
+    options = OPTIONS
+    id_key = "questionId"
     title = "DocVQA (single page) v1.0"
     splits = ("train", "val", "test")
     expected_files = (
@@ -61,66 +63,48 @@ class DocVQA(Source):
     homepage = "https://rrc.cvc.uab.es/?ch=17"
     license = "research use (RRC terms; documents from the UCSF Industry Documents Library)"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
-        self.check_split(split)
-        self.check_options(options, OPTIONS)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         qpath = find_file(root, [f"{split}_v1.0_withQT.json", f"{split}_v1.0.json"],
                           options.get("questions"))
-        reader = _Reader(root, qpath, options, stats)
-        qname = display_path(root, qpath)
-        for index, record in iter_data_records(qpath):
-            rid = peek_id(record, "questionId", index)
-            try:
-                sample = reader.sample(record, split)
-            except Malformed as exc:
-                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
-            except ImageError as exc:
-                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            else:
-                stats["samples"] += 1
-                yield sample
+        return _Reading.find(root, split, stats, qpath, options)
 
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.docvqa import write_tree
-
-        write_tree(Path(out), per_split, seed)
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        return reading.read_image(record)
 
 
-class _Reader:
-    """Resolves images and OCR for one question file (folders are found once, OCR cached)."""
+@dataclass
+class _Reading(QuestionReading):
+    """Resolves images and OCR for one question file (folders are found once, OCR pages cached)."""
 
-    def __init__(self, root: Path, qpath: Path, options: dict[str, Any], stats: Counter):
-        self.root, self.stats = root, stats
+    qdir: str = ""
+    fallback_images: str | None = None
+    ocr_dir: Path | None = None
+
+    @classmethod
+    def find(cls, root: Path, split: str, stats: Counter, qpath: Path, options: dict[str, Any]) -> "_Reading":
         qdir = Path(qpath).parent
         try:
-            self.qdir = qdir.resolve().relative_to(root.resolve()).as_posix()
-            self.qdir = "" if self.qdir == "." else self.qdir
+            rel = qdir.resolve().relative_to(root.resolve()).as_posix()
+            rel = "" if rel == "." else rel
         except ValueError:  # an explicit question file outside the root: paths are root-relative
-            self.qdir = ""
-        self.images = dir_in_root(root, options["images"], "images") if options.get("images") else None
-        found = None if self.images else find_dir(root, ["spdocvqa_images"], required=False)
-        self.fallback_images = dir_in_root(root, found.resolve(), "images") if found else None
+            rel = ""
+        images = dir_in_root(root, options["images"], "images") if options.get("images") else None
+        found = None if images else find_dir(root, ["spdocvqa_images"], required=False)
+        fallback = dir_in_root(root, found.resolve(), "images") if found else None
         if options.get("ocr"):
-            self.ocr_dir: Path | None = Path(options["ocr"])
-            if not self.ocr_dir.is_dir():
-                raise SourceError(self.ocr_dir, "ocr= folder not found")
+            ocr_dir: Path | None = Path(options["ocr"])
+            if not ocr_dir.is_dir():
+                raise SourceError(ocr_dir, "ocr= folder not found")
         elif (qdir / "ocr_results").is_dir():
-            self.ocr_dir = qdir / "ocr_results"
+            ocr_dir = qdir / "ocr_results"
         else:
-            self.ocr_dir = find_dir(root, OCR_DIRS, required=False)
-        if self.ocr_dir is None:
+            ocr_dir = find_dir(root, OCR_DIRS, required=False)
+        if ocr_dir is None:
             log.warning("docvqa: no OCR folder (%s) under %s: evidence will be empty",
                         " or ".join(OCR_DIRS), root)
-        self.files = ImageFiles(root)
-        self.pages: LRU[Any] = LRU(64)
+        return cls(root, split, stats, [qpath], images, qdir=rel, fallback_images=fallback, ocr_dir=ocr_dir)
 
-    def sample(self, record: Any, split: str) -> Sample:
-        qid = native_id(record, "questionId")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, record: Any) -> Seen:
         image = self._image(text(record, "image"))
         meta: dict[str, Any] = {}
         for key in ("docId", "ucsf_document_id", "ucsf_document_page_no", "data_split"):
@@ -131,9 +115,7 @@ class _Reader:
         if question_types is not None:
             meta["question_types"] = question_types
         width, height, evidence = self._evidence(image)
-        return Sample(id=f"docvqa/{split}/{qid}", source="docvqa", split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
+        return Seen(image, width, height, evidence, meta)
 
     def _image(self, name: str) -> str:
         """The record's image path as a root-relative path: checked for escapes first, then the
@@ -156,14 +138,14 @@ class _Reader:
     def _evidence(self, image: str) -> tuple[int, int, tuple[Region, ...]]:
         if self.ocr_dir is None:
             self.stats["missing_ocr"] += 1
-            width, height = self.files.size(image)
+            width, height = self.image_files.size(image)
             return width, height, ()
         ocr_path = self.ocr_dir / (Path(image).stem + ".json")
-        result = self.pages.get(ocr_path, lambda: self._parse(ocr_path, image))
+        result = self.cache.get(ocr_path, lambda: self._parse(ocr_path, image))
         if isinstance(result, Exception):
             raise result
         width, height, evidence = result
-        self.files.check(image)  # the size came from the OCR: the image must still be there
+        self.image_files.check(image)  # the size came from the OCR: the image must still be there
         if not evidence and not ocr_path.is_file():
             self.stats["missing_ocr"] += 1
         return width, height, evidence
@@ -173,7 +155,7 @@ class _Reader:
         per image (questions share pages), so ``degenerate_box`` counts each box once."""
         if not ocr_path.is_file():
             try:
-                width, height = self.files.size(image)
+                width, height = self.image_files.size(image)
             except ImageError as exc:
                 return exc
             return width, height, ()
@@ -191,7 +173,7 @@ class _Reader:
             scale = (1.0, 1.0)
         else:  # no size, or inches (Read's unit for PDFs): the image header gives pixels
             try:
-                width, height = self.files.size(image)
+                width, height = self.image_files.size(image)
             except ImageError as exc:
                 return exc
             scale = (width / page_size[0], height / page_size[1]) if page_size else (1.0, 1.0)

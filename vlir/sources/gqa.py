@@ -28,15 +28,17 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from vlir.images import ImageError
-from vlir.records import Invalid, Region, Sample
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register, relative_to_root
+from vlir.records import Region, Sample
+from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
+                               relative_to_root)
 from vlir.sources.jsonstream import iter_object_items
 from vlir.sources.scenegraph import SceneGraphIndex
-from vlir.sources.support import ImageFiles, object_region, reject
+from vlir.sources.support import ImageFiles, object_region
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +113,18 @@ class GQASource(Source):
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
     license = "CC BY 4.0 (questions, scene graphs); images from Visual Genome (CC BY 4.0)"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         """Options: ``questions`` (path or list of paths), ``scene_graphs`` (path; ``False`` to
         ignore the scene graphs), ``images`` (folder under the root), ``question_set``
         (``balanced``, the default, or ``all``)."""
-        self.check_split(split)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
         files = _question_files(root, split, options.get("question_set", "balanced"),
                                 options.get("questions"))
         graphs = self._scene_graphs(root, split, options.get("scene_graphs"), stats)
-        images_rel = self._images_rel(root, options.get("images"))
-        image_files = ImageFiles(root)
-        for path in files:
-            for qid, record in iter_object_items(path):
-                item = self._read(path, split, qid, record, graphs, images_rel, image_files, stats)
-                if isinstance(item, Sample):
-                    stats["samples"] += 1
-                yield item
+        return _Reading(root, split, stats, files, graphs, self._images_rel(root, options.get("images")),
+                        ImageFiles(root))
+
+    def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
+        return iter_object_items(path)
 
     @staticmethod
     def _scene_graphs(root: Path, split: str, explicit: Any, stats: Counter) -> SceneGraphIndex | None:
@@ -153,45 +148,41 @@ class GQASource(Source):
         except ValueError:
             raise SourceError(folder, f"the images folder must be inside the source root {root}") from None
 
-    def _read(self, path: Path, split: str, qid: str, record: Any, graphs: SceneGraphIndex | None,
-              images_rel: str, image_files: ImageFiles, stats: Counter) -> Sample | Invalid:
-        def malformed(what: str) -> Invalid:
-            return reject(stats, self.name, split, qid, "malformed", f"{path.name}: record {qid}: {what}")
-
+    def parse(self, reading: "_Reading", path: Path, qid: str, record: Any) -> Sample:
+        split, stats, graphs = reading.split, reading.stats, reading.graphs
         if not isinstance(record, dict):
-            return malformed(f"is a {type(record).__name__}, not an object")
+            raise RecordError(f"is a {type(record).__name__}, not an object")
         question, image_id = record.get("question"), record.get("imageId")
         if not isinstance(question, str) or not question.strip():
-            return malformed("missing or empty 'question'")
+            raise RecordError("missing or empty 'question'")
         if not isinstance(image_id, (str, int)) or isinstance(image_id, bool) or str(image_id) == "":
-            return malformed("missing or invalid 'imageId'")
+            raise RecordError("missing or invalid 'imageId'")
         image_id = str(image_id)
         answer = record.get("answer")
         if answer is not None and not isinstance(answer, str):
-            return malformed(f"'answer' is a {type(answer).__name__}, not a string")
+            raise RecordError(f"'answer' is a {type(answer).__name__}, not a string")
         semantic = record.get("semantic")
         if semantic is not None and not isinstance(semantic, list):
-            return malformed("'semantic' is not a list")
+            raise RecordError("'semantic' is not a list")
         annotations = record.get("annotations") or {}
         if not isinstance(annotations, dict):
-            return malformed("'annotations' is not an object")
+            raise RecordError("'annotations' is not an object")
         try:
             object_ids = annotated_object_ids(annotations)
         except ValueError as exc:
-            return malformed(str(exc))
+            raise RecordError(str(exc)) from None
 
-        image = f"{images_rel}/{image_id}.jpg"
+        image = f"{reading.images_rel}/{image_id}.jpg"
         size = graphs.image_size(image_id) if graphs is not None else None
         try:
             if size is None:
                 stats["missing_scene_graph"] += 1
-                width, height = image_files.size(image)
+                width, height = reading.image_files.size(image)
             else:
-                image_files.check(image)
+                reading.image_files.check(image)
                 width, height = size
         except ImageError as exc:
-            return reject(stats, self.name, split, qid, exc.reason, f"{path.name}: record {qid}: {exc}",
-                          image=image)
+            raise RecordError(str(exc), exc.reason, image=image) from None
 
         evidence: list[Region] = []
         object_index: dict[str, int] = {}
@@ -215,3 +206,10 @@ class GQASource(Source):
         from vlir.sources.samples.gqa import write_gqa_tree
 
         write_gqa_tree(Path(out), per_split, seed)
+
+
+@dataclass
+class _Reading(Reading):
+    graphs: SceneGraphIndex | None
+    images_rel: str
+    image_files: ImageFiles

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vlir.images import ImageError
-from vlir.records import Invalid, Region, Sample
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register
+from vlir.records import Region
+from vlir.sources.base import SourceError, find_dir, find_file, register
 from vlir.sources.ocr import OCRFormatError, textract_regions
-from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, iter_data_records, join, load_ocr_json, native_id,
-                                    optional, peek_id, string_list, text)
-from vlir.sources.support import ImageFiles, reject
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    display_path, image_relpath, join, load_ocr_json, optional,
+                                    string_list, text)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ TEXT_META = ("image_local_name", "image_url", "ocr_output_file", "data_split")
 
 
 @register
-class InfographicsVQA(Source):
+class InfographicsVQA(QuestionSource):
     """InfographicsVQA reader.
 
     Options: ``questions=`` path of the split's question file (default: the official names above,
@@ -51,6 +51,8 @@ class InfographicsVQA(Source):
     """
 
     name = "infographicsvqa"
+    options = OPTIONS
+    id_key = "questionId"
     title = "InfographicsVQA v1.0"
     splits = ("train", "val", "test")
     expected_files = (
@@ -63,12 +65,7 @@ class InfographicsVQA(Source):
     homepage = "https://rrc.cvc.uab.es/?ch=17"
     license = "research use (RRC terms; infographics collected from the web)"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
-        self.check_split(split)
-        self.check_options(options, OPTIONS)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         qpath = find_file(root, [f"infographicsVQA_{split}_v1.0_withQT.json",
                                  f"infographicsVQA_{split}_v1.0.json",
                                  f"infographicVQA_{split}_v1.0_withQT.json",
@@ -77,19 +74,7 @@ class InfographicsVQA(Source):
         ocr_dir = self._ocr_dir(root, qpath, split, options)
         if ocr_dir is None:
             log.warning("infographicsvqa %s: no OCR folder under %s: evidence will be empty", split, root)
-        files, pages = ImageFiles(root), LRU[Any](64)
-        qname = display_path(root, qpath)
-        for index, record in iter_data_records(qpath):
-            rid = peek_id(record, "questionId", index)
-            try:
-                sample = self._sample(record, root, split, images, ocr_dir, files, pages, stats)
-            except Malformed as exc:
-                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
-            except ImageError as exc:
-                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            else:
-                stats["samples"] += 1
-                yield sample
+        return _Reading(root, split, stats, [qpath], images, ocr_dir=ocr_dir)
 
     @staticmethod
     def _images_dir(root: Path, qpath: Path, split: str, options: dict[str, Any]) -> str:
@@ -110,24 +95,21 @@ class InfographicsVQA(Source):
         names = ["infographicsvqa_ocr", f"infographicVQA_{split}_v1.0_ocr_outputs", "ocr_results", "ocr"]
         return find_dir(qpath.parent, names, required=False) or find_dir(root, names, required=False)
 
-    def _sample(self, record: Any, root: Path, split: str, images: str, ocr_dir: Path | None,
-                files: ImageFiles, pages: LRU[Any], stats: Counter) -> Sample:
-        qid = native_id(record, "questionId")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        root, stats, ocr_dir = reading.root, reading.stats, reading.ocr_dir
         local_name = text(record, "image_local_name")
         ocr_name = optional(record, "ocr_output_file", str) or Path(local_name).stem + ".json"
         meta: dict[str, Any] = {}
-        for key in TEXT_META:
-            value = optional(record, key, str)
+        for name in TEXT_META:
+            value = optional(record, name, str)
             if value is not None:
-                meta[key] = value
-        for key in LIST_META:
-            value = string_list(record, key)
+                meta[name] = value
+        for name in LIST_META:
+            value = string_list(record, name)
             if value is not None:
-                meta[key] = value
-        image = image_relpath(root, join(images, local_name))
-        width, height = files.size(image)
+                meta[name] = value
+        image = image_relpath(root, join(reading.images, local_name))
+        width, height = reading.image_files.size(image)
         evidence: tuple[Region, ...] = ()
         if ocr_dir is None:
             stats["missing_ocr"] += 1
@@ -136,19 +118,17 @@ class InfographicsVQA(Source):
             if not ocr_path.is_file():
                 stats["missing_ocr"] += 1
             else:
-                result = pages.get((ocr_path, width, height),
-                                   lambda: _parse(root, ocr_path, width, height, stats))
+                result = reading.cache.get((ocr_path, width, height),
+                                           lambda: _parse(root, ocr_path, width, height, stats))
                 if isinstance(result, Malformed):
                     raise result
                 evidence = result
-        return Sample(id=f"{self.name}/{split}/{qid}", source=self.name, split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
+        return Seen(image, width, height, evidence, meta)
 
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.infographicsvqa import write_tree
 
-        write_tree(Path(out), per_split, seed)
+@dataclass
+class _Reading(QuestionReading):
+    ocr_dir: Path | None = None
 
 
 def _ocr_path(ocr_dir: Path, name: str) -> Path:

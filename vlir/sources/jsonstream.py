@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import ijson
 
@@ -84,28 +84,24 @@ class NonFiniteAsNull:
 def iter_object_items(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Stream ``(key, value)`` pairs of the JSON object at ``prefix`` (``""`` = the top level, as in
     GQA's dict keyed by question id). Each value is built whole; nothing else is kept."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            if prefix == "":
-                _check_top_level(fh, path, "{")
-            yield from ijson.kvitems(NonFiniteAsNull(fh), prefix, use_float=True)
-    except ijson.JSONError as exc:
-        raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(path, f"not valid UTF-8 JSON ({exc})") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read ({exc})") from None
+    return _streamed(path, lambda fh: ijson.kvitems(fh, prefix, use_float=True), prefix == "")
 
 
 def iter_array_items(path: Path, prefix: str) -> Iterator[Any]:
     """Stream the items of the JSON array at ``prefix`` (e.g. COCO's ``annotations``; ijson's
     ``annotations.item``). The top level must be an object."""
+    return _streamed(path, lambda fh: ijson.items(fh, f"{prefix}.item" if prefix else "item", use_float=True))
+
+
+def _streamed(path: Path, items: Callable[[Any], Iterator[Any]], check_top: bool = True) -> Iterator[Any]:
+    """``items(file)`` over ``path`` opened with NaN/Infinity read as null (after checking the top
+    level is an object), a parse or read error becoming a SourceError naming the file."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            _check_top_level(fh, path, "{")
-            yield from ijson.items(NonFiniteAsNull(fh), f"{prefix}.item" if prefix else "item", use_float=True)
+            if check_top:
+                _check_top_level(fh, path, "{")
+            yield from items(NonFiniteAsNull(fh))
     except ijson.JSONError as exc:
         raise SourceError(path, f"not valid JSON ({_one_line(exc)})") from None
     except UnicodeDecodeError as exc:

@@ -32,16 +32,18 @@ import os
 import re
 import string
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
 from vlir.images import ImageError, safe_path
-from vlir.records import Invalid, Sample
-from vlir.sources.base import Source, SourceError, find_dir, find_file, register, relative_to_root
+from vlir.records import Sample
+from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
+                               relative_to_root)
 from vlir.sources.jsonstream import BadLine, iter_jsonl
-from vlir.sources.support import ImageFiles, reject
+from vlir.sources.support import ImageFiles
 
 log = logging.getLogger(__name__)
 
@@ -130,56 +132,47 @@ class M3CoTSource(Source):
     homepage = "https://github.com/LightChen233/M3CoT"
     license = "CC BY-SA 4.0"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         """Options: ``files`` (a .jsonl or .parquet path, or a list), ``extract_images``
         (default True: write embedded Parquet image bytes to ``images/``)."""
-        self.check_split(split)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
         images_dir = find_dir(root, ["images"], required=False)
         images_rel = relative_to_root(root, images_dir) if images_dir else "images"
         image_files = ImageFiles(root)
         extract = options.get("extract_images", True)
-        for path in _find_files(root, split, options.get("files")):
-            rows = _iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path)
-            for index, record in rows:
-                item = self._read(root, path, split, index, record, images_rel, image_files,
-                                  extract, stats)
-                if item is None:
-                    continue
-                if isinstance(item, Sample):
-                    stats["samples"] += 1
-                yield item
+        return _Reading(root, split, stats, _find_files(root, split, options.get("files")), images_rel,
+                        image_files, extract)
 
-    def _read(self, root: Path, path: Path, split: str, index: int, record: dict[str, Any] | BadLine,
-              images_rel: str, image_files: ImageFiles, extract: bool,
-              stats: Counter) -> Sample | Invalid | None:
+    def records(self, reading: Reading, path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+        return _iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path)
+
+    def parse(self, reading: "_Reading", path: Path, index: int,
+              record: dict[str, Any] | BadLine) -> Sample | None:
         native = f"record-{index}"
         if isinstance(record, BadLine):
-            return reject(stats, self.name, split, native, "malformed", f"{path.name}: record {index}: {record}")
+            raise RecordError(str(record), native=native, shown=index)
         rid = record.get("id")
         if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid).strip():
             native = str(rid).strip()
         else:
-            return reject(stats, self.name, split, native, "malformed",
-                          f"{path.name}: record {index}: missing or invalid 'id'")
+            raise RecordError("missing or invalid 'id'", native=native, shown=index)
         try:
             rec = parse_record(record)
         except ValueError as exc:
-            return reject(stats, self.name, split, native, "malformed", f"{path.name}: record {native}: {exc}")
-        if rec["split"] and SPLIT_ALIASES.get(rec["split"], rec["split"]) != split:
-            stats["other_split"] += 1
+            raise RecordError(str(exc), native=native) from None
+        if rec["split"] and SPLIT_ALIASES.get(rec["split"], rec["split"]) != reading.split:
+            reading.stats["other_split"] += 1
             return None
         try:
-            image = self._image(root, rec, native, images_rel, image_files, extract, stats)
-            width, height = image_files.size(image)
+            image = self._image(reading.root, rec, native, reading.images_rel, reading.image_files,
+                                reading.extract, reading.stats)
+            width, height = reading.image_files.size(image)
         except ImageError as exc:
-            return reject(stats, self.name, split, native, exc.reason, f"{path.name}: record {native}: {exc}")
+            raise RecordError(str(exc), exc.reason, native=native) from None
         choices = rec["choices"]
         meta = {"m3cot_id": native, "image_id": rec["image_id"], "choices": choices,
                 "answer_text": choices[LETTERS.index(rec["answer"])]}
         meta.update({k: rec[k] for k in ("context", "rationale", "domain", "topic", "category")})
+        split = reading.split
         return Sample(id=f"{self.name}/{split}/{native}", source=self.name, split=split, image=image,
                       width=int(width), height=int(height),
                       question=format_question(rec["question"], choices, rec["context"]),
@@ -228,3 +221,10 @@ class M3CoTSource(Source):
         from vlir.sources.samples.m3cot import write_m3cot_tree
 
         write_m3cot_tree(Path(out), per_split, seed)
+
+
+@dataclass
+class _Reading(Reading):
+    images_rel: str
+    image_files: ImageFiles
+    extract: bool

@@ -136,26 +136,24 @@ def read_v2_regions(page: dict[str, Any], width: int, height: int, stats: Counte
     Read v2 reports pixels for images; ``scale`` converts other units (``inch`` for PDFs) when the
     caller knows the page size in both units. Polygons may be rotated or listed from any corner:
     :func:`vlir.geometry.from_polygon` takes their axis-aligned hull."""
-    sx, sy = scale
     lines, words = [], []
-    for line in page.get("lines") or ():
-        if not isinstance(line, dict):
+
+    def add(item: Any, kind: str, to: list[Region]) -> bool:
+        """Add the item's region; False when the item is not an object (counted, skipped)."""
+        if not isinstance(item, dict):
             if stats is not None:
                 stats["degenerate_box"] += 1
-            continue
-        region = make_region(lambda: _scaled_polygon(line["boundingBox"], sx, sy),
-                             line.get("text"), LINE, width, height, stats)
+            return False
+        region = make_region(lambda: _scaled_polygon(item["boundingBox"], *scale),
+                             item.get("text"), kind, width, height, stats)
         if region is not None:
-            lines.append(region)
-        for word in line.get("words") or ():
-            if not isinstance(word, dict):
-                if stats is not None:
-                    stats["degenerate_box"] += 1
-                continue
-            region = make_region(lambda: _scaled_polygon(word["boundingBox"], sx, sy),
-                                 word.get("text"), WORD, width, height, stats)
-            if region is not None:
-                words.append(region)
+            to.append(region)
+        return True
+
+    for line in page.get("lines") or ():
+        if add(line, LINE, lines):
+            for word in line.get("words") or ():
+                add(word, WORD, words)
     return tuple(lines + words)
 
 

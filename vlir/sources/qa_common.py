@@ -16,25 +16,33 @@ Image checks (exists, size from the header) and counted rejects are shared with 
 
 from __future__ import annotations
 
-import json
 import logging
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Hashable, Iterator, NamedTuple, TypeVar
 
 import ijson
 from cachetools import LRUCache
 
 from vlir.images import safe_path
-from vlir.sources.base import SourceError, load_json
+from vlir.records import Region, Sample
+from vlir.sources.base import Reading, RecordError, Source, SourceError, load_json
 from vlir.sources.jsonstream import iter_array_items
+from vlir.sources.support import ImageFiles
 
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
 
 
-class Malformed(Exception):
-    """A record lacks a field or has one of the wrong type; the message says which."""
+class Malformed(RecordError):
+    """A record lacks a field or has one of the wrong type; the message says which (the base
+    class files it as a ``malformed`` reject naming the file and record)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
 def display_path(root: Path, path: Path) -> str:
@@ -55,6 +63,70 @@ def iter_data_records(path: Path, key: str = "data") -> Iterator[tuple[int, Any]
         yield count - 1, record
     if count == 0 and not _has_list_at(path, key):
         raise SourceError(path, f"no top-level {key!r} list")
+
+
+def question_records(path: Path, id_key: str) -> Iterator[tuple[str, Any]]:
+    """``(name, record)`` for each question of ``path``'s ``data`` list: the name is the record's
+    own id when readable, else ``#<index>`` (:func:`peek_id`), what a reject's detail calls it."""
+    for index, record in iter_data_records(path):
+        yield peek_id(record, id_key, index), record
+
+
+@dataclass
+class QuestionReading(Reading):
+    """A split of one of the three releases: its question file, the image folder (under the
+    root), an image cache and a per-image cache (OCR pages, regions); rejects name the question
+    file by its path under the root."""
+
+    images: str | None = ""
+    image_files: ImageFiles = field(default=None)  # type: ignore[assignment]
+    cache: LRU[Any] = field(default_factory=lambda: LRU(64))
+
+    def __post_init__(self) -> None:
+        if self.image_files is None:
+            self.image_files = ImageFiles(self.root)
+
+    def label(self, path: Path) -> str:
+        return display_path(self.root, path)
+
+
+class Seen(NamedTuple):
+    """What an adapter reads about a question's image: path, size, OCR evidence, its meta."""
+
+    image: str
+    width: int
+    height: int
+    evidence: tuple[Region, ...]
+    meta: dict[str, Any]
+
+
+class QuestionSource(Source):
+    """What the three releases share: each question file's ``data`` records, named by ``id_key``;
+    a record's id, question and answers (checked in that order); the sample tree written by
+    ``vlir.sources.samples.<name>.write_tree``. The image, OCR and meta are each adapter's
+    :meth:`read_image`."""
+
+    id_key: ClassVar[str]
+
+    def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
+        return question_records(path, self.id_key)
+
+    def parse(self, reading: Reading, path: Path, key: str, record: Any) -> Sample:
+        qid = native_id(record, self.id_key)
+        question = text(record, "question")
+        golds = answers(record, "answers", required=reading.split != "test")
+        seen = self.read_image(reading, record)
+        return Sample(id=f"{self.name}/{reading.split}/{qid}", source=self.name, split=reading.split,
+                      image=seen.image, width=seen.width, height=seen.height, question=question,
+                      answers=golds, evidence=seen.evidence, meta=seen.meta)
+
+    @abstractmethod
+    def read_image(self, reading: Reading, record: Any) -> Seen:
+        """The record's image (checked), its size, OCR evidence and meta; raises Malformed or
+        ImageError."""
+
+    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
+        import_module(f"vlir.sources.samples.{self.name}").write_tree(Path(out), per_split, seed)
 
 
 def _has_list_at(path: Path, prefix: str) -> bool:

@@ -1,5 +1,6 @@
 """Small pieces the scene-source adapters (GQA, VSR, M3CoT) share: image checks with a bounded
-cache, evidence boxes from pixel ``x, y, w, h``, and counted rejects.
+cache and evidence boxes from pixel ``x, y, w, h`` (counted rejects are the base class's:
+:meth:`vlir.sources.base.Source.reject`).
 
 Why adapters check images at read time: a :class:`~vlir.records.Sample` promises the real pixel
 size of an image that exists under the root, and ``vlir read`` is how users check a download, so an
@@ -9,7 +10,6 @@ rather than a sample with a made-up size that the build would reject later anywa
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from pathlib import Path
 
@@ -18,9 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from vlir.geometry import clip, from_xywh
 from vlir.images import ImageError, regular_file_problem, safe_path
-from vlir.records import Invalid, Region
-
-log = logging.getLogger(__name__)
+from vlir.records import Region
 
 
 class ImageFiles:
@@ -91,13 +89,3 @@ def object_region(x: object, y: object, w: object, h: object, label: str, width:
         stats["degenerate_box"] += 1
         return None
     return Region(box, label=label, kind="object")
-
-
-def reject(stats: Counter, source: str, split: str, native_id: str, reason: str, detail: str,
-           image: str = "") -> Invalid:
-    """An :class:`Invalid`, counted as ``invalid`` and ``invalid_<reason>``."""
-    stats["invalid"] += 1
-    stats[f"invalid_{reason}"] += 1
-    log.debug("%s/%s/%s rejected (%s): %s", source, split, native_id, reason, detail)
-    return Invalid(id=f"{source}/{split}/{native_id}", source=source, split=split, reason=reason,
-                   detail=detail, image=image)

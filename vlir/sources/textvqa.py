@@ -17,17 +17,15 @@ from __future__ import annotations
 import logging
 from array import array
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from vlir.images import ImageError
-from vlir.records import Invalid, Sample
-from vlir.sources.base import Source, find_dir, find_file, register
+from vlir.sources.base import find_dir, find_file, register
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
-from vlir.sources.qa_common import (LRU, Malformed, answers, dir_in_root, display_path,
-                                    image_relpath, iter_data_records, join, native_id,
-                                    optional, peek_id, string_list, text)
-from vlir.sources.support import ImageFiles, reject
+from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
+                                    image_relpath, iter_data_records, join, optional, string_list,
+                                    text)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ META_FIELDS = ("image_id", "image_classes", "set_name", "flickr_original_url", "
 
 
 @register
-class TextVQA(Source):
+class TextVQA(QuestionSource):
     """TextVQA 0.5.1 reader.
 
     Options: ``questions=`` path of ``TextVQA_0.5.1_<split>.json``; ``ocr=`` path of
@@ -48,6 +46,8 @@ class TextVQA(Source):
     """
 
     name = "textvqa"
+    options = OPTIONS
+    id_key = "question_id"
     title = "TextVQA 0.5.1"
     splits = ("train", "val", "test")
     expected_files = (
@@ -59,12 +59,7 @@ class TextVQA(Source):
     homepage = "https://textvqa.org/dataset"
     license = "CC BY 4.0 (images: OpenImages, CC BY 2.0)"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
-        self.check_split(split)
-        self.check_options(options, OPTIONS)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         qpath = find_file(root, [f"TextVQA_0.5.1_{split}.json"], options.get("questions"))
         opath = find_file(root, [f"TextVQA_Rosetta_OCR_v0.2_{split}.json"], options.get("ocr"),
                           required=False)
@@ -77,34 +72,17 @@ class TextVQA(Source):
         if opath is None:
             log.warning("textvqa %s: no Rosetta OCR file under %s: evidence will be empty", split, root)
         ocr = _rosetta_index(opath, stats) if opath else {}
-        files, regions = ImageFiles(root), LRU[tuple](64)
-        qname = display_path(root, qpath)
-        for index, record in iter_data_records(qpath):
-            rid = peek_id(record, "question_id", index)
-            try:
-                sample = self._sample(record, root, split, images, ocr, files, regions,
-                                      opath is not None, stats)
-            except Malformed as exc:
-                yield reject(stats, self.name, split, rid, "malformed", f"{qname}: record {rid}: {exc}")
-            except ImageError as exc:
-                yield reject(stats, self.name, split, rid, exc.reason, f"{qname}: record {rid}: {exc}")
-            else:
-                stats["samples"] += 1
-                yield sample
+        return _Reading(root, split, stats, [qpath], images, ocr=ocr, have_ocr=opath is not None)
 
-    def _sample(self, record: Any, root: Path, split: str, images: str,
-                ocr: dict[str, tuple[tuple[str, ...], array]], files: ImageFiles,
-                regions: LRU[tuple], have_ocr: bool, stats: Counter) -> Sample:
-        qid = native_id(record, "question_id")
-        question = text(record, "question")
-        golds = answers(record, "answers", required=split != "test")
+    def read_image(self, reading: "_Reading", record: Any) -> Seen:
+        stats, files = reading.stats, reading.image_files
         image_id = text(record, "image_id")
         meta: dict[str, Any] = {}
-        for key in META_FIELDS:
-            value = string_list(record, key) if key == "image_classes" else optional(record, key, str)
+        for name in META_FIELDS:
+            value = string_list(record, name) if name == "image_classes" else optional(record, name, str)
             if value is not None:
-                meta[key] = value
-        image = image_relpath(root, join(images, f"{image_id}.jpg"))
+                meta[name] = value
+        image = image_relpath(reading.root, join(reading.images, f"{image_id}.jpg"))
         width, height = optional(record, "image_width", int), optional(record, "image_height", int)
         if width is None or height is None:
             width, height = files.size(image)
@@ -112,23 +90,22 @@ class TextVQA(Source):
             raise Malformed(f"image size {width}x{height} is not positive")
         else:
             files.check(image)
-        entry = ocr.get(image_id)
+        entry = reading.ocr.get(image_id)
         if entry is None:
             stats["missing_ocr"] += 1
-            if have_ocr:
+            if reading.have_ocr:
                 log.debug("textvqa: no OCR entry for image %s", image_id)
             evidence: tuple = ()
         else:  # questions about one image come together: build its regions once
-            evidence = regions.get((image_id, width, height),
-                                   lambda: rosetta_regions(entry[0], entry[1], width, height, stats))
-        return Sample(id=f"{self.name}/{split}/{qid}", source=self.name, split=split, image=image,
-                      width=width, height=height, question=question, answers=golds,
-                      evidence=evidence, meta=meta)
+            evidence = reading.cache.get((image_id, width, height),
+                                         lambda: rosetta_regions(entry[0], entry[1], width, height, stats))
+        return Seen(image, width, height, evidence, meta)
 
-    def write_sample_tree(self, out: Path, per_split: int, seed: int) -> None:
-        from vlir.sources.samples.textvqa import write_tree
 
-        write_tree(Path(out), per_split, seed)
+@dataclass
+class _Reading(QuestionReading):
+    ocr: dict[str, tuple[tuple[str, ...], array]] = field(default_factory=dict)
+    have_ocr: bool = False
 
 
 def _rosetta_index(path: Path, stats: Counter) -> dict[str, tuple[tuple[str, ...], array]]:

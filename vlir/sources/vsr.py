@@ -32,15 +32,16 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from vlir.images import ImageError
-from vlir.records import Invalid, Region, Sample
-from vlir.sources.base import Source, find_dir, find_file, register, relative_to_root
+from vlir.records import Region, Sample
+from vlir.sources.base import Reading, RecordError, Source, find_dir, find_file, register, relative_to_root
 from vlir.sources.coco import CocoImage, load_instances
 from vlir.sources.jsonstream import BadLine, iter_jsonl
-from vlir.sources.support import ImageFiles, object_region, reject
+from vlir.sources.support import ImageFiles, object_region
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +133,16 @@ class VSRSource(Source):
     homepage = "https://github.com/cambridgeltl/visual-spatial-reasoning"
     license = "Apache-2.0 (VSR); COCO annotations CC BY 4.0, images under Flickr terms"
 
-    def iter_samples(self, root: Path, split: str, stats: Counter | None = None,
-                     **options: Any) -> Iterator[Sample | Invalid]:
+    def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         """Options: ``jsonl`` (the split file), ``instances_train`` / ``instances_val`` (COCO
         instance files; ``False`` to ignore them)."""
-        self.check_split(split)
         split = CANONICAL.get(split, split)
-        stats = stats if stats is not None else Counter()
-        root = Path(root)
         path = find_file(root, [f"splits/{split}.jsonl", f"{split}.jsonl"], explicit=options.get("jsonl"))
         coco = self._instances(root, path, options, stats)
-        folders = self._image_folders(root)
-        image_files = ImageFiles(root)
-        for index, record in iter_jsonl(path):
-            item = self._read(path, split, index, record, coco, folders, image_files, stats)
-            if isinstance(item, Sample):
-                stats["samples"] += 1
-            yield item
+        return _Reading(root, split, stats, [path], coco, self._image_folders(root), ImageFiles(root))
+
+    def records(self, reading: Reading, path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+        return iter_jsonl(path)
 
     def _instances(self, root: Path, path: Path, options: dict[str, Any],
                    stats: Counter) -> dict[str, dict[str, CocoImage] | None]:
@@ -186,16 +180,14 @@ class VSRSource(Source):
             out[subset] = ([relative_to_root(root, own)] if own else []) + flat
         return out
 
-    def _read(self, path: Path, split: str, index: int, record: dict[str, Any] | BadLine,
-              coco: dict[str, dict[str, CocoImage] | None], folders: dict[str, list[str]],
-              image_files: ImageFiles, stats: Counter) -> Sample | Invalid:
-        native = str(index)
+    def parse(self, reading: "_Reading", path: Path, index: int, record: dict[str, Any] | BadLine) -> Sample:
+        split, stats, coco, folders = reading.split, reading.stats, reading.coco, reading.folders
         if isinstance(record, BadLine):
-            return reject(stats, self.name, split, native, "malformed", f"{path.name}: record {native}: {record}")
+            raise RecordError(str(record))
         try:
             rec = parse_record(record)
         except ValueError as exc:
-            return reject(stats, self.name, split, native, "malformed", f"{path.name}: record {native}: {exc}")
+            raise RecordError(str(exc)) from None
         subsets = [rec["subset"]] if rec["subset"] else list(SUBSETS)
         entry = next((coco[s].get(rec["image"]) for s in subsets if coco.get(s)
                       and rec["image"] in coco[s]), None)
@@ -205,23 +197,22 @@ class VSRSource(Source):
         for candidate in candidates:
             try:
                 if entry is None:
-                    width, height = image_files.size(candidate)
+                    width, height = reading.image_files.size(candidate)
                 else:
-                    image_files.check(candidate)
+                    reading.image_files.check(candidate)
                     width, height = entry.width, entry.height
                 image = candidate
                 break
             except ImageError as exc:
                 error = error if error and error.reason != "missing_image" else exc
         if image is None:
-            return reject(stats, self.name, split, native, error.reason,
-                          f"{path.name}: record {native}: {error}", image=candidates[0])
+            raise RecordError(str(error), error.reason, image=candidates[0])
         evidence = self._evidence(rec, entry, width, height, stats)
         meta = {k: rec[k] for k in ("relation", "subj", "obj", "reference_frame", "caption", "label",
                                     "image_link", "annotator_id", "subj_obj_from") if k in rec}
         meta.update({k: rec[k] for k in VALIDATOR_FIELDS if k in rec})
         meta["line"] = index
-        return Sample(id=f"{self.name}/{split}/{native}", source=self.name, split=split, image=image,
+        return Sample(id=f"{self.name}/{split}/{index}", source=self.name, split=split, image=image,
                       width=int(width), height=int(height),
                       question=QUESTION_TEMPLATE.format(caption=rec["caption"]),
                       answers=("true",) if rec["label"] else ("false",), evidence=evidence, meta=meta)
@@ -253,3 +244,10 @@ class VSRSource(Source):
         from vlir.sources.samples.vsr import write_vsr_tree
 
         write_vsr_tree(Path(out), per_split, seed)
+
+
+@dataclass
+class _Reading(Reading):
+    coco: dict[str, dict[str, CocoImage] | None]  # per COCO subset, the boxes of the images used
+    folders: dict[str, list[str]]
+    image_files: ImageFiles

@@ -55,10 +55,14 @@ class Html:
 
 @dataclass(frozen=True)
 class Huge:
-    """A 200 chat completion whose message content is ``size`` bytes of ``fill``."""
+    """A 200 chat completion whose message content is ``size`` bytes of ``fill``, between ``before``
+    and ``after`` (e.g. ``'{"steps": [{"think": "'`` and ``'"}], "answer": "a"}'``: a valid-looking
+    teacher answer, only too big)."""
 
     size: int = 40 << 20
     fill: str = "x"
+    before: str = ""
+    after: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,12 +88,13 @@ def refused_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-def _completion_parts(content_len: int, model: str) -> tuple[bytes, bytes]:
-    """The JSON of a chat completion cut around its content: (head, tail)."""
+def _completion_parts(content_len: int, model: str, before: str = "", after: str = "") -> tuple[bytes, bytes]:
+    """The JSON of a chat completion cut where ``content_len`` bytes of content go (between
+    ``before`` and ``after``): (head, tail)."""
     marker = "\u0000CONTENT\u0000"
     text = json.dumps({"id": "chatcmpl-huge", "object": "chat.completion", "created": 0, "model": model,
                        "choices": [{"index": 0, "finish_reason": "length",
-                                    "message": {"role": "assistant", "content": marker}}],
+                                    "message": {"role": "assistant", "content": before + marker + after}}],
                        "usage": {"prompt_tokens": 1, "completion_tokens": content_len,
                                  "total_tokens": content_len + 1}})
     head, tail = text.split(json.dumps(marker)[1:-1])
@@ -105,7 +110,7 @@ def write_fault(handler: Any, fault: Fault, model: str, stopping: threading.Even
     elif isinstance(fault, Huge):
         fill = fault.fill.encode()
         assert len(fill) == 1 and fill not in b'"\\', "fill must be one plain ASCII character"
-        head, tail = _completion_parts(fault.size, model)
+        head, tail = _completion_parts(fault.size, model, fault.before, fault.after)
         _head(handler, 200, "application/json", len(head) + fault.size + len(tail))
         handler.wfile.write(head)
         left = fault.size

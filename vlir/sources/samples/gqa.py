@@ -62,17 +62,21 @@ def t_query_color(rng, objs, ids, w, h):
               ("directOf", "attr", "query"), f"10q-{o.name}_color")
 
 
-def t_verify_color(rng, objs, ids, w, h):
+def _color_guess(rng, objs, ids):
+    """A random object, a colour that is its own half the time, and the one-object reference."""
     i = rng.randrange(len(objs))
     o = objs[i]
     c = o.color if rng.random() < 0.5 else _other_color(rng, o.color)
-    yes = c == o.color
+    return i, o, c, c == o.color, {"question": [(o.name, ids[i])], "fullAnswer": [(o.name, ids[i])]}
+
+
+def t_verify_color(rng, objs, ids, w, h):
+    i, o, c, yes, refs = _color_guess(rng, objs, ids)
     q = f"Is the {o.name} {c}?"
     full = f"Yes, the {o.name} is {c}." if yes else f"No, the {o.name} is {o.color}."
     return _q(q, "yes" if yes else "no", full,
               [("select", [], f"{o.name} ({ids[i]})"), ("verify color", [0], c)],
-              {"question": [(o.name, ids[i])], "fullAnswer": [(o.name, ids[i])]},
-              ("verifyAttr", "attr", "verify"), f"06-{o.name}_{c}")
+              refs, ("verifyAttr", "attr", "verify"), f"06-{o.name}_{c}")
 
 
 def t_choose_color(rng, objs, ids, w, h):
@@ -126,16 +130,12 @@ def t_relate_exist(rng, objs, ids, w, h):
 
 
 def t_filter_exist(rng, objs, ids, w, h):
-    i = rng.randrange(len(objs))
-    o = objs[i]
-    c = o.color if rng.random() < 0.5 else _other_color(rng, o.color)
-    yes = c == o.color
+    i, o, c, yes, refs = _color_guess(rng, objs, ids)
     q = f"Is there a {c} {o.name} in the image?"
     full = f"Yes, there is a {c} {o.name}." if yes else f"No, there is a {o.name} but it is {o.color}."
     return _q(q, "yes" if yes else "no", full,
               [("select", [], f"{o.name} ({ids[i]})"), ("filter color", [0], c), ("exist", [1], "?")],
-              {"question": [(o.name, ids[i])], "fullAnswer": [(o.name, ids[i])]},
-              ("existAttrC", "obj", "verify"), f"04-{o.name}_{c}")
+              refs, ("existAttrC", "obj", "verify"), f"04-{o.name}_{c}")
 
 
 def t_compare_color(rng, objs, ids, w, h):

@@ -1,5 +1,5 @@
 # vlir — `make vlir` builds the sample corpus, `make test` runs the suite, `make train` trains the
-# tiny model (SFT then R-GRPO on the zoom task), `make bench` prints the performance ratios. Every target sets up
+# tiny model (SFT then R-GRPO), `make bench` prints the performance ratios. Every target sets up
 # .venv itself (`make venv`, a no-op when up to date). Offline: nothing downloads models or data.
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -12,7 +12,9 @@ from vlir.sources import zoom
 
 
 def _share(image, box, rgb) -> float:
-    pixels = list(image.crop(tuple(int(v) for v in box)).getdata()) if box else list(image.getdata())
+    part = image.crop(tuple(int(v) for v in box)) if box else image
+    raw = part.convert("RGB").tobytes()  # (getdata is deprecated in Pillow 12)
+    pixels = [tuple(raw[i:i + 3]) for i in range(0, len(raw), 3)]
     return Counter(pixels)[rgb] / len(pixels)
 
 

@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 VLIR := $(BIN)/vlir
 OUT ?= out
+MODEL ?= qwen2_5_vl
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -22,14 +23,14 @@ VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
 VLLM_LOCK := requirements-vllm.txt
 
-.PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen3_vl bench browser clean help
+.PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen2_5_vl train-qwen3_vl bench browser clean help
 
 help:
 	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
 	@echo "make test   run the test suite"
 	@echo "make test-fast  the suite without the DeepSpeed, subprocess and slow tests"
-	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL, into $(OUT)/train"
-	@echo "make train-qwen3_vl  the same two stages on the tiny offline Qwen3-VL, from the same $(OUT)/vlir"
+	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL (zoom task), into $(OUT)/train"
+	@echo "make train MODEL=qwen3_vl  SFT then R-GRPO on the tiny offline Qwen3-VL, from $(OUT)/vlir"
 	@echo "make bench  run every bench/*.py and print its ratios"
 	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3.5 GB download, ~6 GB disk, ~5 min, once)"
 	@echo "make tiny-vllm  write the vLLM-ready tiny Qwen2.5-VL to $(OUT)/models/tiny-vllm"
@@ -105,7 +106,17 @@ $(OUT)/vlir/manifest.json:
 # SFT warm start from a random model, then R-GRPO, whose reward, accuracy and crop rate rise; the
 # first- vs last-quarter figures are printed at the end and drawn in rewards.png. One torch thread:
 # the model is tiny, and on a shared CPU a second thread only waits for the other's core.
-train: venv
+# `make train` = `make train MODEL=qwen2_5_vl`; `make train MODEL=qwen3_vl` runs the same two stages
+# on the tiny Qwen3-VL (the same trainers, rollout engine and rewards; the family comes from the
+# checkpoint's config.json).
+train: train-$(MODEL)
+
+train-%:
+	@echo "make train: unknown MODEL=$* (qwen2_5_vl or qwen3_vl)" >&2; exit 2
+
+# Qwen2.5-VL: SFT then R-GRPO on the zoom task (vlir.sources.zoom: the answer is legible only in a
+# crop), so the R-GRPO reward visibly rises on CPU; the printed figures are also in summary.json.
+train-qwen2_5_vl: venv
 	rm -rf $(OUT)/zoom $(OUT)/train/sft $(OUT)/train/grpo
 	$(BIN)/python -m vlir.sources.zoom --out $(OUT)/zoom
 	OMP_NUM_THREADS=1 $(VLIR) train sft --config recipes/sft_zoom_tiny.yaml model_path=$(OUT)/models/tiny \
@@ -115,15 +126,25 @@ train: venv
 	@echo
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
 	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
-	@$(BIN)/python -c "import json; from vlir.train.grpo_metrics import summary_text as t; \
-	  s = json.load(open('$(OUT)/train/grpo/summary.json')); print(t(s['figures'], s['steps']))"
+	@$(call grpo_summary,$(OUT)/train/grpo)
 
-# The same corpus trains a second model family: SFT then R-GRPO on the tiny Qwen3-VL (boxes on its
-# 0-1000 grid, 32-pixel patches, deepstack), from the `make vlir` shards.
+# Qwen3-VL: the same corpus trains a second model family, SFT then R-GRPO on the tiny Qwen3-VL
+# (boxes on its 0-1000 grid, 32-pixel patches, deepstack), from the `make vlir` shards.
 train-qwen3_vl: venv $(OUT)/vlir/manifest.json
-	$(VLIR) train sft --config recipes/sft_qwen3_vl_tiny.yaml
+	rm -rf $(OUT)/train/sft_qwen3_vl $(OUT)/train/grpo_qwen3_vl
+	$(VLIR) train sft --config recipes/sft_qwen3_vl_tiny.yaml model_path=$(OUT)/models/qwen3_vl_tiny \
+	  data_dir=$(OUT)/vlir output_dir=$(OUT)/train/sft_qwen3_vl
 	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --per-source 8
-	$(VLIR) train grpo --config recipes/grpo_qwen3_vl_tiny.yaml
+	$(VLIR) train grpo --config recipes/grpo_qwen3_vl_tiny.yaml model_path=$(OUT)/train/sft_qwen3_vl \
+	  data_dir=$(OUT)/rl output_dir=$(OUT)/train/grpo_qwen3_vl
+	@echo
+	@echo "SFT:     $(OUT)/train/sft_qwen3_vl/ (checkpoint, metrics.jsonl, loss.png)"
+	@echo "R-GRPO:  $(OUT)/train/grpo_qwen3_vl/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
+	@$(call grpo_summary,$(OUT)/train/grpo_qwen3_vl)
+
+# The first- vs last-quarter figures an R-GRPO run wrote to DIR/summary.json.
+grpo_summary = $(BIN)/python -c "import json; from vlir.train.grpo_metrics import summary_text as t; \
+	  s = json.load(open('$(1)/summary.json')); print(t(s['figures'], s['steps']))"
 
 bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench

@@ -328,7 +328,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def _warm_imports(cfg: BuildConfig) -> None:
-    """Import what every task needs (``datasets`` for the shard schema is the slow one) before
+    """Import what every task needs (pyarrow for the shard schema is the slow one) before
     forking, so workers share it instead of each paying the import."""
     import vlir.checks  # noqa: F401
     from vlir.shards import arrow_schema

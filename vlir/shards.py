@@ -85,7 +85,7 @@ def features():
     """The ``datasets.Features`` of a VLIR row (imported lazily: ``datasets`` is not light)."""
     from datasets import Features
 
-    return Features.from_dict(ROW_FEATURES)
+    return Features.from_dict(json.loads(json.dumps(ROW_FEATURES)))  # a copy: never touch the original
 
 
 def _arrow_type(feature: Any) -> pa.DataType:

@@ -59,3 +59,10 @@ def test_corpus_resolves_referenced_images(vlir_output):
     assert len(recs) == 6 and all(isinstance(r, Record) for r in recs)
     assert corpus.image(recs[0]).size == (recs[0].sample.width, recs[0].sample.height)
     assert len(list(corpus.records("gqa", "val", rejects=True))) == 2
+
+
+def test_arrow_schema_is_datasets_features_schema():
+    """The build writes shards with a schema made by pyarrow alone (no `datasets` import on the build
+    path); it must stay byte-equal to what `datasets` derives from the same features, metadata
+    included, or readers would see another dataset."""
+    assert shards.arrow_schema().equals(shards.features().arrow_schema, check_metadata=True)

@@ -125,10 +125,11 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
         if proc.poll() is not None:
             break
         time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, signal.SIGSTOP)  # frozen first: the sample build's tasks take milliseconds
     done_at_kill = len(list(out.glob("**/completions/*")))
     assert done_at_kill < 16, "the build finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
     assert not (out / "manifest.json").exists()
     r = subprocess.run(_cli(*args, "--out", str(out)), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

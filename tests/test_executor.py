@@ -66,8 +66,15 @@ def test_signal_stops_a_two_worker_build_and_the_rerun_resumes_byte_identical(gq
     proc = subprocess.Popen(build_args(gqa_root, out, "--workers", "2"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for(lambda: list(out.glob(".vlir/**/completions/*")), proc)
-    # Ctrl-C in a terminal signals the whole foreground group (the workers too)
+    # The sample build's tasks take milliseconds (one read per split, then one record or so each),
+    # so the rest could finish between the first marker and the signal. Freeze the whole group
+    # first, check that work is left, then signal and let it run: the signal is pending when the
+    # parent wakes, so it meets a running build. Ctrl-C in a terminal signals the whole foreground
+    # group (the workers too); SIGTERM goes to the parent alone.
+    os.killpg(proc.pid, signal.SIGSTOP)
+    assert len(list(out.glob(".vlir/**/completions/*"))) < 32, "the build ended before it could be stopped"
     os.killpg(proc.pid, sig) if sig == signal.SIGINT else os.kill(proc.pid, sig)
+    os.killpg(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     assert "interrupted; rerun the same command to resume" in err and "Traceback" not in err

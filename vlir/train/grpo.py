@@ -314,7 +314,7 @@ class GRPOTrainer:
 
                 rows = read_metrics(self.out / METRICS)
                 plot_metrics(rows, self.out / "rewards.png", keys=PLOT_KEYS,
-                             title=f"R-GRPO {Path(self.cfg.model_path).name}",
+                             title=f"R-GRPO from {Path(self.cfg.model_path).name}",
                              note=grpo_metrics.summary_text(grpo_metrics.summary(rows), len(rows)))
             log.info("saved step %d to %s", self.step, self.out)
         torch.distributed.barrier()

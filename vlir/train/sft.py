@@ -232,7 +232,7 @@ class SFTTrainer:
 
                 if (self.out / METRICS).is_file():
                     plot_metrics(self.out / METRICS, self.out / "loss.png", keys=("loss", "lr"),
-                                 smooth=("loss",), title=f"SFT {Path(self.cfg.model_path).name}")
+                                 smooth=("loss",), title=f"SFT of {Path(self.cfg.model_path).name}")
             log.info("saved step %d to %s", self.step, self.out)
         torch.distributed.barrier()
         return self.out

@@ -68,18 +68,6 @@ def source_reads(todo: list[tuple[Job, int]], out: Path, num_shards: int = 1,
     return [SourceRead(job, tuple(ts), str(root / job.source / job.split)) for job, ts in tasks.items()]
 
 
-Todo = list[tuple["Job", int]]
-
-
-def tasks_by_read(reads: list[SourceRead], todo: Todo) -> dict[SourceRead, Todo]:
-    """The (job, task) pairs of ``todo`` that each read feeds, in the plan's order."""
-    by_job = {read.job: read for read in reads}
-    out: dict[SourceRead, Todo] = {read: [] for read in reads}
-    for job, task in todo:
-        out[by_job[job]].append((job, task))
-    return out
-
-
 def remove_spools(out: Path, num_shards: int = 1, shard_index: int = 0) -> None:
     shutil.rmtree(plan_root(out, num_shards, shard_index), ignore_errors=True)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from vlir import layout
 from vlir.build import BuildConfig, Job, SamplesWaiting, Task
-from vlir.build_plan import SourceRead, read_source, remove_spools, source_reads, tasks_by_read
+from vlir.build_plan import SourceRead, read_source, remove_spools, source_reads
 from vlir.lock import OutputLock
 from vlir.manifest import task_done, write_build_info, write_manifest
 
@@ -277,15 +277,14 @@ class _LocalRunner:
                  progress: Progress) -> None:
         global _COUNTERS
         _warm_imports(cfg)  # once in the parent, inherited by the forked workers
-        tasks = tasks_by_read(reads, todo)
         if self.workers <= 1:
             _COUNTERS = progress.counters
             for read in reads:
                 read_source(cfg, read)
-                for job, task in tasks[read]:
-                    left = Task(cfg, job, task, out, read.folder).run(
+                for task in read.tasks:
+                    left = Task(cfg, read.job, task, out, read.folder).run(
                         progress=lambda ok: (_bump(ok), progress.refresh()))
-                    progress.task_finished(job.key, task, left)
+                    progress.task_finished(read.job.key, task, left)
             return
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("fork"),
                                    initializer=_init_worker,
@@ -298,8 +297,8 @@ class _LocalRunner:
                     read = pending.pop(f)
                     if isinstance(read, SourceRead):  # its tasks can start now
                         f.result()  # re-raises a worker's exception
-                        pending.update({pool.submit(_run_task, cfg, job, task, str(out), read.folder): None
-                                        for job, task in tasks[read]})
+                        pending.update({pool.submit(_run_task, cfg, read.job, task, str(out), read.folder): None
+                                        for task in read.tasks})
                     else:
                         progress.task_finished(*f.result())
                 progress.refresh()

@@ -44,7 +44,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
                               name="ray") from exc
 
 from vlir.build import BuildConfig, Job, Task
-from vlir.build_plan import SourceRead, read_source, tasks_by_read
+from vlir.build_plan import SourceRead, read_source
 from vlir.executor import Progress, log_format, worker_logging
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,6 @@ class RayRunner:
         cfg_ref = ray.put(cfg)
         # workers may run elsewhere: paths are sent resolved
         reads = [SourceRead(_resolved(read.job), read.tasks, str(Path(read.folder).resolve())) for read in reads]
-        tasks = tasks_by_read(reads, [(_resolved(job), task) for job, task in todo])
         # first the reads, then each job's tasks once its read is done, in the plan's order
         queue: deque[SourceRead | tuple[Job, int, str]] = deque(reads)
         cap = self.max_in_flight or max(len(todo), 1)
@@ -145,7 +144,7 @@ class RayRunner:
                     item = pending.pop(ref)
                     if isinstance(item, SourceRead):
                         self._result(ref, f"{item.job.key} read")
-                        queue.extend((job, task, item.folder) for job, task in tasks[item])
+                        queue.extend((item.job, task, item.folder) for task in item.tasks)
                         continue
                     key, task, waiting, accepted, rejected = self._result(ref, f"{item[0].key} task {item[1]}")
                     progress.add(accepted, rejected)

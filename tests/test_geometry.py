@@ -107,3 +107,13 @@ def test_snapped_box_survives_the_model_round_trip_exactly(args):
         return
     coords = geometry.to_model(snapped, w, h)
     assert geometry.clip(geometry.from_model(coords, w, h), w, h) == snapped
+
+
+def test_call_box_clips_and_refuses_a_box_outside_the_image():
+    """The engines' one reading of a crop call's box: model space -> original pixels, clipped."""
+    from vlir.geometry import PixelBudget, call_box
+
+    budget = PixelBudget(min_pixels=100 * 100, max_pixels=100 * 100, factor=10)  # 100x100 view
+    assert call_box([50, 50, 150, 150], 200, 200, budget).as_list() == [100.0, 100.0, 200.0, 200.0]
+    with pytest.raises(ValueError, match="lies outside the 200x200 image"):
+        call_box([120, 120, 130, 130], 200, 200, budget)

@@ -199,6 +199,18 @@ def from_model(bbox_2d: Sequence[float], width: int, height: int,
     return from_xyxy(x1 * sx, y1 * sy, x2 * sx, y2 * sy)
 
 
+def call_box(bbox_2d: Sequence[float], width: int, height: int,
+             budget: PixelBudget = MODEL_PIXELS) -> Box:
+    """The original-pixel box a model's crop call asks for: :func:`from_model`, clipped to the
+    image. Raises ValueError for a degenerate box or one wholly outside the image (the engines
+    treat both as a bad call)."""
+    box = from_model(bbox_2d, width, height, budget)
+    clipped = clip(box, width, height)
+    if clipped is None:
+        raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
+    return clipped
+
+
 def snap_to_model(box: Box, width: int, height: int, budget: PixelBudget = MODEL_PIXELS) -> Box:
     """The box the model can actually write: ``from_model(to_model(box))``, clipped to the image.
 

@@ -302,10 +302,7 @@ class Rollout:
 
         width, height = row.image.size
         try:
-            box = geometry.from_model(event.bbox, width, height, self.model_budget)
-            clipped = geometry.clip(box, width, height)
-            if clipped is None:
-                raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
+            clipped = geometry.call_box(event.bbox, width, height, self.model_budget)
             crop, pixel_values, grid = self._crop_inputs(row.image, clipped)
         except ValueError as exc:
             self._bad_call(row, f"box {list(event.bbox or ())}: {exc}")

@@ -260,10 +260,7 @@ class ServedRollout:
             return
         width, height = state.image.size
         try:
-            box = geometry.from_model(end.call.box, width, height, self.model_budget)
-            clipped = geometry.clip(box, width, height)
-            if clipped is None:
-                raise ValueError(f"box {box.as_list()} lies outside the {width}x{height} image")
+            clipped = geometry.call_box(end.call.box, width, height, self.model_budget)
             crop = render_crop(state.image, clipped, self.crop_budget)
         except ValueError as exc:
             return self._bad_call(state, f"box {list(end.call.box or ())}: {exc}")

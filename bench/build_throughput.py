@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from vlir.crops import render_crop  # noqa: E402
 from vlir.records import Box  # noqa: E402
-from vlir.shards import iter_rows  # noqa: E402
+from vlir.corpus.shards import iter_rows  # noqa: E402
 from vlir.sources.samples import synth  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))

@@ -102,7 +102,7 @@ def wait(pred, proc, timeout=120):
 
 
 def build_textvqa(ctx: Ctx, root: Path) -> tuple[subprocess.CompletedProcess, dict[str, list[str]]]:
-    from vlir.shards import iter_rows
+    from vlir.corpus.shards import iter_rows
 
     out = ctx.fresh()
     r = ctx.cli("build", "--source", "textvqa", "--root", str(root), "--split", "val", "--out", str(out),

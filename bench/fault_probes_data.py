@@ -278,7 +278,7 @@ def p_rehash(ctx):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vlir.shards import sha256_file
+    from vlir.corpus.shards import sha256_file
 
     def edit(out):
         p = next(out.glob("gqa/val/part-*.parquet"))
@@ -319,7 +319,7 @@ def p_negative(ctx):
 
 @probe("weak reject details: no absolute paths")
 def p_abs_detail(ctx):
-    from vlir.shards import iter_rows
+    from vlir.corpus.shards import iter_rows
 
     root = ctx.textvqa_tree([rec(1, "truncated"), rec(2, "missing")], {"truncated": jpeg()[:400]})
     out = ctx.fresh()
@@ -344,7 +344,7 @@ def p_logging(ctx):
     info = "records/s" in r.stderr
     args = ctx.gqa_build(ctx.fresh(), "--tasks", "4", "--workers", "2")
     v = subprocess.run([sys.executable, "-m", "vlir", "-v", *args], capture_output=True, text=True, timeout=300)
-    debug = sum("DEBUG vlir.build: task" in ln for ln in v.stderr.splitlines())
+    debug = sum("DEBUG vlir.corpus.build: task" in ln for ln in v.stderr.splitlines())
     return "INFO progress lines; -v: DEBUG lines from the 8 worker tasks", f"records/s {info}, worker DEBUG lines {debug}", info and debug == 8
 
 

@@ -54,13 +54,13 @@ def make_record(idx: int = 0, looks: int = 1, split: str = "val", image: Image.I
 
 def make_output(out: Path, n: int = 6, embed: bool = False, n_rejects: int = 2) -> Path:
     """A small valid vlir output: gqa/val with ``n`` accepted and ``n_rejects`` rejected records,
-    assembled with the real writer, stats, markers and manifest code (paths from vlir.layout); the
+    assembled with the real writer, stats, markers and manifest code (paths from vlir.corpus.layout); the
     referenced originals live beside it in ``<out>-src``."""
     import dataclasses
 
-    from vlir import layout
-    from vlir.manifest import completion_marker, stats_path, write_build_info, write_manifest
-    from vlir.shards import atomic_write_json, write_records
+    from vlir.corpus import layout
+    from vlir.corpus.manifest import completion_marker, stats_path, write_build_info, write_manifest
+    from vlir.corpus.shards import atomic_write_json, write_records
 
     src_root = out.parent / f"{out.name}-src"
     write_build_info(out, {"annotator": "grounded"}, {"gqa": str(src_root)})

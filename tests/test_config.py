@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from vlir.build import BuildConfig
+from vlir.corpus.build import BuildConfig
 from vlir.config import Config, ConfigError, option
 
 

@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 
 from tests.conftest import make_image  # noqa: E402
 from tests.rollout_helpers import tiny  # noqa: E402
-from vlir import evaluate, geometry  # noqa: E402
+from vlir import geometry  # noqa: E402
+from vlir.eval import evaluate  # noqa: E402
 from vlir.records import Sample  # noqa: E402
 from vlir.rollout import Rollout, RolloutConfig  # noqa: E402
 from vlir.testing.scripted import ScriptedLogits  # noqa: E402

@@ -9,7 +9,7 @@ import doctest
 import pytest
 
 from vlir import metrics, source_table
-from vlir.build import ALL_SOURCES
+from vlir.corpus.build import ALL_SOURCES
 from vlir.checks import CheckConfig
 
 

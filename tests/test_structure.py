@@ -1,7 +1,7 @@
 """Structure rules of issue 12, checked on the source: inference never needs the training code
-(``vlir.rollout``, ``vlir.evaluate`` and ``vlir infer`` must run where ``vlir.train``'s stack is
+(``vlir.rollout``, ``vlir.eval.evaluate`` and ``vlir infer`` must run where ``vlir.train``'s stack is
 absent or broken), module-level imports form no cycle, no Python file grows past 400 lines, and
-the README's layout section names every package and top-level module.
+docs/design.md's layout section names every package and top-level module.
 
 The import graph is read from the files (``ast``), so an import inside a function counts too: a
 lazy ``from vlir.train import ...`` in the engine would break inference only when that function
@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import REPO
 
-INFERENCE = ("vlir.rollout", "vlir.evaluate", "vlir.cli.infer")
+INFERENCE = ("vlir.rollout", "vlir.eval.evaluate", "vlir.cli.infer")
 MAX_LINES = 400
 # Deliberate: rewards.py imports rewards_vlmr3 at its very end so that the vlmr3/* rewards
 # register themselves with the ``register`` defined above it (see the comment on that line).
@@ -173,20 +173,20 @@ def test_no_python_file_over_400_lines():
 
 
 def _readme_layout() -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "design.md").read_text()
     section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
     return section.split("```", 2)[1]
 
 
 def test_readme_layout_names_every_package_and_top_level_module():
-    """Each ``vlir/<package>/`` and ``vlir/<module>.py`` is in the README's layout section, and each
-    ``vlir/...`` path the section names exists (a new package, or a moved one, updates the README)."""
+    """Each ``vlir/<package>/`` and ``vlir/<module>.py`` is in docs/design.md's layout section, and each
+    ``vlir/...`` path the section names exists (a new package, or a moved one, updates docs/design.md)."""
     layout = _readme_layout()
     packages = {f"vlir/{p.name}/" for p in (REPO / "vlir").iterdir() if (p / "__init__.py").is_file()
                 or (p.is_dir() and any(p.iterdir()) and not p.name.startswith(("_", ".")))}
     modules = {f"vlir/{p.name}" for p in (REPO / "vlir").glob("*.py") if not p.name.startswith("_")}
     missing = sorted(n for n in packages | modules if n not in layout)
-    assert not missing, f"README.md ## Layout does not mention {missing}"
+    assert not missing, f"docs/design.md ## Layout does not mention {missing}"
     named = set(re.findall(r"\bvlir/[\w/]+(?:\.\w+)?/?", layout))
     gone = sorted(n for n in named if not (REPO / n).exists())
-    assert not gone, f"README.md ## Layout names paths that do not exist: {gone}"
+    assert not gone, f"docs/design.md ## Layout names paths that do not exist: {gone}"

@@ -268,7 +268,7 @@ class Record:
         return cls(sample=sample, chain=None, provenance=provenance, reasons=(inv.reason,))
 
     def to_row(self) -> dict[str, Any]:
-        """Flat row for Parquet/JSON; column types are declared in :mod:`vlir.shards`."""
+        """Flat row for Parquet/JSON; column types are declared in :mod:`vlir.corpus.shards`."""
         s = self.sample
         return {
             "schema_version": SCHEMA_VERSION,

@@ -19,11 +19,11 @@ import pytest
 from tests.annotate.teacher_support import annotate, config, make_item
 from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
 from vlir.annotate.teacher import TeacherAnnotator
-from vlir.build import BuildConfig, Job
-from vlir.executor import run_build
+from vlir.corpus.build import BuildConfig, Job
+from vlir.corpus.executors.local import run_build
 from vlir.sources.base import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status, refused_url
-from vlir.validate import validate_output
+from vlir.corpus.validate import validate_output
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from vlir.build import BuildConfig, Job, SamplesWaiting
-from vlir.executor import run_build
-from vlir.manifest import task_done
+from vlir.corpus.build import BuildConfig, Job, SamplesWaiting
+from vlir.corpus.executors.local import run_build
+from vlir.corpus.manifest import task_done
 from vlir.sources.base import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status, refused_url
 

@@ -41,8 +41,8 @@ def test_validate_exit_codes(vlir_output, tmp_path):
 
 
 def test_import_vlir_is_light():
-    code = ("import sys, vlir, vlir.records, vlir.geometry, vlir.crops, vlir.shards, vlir.build, "
-            "vlir.executor, vlir.validate, vlir.cli; from vlir.cli import _register; _register(); "
+    code = ("import sys, vlir, vlir.records, vlir.geometry, vlir.crops, vlir.corpus.shards, vlir.corpus.build, "
+            "vlir.corpus.executors.local, vlir.corpus.validate, vlir.cli; from vlir.cli import _register; _register(); "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

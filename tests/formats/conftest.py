@@ -30,8 +30,8 @@ def small_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def built_corpus(tmp_path_factory) -> Path:
     """``vlir sample`` + ``vlir build`` (grounded annotator) over three sources, train and val."""
-    from vlir.build import BuildConfig, Job
-    from vlir.executor import run_build
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
     from vlir.sources.base import get_source
 
     root = tmp_path_factory.mktemp("built")

@@ -14,7 +14,7 @@ from vlir.formats.vlmr3 import (AUTHORS_SFT_BUDGET, DATA_FILE, EXTRA_KEYS, INFO_
 from vlir.geometry import PixelBudget
 from vlir.protocol import parse_response
 from vlir.records import Crop
-from vlir.shards import Corpus
+from vlir.corpus.shards import Corpus
 from vlir.models.chat import ChatConfig, assistant_segments
 
 

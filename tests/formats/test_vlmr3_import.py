@@ -14,8 +14,8 @@ from vlir import geometry
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, DATA_FILE, ExportConfig, export_corpus
 from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
 from vlir.records import Look, Think
-from vlir.shards import Corpus
-from vlir.validate import validate_output
+from vlir.corpus.shards import Corpus
+from vlir.corpus.validate import validate_output
 from tests.conftest import make_image
 
 

@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlir import geometry, shards  # noqa: E402
+from vlir import geometry  # noqa: E402
+from vlir.corpus import shards  # noqa: E402
 from vlir.models import chat, family_for, model_budget  # noqa: E402
 from vlir.rollout import ReplayMismatch, Rollout, RolloutConfig  # noqa: E402
 
@@ -76,8 +77,8 @@ def test_a_qwen2_5_corpus_does_not_replay_byte_for_byte_through_qwen3():
 def test_a_build_for_qwen3_replays_exactly_and_says_so(tmp_path):
     """``vlir build --model-family qwen3_vl`` with the tiny Qwen3-VL's budget -> shards whose every
     accepted record replays byte for byte; the manifest records the family."""
-    from vlir.build import BuildConfig, Job
-    from vlir.executor import run_build
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
     from vlir.sources.base import get_source
 
     _, processor = tiny(QWEN3)
@@ -106,7 +107,7 @@ def test_a_build_for_qwen3_replays_exactly_and_says_so(tmp_path):
 
 
 def test_build_rejects_an_unknown_family():
-    from vlir.build import BuildConfig
+    from vlir.corpus.build import BuildConfig
 
     with pytest.raises(ValueError, match="model_family"):
         BuildConfig(model_family="llava")

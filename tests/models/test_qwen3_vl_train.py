@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 
 from vlir.crops import encode_png  # noqa: E402
-from vlir.shards import write_records  # noqa: E402
+from vlir.corpus.shards import write_records  # noqa: E402
 
 from tests.rollout_helpers import tiny_dir  # noqa: E402
 from tests.train.test_grpo import ForceCrop  # noqa: E402

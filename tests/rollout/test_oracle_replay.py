@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vlir import shards  # noqa: E402
+from vlir.corpus import shards  # noqa: E402
 from vlir.records import Box, Look  # noqa: E402
 from vlir.rollout import ReplayMismatch, Rollout, RolloutConfig  # noqa: E402
 from vlir.models import chat  # noqa: E402
@@ -68,8 +68,8 @@ def test_replay_through_a_shard(tmp_path):
 def test_replay_of_a_real_build(tmp_path):
     """``vlir build`` (sample trees, grounded annotator, the tiny model's budget as the build's model
     view) -> shards -> every accepted record replays exactly."""
-    from vlir.build import BuildConfig, Job
-    from vlir.executor import run_build
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
     from vlir.sources.base import get_source
 
     budget = model_budget(tiny()[1])

@@ -34,7 +34,7 @@ def test_records_are_deterministic_and_the_crop_shows_the_answer():
 
 
 def test_write_corpus_reads_back_as_sft_data_and_rl_set(tmp_path):
-    from vlir.shards import Corpus
+    from vlir.corpus.shards import Corpus
     from vlir.train.rl_data import RLSet
 
     manifest = zoom.write_corpus(tmp_path, train=20, rl=8, look_fraction=0.5, seed=1)

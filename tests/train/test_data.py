@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from vlir.shards import ShardWriter  # noqa: E402
+from vlir.corpus.shards import ShardWriter  # noqa: E402
 from vlir.models.chat import ChatConfig, encode_record  # noqa: E402
 from vlir.train.data import SFTDataset  # noqa: E402
 

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 
 from vlir.crops import encode_png  # noqa: E402
-from vlir.shards import write_records  # noqa: E402
+from vlir.corpus.shards import write_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = '<think> look {"bbox_2d": [0, 0, 84, 56]}'

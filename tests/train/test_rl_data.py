@@ -12,7 +12,7 @@ from PIL import Image
 from vlir import images
 from vlir.cli import main
 from vlir.records import Chain, Provenance, Record, Sample, Think
-from vlir.shards import read_records, write_records
+from vlir.corpus.shards import read_records, write_records
 from vlir.train.rl_data import RLSet, build_rl_set, read_manifest, select, selection_key, verify
 
 

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 from safetensors.torch import load_file  # noqa: E402
 
-from vlir.shards import write_records  # noqa: E402
+from vlir.corpus.shards import write_records  # noqa: E402
 from vlir.train.sft import SFTTrainer  # noqa: E402
 from vlir.train.sft_config import SFTConfig  # noqa: E402
 
@@ -31,7 +31,7 @@ STEPS = 8
 
 def write_corpus(root: Path, make_record, splits: dict[str, int], size=(112, 84)) -> Path:
     """A minimal built corpus: one shard per split (images embedded) and the manifest keys
-    ``vlir.shards.Corpus`` reads."""
+    ``vlir.corpus.shards.Corpus`` reads."""
     manifest = {"splits": {}, "roots": {}}
     for name, n in splits.items():
         source, split = name.split("/")

@@ -32,7 +32,7 @@ def test_authors_loader_sees_vlirs_sft_sequence(tiny, tmp_path):
     out = make_output(tmp_path / "out", n=3, n_rejects=0)
     dest = tmp_path / "dest"
     export_corpus(out, dest, ExportConfig(budget=model_budget(processor)))
-    from vlir.shards import Corpus
+    from vlir.corpus.shards import Corpus
 
     corpus = Corpus(out)
     records = {r.sample.id: r for r in corpus.records("gqa", "val")}

@@ -94,8 +94,8 @@ def vllm_server_client(server):
 
 
 def test_eval_over_shards_through_the_server(vllm_server, local, tmp_path):
-    """``vlir.evaluate`` with the served engine, scripted: every question answered 'red', scored."""
-    from vlir import evaluate
+    """``vlir.eval.evaluate`` with the served engine, scripted: every question answered 'red', scored."""
+    from vlir.eval import evaluate
     from vlir.rollout import RolloutConfig
 
     out = make_output(tmp_path / "corpus", n=3, embed=True)

@@ -50,7 +50,7 @@ def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[
 def _judge(judge_model: Optional[str], judge_base_url: Optional[str], out: Path):
     if judge_model is None:
         return None
-    from vlir.benchmarks.judge import Judge
+    from vlir.eval.benchmarks.judge import Judge
 
     return Judge(judge_model, out / "judge_cache.sqlite", base_url=judge_base_url)
 
@@ -61,8 +61,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
                    max_pixels: Optional[int] = None) -> None:
-    from vlir.benchmarks import base, presets, runner
-    from vlir.benchmarks.base import BenchmarkLayoutError
+    from vlir.eval.benchmarks import base, presets, runner
+    from vlir.eval.benchmarks.base import BenchmarkLayoutError
 
     try:
         bench = base.get(name)
@@ -103,7 +103,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
 def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html):
     from tqdm import tqdm
 
-    from vlir.benchmarks import runner
+    from vlir.eval.benchmarks import runner
 
     with tqdm(total=limit, desc=bench.name, unit="item", disable=None) as bar:
         def progress(n: int, acc: float) -> None:

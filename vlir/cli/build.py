@@ -1,4 +1,4 @@
-"""``vlir build``: sources -> chains -> checks -> crops -> shards (see :mod:`vlir.build`)."""
+"""``vlir build``: sources -> chains -> checks -> crops -> shards (see :mod:`vlir.corpus.build`)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ def build(
                                                     "on its pixel grid: qwen2_5_vl (default) or qwen3_vl."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
-    from vlir.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
-    from vlir.executor import BuildInterrupted, DiskFull, run_build
-    from vlir.lock import OutputLocked
-    from vlir.manifest import ManifestError
+    from vlir.corpus.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
+    from vlir.corpus.executors.local import BuildInterrupted, DiskFull, run_build
+    from vlir.corpus.lock import OutputLocked
+    from vlir.corpus.manifest import ManifestError
     from vlir.secrets import redact
     from vlir.sources.base import get_source
 
@@ -99,7 +99,7 @@ def build(
     temporary: tuple[type[BaseException], ...] = (SamplesWaiting,)
     if executor == "ray":
         try:
-            from vlir.executor_ray import WorkerLost
+            from vlir.corpus.executors.ray_cluster import WorkerLost
         except ModuleNotFoundError as exc:
             fail(str(exc))
         temporary += (WorkerLost,)

@@ -108,7 +108,7 @@ def import_(
     """Read the authors' SFT records into validated vlir shards; unreadable records become rejects
     with reasons, and each crop file's difference from vlir's own crop is reported."""
     from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
-    from vlir.manifest import ManifestError
+    from vlir.corpus.manifest import ManifestError
 
     _format(fmt)
     try:

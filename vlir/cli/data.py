@@ -82,7 +82,7 @@ def validate(
 
     Exit 0 when clean, 1 with a list of problems (file, row, field, reason), 2 when OUT is not a
     vlir output at all."""
-    from vlir.validate import NotVlirOutput, validate_output
+    from vlir.corpus.validate import NotVlirOutput, validate_output
 
     try:
         report = validate_output(out)
@@ -107,9 +107,9 @@ def merge(
                                       "receives the others' tasks and the merged manifest."),
 ) -> None:
     """Write one manifest over the task outputs of several machines (--num-shards builds)."""
-    from vlir.lock import OutputLocked
-    from vlir.manifest import ManifestError
-    from vlir.manifest import merge as merge_outputs
+    from vlir.corpus.lock import OutputLocked
+    from vlir.corpus.manifest import ManifestError
+    from vlir.corpus.manifest import merge as merge_outputs
 
     try:
         manifest = merge_outputs(outs[0], outs[1:])
@@ -122,7 +122,7 @@ def merge(
 @app.command()
 def card(out: Path = typer.Argument(..., help="A vlir output folder.")) -> None:
     """Write the dataset card OUT/README.md (Hub layout) with tables and PNG plots in OUT/card/."""
-    from vlir.cards import write_card
+    from vlir.corpus.cards import write_card
 
     _require_output(out)
     typer.echo(f"wrote {write_card(out)}")
@@ -136,10 +136,10 @@ def show(
     source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
 ) -> None:
     """Write one self-contained HTML page showing records: boxes, crops, chain text, checks."""
-    from vlir.show import write_page
+    from vlir.corpus.show import write_page
 
     _require_output(out)
-    from vlir.shards import Corpus
+    from vlir.corpus.shards import Corpus
 
     built = sorted({src for src, _ in Corpus(out).splits()})
     if source is not None and source not in built:
@@ -150,7 +150,7 @@ def show(
 
 def _require_output(out: Path) -> None:
     """One-line exit 2 unless ``out`` holds a finished build (an interrupted one says so)."""
-    from vlir import layout
+    from vlir.corpus import layout
 
     if (out / layout.MANIFEST).is_file():
         return

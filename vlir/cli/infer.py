@@ -219,7 +219,7 @@ def eval_(
         fail("--model is required")
     from tqdm import tqdm
 
-    from vlir import evaluate
+    from vlir.eval import evaluate
     from vlir.images import ImageError
 
     if (data is None) == (source is None):

@@ -1,8 +1,8 @@
 """Writing imported records as a vlir output: what ``vlir build`` leaves, made by vlir's own writers.
 
 An import is written as one build task (task 0 of 1) per (source, split): the accepted and rejects
-shards (:class:`vlir.shards.ShardWriter`), the task's stats and completion marker, the build info
-and the manifest (:mod:`vlir.manifest`). So ``vlir validate``, ``vlir card``, ``Corpus`` and SFT
+shards (:class:`vlir.corpus.shards.ShardWriter`), the task's stats and completion marker, the build info
+and the manifest (:mod:`vlir.corpus.manifest`). So ``vlir validate``, ``vlir card``, ``Corpus`` and SFT
 read an import exactly like a build. Where the files go is decided by those modules' path
 functions (``shard_name``, ``stats_path``, ``completion_marker``), never spelled out here beyond
 the split folder ``vlir build`` writes its shards into.
@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from vlir.manifest import finish_task, write_build_info, write_manifest
+from vlir.corpus.manifest import finish_task, write_build_info, write_manifest
 from vlir.records import Record
-from vlir import layout
-from vlir.shards import ShardWriter
+from vlir.corpus import layout
+from vlir.corpus.shards import ShardWriter
 
 
 class _SplitTask:
@@ -25,7 +25,7 @@ class _SplitTask:
 
     def __init__(self, out: Path, source: str, split: str):
         self.out, self.source, self.split = out, source, split
-        tmp = layout.temp_dir(out)  # the paths are vlir.layout's, as vlir.build.Task writes them
+        tmp = layout.temp_dir(out)  # the paths are vlir.corpus.layout's, as vlir.corpus.build.Task writes them
         self.accepted = ShardWriter(out / layout.shard_rel(source, split, 0), tmp_dir=tmp)
         self.rejected = ShardWriter(out / layout.shard_rel(source, split, 0, rejects=True), tmp_dir=tmp)
         self.reasons: Counter = Counter()

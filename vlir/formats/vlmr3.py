@@ -37,7 +37,7 @@ from vlir.geometry import PixelBudget
 from vlir.records import Crop, Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vlir.shards import Corpus
+    from vlir.corpus.shards import Corpus
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None,
     ``dest/vlmr3_sft.json`` (+ crops, + images); returns the summary also written to
     ``dest/vlir_export.json``. ``dest`` must be empty or absent; ``progress()`` is called once
     per record written."""
-    from vlir.shards import Corpus, atomic_write_json  # pyarrow: not at CLI start-up
+    from vlir.corpus.shards import Corpus, atomic_write_json  # pyarrow: not at CLI start-up
 
     cfg = cfg or ExportConfig()
     out, dest = Path(out), Path(dest)

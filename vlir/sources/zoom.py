@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 from vlir.crops import encode_png, render_crop
 from vlir.images import sha256_hex
 from vlir.records import Box, Chain, Look, Provenance, Record, Region, Sample, Think
-from vlir.shards import MANIFEST, atomic_write_json, shard_name, write_records
+from vlir.corpus.shards import MANIFEST, atomic_write_json, shard_name, write_records
 
 SOURCE = "zoom"
 SIZE = 112  # within the tiny model's pixel budget: the model sees it unresized (8 x 8 patches of 14)

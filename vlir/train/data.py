@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from cachetools import LRUCache
 
 from vlir.records import Record
-from vlir.shards import Corpus, shard_files
+from vlir.corpus.shards import Corpus, shard_files
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ records with the smallest ``sha256(seed:id)``: the choice depends only on the se
 ids, not on shard order or how many machines built the corpus, and memory stays O(quota). The
 chosen records are written in that hash order (a seeded shuffle that mixes sources) as one VLIR
 shard with the original image bytes embedded (crops dropped: R-GRPO renders its own), so the RL
-set is self-contained, readable by :func:`vlir.shards.read_records` and by ``datasets``, and
+set is self-contained, readable by :func:`vlir.corpus.shards.read_records` and by ``datasets``, and
 independent of where the source roots live. ``rl_data.json`` records the seed, quotas and counts.
 
 :class:`RLSet` is the trainer's reader: prompt metadata in memory, images decoded per row group on
@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 
 from vlir import images
 from vlir.records import Record, Region
-from vlir.shards import Corpus, ShardWriter, atomic_write_json, shard_name, sha256_file
+from vlir.corpus.shards import Corpus, ShardWriter, atomic_write_json, shard_name, sha256_file
 
 log = logging.getLogger(__name__)
 

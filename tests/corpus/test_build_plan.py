@@ -1,0 +1,92 @@
+"""A build reads each (source, split) once (issue 12.5): the parse work over all tasks is one read
+of the source, each task gets exactly the items the old filter (stream everything, keep the ids
+that hash to the task) handed it, in the same order, and the spools leave with the build."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+import vlir.sources.gqa as gqa
+from vlir.corpus.build import BuildConfig, Job, task_of
+from vlir.corpus.build_plan import read_source, source_reads, source_stats, task_items
+from vlir.corpus.executors.local import run_build
+from vlir.sources.base import get_source
+from tests.sources.conftest import pristine  # noqa: F401  (a fixture)
+
+
+SRC = get_source("gqa")  # `pristine` writes its sample tree
+
+
+@pytest.fixture
+def gqa_root(pristine) -> Path:
+    return pristine
+
+
+def questions(root: Path) -> int:
+    return len(json.loads((root / "questions" / "val_balanced_questions.json").read_text()))
+
+
+def count_gqa_parsing(monkeypatch) -> Counter:
+    """Counts the question records the GQA adapter streams and the scene-graph indexes it builds."""
+    counts: Counter = Counter()
+    items, build = gqa.iter_object_items, gqa.SceneGraphIndex.build
+
+    def counting_items(path, *args, **kwargs):
+        for item in items(path, *args, **kwargs):
+            counts["records"] += 1
+            yield item
+
+    def counting_build(*args, **kwargs):
+        counts["scene_graph_indexes"] += 1
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(gqa, "iter_object_items", counting_items)
+    monkeypatch.setattr(gqa.SceneGraphIndex, "build", counting_build)
+    return counts
+
+
+@pytest.mark.parametrize("tasks", [1, 4])
+def test_a_build_parses_each_question_once_whatever_the_tasks(gqa_root, tmp_path, monkeypatch, tasks):
+    counts = count_gqa_parsing(monkeypatch)
+    manifest = run_build(BuildConfig(tasks=tasks), [Job("gqa", "val", str(gqa_root))], tmp_path / "out",
+                         show_progress=False)
+    assert counts == {"records": questions(gqa_root), "scene_graph_indexes": 1}  # 4 tasks parsed 4x
+    split = manifest["splits"]["gqa/val"]
+    assert split["accepted"] + split["rejected"] == questions(gqa_root)
+    assert not (tmp_path / "out" / ".vlir" / "tmp").exists()  # the spools went with the build
+
+
+def test_a_resumed_build_reads_the_source_once_for_its_unfinished_tasks(gqa_root, tmp_path, monkeypatch):
+    jobs, out = [Job("gqa", "val", str(gqa_root))], tmp_path / "out"
+    run_build(BuildConfig(tasks=3), jobs, out, show_progress=False)
+    reference = (out / "manifest.json").read_bytes()
+    for task in (0, 2):  # as if killed before these tasks finished
+        (out / ".vlir" / "gqa" / "val" / "completions" / f"{task:05d}").unlink()
+    (out / "manifest.json").unlink()
+    counts = count_gqa_parsing(monkeypatch)
+    run_build(BuildConfig(tasks=3), jobs, out, show_progress=False)
+    assert counts["scene_graph_indexes"] == 1 and counts["records"] == questions(gqa_root)
+    assert (out / "manifest.json").read_bytes() == reference
+
+
+@pytest.mark.parametrize("limit", [None, 5])
+def test_each_task_gets_what_the_filter_gave_it_in_order(gqa_root, tmp_path, limit):
+    cfg, job = BuildConfig(tasks=3, limit=limit), Job("gqa", "val", str(gqa_root))
+    want_stats: Counter = Counter()  # what the old filter's stream counted (it stopped after `limit`)
+    stream = list(islice(get_source("gqa").iter_samples(gqa_root, "val", stats=want_stats), limit))
+    [read] = source_reads([(job, 0), (job, 1), (job, 2)], tmp_path)
+    assert read_source(cfg, read) == len(stream)
+    for task in range(3):
+        assert list(task_items(read.folder, task)) == [s for s in stream if task_of(s.id, 3) == task]
+    assert source_stats(read.folder) == want_stats
+    assert read_source(cfg, read) == 0  # a second attempt (a Ray retry) finds the read done
+
+
+def test_a_task_without_its_read_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the source was not read"):
+        list(task_items(tmp_path / "nowhere", 0))

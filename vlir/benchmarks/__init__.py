@@ -1,2 +1,0 @@
-"""Benchmarks the field reports, read from their official downloads and scored as their official
-scripts score them (see :mod:`vlir.benchmarks.base` for the contract)."""

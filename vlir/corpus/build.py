@@ -1,0 +1,374 @@
+"""``vlir build``: source samples -> annotated, checked chains with crops -> Parquet shards.
+
+The work of one (source, split) is cut into ``tasks`` partitions by a stable hash of the sample id.
+The source is read once and each task handed its share (:mod:`vlir.corpus.build_plan`); for each of its
+samples a task opens the image safely, asks the annotator for a chain (in small batches, so a network teacher keeps requests in flight), runs the
+checks, renders the crops and writes the record to its accepted or rejects shard. Nothing is
+dropped: every sample ends in one of the two, with its reasons — except a sample the annotator
+could not be asked about (teacher unreachable: :class:`~vlir.annotate.base.AnnotatorUnavailable`),
+which gets no verdict: its task stays unfinished and the build ends with :class:`SamplesWaiting`.
+
+Like datatrove's executors, a task is finished only once its ``completions/<task>`` marker exists (in
+the output's ``.vlir/`` bookkeeping folder, see :mod:`vlir.corpus.layout`), written after
+its shards were renamed into place and its stats saved; a rerun (after kill -9, say) runs only the
+unfinished tasks and, because a task's output depends only on the inputs and the config, ends
+byte-identical to an uninterrupted build. ``--num-shards N --shard-index I`` runs the tasks with
+``task % N == I``, so N machines build disjoint parts; ``vlir merge`` (:mod:`vlir.corpus.manifest`) writes
+the one manifest over them. How tasks are scheduled (processes, progress) is :mod:`vlir.corpus.executors.local`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections import Counter, deque
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+from vlir import geometry, images, source_table
+from vlir.corpus import layout
+from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
+from vlir.corpus.build_plan import source_stats, task_items
+from vlir.config import Config, option
+from vlir.crops import render_crop
+from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
+from vlir.corpus.manifest import finish_task
+from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
+from vlir.corpus.shards import ShardWriter
+
+log = logging.getLogger(__name__)
+
+ALL_SOURCES = source_table.build_all_sources()
+
+
+@dataclass
+class BuildConfig(Config):
+    """What determines a build's output (and so lands in the manifest). Loadable from YAML;
+    CLI flags override. Every section is validated here, in the parent, before anything is written
+    to OUT (a bad value used to surface as a traceback in a worker, after build.json was saved)."""
+
+    kind: ClassVar[str] = "build"
+
+    annotator: str = option("grounded", "Who writes the chains: grounded (offline) or teacher.",
+                            choices=("grounded", "teacher"))
+    grounded: dict[str, Any] = option({}, "Settings of the grounded annotator "
+                                          "(vlir.annotate.grounded.GroundedConfig fields).")
+    teacher: dict[str, Any] = option({}, "Settings of the teacher annotator "
+                                         "(vlir.annotate.teacher_config.TeacherConfig fields).")
+    checks: dict[str, Any] = option({}, "Thresholds of the checks (vlir.checks.CheckConfig fields).")
+    crop_min_pixels: int = option(CROP_PIXELS.min_pixels, "Least pixels of a rendered crop.", ge=1)
+    crop_max_pixels: int = option(CROP_PIXELS.max_pixels, "Most pixels of a rendered crop.", ge=1)
+    model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The model's view (smart_resize min pixels) "
+                                   "look boxes are snapped to, so replaying a chain through a model with "
+                                   "this budget reproduces the stored boxes and crops.", ge=1)
+    model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The model's view (smart_resize max pixels).",
+                                   ge=1)
+    model_family: str = option("qwen2_5_vl", "The model family the looks are snapped for "
+                               "(vlir.models: qwen2_5_vl snaps to pixels of the smart_resized view, "
+                               "qwen3_vl to its 0-1000 grid); crops are rendered on its pixel grid.")
+    tasks: int = option(4, "Partitions per (source, split); fixed so outputs do not depend on --workers.",
+                        ge=1)
+    batch_size: int | None = option(None, "Samples in flight in the annotator (null: the annotator's "
+                                          "choice, e.g. 4 x concurrency); output order never depends on it.",
+                                    ge=1)
+    row_group_rows: int = option(256, "Rows per Parquet row group.", ge=1)
+    embed_images: bool = option(False, "Store the original image bytes in the shards.")
+    limit: int | None = option(None, "First K samples of each (source, split) stream, before "
+                                     "partitioning (null: all).", ge=0)
+    max_image_pixels: int = option(images.MAX_IMAGE_PIXELS, "Larger images are rejects "
+                                                             "(image_too_large).", ge=1)
+    source_options: dict[str, Any] = option({}, "source -> options for its adapter (explicit file "
+                                                "paths...).")
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name, budget in (("crop", (self.crop_min_pixels, self.crop_max_pixels)),
+                             ("model", (self.model_min_pixels, self.model_max_pixels))):
+            try:
+                PixelBudget(*budget)
+            except ValueError as exc:
+                problems.append(f"{name}_min_pixels/{name}_max_pixels: {exc}")
+        try:
+            self.family
+        except ValueError as exc:
+            problems.append(f"model_family: {exc}")
+        known_sources = set(source_table.TABLE)
+        for source, options in self.source_options.items():
+            if source not in known_sources:
+                problems.append(f"unknown source source_options.{source}; known: "
+                                f"{', '.join(sorted(known_sources))}")
+            elif not isinstance(options, dict):
+                problems.append(f"source_options.{source} must be a mapping, got {options!r}")
+        clash = sorted({"model_min_pixels", "model_max_pixels", "model_family"} & set(self.grounded))
+        if clash:
+            problems.append(f"grounded.{clash[0]}: set the model budget once, at the top level "
+                            "(model_min_pixels / model_max_pixels); the build snaps looks to it")
+            return problems
+        # the sections are checked now, in the parent, not in a worker mid-build
+        from vlir.annotate.grounded import GroundedConfig
+        from vlir.annotate.teacher_config import TeacherConfig
+        from vlir.checks import CheckConfig
+
+        for section in (CheckConfig, GroundedConfig, TeacherConfig):
+            try:
+                section.from_dict(getattr(self, section.section))
+            except ValueError as exc:
+                problems.append(str(exc).removeprefix(f"invalid {section.kind} config: "))
+        return problems
+
+    @classmethod
+    def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
+        """The YAML at ``path`` (or the defaults), then the CLI's flags (None: not given; a dict
+        updates its section)."""
+        data: dict[str, Any] = cls.read_yaml(path) if path else {}
+        cls.check_keys(data, f"{path}: " if path else "")
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if isinstance(value, dict) and isinstance(data.get(key, {}), dict):
+                data[key] = {**data.get(key, {}), **value}
+            else:
+                data[key] = value
+        return cls.from_dict(data, where=path)
+
+    @property
+    def family(self):
+        """The :class:`vlir.models.family.ModelFamily` named by ``model_family``."""
+        from vlir.models.family import family_for
+
+        return family_for(self.model_family)
+
+    @property
+    def crop_budget(self) -> PixelBudget:
+        return self.family.crop_budget(self.crop_min_pixels, self.crop_max_pixels)
+
+    @property
+    def model_budget(self) -> PixelBudget:
+        return self.family.budget(self.model_min_pixels, self.model_max_pixels)
+
+
+
+class SamplesWaiting(RuntimeError):
+    """Some samples got no verdict because the annotator could not be reached (teacher down,
+    timing out, 5xx/429 past the retries). Their tasks stay unfinished, so rerunning the same
+    command asks for exactly those again (answers already given come from the cache)."""
+
+    def __init__(self, waiting: int):
+        super().__init__(f"{waiting} sample(s) waiting on the teacher (unreachable or failing); "
+                         "rerun the same command to continue")
+        self.waiting = waiting
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (source, split) to build from ``root``."""
+
+    source: str
+    split: str
+    root: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.split}"
+
+
+def task_of(sample_id: str, tasks: int) -> int:
+    """Stable partition of a sample id (independent of order, machine and Python's hash seed)."""
+    return int.from_bytes(hashlib.sha1(sample_id.encode()).digest()[:8], "big") % tasks
+
+
+def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
+    from vlir.annotate import get_annotator
+
+    if cfg.annotator == "grounded":
+        return get_annotator("grounded", model_min_pixels=cfg.model_min_pixels,
+                             model_max_pixels=cfg.model_max_pixels, model_family=cfg.model_family,
+                             checks=cfg.checks, **cfg.grounded)
+    return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
+
+
+def _clean_evidence(sample: Sample, stats: Counter) -> Sample:
+    """Clip evidence to the image; drop (and count) regions entirely outside it."""
+    kept: list[Region] = []
+    for region in sample.evidence:
+        clipped = geometry.clip(region.box, sample.width, sample.height)
+        if clipped is None:
+            stats["evidence_outside_image"] += 1
+            continue
+        if clipped != region.box:
+            stats["evidence_clipped"] += 1
+        kept.append(Region(clipped, region.label, region.kind))
+    if tuple(kept) == sample.evidence:
+        return sample
+    return dataclasses.replace(sample, evidence=tuple(kept))
+
+
+class Task:
+    """Runs one task: owns its annotator, writers and counters."""
+
+    def __init__(self, cfg: BuildConfig, job: Job, task: int, out: Path, share: str | Path):
+        """``share``: the folder of the job's read (:func:`vlir.corpus.build_plan.read_source`), which
+        holds this task's samples."""
+        from vlir.checks import CheckConfig
+
+        self.cfg, self.job, self.task, self.out, self.share = cfg, job, task, Path(out), share
+        self.check_config = CheckConfig.from_dict(cfg.checks)
+        self.annotator = make_annotator(cfg, self.out)
+        self.provenance = self.annotator.provenance()
+        self.stats: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.waiting = 0  # samples the annotator could not be asked about (AnnotatorUnavailable)
+        self.waiting_why = ""
+
+    def samples(self) -> Iterator[Sample | Invalid]:
+        """This task's samples, in source order: its share of the one read of the source."""
+        return task_items(self.share, self.task)
+
+    def _prepare(self, sample: Sample) -> AnnotateInput | Record:
+        """Open and verify the image; a failure becomes a reject record."""
+        try:
+            # messages name the path under the source root: no local absolute path in the rejects
+            path = images.safe_path(Path(self.job.root), sample.image)
+            data = images.read_image_bytes(path, sample.image)
+            image = images.decode_image(data, sample.image, self.cfg.max_image_pixels)
+        except images.ImageError as exc:
+            return self._reject(sample, (exc.reason,), detail=str(exc))
+        if image.size != (sample.width, sample.height):
+            return self._reject(sample, ("image_size_mismatch",),
+                                detail=f"record says {sample.width}x{sample.height}, image is {image.size[0]}x{image.size[1]}")
+        sample = _clean_evidence(sample, self.stats)
+        self._image_bytes[sample.id] = data
+        return AnnotateInput(sample, image, images.sha256_hex(data))
+
+    def _reject(self, sample: Sample, reasons: tuple[str, ...], detail: str = "", chain=None,
+                checks: tuple[CheckResult, ...] = (), sha: str | None = None) -> Record:
+        if detail:
+            sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
+        return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
+                      reasons=reasons, image_sha256=sha)
+
+    def _duplicate(self, item: Sample | Invalid) -> Record:
+        detail = f"id {item.id} appeared earlier in this split; the first record keeps it"
+        if isinstance(item, Invalid):
+            return Record.from_invalid(dataclasses.replace(item, reason="duplicate_id", detail=detail),
+                                       self.provenance)
+        return self._reject(item, ("duplicate_id",), detail=detail)
+
+    def _finish(self, item: AnnotateInput, result) -> Record:
+        from vlir.checks import run_checks
+
+        sample, sha = item.sample, item.image_sha256
+        if isinstance(result, AnnotationError):
+            return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
+        result = self._snap(result, sample)
+        checks = tuple(run_checks(sample, result, self.check_config))
+        failed = tuple(c.name for c in checks if not c.passed)
+        if failed:
+            return self._reject(sample, failed, chain=result, checks=checks, sha=sha)
+        try:
+            crops = tuple(render_crop(item.image, look.box, self.cfg.crop_budget) for look in result.looks)
+        except ValueError as exc:
+            return self._reject(sample, ("crop_failed",), detail=str(exc), chain=result, checks=checks, sha=sha)
+        embedded = self._image_bytes.get(sample.id) if self.cfg.embed_images else None
+        return Record(sample=sample, chain=result, provenance=self.provenance, crops=crops,
+                      checks=checks, image_sha256=sha, image_bytes=embedded)
+
+    def _snap(self, chain: Chain, sample: Sample) -> Chain:
+        """Snap look boxes to the grid the family's model writes boxes on (see
+        :func:`vlir.geometry.snap_to_model`): pixels of its view, or Qwen3-VL's 0-1000 grid."""
+        budget = self.cfg.model_budget
+        steps = tuple(Look(geometry.snap_to_model(s.box, sample.width, sample.height, budget), s.label)
+                      if isinstance(s, Look) else s for s in chain.steps)
+        return Chain(steps, chain.answer)
+
+    def run(self, progress=None) -> int:
+        """Annotate, check and write the task's samples; returns how many are waiting on an
+        unreachable annotator (then the task is left unfinished: nothing is written)."""
+        log.debug("task %s %d: start (pid %d)", self.job.key, self.task, os.getpid())
+        src, split, tmp = self.job.source, self.job.split, layout.temp_dir(self.out)
+        accepted = ShardWriter(self.out / layout.shard_rel(src, split, self.task), self.cfg.row_group_rows, tmp)
+        rejected = ShardWriter(self.out / layout.shard_rel(src, split, self.task, rejects=True),
+                               self.cfg.row_group_rows, tmp)
+        self._image_bytes: dict[str, bytes] = {}
+        # Duplicate native ids: the first keeps the id, later ones become `duplicate_id` rejects.
+        # Tasks partition by the id's hash, so all copies of an id meet in one task, in stream order:
+        # the choice is deterministic and matches `vlir validate` (accepted ids unique per output).
+        seen_ids: set[str] = set()
+        # Records leave in input order whatever the annotator's timing: `order` holds finished
+        # records and placeholders (ints) for items still being annotated.
+        order: deque[Record | int] = deque()
+        done: dict[int, Record] = {}
+        seq_of: dict[int, int] = {}  # id(AnnotateInput) -> its place in `order`
+        counter = count()
+
+        def drain() -> None:
+            while order:
+                head = order[0]
+                if isinstance(head, int):
+                    if head not in done:
+                        return
+                    head = done.pop(head)
+                order.popleft()
+                if head is not None:  # None: waiting on the annotator, no verdict to write
+                    self._write(head, accepted, rejected, progress)
+
+        def inputs() -> Iterator[AnnotateInput]:
+            for item in self.samples():
+                if item.id in seen_ids:
+                    prepared = self._duplicate(item)
+                else:
+                    seen_ids.add(item.id)
+                    prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
+                                else self._prepare(item))
+                if isinstance(prepared, Record):
+                    order.append(prepared)
+                    drain()
+                    continue
+                seq_of[id(prepared)] = seq = next(counter)
+                order.append(seq)
+                yield prepared
+
+        try:
+            for item, result in self.annotator.annotate_stream(inputs(), self.cfg.batch_size):
+                if isinstance(result, AnnotatorUnavailable):
+                    self.waiting, self.waiting_why = self.waiting + 1, result.detail
+                    done[seq_of.pop(id(item))] = None
+                else:
+                    done[seq_of.pop(id(item))] = self._finish(item, result)
+                self._image_bytes.pop(item.sample.id, None)
+                drain()
+            drain()
+            assert not order, "every sample must reach a shard"
+        except BaseException:
+            accepted.abort()
+            rejected.abort()
+            raise
+        finally:
+            self.annotator.close()
+        if self.waiting:  # not finished: no shards, stats or marker; the rerun does it all again
+            accepted.abort()
+            rejected.abort()
+            log.warning("%s task %d: %d sample(s) waiting on the teacher, task left unfinished (last: %s)",
+                        self.job.key, self.task, self.waiting, self.waiting_why)
+            return self.waiting
+        # the adapter's counters are the read's, over the whole source: task 0 carries them (it
+        # always exists), or the manifest's sums would count them once per task
+        source_counts = source_stats(self.share) if self.task == 0 else Counter()
+        finish_task(self.out, self.job.source, self.job.split, self.task, self.cfg.tasks, accepted, rejected,
+                    self.reasons, self.stats + source_counts, self.annotator.stats())
+        return 0
+
+    def _write(self, record: Record, accepted: ShardWriter, rejected: ShardWriter, progress) -> None:
+        if record.accepted:
+            accepted.write(record)
+            self.stats["accepted"] += 1
+        else:
+            rejected.write(record)
+            self.stats["rejected"] += 1
+            self.reasons.update(record.reasons)
+        if progress is not None:
+            progress(record.accepted)

@@ -19,21 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator
 
+from vlir.jsonstream import SourceError  # noqa: F401  (defined with the readers; adapters raise it)
 from vlir.records import Invalid, Sample
 
 log = logging.getLogger(__name__)
-
-
-class SourceError(Exception):
-    """A whole input is unusable (missing or unparsable top-level file, unknown split)."""
-
-    def __init__(self, path: Path | str | None, message: str):
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = str(path) if path else None
-        self.message = message
-
-    def __reduce__(self):  # picklable, so a worker process can hand it to the CLI
-        return (type(self), (self.path, self.message))
 
 
 class RecordError(Exception):
@@ -239,7 +228,7 @@ def _first(root: Path, names: list[str], kind) -> Path | None:
 
 def load_json(path: Path) -> Any:
     """Load a whole (small) JSON file; a parse error is a SourceError naming the file. NaN and
-    Infinity literals read as None (as in :mod:`vlir.sources.jsonstream`), so the box holding one
+    Infinity literals read as None (as in :mod:`vlir.jsonstream`), so the box holding one
     is refused by the adapter like any missing number."""
     try:
         with open(path, "rb") as fh:

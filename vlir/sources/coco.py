@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from vlir.sources.jsonstream import iter_array_items
+from vlir.jsonstream import iter_array_items
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from vlir.images import ImageError
 from vlir.records import Region, Sample
 from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
                                relative_to_root)
-from vlir.sources.jsonstream import iter_object_items
+from vlir.jsonstream import iter_object_items
 from vlir.sources.scenegraph import SceneGraphIndex
 from vlir.sources.support import ImageFiles, object_region
 

@@ -42,7 +42,7 @@ from vlir.images import ImageError, safe_path
 from vlir.records import Sample
 from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
                                relative_to_root)
-from vlir.sources.jsonstream import BadLine, iter_jsonl
+from vlir.jsonstream import BadLine, iter_jsonl
 from vlir.sources.support import ImageFiles
 
 log = logging.getLogger(__name__)

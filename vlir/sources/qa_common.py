@@ -29,7 +29,7 @@ from cachetools import LRUCache
 from vlir.images import safe_path
 from vlir.records import Region, Sample
 from vlir.sources.base import Reading, RecordError, Source, SourceError, load_json
-from vlir.sources.jsonstream import iter_array_items
+from vlir.jsonstream import iter_array_items
 from vlir.sources.support import ImageFiles
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def display_path(root: Path, path: Path) -> str:
 
 def iter_data_records(path: Path, key: str = "data") -> Iterator[tuple[int, Any]]:
     """Stream ``(index, record)`` for each item of the top-level ``key`` list of ``path``
-    (:func:`vlir.sources.jsonstream.iter_array_items` does the parsing and names the file on a
+    (:func:`vlir.jsonstream.iter_array_items` does the parsing and names the file on a
     parse error). A file without that list raises SourceError too: it is checked by a second,
     cheap pass only when the first yielded nothing, so well-formed files are read once."""
     count = 0

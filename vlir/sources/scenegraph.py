@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vlir.sources.jsonstream import iter_object_items
+from vlir.jsonstream import iter_object_items
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from vlir.images import ImageError
 from vlir.records import Region, Sample
 from vlir.sources.base import Reading, RecordError, Source, find_dir, find_file, register, relative_to_root
 from vlir.sources.coco import CocoImage, load_instances
-from vlir.sources.jsonstream import BadLine, iter_jsonl
+from vlir.jsonstream import BadLine, iter_jsonl
 from vlir.sources.support import ImageFiles, object_region
 
 log = logging.getLogger(__name__)

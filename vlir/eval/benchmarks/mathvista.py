@@ -41,8 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
 from vlir.metrics import levenshtein
-from vlir.sources.base import SourceError
-from vlir.sources.jsonstream import iter_object_items
+from vlir.jsonstream import InputFileError, iter_object_items
 
 LLMJudge = Callable[[str], str]
 BREAKDOWN = ("question_type", "answer_type", "language", "source", "category", "task", "context",
@@ -200,7 +199,7 @@ class MathVista(JudgedBenchmark):
                     raise BenchmarkLayoutError(f"{query_path}: no query for problem {pid} (and "
                                                f"{json_path.name} has no 'query')")
                 yield self._item(json_path, problem, query, ImageRef(path=image))
-        except SourceError as exc:
+        except InputFileError as exc:
             raise BenchmarkLayoutError(str(exc)) from None
 
     def _item(self, path: Path, p: dict[str, Any], query: str | None, image: ImageRef) -> BenchItem:

@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
-from vlir.sources.base import SourceError
-from vlir.sources.jsonstream import iter_object_items
+from vlir.jsonstream import InputFileError, iter_object_items
 
 OPTIONS = ("A", "B", "C", "D", "E")
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -119,7 +118,7 @@ class ScienceQAImg(Benchmark):
             for pid, prob in iter_object_items(problems):
                 if pid in test_pids and isinstance(prob, dict) and prob.get("image"):
                     yield self._item(root, problems, pid, prob)
-        except SourceError as exc:
+        except InputFileError as exc:
             raise BenchmarkLayoutError(str(exc)) from None
 
     def _item(self, root: Path, path: Path, pid: str, p: dict[str, Any]) -> BenchItem:

@@ -4,7 +4,7 @@ and JSON Lines files (VSR, M3CoT).
 The GQA train questions file is ~1.4 GB and COCO's train instances ~0.45 GB: ``json.load`` would hold
 several GB of Python objects. ijson (C backend) parses incrementally and builds one item at a time,
 so memory stays flat whatever the file size. A file that does not parse, or whose top level is not
-what the format says, raises :class:`~vlir.sources.base.SourceError` naming the file, possibly after
+what the format says, raises :class:`InputFileError` naming the file, possibly after
 some items were already yielded (the CLI turns it into exit code 2 either way).
 """
 
@@ -17,7 +17,23 @@ from typing import Any, Callable, Iterator
 
 import ijson
 
-from vlir.sources.base import SourceError
+
+
+class InputFileError(Exception):
+    """A whole input file is unusable (missing, empty, not the JSON it should be): the one error
+    type of every reader of official files, sources and benchmarks alike (sources call it
+    ``SourceError``). Its message names the file."""
+
+    def __init__(self, path: Path | str | None, message: str):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = str(path) if path else None
+        self.message = message
+
+    def __reduce__(self):  # picklable, so a worker process can hand it to the CLI
+        return (type(self), (self.path, self.message))
+
+
+SourceError = InputFileError  # the name the source adapters use
 
 _OPENERS = {"{": "an object", "[": "an array"}
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vlir.sources.base import SourceError
-from vlir.sources.jsonstream import BadLine, iter_array_items, iter_jsonl, iter_object_items
+from vlir.jsonstream import BadLine, iter_array_items, iter_jsonl, iter_object_items
 
 
 def test_object_items_stream_in_order(tmp_path):
@@ -82,7 +82,7 @@ def test_parse_errors_are_one_line(tmp_path):
 @pytest.mark.parametrize("chunk", [1, 3, 7, 4096])
 def test_nan_and_infinity_literals_read_as_null(tmp_path, chunk):
     """Python's json writes NaN/Infinity; yajl refused them and failed the whole split (issue 13)."""
-    from vlir.sources.jsonstream import NonFiniteAsNull
+    from vlir.jsonstream import NonFiniteAsNull
 
     text = ('{"a": {"x": NaN, "y": [1, -Infinity, 2], "t": "NaN, Infinity", "z":Infinity},\n'
             ' "b": {"x": 3}}').encode()

@@ -61,8 +61,9 @@ def imports_of(module: str, top_level_only: bool) -> set[str]:
         nodes = [n for n in tree.body if not _is_type_checking(n)]
         nodes = [d for n in nodes if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                  for d in ast.walk(n)]
-    else:
-        nodes = list(ast.walk(tree))
+    else:  # everywhere but ``if TYPE_CHECKING:`` blocks, which never run
+        skip = {id(d) for n in ast.walk(tree) if _is_type_checking(n) for d in ast.walk(n)}
+        nodes = [n for n in ast.walk(tree) if id(n) not in skip]
     names = []
     for node in nodes:
         if isinstance(node, ast.Import):

@@ -92,11 +92,11 @@ class ChatCaller:
         import openai
 
         where = self.base_url or "the OpenAI API"
-        if not self.breaker.available():
-            raise LLMError(f"{self.model} at {where}: endpoint benched after {self.breaker.failures_in_a_row} "
-                           f"transport failures in a row (last: {self.breaker.last_failure})")
 
         def attempt():
+            if not self.breaker.available():  # checked before every attempt: a benched endpoint is not asked
+                raise LLMError(f"{self.model} at {where}: endpoint benched after {self.breaker.failures_in_a_row} "
+                               f"transport failures in a row (last: {self.breaker.last_failure})")
             self.calls += 1
             try:
                 resp = self.client.chat.completions.create(model=self.model, **kwargs)

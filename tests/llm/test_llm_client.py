@@ -148,3 +148,6 @@ def test_served_caller_is_a_configured_uncached_caller(monkeypatch):
     resp = caller.create(messages=[{"role": "user", "content": "q"}], temperature=1.0, max_tokens=8)
     assert resp.choices[0].message.content == "<answer>A</answer>" and len(client.sent) == 2
     assert client.sent[0]["model"] == "policy" and client.sent[0]["max_tokens"] == 8
+    kwargs = dict(model="policy", messages=[], max_tokens=4, extra_body={"top_k": 1})  # the engine's own call
+    client.outcomes.append("B")
+    assert caller.create(**kwargs).choices[0].message.content == "B" and client.sent[-1] == kwargs

@@ -87,8 +87,8 @@ class ChatCaller:
         return redact(text, (self.api_key_env,))
 
     def create(self, **kwargs: Any) -> Any:
-        """``client.chat.completions.create(model=..., **kwargs)`` under the retry policy and the
-        breaker; the SDK's response object. Failures: :class:`LLMError`."""
+        """``client.chat.completions.create(**kwargs)`` (``model`` defaults to this caller's) under
+        the retry policy and the breaker; the SDK's response object. Failures: :class:`LLMError`."""
         import openai
 
         where = self.base_url or "the OpenAI API"
@@ -99,7 +99,7 @@ class ChatCaller:
                                f"transport failures in a row (last: {self.breaker.last_failure})")
             self.calls += 1
             try:
-                resp = self.client.chat.completions.create(model=self.model, **kwargs)
+                resp = self.client.chat.completions.create(**{"model": self.model, **kwargs})
             except Exception as exc:
                 if retry.is_transport(exc) and not (isinstance(exc, openai.APIStatusError) and exc.status_code == 429):
                     self.breaker.failed(self.scrub(f"{type(exc).__name__}: {exc}")[:160])
@@ -150,7 +150,7 @@ def served_caller(base_url: str, model: str, *, api_key_env: str = "OPENAI_API_K
                   max_retries: int = 2, client: Any = None) -> ChatCaller:
     """What the served rollout engine needs: a :class:`ChatCaller` for ``model`` at ``base_url``
     (key from ``$api_key_env``, none sent when unset), ``max_retries`` transport retries under the
-    shared policy, no cache (sampling must not be replayed). Use ``caller.create(messages=...,
-    **sampling)`` where the engine called ``client.chat.completions.create(model=..., ...)``."""
+    shared policy, no cache (sampling must not be replayed). ``caller.create(**kwargs)`` is a
+    drop-in for ``client.chat.completions.create(**kwargs)``."""
     return ChatCaller(model, base_url, api_key_env=api_key_env, timeout_s=timeout_s,
                       policy=retry.RetryPolicy(max_retries=max_retries), client=client)

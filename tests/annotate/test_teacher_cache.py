@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sqlite3
 
-from vlir.annotate.teacher_cache import CachedAnswer, TeacherCache, cache_key
+from vlir.llm.cache import AnswerCache as TeacherCache, CachedAnswer, cache_key
 
 
 def _put(key, cache):

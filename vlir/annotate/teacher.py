@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator
 
 import vlir
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
-from vlir.annotate.teacher_cache import TeacherCache, cache_key
+from vlir.llm.cache import AnswerCache, cache_key
 from vlir.annotate.teacher_config import TeacherConfig
 from vlir.annotate.teacher_http import TeacherFatalError, TeacherHTTP
 from vlir.annotate.teacher_prompt import (
@@ -84,7 +84,7 @@ class TeacherAnnotator(Annotator):
         self.config = config
         self.budget = teacher_budget(config.image_max_pixels)
         self._prompt_hash = prompt_hash()
-        self._cache = TeacherCache(config.cache_path) if config.cache_path else None
+        self._cache = AnswerCache(config.cache_path) if config.cache_path else None
         self._counts: Counter = Counter()
         self._failures: Counter = Counter()
         self._endpoint_counts: dict[str, Counter] = {url: Counter() for url in config.base_urls}

@@ -31,32 +31,40 @@ What a failure means decides what happens to the sample:
 
 The key is read from the environment when the client is made and masked in any message
 (:func:`vlir.secrets.redact`), whatever a careless server echoes back.
+
+The parts every LLM caller shares live in :mod:`vlir.llm`: the clients (:func:`vlir.llm.client.openai_client`,
+SDK retries off), the key (:mod:`vlir.llm.keys`), the delays and the transport statuses
+(:mod:`vlir.llm.retry`), the breaker state (:class:`vlir.llm.breaker.Breaker`) and the answer cache
+(:mod:`vlir.llm.cache`). What stays here is the teacher's own: the asynchronous loop over several
+endpoints, the body streamed under a size cap, structured-output fallback, and what each failure
+means for a sample.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import os
-import random
 import time
 from collections import Counter
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
-from vlir.annotate.teacher_cache import CachedAnswer
 from vlir.annotate.teacher_config import TeacherConfig
 from vlir.annotate.teacher_prompt import TeacherRequest
+from vlir.llm.breaker import Breaker
+from vlir.llm.cache import CachedAnswer
+from vlir.llm.client import openai_client
+from vlir.llm.retry import RetryPolicy, retry_after_s, retryable_status
 from vlir.secrets import redact
+
+__all__ = ["Endpoint", "TeacherFatalError", "TeacherHTTP", "retry_after_s"]
 
 log = logging.getLogger(__name__)
 
 _STRUCTURED_WORDS = ("response_format", "json_schema", "structured", "guided")
 _HTTP_ERROR = "teacher_http_error"
-_warned_no_key = False  # once per process, not once per build task
 
 
 class TeacherFatalError(RuntimeError):
@@ -73,41 +81,17 @@ class _Transport(Exception):
         self.what, self.detail, self.cause, self.counts_for_breaker = what, detail, cause, counts_for_breaker
 
 
-def retry_after_s(exc: Exception) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-    return None
-
-
 class Endpoint:
     """One base URL: its client, the requests in flight there, its breaker and its counters
     (``counts``: requests, answered, failures, benched, latency_s)."""
 
-    def __init__(self, index: int, url: str, client, counts: Counter):
-        self.index, self.url, self.client, self.counts = index, url, client, counts
+    def __init__(self, index: int, url: str, client, counts: Counter, breaker: Breaker):
+        self.index, self.url, self.client, self.counts, self.breaker = index, url, client, counts, breaker
         self.in_flight = 0
-        self.failures_in_a_row = 0
-        self.last_failure = ""
-        self.benched_until = 0.0  # time.monotonic() when it may be asked again
 
-    def available(self, now: float, threshold: int) -> bool:
-        """Not benched; after a bench (still ``threshold`` failures in a row), only one probe at
-        a time."""
-        if self.failures_in_a_row < threshold:
-            return True
-        return now >= self.benched_until and self.in_flight == 0
+    def available(self) -> bool:
+        """Not benched; after a bench, only one probe at a time."""
+        return self.breaker.available(self.in_flight)
 
 
 class TeacherHTTP:
@@ -116,25 +100,17 @@ class TeacherHTTP:
     ``endpoint_counts`` its counters per base URL."""
 
     def __init__(self, config: TeacherConfig, counts: Counter, endpoint_counts: dict[str, Counter] | None = None):
-        import openai
-
-        global _warned_no_key
         self.config = config
         self.counts = counts
         self.structured = True  # until the server refuses response_format json_schema
         self._sem = asyncio.Semaphore(config.concurrency)
         self._turn = 0  # breaks ties between equally busy endpoints in turn
         self._last_failure = ""
-        key = os.environ.get(config.api_key_env)
-        if not key and not _warned_no_key:
-            _warned_no_key = True
-            log.warning("environment variable %s is not set: sending no API key (fine for a local "
-                        "vLLM/SGLang server, refused by api.openai.com)", redact(config.api_key_env))
+        self.policy = RetryPolicy(config.max_retries, config.backoff_s, config.max_backoff_s)
         endpoint_counts = {} if endpoint_counts is None else endpoint_counts
         self.endpoints = [
-            Endpoint(i, url, openai.AsyncOpenAI(api_key=key or "EMPTY", base_url=url, max_retries=0,
-                                                timeout=config.timeout_s),
-                     endpoint_counts.setdefault(url, Counter()))
+            Endpoint(i, url, openai_client(url, config.api_key_env, config.timeout_s, asynchronous=True),
+                     endpoint_counts.setdefault(url, Counter()), Breaker(config.breaker_failures, config.bench_s))
             for i, url in enumerate(config.base_urls)]
 
     async def aclose(self) -> None:
@@ -149,8 +125,8 @@ class TeacherHTTP:
         """The endpoint for the next attempt: among those not benched, preferring any this request
         has not failed at (``tried``: their indices), the one with the fewest requests in flight,
         ties in turn. None when every endpoint is benched."""
-        now, n = time.monotonic(), len(self.endpoints)
-        up = [e for e in self.endpoints if e.available(now, self.config.breaker_failures)]
+        n = len(self.endpoints)
+        up = [e for e in self.endpoints if e.available()]
         if not up:
             return None
         fresh = [e for e in up if e.index not in tried] or up
@@ -234,7 +210,7 @@ class TeacherHTTP:
                     raise AnnotationError(_HTTP_ERROR, f"HTTP 400: {message[:300]}") from None
                 except openai.APIStatusError as exc:
                     status = exc.status_code
-                    if status in (408, 409, 429) or status >= 500:
+                    if retryable_status(status):
                         raise self._failed(endpoint, _Transport(f"HTTP {status}", self.scrub(str(exc))[:200], exc,
                                                                 counts_for_breaker=status != 429)) from None
                     raise AnnotationError(_HTTP_ERROR, f"HTTP {status}: {self.scrub(str(exc))[:300]}") from None
@@ -248,7 +224,7 @@ class TeacherHTTP:
                 finally:
                     endpoint.in_flight -= 1
                 answer = self._read_answer(endpoint, raw)
-                endpoint.failures_in_a_row = 0
+                endpoint.breaker.succeeded()
                 endpoint.counts["answered"] += 1
                 endpoint.counts["latency_s"] += time.monotonic() - start
                 return answer
@@ -310,14 +286,12 @@ class TeacherHTTP:
         self.counts["transport_failures"] += 1
         endpoint.counts["failures"] += 1
         if exc.counts_for_breaker:
-            endpoint.failures_in_a_row += 1
-            endpoint.last_failure = self._last_failure = self.scrub(str(exc))[:160]
-            if endpoint.failures_in_a_row >= cfg.breaker_failures:
-                endpoint.benched_until = time.monotonic() + cfg.bench_s
+            detail = self._last_failure = self.scrub(str(exc))[:160]
+            if endpoint.breaker.failed(detail):
                 endpoint.counts["benched"] += 1
-                others = sum(e.available(time.monotonic(), cfg.breaker_failures) for e in self.endpoints)
+                others = sum(e.available() for e in self.endpoints)
                 log.warning("teacher at %s: %d transport failures in a row (last: %s); benched for %g s, %s",
-                            endpoint.url, endpoint.failures_in_a_row, endpoint.last_failure, cfg.bench_s,
+                            endpoint.url, endpoint.breaker.failures_in_a_row, detail, cfg.bench_s,
                             f"its requests go to the {others} other endpoint(s)" if others else
                             "no endpoint left: this task's requests fail fast (rerun to continue)")
         return exc
@@ -325,8 +299,7 @@ class TeacherHTTP:
     def _wait(self, state: RetryCallState, tried: set[int]) -> float:
         """No wait when an endpoint this request has not failed at is up (fail over at once);
         otherwise :meth:`retry_delay`."""
-        if any(e.index not in tried for e in self.endpoints
-               if e.available(time.monotonic(), self.config.breaker_failures)):
+        if any(e.index not in tried for e in self.endpoints if e.available()):
             return 0.0
         exc = state.outcome.exception() if state.outcome else None
         return self.retry_delay(state.attempt_number - 1, getattr(exc, "cause", None) or exc or Exception())
@@ -338,13 +311,9 @@ class TeacherHTTP:
                  state.attempt_number, self.config.max_retries, state.upcoming_sleep, self.in_flight)
 
     def retry_delay(self, attempt: int, exc: Exception) -> float:
-        """Retry-After (+ up to 10 % jitter) when given, else exponential backoff, equal jitter."""
-        cfg = self.config
-        after = retry_after_s(exc)
-        if after is not None:
-            return min(cfg.max_backoff_s, after * (1 + 0.1 * random.random()))
-        base = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** attempt))
-        return base / 2 + random.random() * base / 2
+        """Retry-After (+ up to 10 % jitter) when given, else exponential backoff, equal jitter
+        (:meth:`vlir.llm.retry.RetryPolicy.delay`)."""
+        return self.policy.delay(attempt, exc)
 
     def scrub(self, text: str) -> str:
         """Never let the key reach a message, whatever the server echoed."""

@@ -60,7 +60,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    batch_size: int, max_new_tokens: int, max_crops: int, temperature: float, seed: int, mode: str,
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
-                   max_pixels: Optional[int] = None) -> None:
+                   max_pixels: Optional[int] = None, judge_input: str = "response") -> None:
     from vlir.eval.benchmarks import base, presets, runner
     from vlir.eval.benchmarks.base import BenchmarkLayoutError
 
@@ -72,15 +72,18 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         bench.write_sample(write_sample, n=sample_size)
         typer.echo(f"wrote a {name} sample tree ({sample_size} items) under {write_sample}", err=True)
         return
-    judge = _judge(judge_model, judge_base_url, out)
-    if judge is not None and hasattr(bench, "configure"):
-        # mmvp, cvbench and mathvista take their LLM step as a prompt -> reply callable
-        bench = bench.configure(llm_judge=judge.ask)
+    if judge_model is None and judge_base_url is not None:
+        fail("--judge-base-url needs --judge-model")
+    try:
+        # every benchmark takes the judge options; one whose official rule asks no LLM refuses them
+        bench = bench.configure(judge=_judge(judge_model, judge_base_url, out), judge_input=judge_input)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         if predictions is not None:
             if not predictions.is_file():
                 fail(f"--predictions {predictions} is not a file")
-            scores = runner.rescore(bench, predictions, out, judge=judge, html=html)
+            scores = runner.rescore(bench, predictions, out, html=html)
         else:
             if root is None or model is None:
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
@@ -93,14 +96,14 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                                       min_pixels=min_pixels, max_pixels=max_pixels)
             engine, info = build_engine(model, protocol, mode, device, dtype)
             info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
-            scores = _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html)
+            scores = _run(bench, root, engine, out, protocol, batch_size, limit, info, html)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(summary_line(scores))
     typer.echo(f"wrote {out / runner.PREDICTIONS}, {out / runner.SCORES} and {out / 'report.md'}", err=True)
 
 
-def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html):
+def _run(bench, root, engine, out, protocol, batch_size, limit, info, html):
     from tqdm import tqdm
 
     from vlir.eval.benchmarks import runner
@@ -110,7 +113,7 @@ def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, htm
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
         return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, protocol,
-                          batch_size=batch_size, limit=limit, judge=judge, info=info, progress=progress, html=html)
+                          batch_size=batch_size, limit=limit, info=info, progress=progress, html=html)
 
 
 def summary_line(scores: dict) -> str:

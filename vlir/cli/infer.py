@@ -200,6 +200,8 @@ def eval_(
     judge_model: Optional[str] = typer.Option(None, "--judge-model", help="With --benchmark: LLM judge where the "
                                               "official script uses one (key from $OPENAI_API_KEY); off: rule-based."),
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint."),
+    judge_input: str = typer.Option("response", "--judge-input", help="What the judge is shown: response "
+                                    "(the whole response, as the official scripts) or answer (the <answer> content)."),
     engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
 ) -> None:
     """Run the rollout engine over a benchmark and score it with each source's official metric."""
@@ -214,7 +216,7 @@ def eval_(
                               batch_size=batch_size, max_new_tokens=max_new_tokens, max_crops=max_crops,
                               temperature=temperature, seed=seed, mode=mode, device=device, dtype=dtype,
                               judge_model=judge_model, judge_base_url=judge_base_url, min_pixels=min_pixels,
-                              max_pixels=max_pixels)
+                              max_pixels=max_pixels, judge_input=judge_input)
     if model is None:
         fail("--model is required")
     from tqdm import tqdm

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
 import threading
@@ -93,13 +92,13 @@ class Judge:
         return value
 
     def _ask(self, prompt: str) -> str:
-        if self._client is None:
-            from openai import OpenAI
+        if self._client is None:  # the shared LLM client: key from the env, retries, breaker
+            from vlir.llm.client import ChatCaller
+            from vlir.llm.retry import RetryPolicy
 
-            self._client = OpenAI(api_key=os.environ.get(self.api_key_env, ""), base_url=self.base_url,
-                                  timeout=self.timeout)
-        reply = self._client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0)
+            self._client = ChatCaller(self.model, self.base_url, api_key_env=self.api_key_env,
+                                      timeout_s=self.timeout, policy=RetryPolicy(max_retries=2))
+        reply = self._client.create(messages=[{"role": "user", "content": prompt}], temperature=0)
         return (reply.choices[0].message.content or "").strip()
 
 

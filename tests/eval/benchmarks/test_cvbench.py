@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.eval.benchmarks.judge_support import scripted_judge
 from vlir.eval.benchmarks.base import BenchmarkLayoutError, get
 from vlir.eval.benchmarks.cvbench import cambrian_letter
 
@@ -77,14 +78,14 @@ def test_grading(items):
     assert bench.judge(it, bench.extract(it, "After looking, B", None)) == 1.0
 
 
-def test_vlmr3_variant(items):
+def test_vlmr3_variant(items, tmp_path):
     it = items[0]
     plain = get("cvbench").configure(variant="vlmr3")
     assert plain.judge(it, plain.extract(it, "x\n(A)", None)) == 1.0    # last line equals "(A)"
     assert plain.judge(it, plain.extract(it, "<answer>A</answer>", None)) == 0.0  # "A" != "(A)", no judge
-    seen = []
-    judged = get("cvbench").configure(variant="vlmr3", llm_judge=lambda p: seen.append(p) or "1.0")
-    assert judged.judge(it, "A") == 1.0 and "Correct answer: (A)" in seen[0]
+    judge, client = scripted_judge(tmp_path, "1.0")
+    judged = get("cvbench").configure(variant="vlmr3", judge=judge)
+    assert judged.judge(it, "A") == 1.0 and "Correct answer: (A)" in client.prompts[0]
 
 
 def test_official_weighting_and_vlmr3_mean(items):

@@ -13,6 +13,7 @@ from vlir.eval.benchmarks import base
 from vlir.eval.benchmarks.base import BenchItem, BenchmarkLayoutError, ImageRef
 from vlir.eval.benchmarks.hrbench import COLUMNS, judge_reply_score
 from vlir.eval.benchmarks.judge import Judge
+from tests.eval.benchmarks.judge_support import RecordingClient
 
 H4, H8 = base.get("hrbench4k"), base.get("hrbench8k")
 
@@ -93,24 +94,15 @@ def test_judge_reply_parsing(reply, score):
     assert judge_reply_score(reply) == score
 
 
-class FakeClient:
-    def __init__(self, reply):
-        self.reply, self.prompts = reply, []
-        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
-
-    def create(self, model, messages, temperature):
-        self.prompts.append(messages[-1]["content"])
-        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=self.reply))], usage=None)
-
-
 def test_llm_judge_asks_once_and_caches(sample_tree, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-never-written")
     item = next(iter(H4.items(sample_tree("hrbench4k", n=1))))
-    client = FakeClient("Yes")
+    client = RecordingClient("Yes")
     judge = Judge("judge-model", tmp_path / "cache.sqlite", client=client)
-    assert H4.llm_judge(item, "<answer>red</answer>", "A", judge) == 1.0
+    judged = H4.configure(judge=judge)
+    assert judged.llm_judge(item, "<answer>red</answer>", "red") == 1.0
     assert "the correct answer is: A. red" in client.prompts[0] and "answer:<answer>red</answer>?" in client.prompts[0]
-    assert H4.llm_judge(item, "<answer>red</answer>", "A", judge) == 1.0
+    assert judged.llm_judge(item, "<answer>red</answer>", "red") == 1.0
     assert judge.calls == 1 and len(client.prompts) == 1  # the second came from the cache
     assert b"sk-secret" not in (tmp_path / "cache.sqlite").read_bytes()
 

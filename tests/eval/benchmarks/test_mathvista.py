@@ -8,6 +8,7 @@ import json
 import pytest
 
 from vlir.eval.benchmarks.base import BenchmarkLayoutError, get
+from tests.eval.benchmarks.judge_support import scripted_judge
 from vlir.eval.benchmarks.mathvista import DEMO_PROMPT, levenshtein, normalize_extracted_answer
 
 
@@ -110,18 +111,45 @@ def test_extraction_rules_and_grading(items):
     assert bench.extract(integer, "", None) == ""
 
 
-def test_gpt_extraction_hook(items):
+def test_gpt_extraction_hook(items, tmp_path):
     integer = items["integer"]
-    prompts = []
-    bench = get("mathvista").configure(llm_judge=lambda p: prompts.append(p) or integer.answer)
+    judge, client = scripted_judge(tmp_path / "a", f" {integer.answer}\n")
+    bench = get("mathvista").configure(judge=judge)
     response = "<think>the bars are 2, 3 and 4</think><answer>they add up to nine</answer>"
     extracted = bench.extract(integer, response, "they add up to nine")
-    assert extracted == integer.answer and bench.judge(integer, extracted) == 1.0
-    assert prompts[0] == f"{DEMO_PROMPT}\n\n{integer.meta['query']}\n\n{response}\n\nExtracted answer: "
-    assert bench.extract(integer, "r", "12") == "12" and len(prompts) == 1        # rules first, no call
-    failing = get("mathvista").configure(llm_judge=lambda p: 1 / 0)
-    assert failing.extract(integer, response, "nine") == ""                       # official: "" on error
+    assert extracted == integer.answer and bench.judge(integer, extracted) == 1.0  # the reply, stripped
+    assert client.prompts[0] == f"{DEMO_PROMPT}\n\n{integer.meta['query']}\n\n{response}\n\nExtracted answer: "
+    assert bench.extract(integer, "12", "12") == "12" and len(client.sent) == 1   # rules first, no call
+    # with a judge, the rules see the whole response: a tagged one goes to GPT, as the official's would
+    bench.extract(integer, "<answer>12</answer>", "12")
+    assert len(client.sent) == 2
+    # the quick-extract regex is off with a judge (the official default): GPT is asked
+    bench.extract(integer, 'The answer is "7".', None)
+    assert len(client.sent) == 3
+    answer_only = get("mathvista").configure(judge=judge, judge_input="answer")
+    assert answer_only.extract(integer, "<answer>12</answer>", "12") == "12" and len(client.sent) == 3
     assert "rule-based" in get("mathvista").scoring and "GPT" in bench.scoring
+
+
+def test_a_refused_request_extracts_nothing_and_other_failures_stop(items, tmp_path):
+    import httpx2 as httpx
+    import openai
+
+    from vlir.eval.benchmarks.judge import JudgeError
+
+    integer = items["integer"]
+    request = httpx.Request("POST", "http://judge/v1/chat/completions")
+
+    def failing(status):
+        def create(kw):
+            raise openai.APIStatusError("nope", response=httpx.Response(status, request=request), body=None)
+        return create
+
+    judge, _ = scripted_judge(tmp_path / "a", failing(400))
+    assert get("mathvista").configure(judge=judge).extract(integer, "many", None) == ""   # "reduce the length"
+    judge, _ = scripted_judge(tmp_path / "b", failing(401))
+    with pytest.raises(JudgeError, match="HTTP 401"):
+        get("mathvista").configure(judge=judge).extract(integer, "many", None)
 
 
 def test_aggregate_breakdown(tree):

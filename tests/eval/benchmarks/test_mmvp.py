@@ -7,7 +7,8 @@ import csv
 
 import pytest
 
-from vlir.eval.benchmarks.base import BenchmarkLayoutError, get
+from tests.eval.benchmarks.judge_support import scripted_judge
+from vlir.eval.benchmarks.base import BenchmarkLayoutError, BenchmarkOptionError, get
 from vlir.eval.benchmarks.mmvp import cambrian_extract, parse_options, vlmr3_verify
 
 
@@ -80,50 +81,48 @@ def test_rule_based_grading(items, response, answer, expected):
     assert score(bench, item, response, answer) == expected
 
 
-def test_gpt_grader_hook_uses_the_official_prompt(items):
-    prompts = []
-
-    def llm(reply):
-        def call(prompt):
-            prompts.append(prompt)
-            return reply
-        return call
-
+def test_gpt_grader_hook_uses_the_official_prompt(items, tmp_path):
     item = items[0]
-    bench = get("mmvp").configure(llm_judge=llm("Yes"))
-    assert bench.extract(item, "full text", "It is on the left") == "It is on the left"  # judge reads it whole
-    assert bench.judge(item, "It is on the left") == 1.0
-    assert prompts[-1] == ("Given the following question Is the red square on the left or the right? (a) Left "
-                           "(b) Right, the correct answer is (a). Does the following answer correctly answers "
-                           "the question, answer:It is on the left?")
-    assert get("mmvp").configure(llm_judge=llm("no")).judge(item, "x") == 0.0
-    assert get("mmvp").configure(llm_judge=llm("Yes.")).judge(item, "x") == 0.0   # regex ^(yes|no)$ fails
-    assert get("mmvp").configure(llm_judge=llm("yes\n")).judge(item, "x") == 0.0  # official compares unstripped
-    assert get("mmvp").judge(item, "a") == 1.0  # configure() returned copies: the registered one is untouched
+
+    def judged(reply, **kw):
+        judge, client = scripted_judge(tmp_path / reply.encode().hex(), reply)
+        return get("mmvp").configure(judge=judge, **kw), client
+
+    bench, client = judged("Yes")
+    assert bench.extract(item, "full text", "It is on the left") == "it is on the left"  # the rule reading, shown
+    assert bench.llm_judge(item, "<think>x</think><answer>It is on the left</answer>", "It is on the left") == 1.0
+    assert client.prompts[-1] == ("Given the following question Is the red square on the left or the right? (a) Left "
+                                  "(b) Right, the correct answer is (a). Does the following answer correctly answers "
+                                  "the question, answer:<think>x</think><answer>It is on the left</answer>?")
+    assert judged("yes")[0].llm_judge(item, "x", None) == 1.0
+    assert judged("no")[0].llm_judge(item, "x", None) == 0.0
+    assert judged("Yes.")[0].llm_judge(item, "x", None) == 0.0   # regex ^(yes|no)$ fails
+    assert judged("yes\n")[0].llm_judge(item, "x", None) == 0.0  # official compares unstripped
+    answer_only, client = judged("yes", judge_input="answer")
+    assert answer_only.llm_judge(item, "<answer> Left </answer>", " Left ") == 1.0
+    assert client.prompts[-1].endswith("answer:Left?")
+    assert get("mmvp").llm is None and get("mmvp").judge(item, "a") == 1.0  # configure() returned copies
 
 
-def test_vlmr3_variant(items):
+def test_vlmr3_variant(items, tmp_path):
     item = items[0]
     plain = get("mmvp").configure(variant="vlmr3")
     assert plain.extract(item, "<think>x</think>\nsome text\nb", None) == "b"   # last line, no tag
     assert plain.extract(item, "<answer>x</answer> <answer> A </answer>", None) == "A"
     assert plain.judge(item, "A") == 1.0 and plain.judge(item, "b") == 0.0
     assert plain.judge(item, "Left") == 0.0  # no judge: their fallback is exact equality with "a"
-    calls = []
-
-    def judge(prompt):
-        calls.append(prompt)
-        return "1.0"
-    with_judge = get("mmvp").configure(variant="vlmr3", llm_judge=judge)
-    assert with_judge.judge(item, "b") == 0.0 and not calls      # two single letters: no LLM call
-    assert with_judge.judge(item, "Left") == 1.0
+    judge, client = scripted_judge(tmp_path, "1.0")
+    with_judge = get("mmvp").configure(variant="vlmr3", judge=judge)
+    assert with_judge.judge(item, "b") == 0.0 and not client.sent      # two single letters: no LLM call
+    assert with_judge.judge(item, "Left") == 1.0 and with_judge.llm_judge(item, "Left", None) is None
+    calls = client.prompts
     assert "Student's answer: Left\nCorrect answer: a" in calls[0]
     assert "Answer with the option's letter" not in calls[0]       # stripped from the problem
     assert vlmr3_verify("Left", "a", "q", lambda p: "It is 1.0") == 0.0  # float() fails -> exact fallback
     assert vlmr3_verify("Left", "a", "q", lambda p: "maybe") == 0.0
     assert vlmr3_verify("a", "a", "q", lambda p: 1 / 0) == 1.0
     assert vlmr3_verify("left", "x/Left", "q", None) == 1.0         # '/'-separated truths
-    with pytest.raises(ValueError, match="unknown variant"):
+    with pytest.raises(BenchmarkOptionError, match="unknown variant"):
         get("mmvp").configure(variant="cambrian")
 
 

@@ -38,7 +38,7 @@ def test_run_writes_predictions_scores_report_and_plot(sample_tree, tmp_path):
                         info={"model": "m"})
     rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and rows[0]["parsed_answer"] == items[0].answer and rows[0]["extracted"] == items[0].answer
-    assert rows[1]["score"] == 0.0 and rows[1]["extracted"] == "" and rows[0]["boxes"]
+    assert rows[1]["score"] == 0.0 and rows[1]["extracted"] == "Z" and rows[0]["boxes"]  # can_infer: a lone Z is Z
     assert "Answer with the option" not in gen.seen[0]  # vlmr3 strips V*'s direct instruction
     assert scores["scores"]["overall"] == pytest.approx(5 / 6)
     assert scores["alternatives"]["vlmr3_acc_verifier"]["overall"] == pytest.approx(5 / 6)
@@ -161,7 +161,7 @@ def test_an_unreadable_image_names_the_item(sample_tree, tmp_path):
 
 
 def test_llm_judge_is_recorded_when_on(sample_tree, tmp_path, monkeypatch):
-    from tests.eval.benchmarks.test_hrbench import FakeClient
+    from tests.eval.benchmarks.judge_support import RecordingClient as FakeClient
     from vlir.eval.benchmarks.judge import Judge
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-written")
@@ -188,13 +188,13 @@ def test_judge_model_reaches_the_configure_style_benchmarks(tmp_path, monkeypatc
     """--judge-model on mmvp (whose LLM step is a prompt -> reply callable set by configure())
     asks the judge and records it; before, the runner called the module's judge attribute as if it
     were the base class's llm_judge method."""
-    from tests.eval.benchmarks.test_hrbench import FakeClient
+    from tests.eval.benchmarks.judge_support import RecordingClient as FakeClient
     from vlir.eval.benchmarks import judge as judge_mod
     from vlir.cli import main
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-written")
     real = judge_mod.Judge
-    monkeypatch.setattr(judge_mod, "Judge", lambda model, cache, base_url=None: real(
+    monkeypatch.setattr(judge_mod, "Judge", lambda model, cache, base_url=None, **kw: real(
         model, cache, base_url=base_url, client=FakeClient("no")))
     M = base.get("mmvp")
     M.write_sample(tmp_path / "mmvp", n=4)

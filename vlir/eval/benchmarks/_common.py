@@ -1,5 +1,5 @@
 """File plumbing the benchmark readers and sample writers share: streaming TSV/parquet readers,
-base64/struct image cells, option formatting, a letter rule, small synthetic images.
+base64/struct image cells, option formatting, vlir's lenient letter reader, small synthetic images.
 
 HR-Bench, TreeBench and the MME-RealWorld TSV are multi-GB files whose rows carry a base64 image:
 they are read row by row (``csv`` with a field limit large enough for one image, pyarrow record
@@ -162,14 +162,11 @@ def lettered(options: Sequence[str], style: str = "({L}) {T}") -> list[str]:
 _PUNCT = re.compile(r"[.()\[\],:;!*#{}<>\"'`]")
 
 
-def infer_option(text: str, options: Mapping[str, str]) -> str:
-    """The option letter a free-form answer names, '' when it is ambiguous or names none.
-
-    The rule of VLMEvalKit's ``can_infer`` (the matcher HR-Bench's toolkit runs before any LLM):
-    strip punctuation, split on spaces; if exactly one option letter stands alone as a word, that
-    letter; otherwise, if exactly one option's text occurs in the answer (case-insensitive), that
-    option. (A lone article "A" counts as the letter A, as in VLMEvalKit with ``verbose`` off.)
-    """
+def lenient_option(text: str, options: Mapping[str, str]) -> str:
+    """vlir's friendlier reader (an *alternative* score, labelled ``lenient_letter``; the headline
+    is :func:`vlir.eval.benchmarks._can_infer.can_infer`): quotes, angle brackets and backticks are
+    stripped too (``'C'`` and ``"B"`` read as letters), no reject phrases; exactly one standalone
+    option letter, else exactly one non-empty option text (case-insensitive), else ''."""
     words = _PUNCT.sub(" ", text).split()
     found = [L for L in options if L in words]
     if len(found) == 1:

@@ -13,6 +13,12 @@ A benchmark is three things kept apart so each can be tested alone:
   computes the official overall figure and its breakdown (pair accuracy, cycle grouping, weighted
   means...). Each module's docstring names the official file it follows.
 
+Options are one contract for every benchmark: :meth:`Benchmark.configure` returns a copy with a
+``variant`` (a peer's item rule), an LLM ``judge`` and what the judge is shown (``judge_input``:
+the whole ``response``, as the official scripts, or only the ``answer`` tag's content). A judge
+given to a benchmark (or variant) whose official rule asks no LLM is refused with a one-line
+:class:`BenchmarkOptionError` (exit 2 on the command line), never ignored and never a crash.
+
 Modules register themselves with :func:`register`; :func:`get` and :func:`names` are the lookup.
 Pure Python: no torch here (the engine is passed in by the caller).
 """
@@ -33,6 +39,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class BenchmarkLayoutError(ValueError):
     """The folder given is not the benchmark's official layout (the message names the file)."""
+
+
+class BenchmarkOptionError(ValueError):
+    """An option this benchmark cannot honour (an unknown variant, a judge where the official
+    scorer asks no LLM); the message is one line naming the benchmark."""
+
+
+#: What an LLM judge is shown: the whole response (what the official scripts send), or the
+#: content of the response's ``<answer>`` tag (the whole response when it has none).
+JUDGE_INPUTS = ("response", "answer")
 
 
 @dataclass(frozen=True)
@@ -78,11 +94,44 @@ class BenchItem:
 
 class Benchmark:
     """Base class: subclasses set ``name`` (the command-line name), ``official`` (the official
-    scorer's file it follows) and implement the methods below."""
+    scorer's file it follows) and implement the methods below. ``variants`` lists the item rules
+    :meth:`configure` accepts, ``judged_variants`` those whose rule asks an LLM (a judge is
+    refused for the others, with ``no_judge_reason``)."""
 
     name: str = ""
     official: str = ""
     download: str = ""  # where the official files come from (README, --help); optional
+    variants: tuple[str, ...] = ("official",)
+    judged_variants: frozenset[str] = frozenset()
+    no_judge_reason: str = "its official scorer asks no LLM"
+    # set by configure(); the registered instance keeps the defaults
+    variant: str = "official"
+    llm: Any = None  # a vlir.eval.benchmarks.judge.Judge (anything with .model and .ask(JudgeRequest))
+    judge_input: str = "response"
+
+    def configure(self, *, judge: Any = None, variant: str = "official",
+                  judge_input: str = "response") -> "Benchmark":
+        """A copy scoring with ``variant``, the LLM ``judge`` (None: rule-based) shown
+        ``judge_input``; :class:`BenchmarkOptionError` for what this benchmark cannot do."""
+        if variant not in self.variants:
+            raise BenchmarkOptionError(f"{self.name}: unknown variant {variant!r}; choose from "
+                                       f"{', '.join(self.variants)}")
+        if judge_input not in JUDGE_INPUTS:
+            raise BenchmarkOptionError(f"{self.name}: --judge-input must be one of {', '.join(JUDGE_INPUTS)}, "
+                                       f"got {judge_input!r}")
+        if judge is not None and variant not in self.judged_variants:
+            what = self.name if variant == "official" else f"{self.name} (variant {variant})"
+            raise BenchmarkOptionError(f"{what}: {self.no_judge_reason}, so there is nothing to judge; "
+                                       "drop --judge-model/--judge-base-url")
+        other = copy.copy(self)
+        other.variant, other.llm, other.judge_input = variant, judge, judge_input
+        return other
+
+    def judge_text(self, response: str, answer: str | None) -> str:
+        """What the LLM judge is shown of a response (see :data:`JUDGE_INPUTS`)."""
+        if self.judge_input == "answer" and answer is not None:
+            return answer.strip()
+        return response
 
     def items(self, root: Path) -> Iterator[BenchItem]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -110,9 +159,10 @@ class Benchmark:
         full response and the crop boxes (original pixels); averaged overall and per category."""
         return {}
 
-    def llm_judge(self, item: BenchItem, response: str, extracted: str, judge: Any) -> float | None:
-        """Where the official script scores with an LLM: the score from ``judge`` (a
-        :class:`vlir.eval.benchmarks.judge.Judge`), or None when this benchmark has no LLM judge."""
+    def llm_judge(self, item: BenchItem, response: str, answer: str | None) -> float | None:
+        """Where the official script's per-item verdict is an LLM's (called only when
+        :meth:`configure` set ``llm``): the score from ``self.llm``, or None where the LLM step
+        is elsewhere (an extraction inside :meth:`extract`) or absent."""
         return None
 
     def table(self, result: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -132,23 +182,6 @@ class Benchmark:
         n = len(scores)
         return {"overall": (sum(scores) / n) if n else 0.0, "n": n,
                 "categories": {c: {"score": sum(v) / len(v), "n": len(v)} for c, v in sorted(cats.items())}}
-
-
-class JudgedBenchmark(Benchmark):
-    """A benchmark whose LLM step is a ``prompt -> reply`` callable and which may offer peers'
-    item rules as variants: :meth:`configure` returns a copy scoring with them (mmvp, cvbench,
-    mathvista)."""
-
-    variants: tuple[str, ...] = ("official",)
-    judge_fn: Any = None  # set by configure(llm_judge=...)
-    variant: str = "official"
-
-    def configure(self, *, llm_judge: Any = None, variant: str = "official") -> "JudgedBenchmark":
-        if variant not in self.variants:
-            raise ValueError(f"{self.name}: unknown variant {variant!r}; choose from {', '.join(self.variants)}")
-        other = copy.copy(self)
-        other.judge_fn, other.variant = llm_judge, variant
-        return other
 
 
 _REGISTRY: dict[str, Benchmark] = {}

@@ -37,8 +37,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
-from vlir.eval.benchmarks.mmvp import LLMJudge, vlmr3_scoring, vlmr3_student_answer, vlmr3_verify
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.mmvp import llm_callable, vlmr3_scoring, vlmr3_student_answer, vlmr3_verify
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +64,19 @@ def cvbench_score(by_source: dict[str, float]) -> float:
 
 
 @register
-class CVBench(JudgedBenchmark):
+class CVBench(Benchmark):
     """CV-Bench reader and scorer; ``configure()`` picks the variant and VLM-R3's LLM judge."""
 
     name = "cvbench"
     official = "nyu-visionx/CV-Bench README (Accuracy); item rule: cambrian eval/eval/coco/coco_test.py"
     variants = ("official", "vlmr3")
+    judged_variants = frozenset({"vlmr3"})
+    no_judge_reason = "its official rule (the card's accuracy, Cambrian's extract_mcq_answer) asks no LLM"
 
     @property
     def scoring(self) -> str:
         if self.variant == "vlmr3":
-            return vlmr3_scoring("test_cvbench_r3.py", bool(self.judge_fn))
+            return vlmr3_scoring("test_cvbench_r3.py", self.llm is not None)
         return "rule-based first-letter match (Cambrian coco_test.py extract_mcq_answer)"
 
     # --- reader ----------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class CVBench(JudgedBenchmark):
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         if self.variant == "vlmr3":
-            return vlmr3_verify(extracted, item.meta["answer_raw"], item.meta["prompt"], self.judge_fn)
+            return vlmr3_verify(extracted, item.meta["answer_raw"], item.meta["prompt"], llm_callable(self))
         return float(extracted == item.answer)
 
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:

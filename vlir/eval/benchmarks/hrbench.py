@@ -20,9 +20,17 @@ Per-item correctness: the official toolkit asks an LLM (lmdeploy, ``llm_path``) 
 answer correctly answer the question?" with the question, the options and ``X. <gt text>``, and
 counts 1 when its lower-cased reply *starts* with ``yes`` (a leading space or "Yes," after
 other text counts 0). That judge is available through ``--judge-model`` (any OpenAI-compatible
-model; :meth:`HRBench.llm_judge`). Off by default: the **rule-based** path reads the option letter
-with VLMEvalKit's ``can_infer`` rule from the ``<answer>`` content (else the whole response) and
-compares it to ``answer``.
+model; :meth:`HRBench.llm_judge`): the same single user message (``utils/hrbench.py``
+``pipeline_eval``: the instruction, a space, ``build_prompt``'s content; no system message), built
+from the TSV's own cells, with the whole response as ``prediction`` (``--judge-input answer``:
+the ``<answer>`` content instead), ``temperature=0.2`` and ``top_p=0.8`` (its lmdeploy
+``GenerationConfig``). Not sent: ``top_k=40`` (no such parameter in the OpenAI API) and a token
+cap (lmdeploy's default, which varies by version). Off by default: the **rule-based** path reads
+the option letter with VLMEvalKit's ``can_infer`` (the version HR-Bench ships,
+:mod:`vlir.eval.benchmarks._can_infer`) from the ``<answer>`` content (else the whole response)
+and compares it to ``answer``; HR-Bench's own ``evaluate`` never calls ``can_infer`` (every item
+goes to the judge), so this path is labelled rule-based. ``lenient_letter`` (labelled
+alternative): vlir's friendlier reader (:func:`vlir.eval.benchmarks._common.lenient_option`).
 
 Also reported: ``per_question_mean`` (plain mean over all rows, no cycle grouping) and
 ``fsp_fcp_mean`` (the mean of the FSP and FCP plain means: the "overall" DeepEyes'
@@ -38,11 +46,15 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from vlir.eval.benchmarks import _common as C
+from vlir.eval.benchmarks._can_infer import can_infer
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.judge import JudgeRequest
 
 COLUMNS = ("index", "question", "answer", "category", "A", "B", "C", "D", "cycle_category", "image")
 NAMES = {"single": "FSP", "cross": "FCP"}
 _YES_NO = re.compile(r"^(yes|no)", re.IGNORECASE)
+JUDGE_INSTRUCTION = ("You are a helpful and precise assistant for checking the quality of the answer. "
+                     "Please answer in only yes or no.")
 
 
 def mcq_prompt(question: str, options: dict[str, str]) -> str:
@@ -52,6 +64,18 @@ def mcq_prompt(question: str, options: dict[str, str]) -> str:
         text += "Options:\n" + "".join(f"{k}. {v}\n" for k, v in options.items())
         text += "Please select the correct answer from the options above. \n"
     return text
+
+
+def judge_request(question: str, options: dict[str, str], label: str, prediction: str) -> JudgeRequest:
+    """The call ``utils/hrbench.py`` makes for one row (``build_prompt`` + ``pipeline_eval``):
+    ``question`` and ``options`` as the TSV holds them, ``label`` the answer letter."""
+    prompt = f"{question}\n"
+    if options:
+        prompt += "Options:\n" + "".join(f"{k}. {v}\n" for k, v in options.items())
+        prompt += "Please select the correct answer from the options above. \n"
+    content = (f"Given the following question: {prompt}, the correct answer is: {label}. {options[label]}. Does "
+               f"the following answer correctly answers the question, answer:{prediction}?")
+    return JudgeRequest.user(f"{JUDGE_INSTRUCTION} {content}", temperature=0.2, top_p=0.8)
 
 
 def judge_reply_score(reply: str) -> float:
@@ -64,6 +88,7 @@ class HRBench(Benchmark):
     stem = ""
     download = "huggingface.co/datasets/DreamMr/HR-Bench"
     official = "DreamMr/HR-Bench hrbench/vlmeval/dataset/image_mcq.py (HRBenchDataset.evaluate) + utils/hrbench.py"
+    judged_variants = frozenset({"official"})
 
     # ---------------------------------------------------------------- reading
     def items(self, root: Path) -> Iterator[BenchItem]:
@@ -82,7 +107,10 @@ class HRBench(Benchmark):
                 image=ImageRef(data=C.image_cell(row.get("image"), where)), answer=answer,
                 category=NAMES[raw_cat], options=tuple(options.values()),
                 meta={"cycle": C.cell(row, "cycle_category"), "raw_category": raw_cat,
-                      "question_text": C.cell(row, "question")})
+                      "question_text": C.cell(row, "question"),
+                      # the cells as the official judge prompt quotes them (unstripped)
+                      "judge_question": str(row.get("question")),
+                      "judge_options": {L: str(row.get(L)) for L in options}})
 
     # ---------------------------------------------------------------- sample tree
     def write_sample(self, root: Path, n: int = 8, seed: int = 0) -> None:
@@ -103,25 +131,23 @@ class HRBench(Benchmark):
     # ---------------------------------------------------------------- scoring
     def extract(self, item: BenchItem, response: str, answer: str | None) -> str:
         text = answer if answer is not None else response
-        return C.infer_option(text.strip(), dict(zip("ABCD", item.options)))
+        return can_infer(text.strip(), dict(zip("ABCD", item.options)))
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         return float(extracted == item.answer)
 
-    def llm_judge(self, item: BenchItem, response: str, extracted: str, judge: Any) -> float | None:
-        options = dict(zip("ABCD", item.options))
-        prompt = mcq_prompt(item.meta.get("question_text", ""), options)[len("Question: "):]
-        gt = f"{item.answer}. {options.get(item.answer, '')}"
-        content = (f"Given the following question: {prompt}, the correct answer is: {gt}. Does the following "
-                   f"answer correctly answers the question, answer:{response}?")
-        reply = judge.ask("You are a helpful and precise assistant for checking the quality of the answer. "
-                          f"Please answer in only yes or no. {content}")
-        return judge_reply_score(reply)
+    def llm_judge(self, item: BenchItem, response: str, answer: str | None) -> float | None:
+        m = item.meta
+        options = m.get("judge_options") or dict(zip("ABCD", item.options))
+        request = judge_request(m.get("judge_question", m.get("question_text", "")), options, item.answer,
+                                self.judge_text(response, answer))
+        return judge_reply_score(self.llm.ask(request))
 
     def alternatives(self, item: BenchItem, response: str, answer: str | None) -> dict[str, float]:
-        gold = dict(zip("ABCD", item.options)).get(item.answer, "")
+        options = dict(zip("ABCD", item.options))
         pred = (answer if answer is not None else response).strip()
-        return {"deepeyes_rule": C.deepeyes_rule(pred, item.answer, gold)}
+        return {"deepeyes_rule": C.deepeyes_rule(pred, item.answer, options.get(item.answer, "")),
+                "lenient_letter": float(C.lenient_option(pred, options) == item.answer)}
 
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:
         cycles: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

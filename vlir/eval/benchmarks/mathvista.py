@@ -12,13 +12,21 @@ Official layouts (https://github.com/lupantech/MathVista, https://huggingface.co
 Scoring follows ``lupantech/MathVista`` ``evaluation/extract_answer.py`` then
 ``evaluation/calculate_score.py``:
 
-* extraction (``extract``): the official rules, applied to the protocol's parsed answer (the full
-  response when there is none): empty -> ""; a multiple-choice reply equal to a choice text is
-  kept; an integer/float reply that parses as one is kept; the quick-extract rule
-  ``The answer is "(.*)"\\.``. Where the official script then asks GPT (with its five-shot
-  extraction prompt, :data:`DEMO_PROMPT`), vlir by default **passes the reply through unchanged**
-  (rule-based, labelled so in ``scoring``); ``configure(llm_judge=...)`` restores the GPT step
-  (the prompt is built from the item's query and the *full* response, as the official one is).
+* extraction (``extract``), ``lupantech/MathVista@53d525874bdde205128e6b160b7357a88277d479``
+  ``evaluation/extract_answer.py`` ``extract_answer``: empty -> ""; a multiple-choice response
+  equal to a choice text is kept; an integer/float response that parses as one is kept; with
+  ``--quick_extract`` only, ``The answer is "(.*)"\\.``; else GPT with the five-shot prompt
+  (:func:`extraction_request`: ``create_test_prompt``, sent as ``models/gpt.py`` sends it, one
+  user message with one text part, ``temperature=0``, ``max_tokens=1024``, ``n=1``, the reply
+  stripped). **With a judge** (``--judge-model``) vlir runs that default: the rule steps, no quick
+  extract, then GPT, all on the whole response (the official ``response``), or on the
+  ``<answer>`` content with ``--judge-input answer``. Differences: an empty GPT reply is taken as
+  "" (the official retries it, which at temperature 0 repeats); a 400 (e.g. the prompt too long)
+  gives "" as the official's "reduce the length" branch does; other failures stop the run after
+  the shared retries (the official retries without end). **Without a judge** there is no official
+  path (the official always ends at GPT): vlir runs the rule steps *and* the quick-extract rule on
+  the ``<answer>`` content (else the whole response) and passes the text through unchanged where
+  the official would ask GPT (rule-based, labelled so in ``scoring``).
 * normalisation and comparison (``judge``), exactly ``normalize_extracted_answer`` and
   ``safe_equal``: multiple choice takes the first ``(X)`` letter, an upper-case option letter
   (``"b"`` is not one: it goes to the edit-distance match) maps to its choice, anything else to the
@@ -37,18 +45,19 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.judge import JudgeError, JudgeRequest
 from vlir.metrics import levenshtein
 from vlir.jsonstream import InputFileError, iter_object_items
 
-LLMJudge = Callable[[str], str]
 BREAKDOWN = ("question_type", "answer_type", "language", "source", "category", "task", "context",
              "grade", "skills")
 
-# The official five-shot extraction prompt (evaluation/prompts/ext_ans.py, MIT licence): the GPT
-# step reproduces the official extraction only with this exact text.
+# The official five-shot extraction prompt, ``demo_prompt.strip()`` of
+# lupantech/MathVista@53d525874bdde205128e6b160b7357a88277d479 evaluation/prompts/ext_ans.py (MIT
+# licence; its "\n" in the fifth example are real newlines in that Python string, and here).
 DEMO_PROMPT = """Please read the following example. Then extract the answer from the model response and type it at the end of the prompt.
 
 Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.
@@ -80,7 +89,12 @@ Model response: The line graph saw its maximum peak between 2007 and 2008.
 Extracted answer: [2007, 2008]
 
 Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.
-Question: What fraction of the shape is blue?\\nChoices:\\n(A) 3/11\\n(B) 8/11\\n(C) 6/11\\n(D) 3/5
+Question: What fraction of the shape is blue?
+Choices:
+(A) 3/11
+(B) 8/11
+(C) 6/11
+(D) 3/5
 
 Model response: The correct answer is (B) 8/11.
 
@@ -125,8 +139,16 @@ def normalize_extracted_answer(extraction: Any, choices: Sequence[str] | None, q
     return extraction
 
 
-def quick_extract(text: str, problem: dict[str, Any]) -> str | None:
-    """The rule steps of extract_answer.py, in order; None where the official script asks GPT."""
+def extraction_request(query: str, response: str) -> JudgeRequest:
+    """The GPT call of extract_answer.py for one problem (``create_test_prompt`` + ``GPT_Model``)."""
+    prompt = f"{DEMO_PROMPT}\n\n{query}\n\n{response}\n\nExtracted answer: "
+    return JudgeRequest([{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+                        temperature=0, max_tokens=1024, n=1)
+
+
+def quick_extract(text: str, problem: dict[str, Any], quick: bool = True) -> str | None:
+    """The rule steps of extract_answer.py, in order (the ``The answer is "..."`` regex only with
+    ``quick``, its ``--quick_extract``); None where the official script asks GPT."""
     if text == "":
         return ""
     if problem["question_type"] == "multi_choice" and text in (problem["choices"] or []):
@@ -141,23 +163,28 @@ def quick_extract(text: str, problem: dict[str, Any]) -> str | None:
             return str(float(text))
         except ValueError:
             pass
+    if not quick:
+        return None
     found = re.search(r'The answer is "(.*)"\.', text)
     return found.group(1) if found else None
 
 
 @register
-class MathVista(JudgedBenchmark):
-    """MathVista testmini reader and scorer; ``configure(llm_judge=...)`` adds the GPT extraction."""
+class MathVista(Benchmark):
+    """MathVista testmini reader and scorer; ``configure(judge=...)`` adds the GPT extraction."""
 
     name = "mathvista"
     official = "lupantech/MathVista evaluation/extract_answer.py + evaluation/calculate_score.py"
-
+    judged_variants = frozenset({"official"})
 
     @property
     def scoring(self) -> str:
-        return ("official rules + GPT extraction via LLM judge" if self.judge_fn else
-                "rule-based: official quick-extract rules, reply passed through where the official "
-                "script asks GPT; official normalisation")
+        if self.llm is not None:
+            return (f"official extraction (rules, no quick extract, then GPT) via LLM judge on the "
+                    f"{'whole response' if self.judge_input == 'response' else '<answer> content'}; "
+                    "official normalisation")
+        return ("rule-based: official rules + quick extract on the <answer> content, passed through "
+                "where the official script asks GPT; official normalisation")
 
     # --- reader ----------------------------------------------------------------------------------
 
@@ -260,17 +287,20 @@ class MathVista(JudgedBenchmark):
                 "choices": item.meta["choices"]}
 
     def extract(self, item: BenchItem, response: str, answer: str | None) -> str:
-        text = (answer if answer is not None else response).strip()
-        ruled = quick_extract(text, self._problem(item))
+        if self.llm is None:
+            text = (answer if answer is not None else response).strip()
+            ruled = quick_extract(text, self._problem(item), quick=True)
+            return text if ruled is None else ruled
+        text = self.judge_text(response, answer)
+        ruled = quick_extract(text, self._problem(item), quick=False)
         if ruled is not None:
             return ruled
-        if self.judge_fn is None:
-            return text
-        prompt = f"{DEMO_PROMPT}\n\n{item.meta['query']}\n\n{response}\n\nExtracted answer: "
         try:
-            return self.judge_fn(prompt)
-        except Exception:  # noqa: BLE001 - the official script logs the error and extracts ""
-            return ""
+            return self.llm.ask(extraction_request(item.meta["query"], text)).strip()
+        except JudgeError as exc:
+            if exc.status == 400:  # the official's "reduce the length" branch: no extraction
+                return ""
+            raise
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         m = item.meta

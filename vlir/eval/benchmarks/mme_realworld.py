@@ -95,6 +95,7 @@ def _choices(row: dict[str, Any], where: str) -> list[str]:
 
 class MMERealWorld(Benchmark):
     official = "yfzhang114/MME-RealWorld evaluation/eval_your_results.py (extract_characters_regex)"
+    no_judge_reason = "its official scorer (eval_your_results.py) asks no LLM"
     json_name = "MME_RealWorld.json"
     tsv_names = ("MME_RealWorld.tsv", "MME-RealWorld.tsv")
 

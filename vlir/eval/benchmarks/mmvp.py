@@ -14,10 +14,18 @@ answer; vlir's default is **rule-based** instead, as ``cambrian-mllm/cambrian``
 ``eval/eval/mmvp/mmvp_test.py`` (the same authors' later scorer) does it: lower-case, keep what
 follows the last "answer is"/"answer:", strip ``.:,`` and brackets, then the option letter or the
 option text must match (quirk kept: the keywords are tried in order, so "The answer is: B" is
-split at "answer is" and leaves ": b", which does not match). Pass an LLM with
-:meth:`MMVP.configure` (``llm_judge=`` a callable that takes the prompt and returns the reply) to
-get the official GPT grading (the official prompt; only a bare "yes" counts, anything else, as in
-the official regex, is "no").
+split at "answer is" and leaves ": b", which does not match). With a judge
+(``configure(judge=...)``, ``--judge-model``) the official GPT grading runs instead, as
+``tsb0601/MMVP@763500597e65c3446f09047837ceda76f4e264bf`` ``scripts/gpt_grader.py`` calls it
+(:func:`grader_request`): the system message "You are a helpful and precise assistant for
+checking the quality of the answer. Please answer in only yes or no.", the user message
+``Given the following question {prompt}, the correct answer is {answer}. Does the following
+answer correctly answers the question, answer:{response}?`` with ``prompt`` = ``Question + " " +
+Options`` and ``answer`` = ``Correct Answer`` as ``scripts/evaluate_mllm.py`` writes them,
+``temperature=0.2``, no token cap; the reply counts only when it matches ``^(yes|no)$`` and is
+"yes" lower-cased. ``response`` is the whole response, stripped (``evaluate_mllm.py`` strips the
+output it stores); ``configure(judge_input="answer")`` (``--judge-input answer``) sends only the
+``<answer>`` content instead (an explicit vlir option, not the grader's).
 
 Per-question accuracy is reported next to it, labelled as what VLM-R3 reports
 (``justgogorunrun/VLM-R3`` ``src/eval/test_mmvp_r3.py``: correct / 300, no pairing). That script's
@@ -38,7 +46,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.judge import JudgeRequest
 
 LLMJudge = Callable[[str], str]
 
@@ -120,26 +129,52 @@ def vlmr3_verify(student: str, truth: str, problem: str, llm_judge: LLMJudge | N
 
 # --- the benchmark ------------------------------------------------------------------------------
 
+GRADER_SYSTEM = ("You are a helpful and precise assistant for checking the quality of the answer. "
+                 "Please answer in only yes or no.")
 GRADER_PROMPT = ("Given the following question {question}, the correct answer is {correct}. Does "
                  "the following answer correctly answers the question, answer:{response}?")
 _YES_NO = re.compile(r"^(yes|no)$", re.IGNORECASE)
 
 
+def grader_request(question: str, correct: str, response: str) -> JudgeRequest:
+    """The call ``scripts/gpt_grader.py`` makes for one answer-file line (see the module docstring)."""
+    return JudgeRequest([{"role": "system", "content": GRADER_SYSTEM},
+                         {"role": "user", "content": GRADER_PROMPT.format(question=question, correct=correct,
+                                                                          response=response)}],
+                        temperature=0.2)
+
+
+def grade(reply: str) -> float:
+    """gpt_grader.py's verdict: the unstripped reply must match ``^(yes|no)$`` and be "yes"."""
+    return float(bool(_YES_NO.match(reply)) and reply.lower() == "yes")
+
+
+def llm_callable(bench: Benchmark) -> LLMJudge | None:
+    """VLM-R3's judge step (mmvp, cvbench ``vlmr3`` variants): the prompt as one user message at
+    temperature 0 through the configured judge; None without one."""
+    if bench.llm is None:
+        return None
+    return lambda prompt: bench.llm.ask(JudgeRequest.user(prompt, temperature=0.0))
+
+
 @register
-class MMVP(JudgedBenchmark):
+class MMVP(Benchmark):
     """MMVP reader and scorer; ``configure()`` picks the LLM judge and the variant."""
 
     name = "mmvp"
     official = "tsb0601/MMVP scripts/gpt_grader.py (pairs); rule path: cambrian eval/eval/mmvp/mmvp_test.py"
     variants = ("official", "vlmr3")
+    judged_variants = frozenset(variants)
 
     @property
     def scoring(self) -> str:
         """One line saying how items are graded (for scores.json / report.md)."""
         if self.variant == "vlmr3":
-            return vlmr3_scoring("test_mmvp_r3.py", bool(self.judge_fn))
-        return "official GPT grader prompt via LLM judge" if self.judge_fn else \
-            "rule-based (Cambrian mmvp_test.py letter/text match), not the official GPT grader"
+            return vlmr3_scoring("test_mmvp_r3.py", self.llm is not None)
+        if self.llm is not None:
+            return (f"official GPT grader (gpt_grader.py messages, temperature 0.2) via LLM judge, shown the "
+                    f"{'whole response' if self.judge_input == 'response' else '<answer> content'}")
+        return "rule-based (Cambrian mmvp_test.py letter/text match), not the official GPT grader"
 
     # --- reader ----------------------------------------------------------------------------------
 
@@ -159,9 +194,11 @@ class MMVP(JudgedBenchmark):
                                            f"{(['Index'] if index_col is None else []) + missing}")
             for line, raw in enumerate(reader, start=2):
                 row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-                yield self._item(root, csv_path, line, row, index_col)
+                cells = {(k or "").strip(): v or "" for k, v in raw.items()}  # as pandas reads them
+                yield self._item(root, csv_path, line, row, index_col, cells)
 
-    def _item(self, root: Path, csv_path: Path, line: int, row: dict[str, str], index_col: str) -> BenchItem:
+    def _item(self, root: Path, csv_path: Path, line: int, row: dict[str, str], index_col: str,
+              cells: dict[str, str]) -> BenchItem:
         try:
             index = int(row[index_col])
         except ValueError:
@@ -175,12 +212,12 @@ class MMVP(JudgedBenchmark):
         image = root / IMAGES / f"{index}.jpg"
         if not image.is_file():
             raise BenchmarkLayoutError(f"{image}: image of question {index} not found")
-        official_prompt = f"{row['Question']} {row['Options']}"
+        official_prompt = f"{cells['Question']} {cells['Options']}"  # evaluate_mllm.py's "prompt"
         return BenchItem(
-            id=f"mmvp/{index}", question=f"{official_prompt}\n{INSTRUCTION}", image=ImageRef(path=image),
-            answer=letter, options=options,
+            id=f"mmvp/{index}", question=f"{row['Question']} {row['Options']}\n{INSTRUCTION}",
+            image=ImageRef(path=image), answer=letter, options=options,
             meta={"index": index, "pair": (index - 1) // 2, "official_prompt": official_prompt,
-                  "correct_answer": row["Correct Answer"],
+                  "correct_answer": cells["Correct Answer"],
                   "vlmr3_prompt": "Answer with the option's letter from the given choices.\n"
                                   f"{row['Question']}\n{row['Options']}"})
 
@@ -210,21 +247,21 @@ class MMVP(JudgedBenchmark):
     def extract(self, item: BenchItem, response: str, answer: str | None) -> str:
         if self.variant == "vlmr3":
             return vlmr3_student_answer(response, answer)
-        text = answer if answer is not None else response
-        return text.strip() if self.judge_fn else cambrian_extract(text)
+        return cambrian_extract(answer if answer is not None else response)
 
     def judge(self, item: BenchItem, extracted: str) -> float:
         if self.variant == "vlmr3":
-            return vlmr3_verify(extracted, item.answer, item.meta["vlmr3_prompt"], self.judge_fn)
-        if self.judge_fn is not None:
-            reply = self.judge_fn(GRADER_PROMPT.format(question=item.meta["official_prompt"],
-                                                        correct=item.meta["correct_answer"],
-                                                        response=extracted))
-            # official: the unstripped reply must match ^(yes|no)$ and, lower-cased, equal "yes"
-            return float(bool(_YES_NO.match(reply)) and reply.lower() == "yes")
+            return vlmr3_verify(extracted, item.answer, item.meta["vlmr3_prompt"], llm_callable(self))
         letter_ok = extracted == item.answer
         text = item.options[ord(item.answer) - ord("a")].lower()
         return float(letter_ok or extracted == text)
+
+    def llm_judge(self, item: BenchItem, response: str, answer: str | None) -> float | None:
+        if self.variant == "vlmr3":
+            return None  # VLM-R3's judge runs inside judge(), only where its rule does not decide
+        request = grader_request(item.meta["official_prompt"], item.meta["correct_answer"],
+                                 self.judge_text(response, answer).strip())
+        return grade(self.llm.ask(request))
 
     def aggregate(self, items: Sequence[BenchItem], scores: Sequence[float]) -> dict[str, Any]:
         pairs: dict[int, list[float]] = {}

@@ -92,17 +92,18 @@ def crop_hits(targets: Sequence[Box], boxes: Sequence[Box]) -> dict[str, float]:
     return {"crop_hit": float(best >= HIT_IOU), "crop_covers": float(covers), "crop_best_iou": best}
 
 
-def score_row(bench: Benchmark, item: BenchItem, text: str, boxes: Sequence[Box], judge=None) -> dict[str, Any]:
-    """Everything scored about one response (also what ``--predictions`` recomputes)."""
+def score_row(bench: Benchmark, item: BenchItem, text: str, boxes: Sequence[Box]) -> dict[str, Any]:
+    """Everything scored about one response (also what ``--predictions`` recomputes). With a
+    judge configured (``bench.llm``) every row is judged by it (:meth:`Benchmark.configure`
+    refuses a judge where the official rule asks none)."""
     parsed = parse_response(text).tagged_answer
     extracted = bench.extract(item, text, parsed)
     score, judged_by = bench.judge(item, extracted), "rule-based"
-    if getattr(bench, "judge_fn", None) is not None and judge is not None:
-        judged_by = judge.model  # a configure()d module asked the judge inside judge()/extract()
-    elif judge is not None:
-        llm = bench.llm_judge(item, text, extracted, judge)
+    if bench.llm is not None:
+        judged_by = bench.llm.model
+        llm = bench.llm_judge(item, text, parsed)
         if llm is not None:
-            score, judged_by = float(llm), judge.model
+            score = float(llm)
     row = {"parsed_answer": parsed, "extracted": extracted, "score": float(score), "judged_by": judged_by,
            "alternatives": bench.alternatives(item, text, parsed),
            "metrics": bench.item_metrics(item, text, boxes)}
@@ -111,11 +112,18 @@ def score_row(bench: Benchmark, item: BenchItem, text: str, boxes: Sequence[Box]
     return row
 
 
-def _row(bench, item, sample: int, question: str, resp: Response, judge) -> dict[str, Any]:
+def with_judge(bench: Benchmark, judge) -> Benchmark:
+    """``bench`` configured with ``judge`` (kept as it is when None or already set)."""
+    if judge is None or bench.llm is judge:
+        return bench
+    return bench.configure(judge=judge, variant=bench.variant, judge_input=bench.judge_input)
+
+
+def _row(bench, item, sample: int, question: str, resp: Response) -> dict[str, Any]:
     return {"id": item.id, "sample": sample, "prompt": question, "response": resp.text,
             "boxes": [b.as_list() for b in resp.boxes], "crops": len(resp.boxes),
             "finish_reason": resp.finish_reason, "tokens": resp.tokens,
-            **score_row(bench, item, resp.text, resp.boxes, judge), "item": item_to_json(item)}
+            **score_row(bench, item, resp.text, resp.boxes), "item": item_to_json(item)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,10 +177,12 @@ def _check_run(out: Path, bench: Benchmark, protocol: Protocol) -> None:
 def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: Protocol, *,
         batch_size: int = 8, limit: int | None = None, judge=None, info: dict[str, Any] | None = None,
         progress: Callable[[int, float], None] | None = None, html: bool = False) -> dict[str, Any]:
-    """Evaluate, resuming from ``out/predictions.jsonl``; returns the scores dict."""
+    """Evaluate, resuming from ``out/predictions.jsonl``; returns the scores dict. ``judge``: an
+    LLM judge for ``bench`` (or configure it beforehand)."""
     from vlir.eval.benchmarks import report
     from vlir.eval.benchmarks.vstar import strip_direct
 
+    bench = with_judge(bench, judge)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_run(out, bench, protocol)
@@ -193,7 +203,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
             new = []
             for it, q, img, responses in zip(todo, questions, images, results):
                 for s, resp in enumerate(responses):
-                    new.append(_row(bench, it, s, q, resp, judge))
+                    new.append(_row(bench, it, s, q, resp))
                     if html:
                         report.save_assets(out, it, img, s, resp)
                 done.add(it.id)
@@ -203,7 +213,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
             total += sum(r["score"] for r in new)
             if progress is not None:
                 progress(len(todo), total / len(rows))
-    return finish(bench, rows, out, protocol.to_dict(), judge, info or {}, html=html)
+    return finish(bench, rows, out, protocol.to_dict(), info or {}, html=html)
 
 
 def _open(item: BenchItem):
@@ -220,6 +230,7 @@ def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: di
     """Score saved predictions again (no model, no download): every row's extraction and score
     are recomputed from its stored response and boxes by the benchmark's rules."""
     predictions, out = Path(predictions), Path(out)
+    bench = with_judge(bench, judge)
     rows = read_rows(predictions)
     if not rows:
         raise ValueError(f"{predictions}: no predictions")
@@ -229,13 +240,13 @@ def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: di
             raise ValueError(f"{predictions}: row {r.get('id')!r} lacks the item/response fields vlir writes")
         item = item_from_json(r["id"], r["item"])
         boxes = [Box(*b) for b in r.get("boxes", [])]
-        fresh.append({**r, **score_row(bench, item, r["response"], boxes, judge)})
+        fresh.append({**r, **score_row(bench, item, r["response"], boxes)})
     run_meta = predictions.parent / RUN
     protocol = json.loads(run_meta.read_text("utf-8")).get("protocol", {}) if run_meta.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
     if (out / PREDICTIONS).resolve() != predictions.resolve():
         (out / PREDICTIONS).write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in fresh), "utf-8")
-    return finish(bench, fresh, out, protocol, judge, {**(info or {}), "rescored_from": str(predictions)}, html=html)
+    return finish(bench, fresh, out, protocol, {**(info or {}), "rescored_from": str(predictions)}, html=html)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,12 +312,12 @@ def summarize(bench: Benchmark, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def finish(bench: Benchmark, rows: list[dict[str, Any]], out: Path, protocol: dict[str, Any], judge,
+def finish(bench: Benchmark, rows: list[dict[str, Any]], out: Path, protocol: dict[str, Any],
            info: dict[str, Any], html: bool = False) -> dict[str, Any]:
     from vlir import __version__
     from vlir.eval.benchmarks import report
 
-    judged = judge.describe() if judge is not None else "rule-based"
+    judged = {**bench.llm.describe(), "input": bench.judge_input} if bench.llm is not None else "rule-based"
     scores = {"benchmark": bench.name, "official_script": bench.official, "judge": judged,
               **summarize(bench, rows),
               "protocol": {**protocol, "judge": judged, "vlir_version": __version__, **info}}

@@ -32,7 +32,6 @@ equal to the letter, or ``"X."`` at its start with an upper-case X; nothing else
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -80,16 +79,8 @@ class ScienceQAImg(Benchmark):
 
     name = "scienceqa_img"
     official = "haotian-liu/LLaVA llava/eval/eval_science_qa.py + lupantech/ScienceQA tools/evaluate_acc.py"
+    no_judge_reason = "its official scorer (LLaVA's eval_science_qa.py) asks no LLM"
     variants = ("official", "vlmr3")
-    variant: str = "official"
-
-    def configure(self, *, variant: str = "official") -> "ScienceQAImg":
-        if variant not in self.variants:
-            raise ValueError(f"scienceqa_img: unknown variant {variant!r}; "
-                             f"choose from {', '.join(self.variants)}")
-        other = copy.copy(self)
-        other.variant = variant
-        return other
 
     @property
     def scoring(self) -> str:

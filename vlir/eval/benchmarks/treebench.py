@@ -88,6 +88,7 @@ class TreeBench(Benchmark):
 
     name = "treebench"
     official = "Haochen-Wang409/TreeVGR inference_treebench.py"
+    no_judge_reason = "its official scorer (inference_treebench.py) asks no LLM"
     download = "huggingface.co/datasets/HaochenWang/TreeBench (TreeBench.tsv)"
 
     def items(self, root: Path) -> Iterator[BenchItem]:

@@ -19,9 +19,15 @@ scores each option's loss and counts the item right when option 0 wins; per cate
 it prints ``np.mean`` over items (overall = all 191 items, not the mean of the two categories). A
 crop-and-zoom model generates, so vlir scores the generated letter against ``label`` (the
 convention of the jsonl and of every generative peer), with the same per-category and overall
-means. The letter is read from the ``<answer>`` content (else the whole response): a bare letter
-(``B``, ``(B)``, ``B.``) or VLMEvalKit's ``can_infer`` rule (one standalone option letter, or one
-option text).
+means. The letter is read from the ``<answer>`` content (else the whole response) with
+VLMEvalKit's ``can_infer``, exactly, in the version HR-Bench ships
+(:mod:`vlir.eval.benchmarks._can_infer`: ``DreamMr/HR-Bench@b17b199``): a bare ``B``, ``(B)``,
+``B.`` reads as B; a quoted ``"B"`` or ``'C'`` does not; a reject phrase ("Cannot determine the
+answer") reads as Z; two letters read as none, then one option text. No LLM judge (the official
+script has none).
+
+Alternative, labelled ``lenient_letter``: vlir's friendlier reader
+(:func:`vlir.eval.benchmarks._common.lenient_option`: quotes stripped, no reject phrases).
 
 Alternative, labelled ``vlmr3_acc_verifier``: VLM-R3's ``src/eval/test_vstar_r3.py``
 ``acc_verifier`` with its LLM fallback off: student answer = last ``<answer>`` content (else the
@@ -43,22 +49,18 @@ from typing import Any, Iterator, Sequence
 
 from vlir import geometry
 from vlir.eval.benchmarks import _common as C
+from vlir.eval.benchmarks._can_infer import can_infer
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
 
 CATEGORIES = ("direct_attributes", "relative_position")
 DIRECT = "Answer with the option's letter from the given choices directly."
 _OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
-_BARE_LETTER = re.compile(r"^\(?([A-Z])\)?[.:)]?$")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 def read_letter(text: str, options: dict[str, str]) -> str:
-    """A bare option letter, else VLMEvalKit's ``can_infer`` rule over the option letters/texts."""
-    text = text.strip()
-    m = _BARE_LETTER.match(text)
-    if m and m.group(1) in options:
-        return m.group(1)
-    return C.infer_option(text, options)
+    """VLMEvalKit's ``can_infer`` over the option letters/texts ('' when it reads none)."""
+    return can_infer(text.strip(), options)
 
 
 def vlmr3_acc_verifier(response: str, label: str) -> float:
@@ -90,6 +92,7 @@ class VStar(Benchmark):
 
     name = "vstar"
     official = "penghao-wu/vstar vstar_bench_eval.py (likelihood-based; vlir scores the generated letter)"
+    no_judge_reason = "its official scorer (vstar_bench_eval.py) ranks the options by likelihood and asks no LLM"
     download = "huggingface.co/datasets/craigwu/vstar_bench (the whole repo)"
 
     # ---------------------------------------------------------------- reading
@@ -199,8 +202,10 @@ class VStar(Benchmark):
     def alternatives(self, item: BenchItem, response: str, answer: str | None) -> dict[str, float]:
         gold = dict(zip(C.LETTERS, item.options)).get(item.answer, "")
         pred = answer if answer is not None else response
+        options = dict(zip(C.LETTERS, item.options))
         return {"vlmr3_acc_verifier": vlmr3_acc_verifier(response, item.answer),
-                "deepeyes_rule": C.deepeyes_rule(pred.strip(), item.answer, f"{item.answer}. {gold}")}
+                "deepeyes_rule": C.deepeyes_rule(pred.strip(), item.answer, f"{item.answer}. {gold}"),
+                "lenient_letter": float(C.lenient_option(pred.strip(), options) == item.answer)}
 
     def table(self, result: dict[str, Any]) -> tuple[list[str], list[str]]:
         cats = result.get("categories", {})

@@ -1,7 +1,8 @@
-"""The teacher's answer cache: every request/response pair, in SQLite.
+"""The LLM answer cache (teacher and benchmark judge): every request/response pair, in SQLite.
 
-A corpus build against a paid, rate-limited API runs for days and gets killed; the cache is what
-makes a rerun or a resume free. Each answered request is committed the moment it arrives, keyed by
+A corpus build against a paid, rate-limited API runs for days and gets killed, and a benchmark
+re-scored with a judge asks the same questions again; the cache is what makes a rerun, a resume
+or a re-score free. Each answered request is committed the moment it arrives, keyed by
 (model, prompt-template hash, request hash, image sha256), so the only requests a resume repeats
 are those that had not been answered when the process died. WAL mode with a busy timeout lets
 several worker processes (``--workers``) read and write the same file; each process opens its own
@@ -49,8 +50,8 @@ class CachedAnswer:
     completion_tokens: int
 
 
-class TeacherCache:
-    """A process-safe SQLite map from a request's key to the teacher's answer.
+class AnswerCache:
+    """A process-safe SQLite map from a request's key to the model's answer.
 
     The connection is opened lazily and reopened after a ``fork`` (SQLite connections must not
     cross processes), so an annotator built in the parent can be used by worker processes.

@@ -8,7 +8,9 @@ or ``choices``. What the base does, so no stage writes it again:
   made, however it was made: a bool is ``true``/``false`` (``embed_images: "no"`` is an error,
   not a truthy string), an int is an integer (``tasks: 4.5``, ``tasks: "four"`` and
   ``tasks: true`` are errors). YAML 1.1 reads ``2e-7`` as a string, so a numeric string is
-  accepted for a number field and converted.
+  accepted for a number field and converted. A :class:`~vlir.geometry.PixelBudget` field (a pixel
+  knob) is written ``{min_pixels: N, max_pixels: N}`` (the compact ``[N, N]`` is read too) and
+  becomes the one budget type every stage passes on (:meth:`PixelBudget.parse`).
 * **Ranges** from the field's ``ge``/``gt``/``le``/``choices``; a class adds cross-field rules in
   :meth:`Config.validate`, returning messages that say what to change.
 * **Unknown keys** are errors naming the key path (``teacher.bogus``) and the file.
@@ -31,6 +33,7 @@ from typing import Any, ClassVar, Mapping, Sequence, TypeVar
 
 import yaml
 
+from vlir.geometry import PixelBudget
 from vlir.secrets import looks_like_key
 
 C = TypeVar("C", bound="Config")
@@ -97,6 +100,11 @@ def convert(value: Any, tp: Any) -> Any:
     base = origin or tp
     if base is Any:
         return value
+    if base is PixelBudget:
+        try:
+            return PixelBudget.parse(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"must be a pixel budget ({exc})") from None
     if base is bool:
         if isinstance(value, bool):
             return value

@@ -1,8 +1,8 @@
 """The one config base every stage's settings use (build, checks, grounded, teacher, SFT, R-GRPO).
 
 A config is a ``@dataclass`` that also subclasses :class:`Config`. Every field is declared with
-:func:`option`: a default, a ``help`` string and, where it applies, a range (``ge``/``gt``/``le``)
-or ``choices``. What the base does, so no stage writes it again:
+:func:`option`: a default, a ``help`` string and, where it applies, a range (``ge``/``gt``/``le``/
+``lt``) or ``choices``. What the base does, so no stage writes it again:
 
 * **Types, strictly.** Each value is checked against the field's annotation when the object is
   made, however it was made: a bool is ``true``/``false`` (``embed_images: "no"`` is an error,
@@ -54,10 +54,10 @@ class ConfigError(ValueError):
 
 
 def option(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,  # noqa: A002
-           le: float | None = None, choices: Sequence[Any] | None = None) -> Any:
+           le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None) -> Any:
     """A dataclass field with a ``help`` string and an optional range; lists and dicts get a
     copying factory."""
-    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "choices": tuple(choices) if choices else None}
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -268,15 +268,24 @@ class Config:
 
     @classmethod
     def help(cls) -> str:
-        """One line per field: name, default and help string."""
+        """One line per field: name, default, its range or choices, and help string."""
         lines = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"{f.name} = {default!r}: {f.metadata.get('help', '')}")
+            lines.append(f"{f.name} = {default!r}: {f.metadata.get('help', '')}{_range_text(f.metadata)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    """`` [one of a, b]`` or `` [>= 1, < 2]`` for ``help()``; empty when the field has neither."""
+    if meta.get("choices"):
+        return f" [one of {', '.join(map(str, meta['choices']))}]"
+    bounds = [f"{op} {meta[key]:g}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if meta.get(key) is not None]
+    return f" [{', '.join(bounds)}]" if bounds else ""
 
 
 def _range_problems(path: str, value: Any, meta: Mapping[str, Any]) -> list[str]:
@@ -287,13 +296,15 @@ def _range_problems(path: str, value: Any, meta: Mapping[str, Any]) -> list[str]
         return [f"{path} must be one of {', '.join(map(str, choices))}, got {_shown(value)}"]
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return []
-    ge, gt, le = meta.get("ge"), meta.get("gt"), meta.get("le")
+    ge, gt, le, lt = meta.get("ge"), meta.get("gt"), meta.get("le"), meta.get("lt")
     if ge is not None and value < ge:
         return [f"{path} must be >= {ge:g}, got {value:g}"]
     if gt is not None and not value > gt:
         return [f"{path} must be > {gt:g}, got {value:g}"]
     if le is not None and value > le:
         return [f"{path} must be <= {le:g}, got {value:g}"]
+    if lt is not None and not value < lt:
+        return [f"{path} must be < {lt:g}, got {value:g}"]
     return []
 
 

@@ -238,7 +238,8 @@ def family_fact_leaks(path: Path) -> list[str]:
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and defaults.FACTOR in (
                 getattr(node.left, "value", None), getattr(node.right, "value", None)):
             leaks.append(f"{where} grid arithmetic {ast.unparse(node)}")
-        elif isinstance(node, ast.Call) and any(k.arg == "factor" for k in node.keywords):
+        elif (isinstance(node, ast.Call) and any(k.arg == "factor" for k in node.keywords)
+              and ast.unparse(node.func).rsplit(".", 1)[-1] in ("replace", "PixelBudget")):
             leaks.append(f"{where} grid factor re-applied: {ast.unparse(node)[:60]}")
         elif isinstance(node, ast.BoolOp) and any(isinstance(v, ast.Name) and v.id in ("CROP_PIXELS", "MODEL_PIXELS")
                                                   for v in node.values):

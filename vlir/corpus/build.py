@@ -121,32 +121,37 @@ class BuildConfig(Config):
     def from_dict(cls, values: Any, where: str | Path | None = None) -> "BuildConfig":
         """:meth:`Config.from_dict`, reading the old two-int budget keys (``crop_min_pixels`` ...)
         as the one shape, with a deprecation warning; both shapes at once are an error."""
-        if isinstance(values, dict) and any(k in values for pair in cls.OLD_KEYS.values() for k in pair):
-            values = dict(values)
-            from vlir.models.family import family_for
+        return super().from_dict(cls._new_keys(values, where), where)
 
-            try:
-                family = family_for(str(values.get("model_family") or DEFAULT_FAMILY))
-            except ValueError:
-                family = None  # from_dict reports the family
-            for key, (low, high) in cls.OLD_KEYS.items():
-                if low not in values and high not in values:
-                    continue
-                if key in values:
-                    raise ConfigError(f"{where + ': ' if where else ''}{low}/{high} and {key} both given: "
-                                      f"write only {key}: {{min_pixels: N, max_pixels: N}}")
-                default = (family.view() if key == "model_budget" else family.crop()) if family else None
-                values[key] = {"min_pixels": values.pop(low, default and default.min_pixels),
-                               "max_pixels": values.pop(high, default and default.max_pixels)}
-                log.warning("%s%s/%s are deprecated: write %s: {min_pixels: N, max_pixels: N}",
-                            f"{where}: " if where else "", low, high, key)
-        return super().from_dict(values, where)
+    @classmethod
+    def _new_keys(cls, values: Any, where: str | Path | None) -> Any:
+        if not (isinstance(values, dict) and any(k in values for pair in cls.OLD_KEYS.values() for k in pair)):
+            return values
+        from vlir.models.family import family_for
+
+        values = dict(values)
+        try:
+            family = family_for(str(values.get("model_family") or DEFAULT_FAMILY))
+        except ValueError:
+            family = None  # Config.from_dict reports the family
+        for key, (low, high) in cls.OLD_KEYS.items():
+            if low not in values and high not in values:
+                continue
+            if key in values:
+                raise ConfigError(f"{str(where) + ': ' if where else ''}{low}/{high} and {key} both given: "
+                                  f"write only {key}: {{min_pixels: N, max_pixels: N}}")
+            default = (family.view() if key == "model_budget" else family.crop()) if family else None
+            values[key] = {"min_pixels": values.pop(low, default and default.min_pixels),
+                           "max_pixels": values.pop(high, default and default.max_pixels)}
+            log.warning("%s%s/%s are deprecated: write %s: {min_pixels: N, max_pixels: N}",
+                        f"{where}: " if where else "", low, high, key)
+        return values
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
         """The YAML at ``path`` (or the defaults), then the CLI's flags (None: not given; a dict
         updates its section)."""
-        data: dict[str, Any] = cls.read_yaml(path) if path else {}
+        data: dict[str, Any] = cls._new_keys(cls.read_yaml(path), path) if path else {}
         cls.check_keys(data, f"{path}: " if path else "")
         for key, value in overrides.items():
             if value is None:

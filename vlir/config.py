@@ -169,7 +169,12 @@ class Config:
 
     @classmethod
     def _hints(cls) -> dict[str, Any]:
-        return typing.get_type_hints(cls)
+        """The fields' annotations, resolved once per class (configs are made per record too)."""
+        hints = cls.__dict__.get("_resolved_hints")
+        if hints is None:
+            hints = typing.get_type_hints(cls)
+            cls._resolved_hints = hints
+        return hints
 
     def _check_fields(self) -> list[str]:
         """Type, range and secret checks of every field; converts in place (``2e-7`` -> float)."""

@@ -90,7 +90,7 @@ def response_parts(record: Record, budget: PixelBudget) -> tuple[list[str], list
     each part: vlir's chat rendering, nothing re-written."""
     from vlir.models.chat import ChatConfig, assistant_segments
 
-    segments = assistant_segments(record, ChatConfig(model_budget=budget))
+    segments = assistant_segments(record, ChatConfig.default(budget))
     texts = [s for s in segments if isinstance(s, str)]
     crops = [s for s in segments if isinstance(s, Crop)]
     return texts, crops

@@ -171,7 +171,7 @@ def _think(text: str) -> str:
     """Reasoning text of a part without the think tags (vlir's chat config names them)."""
     from vlir.models.chat import ChatConfig
 
-    cfg = ChatConfig()
+    cfg = ChatConfig.default()
     for tag in (cfg.think_open.strip(), cfg.think_close.strip()):
         text = text.replace(tag, " ")
     return text.strip()

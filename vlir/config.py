@@ -25,6 +25,7 @@ A config is a ``@dataclass`` that also subclasses :class:`Config`. Every field i
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -150,6 +151,8 @@ class Config:
 
     kind: ClassVar[str] = "config"
     section: ClassVar[str] = ""
+    #: a budget field -> the two int keys an older version wrote it as (read with a warning)
+    OLD_BUDGET_KEYS: ClassVar[dict[str, tuple[str, str]]] = {}
 
     def __post_init__(self) -> None:
         problems = self._check_fields()
@@ -216,11 +219,38 @@ class Config:
                               f"{', '.join(cls.field_names())}")
 
     @classmethod
+    def old_budget_default(cls, key: str, values: Mapping[str, Any]) -> PixelBudget | None:
+        """The budget an old pair's missing half is taken from (a subclass knows its family)."""
+        return None
+
+    @classmethod
+    def new_budget_keys(cls, values: Any, where: str | Path | None = None) -> Any:
+        """``values`` with each :attr:`OLD_BUDGET_KEYS` pair (``crop_min_pixels``/``crop_max_pixels``)
+        turned into its budget field ``{min_pixels, max_pixels}``, with a deprecation warning;
+        both shapes at once are an error."""
+        if not isinstance(values, Mapping) or not any(k in values for pair in cls.OLD_BUDGET_KEYS.values()
+                                                      for k in pair):
+            return values
+        values = dict(values)
+        prefix = f"{where}: " if where else ""
+        for key, (low, high) in cls.OLD_BUDGET_KEYS.items():
+            if low not in values and high not in values:
+                continue
+            if key in values:
+                raise ConfigError(f"{prefix}{low}/{high} and {key} both given: write only "
+                                  f"{key}: {{min_pixels: N, max_pixels: N}}")
+            default = cls.old_budget_default(key, values)
+            values[key] = {"min_pixels": values.pop(low, default and default.min_pixels),
+                           "max_pixels": values.pop(high, default and default.max_pixels)}
+            logging.getLogger(cls.__module__).warning(
+                "%s%s/%s are deprecated: write %s: {min_pixels: N, max_pixels: N}", prefix, low, high, key)
+        return values
+
+    @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any] | None, where: str | Path | None = None) -> C:
         """Build from a mapping (a YAML section); ``where`` (a file) prefixes every message."""
         prefix = f"{where}: " if where else ""
-        if values is None:
-            values = {}
+        values = cls.new_budget_keys({} if values is None else values, where)
         if not isinstance(values, Mapping):
             name = cls.section or f"a {cls.kind} config"
             raise ConfigError(f"{prefix}{name} must be a mapping, got {_shown(values)}")

@@ -33,7 +33,7 @@ from vlir import geometry, images, source_table
 from vlir.corpus import layout
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, AnnotatorUnavailable
 from vlir.corpus.build_plan import source_stats, task_items
-from vlir.config import Config, ConfigError, option
+from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import PixelBudget
 from vlir.models.defaults import DEFAULT_FAMILY
@@ -84,8 +84,8 @@ class BuildConfig(Config):
     source_options: dict[str, Any] = option({}, "source -> options for its adapter (explicit file "
                                                 "paths...).")
 
-    #: the knob's old shape (two ints per budget) -> its one shape; read with a deprecation warning
-    OLD_KEYS: ClassVar[dict[str, tuple[str, str]]] = {
+    #: the knob's old shape (two ints per budget), read as the one shape with a deprecation warning
+    OLD_BUDGET_KEYS: ClassVar[dict[str, tuple[str, str]]] = {
         "model_budget": ("model_min_pixels", "model_max_pixels"),
         "crop_budget": ("crop_min_pixels", "crop_max_pixels")}
 
@@ -118,40 +118,21 @@ class BuildConfig(Config):
         return problems
 
     @classmethod
-    def from_dict(cls, values: Any, where: str | Path | None = None) -> "BuildConfig":
-        """:meth:`Config.from_dict`, reading the old two-int budget keys (``crop_min_pixels`` ...)
-        as the one shape, with a deprecation warning; both shapes at once are an error."""
-        return super().from_dict(cls._new_keys(values, where), where)
-
-    @classmethod
-    def _new_keys(cls, values: Any, where: str | Path | None) -> Any:
-        if not (isinstance(values, dict) and any(k in values for pair in cls.OLD_KEYS.values() for k in pair)):
-            return values
+    def old_budget_default(cls, key: str, values: dict[str, Any]) -> PixelBudget | None:
+        """An old key's missing half comes from the family's default budget."""
         from vlir.models.family import family_for
 
-        values = dict(values)
         try:
             family = family_for(str(values.get("model_family") or DEFAULT_FAMILY))
         except ValueError:
-            family = None  # Config.from_dict reports the family
-        for key, (low, high) in cls.OLD_KEYS.items():
-            if low not in values and high not in values:
-                continue
-            if key in values:
-                raise ConfigError(f"{str(where) + ': ' if where else ''}{low}/{high} and {key} both given: "
-                                  f"write only {key}: {{min_pixels: N, max_pixels: N}}")
-            default = (family.view() if key == "model_budget" else family.crop()) if family else None
-            values[key] = {"min_pixels": values.pop(low, default and default.min_pixels),
-                           "max_pixels": values.pop(high, default and default.max_pixels)}
-            log.warning("%s%s/%s are deprecated: write %s: {min_pixels: N, max_pixels: N}",
-                        f"{where}: " if where else "", low, high, key)
-        return values
+            return None  # from_dict reports the family
+        return family.view() if key == "model_budget" else family.crop()
 
     @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
         """The YAML at ``path`` (or the defaults), then the CLI's flags (None: not given; a dict
         updates its section)."""
-        data: dict[str, Any] = cls._new_keys(cls.read_yaml(path), path) if path else {}
+        data: dict[str, Any] = cls.new_budget_keys(cls.read_yaml(path), path) if path else {}
         cls.check_keys(data, f"{path}: " if path else "")
         for key, value in overrides.items():
             if value is None:

@@ -207,3 +207,79 @@ def test_readme_layout_names_every_package_and_top_level_module():
     named = set(re.findall(r"\bvlir/[\w/]+(?:\.\w+)?/?", layout))
     gone = sorted(n for n in named if not (REPO / n).exists())
     assert not gone, f"docs/design.md ## Layout names paths that do not exist: {gone}"
+
+
+# --------------------------------------------------------------------------------------------
+# Model-family facts (issue 22.2): defined once, in vlir/models, and read from there elsewhere
+# --------------------------------------------------------------------------------------------
+
+# Files that still spell a family fact; each is being rewritten by engineer "loop" to read the
+# family API (ModelFamily.view/crop, image_block, vision_token_strings): pending loop merge.
+FAMILY_FACT_PENDING = ("vlir/rollout/", "vlir/serving/engine.py", "vlir/cli/infer.py",
+                       "vlir/eval/benchmarks/presets.py")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring constants of a module, its classes and functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def family_fact_leaks(path: Path) -> list[str]:
+    """Where a file outside the model layer spells a model-family fact in code (docstrings and
+    comments may name them): a vision token string, the default family's name, a pixel count on the
+    28-px grid or a default budget's number, a grid factor re-applied to a budget, or a fallback to
+    the default budgets past the family."""
+    from vlir.models import defaults
+    from vlir.models.family import families
+
+    tokens = {t for f in families() for t in (*f.vision_token_strings, f.image_block)}
+    numbers = {defaults.MIN_PIXELS, defaults.MAX_PIXELS, defaults.CROP_MIN_PIXELS, defaults.CROP_MAX_PIXELS}
+    tree = ast.parse(path.read_text(), str(path))
+    skip = _docstrings(tree)
+    name = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+    leaks = []
+    for node in ast.walk(tree):
+        where = f"{name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Constant) and id(node) not in skip:
+            if isinstance(node.value, str) and (node.value == defaults.DEFAULT_FAMILY
+                                                or any(t in node.value for t in tokens)):
+                leaks.append(f"{where} string {node.value[:40]!r}")
+            elif type(node.value) is int and node.value in numbers:
+                leaks.append(f"{where} number {node.value}")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and defaults.FACTOR in (
+                getattr(node.left, "value", None), getattr(node.right, "value", None)):
+            leaks.append(f"{where} grid arithmetic {ast.unparse(node)}")
+        elif (isinstance(node, ast.Call) and any(k.arg == "factor" for k in node.keywords)
+              and ast.unparse(node.func).rsplit(".", 1)[-1] in ("replace", "PixelBudget")):
+            leaks.append(f"{where} grid factor re-applied: {ast.unparse(node)[:60]}")
+        elif isinstance(node, ast.BoolOp) and any(isinstance(v, ast.Name) and v.id in ("CROP_PIXELS", "MODEL_PIXELS")
+                                                  for v in node.values):
+            leaks.append(f"{where} fallback past the family: {ast.unparse(node)[:60]}")
+    return leaks
+
+
+def test_family_fact_finder_finds_each_kind_of_leak(tmp_path):
+    bad = tmp_path / "probe.py"  # parsed only, never imported
+    bad.write_text('"""<|image_pad|> in a docstring is fine."""\n'
+                   'BLOCK = "<|vision_start|><|image_pad|><|vision_end|>"\nFAMILY = "qwen2_5_vl"\n'
+                   'LOW = 4 * 28 * 28\nHIGH = 1605632\nB = replace(crop, factor=32)\nC = None or CROP_PIXELS\n')
+    lines = sorted((int(leak.split(" ", 1)[0].rsplit(":", 1)[1]), leak.split(" ", 2)[1])
+                   for leak in family_fact_leaks(bad))
+    assert sorted(set(lines)) == [(2, "string"), (3, "string"), (4, "grid"), (5, "number"), (6, "grid"),
+                                  (7, "fallback")], lines
+
+
+def test_model_family_facts_are_defined_once_in_vlir_models():
+    """Image blocks, vision tokens, the default family's name, its grid factor and default budgets
+    live in vlir/models (vlir/models/defaults.py, the family modules); vlir/geometry.py reads the
+    defaults from there (its PixelBudget type is where a budget's grid is a field)."""
+    files = [p for p in (REPO / "vlir").rglob("*.py")
+             if not str(p.relative_to(REPO)).startswith(("vlir/models/", "vlir/geometry.py", *FAMILY_FACT_PENDING))]
+    leaks = [leak for p in files for leak in family_fact_leaks(p)]
+    assert not leaks, "model-family facts outside vlir/models (read them from the family): " + "; ".join(leaks)

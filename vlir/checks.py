@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from vlir import geometry, metrics
+from vlir import geometry, metrics, source_table
 from vlir.config import Config, option
 from vlir.records import Box, Chain, CheckResult, Look, Sample, Think
 
@@ -37,9 +37,9 @@ class CheckConfig(Config):
                                         "the look is no zoom.", ge=0, le=1)
     grounding_min: float = option(0.5, "Least overlap of each look with some evidence region: max "
                                        "of IoU and containment either way.", ge=0, le=1)
-    vqa_min: float = option(0.3, "Least VQA accuracy of the chain's answer (TextVQA); 0.3 = one "
+    vqa_min: float = option(source_table.ANSWER_THRESHOLDS["vqa_min"], "Least VQA accuracy of the chain's answer (TextVQA); 0.3 = one "
                                  "annotator agrees.", ge=0, le=1)
-    anls_min: float = option(0.5, "Least ANLS of the chain's answer (DocVQA, InfographicsVQA).", ge=0, le=1)
+    anls_min: float = option(source_table.ANSWER_THRESHOLDS["anls_min"], "Least ANLS of the chain's answer (DocVQA, InfographicsVQA).", ge=0, le=1)
     redundant_iou: float = option(0.9, "A look whose IoU with an earlier look reaches this is "
                                        "redundant.", ge=0, le=1)
     max_looks: int = option(4, "Most look steps in one chain.", ge=1)

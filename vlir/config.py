@@ -1,14 +1,16 @@
 """The one config base every stage's settings use (build, checks, grounded, teacher, SFT, R-GRPO).
 
 A config is a ``@dataclass`` that also subclasses :class:`Config`. Every field is declared with
-:func:`option`: a default, a ``help`` string and, where it applies, a range (``ge``/``gt``/``le``)
-or ``choices``. What the base does, so no stage writes it again:
+:func:`option`: a default, a ``help`` string and, where it applies, a range (``ge``/``gt``/``le``/
+``lt``) or ``choices``. What the base does, so no stage writes it again:
 
 * **Types, strictly.** Each value is checked against the field's annotation when the object is
   made, however it was made: a bool is ``true``/``false`` (``embed_images: "no"`` is an error,
   not a truthy string), an int is an integer (``tasks: 4.5``, ``tasks: "four"`` and
   ``tasks: true`` are errors). YAML 1.1 reads ``2e-7`` as a string, so a numeric string is
-  accepted for a number field and converted.
+  accepted for a number field and converted. A :class:`~vlir.geometry.PixelBudget` field (a pixel
+  knob) is written ``{min_pixels: N, max_pixels: N}`` (the compact ``[N, N]`` is read too) and
+  becomes the one budget type every stage passes on (:meth:`PixelBudget.parse`).
 * **Ranges** from the field's ``ge``/``gt``/``le``/``choices``; a class adds cross-field rules in
   :meth:`Config.validate`, returning messages that say what to change.
 * **Unknown keys** are errors naming the key path (``teacher.bogus``) and the file.
@@ -23,6 +25,7 @@ or ``choices``. What the base does, so no stage writes it again:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -31,6 +34,7 @@ from typing import Any, ClassVar, Mapping, Sequence, TypeVar
 
 import yaml
 
+from vlir.geometry import PixelBudget
 from vlir.secrets import looks_like_key
 
 C = TypeVar("C", bound="Config")
@@ -51,10 +55,10 @@ class ConfigError(ValueError):
 
 
 def option(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,  # noqa: A002
-           le: float | None = None, choices: Sequence[Any] | None = None) -> Any:
+           le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None) -> Any:
     """A dataclass field with a ``help`` string and an optional range; lists and dicts get a
     copying factory."""
-    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "choices": tuple(choices) if choices else None}
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -97,6 +101,11 @@ def convert(value: Any, tp: Any) -> Any:
     base = origin or tp
     if base is Any:
         return value
+    if base is PixelBudget:
+        try:
+            return PixelBudget.parse(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"must be a pixel budget ({exc})") from None
     if base is bool:
         if isinstance(value, bool):
             return value
@@ -142,6 +151,8 @@ class Config:
 
     kind: ClassVar[str] = "config"
     section: ClassVar[str] = ""
+    #: a budget field -> the two int keys an older version wrote it as (read with a warning)
+    OLD_BUDGET_KEYS: ClassVar[dict[str, tuple[str, str]]] = {}
 
     def __post_init__(self) -> None:
         problems = self._check_fields()
@@ -161,7 +172,12 @@ class Config:
 
     @classmethod
     def _hints(cls) -> dict[str, Any]:
-        return typing.get_type_hints(cls)
+        """The fields' annotations, resolved once per class (configs are made per record too)."""
+        hints = cls.__dict__.get("_resolved_hints")
+        if hints is None:
+            hints = typing.get_type_hints(cls)
+            cls._resolved_hints = hints
+        return hints
 
     def _check_fields(self) -> list[str]:
         """Type, range and secret checks of every field; converts in place (``2e-7`` -> float)."""
@@ -203,11 +219,38 @@ class Config:
                               f"{', '.join(cls.field_names())}")
 
     @classmethod
+    def old_budget_default(cls, key: str, values: Mapping[str, Any]) -> PixelBudget | None:
+        """The budget an old pair's missing half is taken from (a subclass knows its family)."""
+        return None
+
+    @classmethod
+    def new_budget_keys(cls, values: Any, where: str | Path | None = None) -> Any:
+        """``values`` with each :attr:`OLD_BUDGET_KEYS` pair (``crop_min_pixels``/``crop_max_pixels``)
+        turned into its budget field ``{min_pixels, max_pixels}``, with a deprecation warning;
+        both shapes at once are an error."""
+        if not isinstance(values, Mapping) or not any(k in values for pair in cls.OLD_BUDGET_KEYS.values()
+                                                      for k in pair):
+            return values
+        values = dict(values)
+        prefix = f"{where}: " if where else ""
+        for key, (low, high) in cls.OLD_BUDGET_KEYS.items():
+            if low not in values and high not in values:
+                continue
+            if key in values:
+                raise ConfigError(f"{prefix}{low}/{high} and {key} both given: write only "
+                                  f"{key}: {{min_pixels: N, max_pixels: N}}")
+            default = cls.old_budget_default(key, values)
+            values[key] = {"min_pixels": values.pop(low, default and default.min_pixels),
+                           "max_pixels": values.pop(high, default and default.max_pixels)}
+            logging.getLogger(cls.__module__).warning(
+                "%s%s/%s are deprecated: write %s: {min_pixels: N, max_pixels: N}", prefix, low, high, key)
+        return values
+
+    @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any] | None, where: str | Path | None = None) -> C:
         """Build from a mapping (a YAML section); ``where`` (a file) prefixes every message."""
         prefix = f"{where}: " if where else ""
-        if values is None:
-            values = {}
+        values = cls.new_budget_keys({} if values is None else values, where)
         if not isinstance(values, Mapping):
             name = cls.section or f"a {cls.kind} config"
             raise ConfigError(f"{prefix}{name} must be a mapping, got {_shown(values)}")
@@ -260,15 +303,24 @@ class Config:
 
     @classmethod
     def help(cls) -> str:
-        """One line per field: name, default and help string."""
+        """One line per field: name, default, its range or choices, and help string."""
         lines = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"{f.name} = {default!r}: {f.metadata.get('help', '')}")
+            lines.append(f"{f.name} = {default!r}: {f.metadata.get('help', '')}{_range_text(f.metadata)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    """`` [one of a, b]`` or `` [>= 1, < 2]`` for ``help()``; empty when the field has neither."""
+    if meta.get("choices"):
+        return f" [one of {', '.join(map(str, meta['choices']))}]"
+    bounds = [f"{op} {meta[key]:g}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if meta.get(key) is not None]
+    return f" [{', '.join(bounds)}]" if bounds else ""
 
 
 def _range_problems(path: str, value: Any, meta: Mapping[str, Any]) -> list[str]:
@@ -279,13 +331,15 @@ def _range_problems(path: str, value: Any, meta: Mapping[str, Any]) -> list[str]
         return [f"{path} must be one of {', '.join(map(str, choices))}, got {_shown(value)}"]
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return []
-    ge, gt, le = meta.get("ge"), meta.get("gt"), meta.get("le")
+    ge, gt, le, lt = meta.get("ge"), meta.get("gt"), meta.get("le"), meta.get("lt")
     if ge is not None and value < ge:
         return [f"{path} must be >= {ge:g}, got {value:g}"]
     if gt is not None and not value > gt:
         return [f"{path} must be > {gt:g}, got {value:g}"]
     if le is not None and value > le:
         return [f"{path} must be <= {le:g}, got {value:g}"]
+    if lt is not None and not value < lt:
+        return [f"{path} must be < {lt:g}, got {value:g}"]
     return []
 
 

@@ -14,9 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from vlir.models import defaults
 from vlir.records import Box
 
-FACTOR = 28  # Qwen2.5-VL: 14 px patches merged 2x2
+#: the default family's grid (:mod:`vlir.models.defaults`); a family's budget carries its own
+FACTOR = defaults.FACTOR
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,12 @@ class PixelBudget:
     N: they are a relative ``0..N`` grid over the image, whatever its size (Qwen3-VL: 1000). The
     model family sets both (``vlir.models``); code that converts boxes reads them from here.
 
-    The defaults of :data:`MODEL_PIXELS` and :data:`CROP_PIXELS` are those of the released VLM-R3
-    agent (``min_pixels=4*28*28``, ``max_pixels=2048*28*28`` for the image, ``1024*28*28`` for crops).
+    This is the one shape of a pixel budget, from the user's knob (``{min_pixels: ..., max_pixels:
+    ...}`` in a config, ``--min-pixels/--max-pixels`` on the command line) to the crop: a family
+    puts a knob on its grid and box convention (:meth:`vlir.models.family.ModelFamily.view` and
+    :meth:`~vlir.models.family.ModelFamily.crop`). :data:`MODEL_PIXELS` and :data:`CROP_PIXELS`
+    are the default family's budgets (:mod:`vlir.models.defaults`), the defaults of this module's
+    functions.
     """
 
     min_pixels: int
@@ -44,8 +50,35 @@ class PixelBudget:
             raise ValueError(f"box_grid must be a positive grid size or None, got {self.box_grid}")
 
 
-MODEL_PIXELS = PixelBudget(4 * 28 * 28, 2048 * 28 * 28)
-CROP_PIXELS = PixelBudget(4 * 28 * 28, 1024 * 28 * 28)
+    @classmethod
+    def parse(cls, value: object) -> "PixelBudget":
+        """A knob as a config holds it: a :class:`PixelBudget`, a mapping ``{min_pixels, max_pixels}``
+        (the one written shape; ``factor``/``box_grid`` are accepted, a family sets its own) or the
+        compact ``[min_pixels, max_pixels]``. Raises ``ValueError`` saying what is wrong."""
+        if isinstance(value, PixelBudget):
+            return value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"min_pixels", "max_pixels", "factor", "box_grid"})
+            if unknown or not {"min_pixels", "max_pixels"} <= set(value):
+                raise ValueError(f"write {{min_pixels: N, max_pixels: N}}, not the keys {sorted(value)}")
+            items = dict(value)
+        elif isinstance(value, (list, tuple)) and len(value) == 2:
+            items = {"min_pixels": value[0], "max_pixels": value[1]}
+        else:
+            raise ValueError("write {min_pixels: N, max_pixels: N}")
+        for key in ("min_pixels", "max_pixels", "factor"):
+            if key in items and (isinstance(items[key], bool) or not isinstance(items[key], int)):
+                raise ValueError(f"its {key} must be an integer")
+        return cls(**items)
+
+    def knob(self) -> dict[str, int]:
+        """The budget as its knob is written (``{min_pixels, max_pixels}``): for manifests and logs."""
+        return {"min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
+
+
+#: the default family's budgets (:mod:`vlir.models.defaults`): the image's view and a crop's
+MODEL_PIXELS = PixelBudget(defaults.MIN_PIXELS, defaults.MAX_PIXELS)
+CROP_PIXELS = PixelBudget(defaults.CROP_MIN_PIXELS, defaults.CROP_MAX_PIXELS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from vlir.models.family import families
+
 CALL_STOPS = ("]}", "]\n}", "] }")
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 # The released agent's vLLM stop strings, in its order.
@@ -82,7 +84,8 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() else json.dumps(value)
 
 
-_IMAGE_BLOCK = re.compile(r"\n?<\|vision_start\|>(?:<\|image_pad\|>)*<\|vision_end\|>")
+# an inserted image in decoded text, as every registered model family writes one (its tokens)
+_IMAGE_BLOCK = re.compile(r"\n?(?:" + "|".join(sorted({f.image_block_pattern() for f in families()})) + ")")
 
 
 def split_at_images(text: str) -> list[str]:

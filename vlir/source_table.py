@@ -11,9 +11,12 @@ the build's source list, the grounded annotator's text sources) and could drift.
 
 The metric names are functions of :mod:`vlir.metrics`: ``metric`` the official one the eval reports
 (``vqa_accuracy``, ``anls``, ``gqa_accuracy``, ...), ``lenient`` the rule checks and rewards use
-(``mc_letter`` is the option-letter match :func:`vlir.metrics.mc_match`); an
-answer threshold names a :class:`vlir.checks.CheckConfig` field (the thresholds' one home). A
-source not in the table (``synth``) is scored by exact match.
+(``mc_letter`` is the option-letter match :func:`vlir.metrics.mc_match`); an answer threshold
+names a :class:`vlir.checks.CheckConfig` field, whose default is :data:`ANSWER_THRESHOLDS`' (the
+numbers' one home: :func:`vlir.metrics.is_correct` reads them too). A source not in the table
+(``synth``) is scored by exact match. ``adapter`` says whether a :mod:`vlir.sources` adapter reads
+the source (``vlir build``); a row without one is scored only (``chartqa``: records named so,
+converted or imported elsewhere, score by ChartQA's relaxed accuracy).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class SourceRule:
     threshold: str | None            #: CheckConfig field a score must reach (None: a match, 1.0)
     grounding: str                   #: how the grounded annotator looks: program, text, relation, regions
     build_all: bool                  #: built by ``vlir build --source all``
+    adapter: bool = True             #: a vlir.sources adapter reads it (False: scored only)
 
 
 TABLE: dict[str, SourceRule] = {
@@ -39,13 +43,17 @@ TABLE: dict[str, SourceRule] = {
     "infographicsvqa": SourceRule("anls", "anls_lenient", "anls_min", "text", True),
     "vsr": SourceRule("vsr_match", "vsr_match", None, "relation", True),
     "m3cot": SourceRule("mc_letter", "mc_letter", None, "regions", False),
-    "chartqa": SourceRule("relaxed_accuracy", "relaxed_accuracy", None, "none", False),
+    "chartqa": SourceRule("relaxed_accuracy", "relaxed_accuracy", None, "none", False, adapter=False),
     # the synthetic task of vlir.sources.zoom (make train's R-GRPO stage): one colour name
     "zoom": SourceRule("exact_match", "exact_match", None, "none", False),
 }
 
 #: the metric of a source that is not in the table
 FALLBACK_METRIC = "exact_match"
+
+#: the default of each answer threshold a row names (the CheckConfig field of that name, and
+#: vlir.metrics.is_correct's default): VQA accuracy 0.3 = one of the ten annotators agrees; ANLS 0.5
+ANSWER_THRESHOLDS = {"vqa_min": 0.3, "anls_min": 0.5}
 
 
 def rule(source: str) -> SourceRule | None:
@@ -76,6 +84,11 @@ def answer_threshold(source: str) -> str | None:
 def build_all_sources() -> tuple[str, ...]:
     """The sources ``vlir build --source all`` builds, in build order."""
     return tuple(name for name, row in TABLE.items() if row.build_all)
+
+
+def scored_only() -> tuple[str, ...]:
+    """The sources no adapter reads: rows that only say how such records are scored."""
+    return tuple(name for name, row in TABLE.items() if not row.adapter)
 
 
 def sources_with(attribute: str, value: object) -> tuple[str, ...]:

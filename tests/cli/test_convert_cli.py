@@ -46,6 +46,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         ("import", "--format", "vlmr3", str(tmp_path / "missing"), str(tmp_path / "o1")),
         ("import", "--format", "vlmr3", str(out), str(tmp_path / "o2"), "--source", "Not OK"),
         ("import", "--format", "vlmr3", str(out / "gqa"), str(out)),
+        # one flag of a pair: the other half is the model family's default crop budget's
+        ("import", "--format", "vlmr3", str(out), str(tmp_path / "o3"), "--crop-min-pixels", "99999999"),
     ]
     for args in cases:
         r = vlir(*args)
@@ -53,4 +55,5 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("vlir: error:"), (args, r.stderr)
     assert "known: vlmr3" in vlir(*cases[0]).stderr
+    assert "--crop-min-pixels/--crop-max-pixels: need 0 < min_pixels <= max_pixels" in vlir(*cases[-1]).stderr
     assert not (tmp_path / "d2").exists() and not (tmp_path / "o1").exists()

@@ -22,6 +22,7 @@ from vlir.corpus.manifest import merge
 from vlir.corpus.shards import iter_rows, shard_files
 from vlir.sources.base import get_source
 from vlir.corpus.validate import validate_output
+from vlir.geometry import PixelBudget
 from tests.conftest import make_image
 from tests.test_images import bomb_png
 
@@ -254,6 +255,32 @@ def test_bad_build_config_is_a_value_error_naming_the_file(tmp_path, text):
 def test_model_budget_under_grounded_is_refused():
     with pytest.raises(ValueError, match="grounded.model_max_pixels"):
         BuildConfig(grounded={"model_max_pixels": 200704})
+
+
+def test_budgets_are_knobs_placed_on_the_familys_grid(tmp_path, caplog):
+    """One shape ({min_pixels, max_pixels}; null: the family's default), read back on the family's
+    grid; the old two-int keys still load, with a deprecation warning, and never beside the new."""
+    from vlir.models.family import default_family, family_for
+
+    assert BuildConfig().model_budget == default_family().view() and BuildConfig().crop_budget == default_family().crop()
+    path = tmp_path / "build.yaml"
+    path.write_text("model_family: qwen3_vl\ncrop_budget: {min_pixels: 3136, max_pixels: 50176}\n")
+    cfg = BuildConfig.from_yaml(path)
+    assert cfg.crop_budget == family_for("qwen3_vl").crop(PixelBudget(3136, 50176)) and cfg.crop_budget.factor == 32
+    assert cfg.model_budget == family_for("qwen3_vl").view()
+    assert BuildConfig.from_dict(cfg.to_dict()) == cfg  # build.json reads back to the same config
+    path.write_text("crop_max_pixels: 50176\nmodel_min_pixels: 6272\n")
+    with caplog.at_level("WARNING"):
+        old = BuildConfig.from_yaml(path)
+    assert old.crop_budget == PixelBudget(default_family().crop().min_pixels, 50176)
+    assert old.model_budget == PixelBudget(6272, default_family().view().max_pixels)
+    assert "crop_min_pixels/crop_max_pixels are deprecated" in caplog.text
+    path.write_text("crop_max_pixels: 50176\ncrop_budget: [3136, 50176]\n")
+    with pytest.raises(ValueError, match="build.yaml: crop_min_pixels/crop_max_pixels and crop_budget both given"):
+        BuildConfig.from_yaml(path)
+    path.write_text("crop_budget: {min_pixels: 50176, max_pixels: 3136}\n")
+    with pytest.raises(ValueError, match="build.yaml: .*crop_budget must be a pixel budget"):
+        BuildConfig.from_yaml(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -224,3 +224,23 @@ def test_bad_invocations_are_input_errors(bad_src, taken_dest, tmp_path):
     for split in ("", "a b", "train/", "../x"):
         with pytest.raises(ValueError, match="split must be"):
             ImportConfig(split=split)
+
+
+def test_format_configs_are_configs(tmp_path):
+    """Export and import settings load from YAML with checked fields and help(); their budgets are
+    knobs on the default family (the authors' model)."""
+    from vlir.formats.vlmr3 import ExportConfig
+    from vlir.geometry import PixelBudget
+    from vlir.models.family import default_family
+
+    path = tmp_path / "import.yaml"
+    path.write_text("budget: {min_pixels: 3136, max_pixels: 200704}\ncrop_tolerance: 1.5\n")
+    cfg = ImportConfig.load(path)
+    assert cfg.budget == default_family().view(PixelBudget(3136, 200704)) and cfg.crop_budget == default_family().crop()
+    assert cfg.to_dict()["budget"] == {"min_pixels": 3136, "max_pixels": 200704}
+    assert "crop_tolerance = 2.0" in ImportConfig.help() and "images = 'copy'" in ExportConfig.help()
+    with pytest.raises(ValueError, match="crop_tolerance must be >= 0"):
+        ImportConfig(crop_tolerance=-1)
+    with pytest.raises(ValueError, match="unknown export config key image"):
+        ExportConfig.load(None, ["image=copy"])
+    assert ExportConfig.load(None, ["splits=[train]"]).splits == ("train",)

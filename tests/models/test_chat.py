@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlir import geometry
+from vlir.models.family import default_family
 from vlir.crops import decode_png
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Crop, Record
@@ -147,7 +148,7 @@ def test_matches_the_processors_own_tokenization(tiny, records, encoded):
     cfg = chat.ChatConfig.for_processor(processor)
     segments = chat.assistant_segments(record, cfg)
     text = chat.prompt_text(record.sample.question, processor, cfg) + "".join(
-        s if isinstance(s, str) else chat.IMAGE_PLACEHOLDER for s in segments) + "<|im_end|>"
+        s if isinstance(s, str) else default_family().image_block for s in segments) + "<|im_end|>"
     images = [image] + [decode_png(c.png) for c in record.crops]
     ref = processor(text=[text], images=images, return_tensors="pt")
     enc = encoded[4]
@@ -162,7 +163,7 @@ def test_user_turn_is_question_plus_instruction(tiny, records):
     record, _ = records[1]
     text = chat.prompt_text(record.sample.question, processor, chat.ChatConfig.for_processor(processor))
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-                           + chat.IMAGE_PLACEHOLDER + record.sample.question + "\nYou need to first think")
+                           + default_family().image_block + record.sample.question + "\nYou need to first think")
     assert text.endswith("<answer> </answer> tags respectively.<|im_end|>\n<|im_start|>assistant\n")
     custom = chat.ChatConfig.for_processor(processor, instruction=" Answer briefly.", system="Be terse.")
     text = chat.prompt_text("Q?", processor, custom)

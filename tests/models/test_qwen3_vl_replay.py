@@ -87,8 +87,7 @@ def test_a_build_for_qwen3_replays_exactly_and_says_so(tmp_path):
     for name in ("textvqa", "gqa", "docvqa"):
         get_source(name).write_sample_tree(tmp_path / "src" / name, 3, 0)
         jobs.append(Job(name, "val", str(tmp_path / "src" / name)))
-    cfg = BuildConfig(tasks=1, model_family="qwen3_vl", model_min_pixels=budget.min_pixels,
-                      model_max_pixels=budget.max_pixels)
+    cfg = BuildConfig(tasks=1, model_family="qwen3_vl", model_budget=budget)
     assert cfg.model_budget == budget and cfg.crop_budget.factor == 32
     run_build(cfg, jobs, tmp_path / "out", show_progress=False)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

@@ -68,5 +68,5 @@ def test_wheel_builds_the_tiny_model_outside_the_repo(tmp_path):
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "vlir/models/tiny_qwen2_5_vl.yaml" in names and "vlir/rollout/engine.py" in names
+    assert "vlir/models/qwen2_5_vl/tiny.yaml" in names and "vlir/rollout/engine.py" in names
     assert "vlir/rollout.py" not in names and "vlir/train/model.py" not in names

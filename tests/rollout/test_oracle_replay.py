@@ -77,7 +77,7 @@ def test_replay_of_a_real_build(tmp_path):
     for name in ("textvqa", "gqa", "docvqa"):
         get_source(name).write_sample_tree(tmp_path / "src" / name, 3, 0)
         jobs.append(Job(name, "val", str(tmp_path / "src" / name)))
-    cfg = BuildConfig(tasks=1, model_min_pixels=budget.min_pixels, model_max_pixels=budget.max_pixels)
+    cfg = BuildConfig(tasks=1, model_budget=budget)
     run_build(cfg, jobs, tmp_path / "out", show_progress=False)
     corpus = shards.Corpus(tmp_path / "out")
     replayed = looks = 0

@@ -39,3 +39,18 @@ def test_module_entry_points_exit_2_on_a_bad_recipe(module, tmp_path):
     r = subprocess.run([sys.executable, "-m", module, "--config", str(tmp_path / "missing.yaml")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"python -m {module}: error:" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("cls,override,message", [
+    (GRPOConfig, "top_p=1.5", "top_p must be <= 1"), (GRPOConfig, "loss_type=ppo", "loss_type must be one of grpo, dapo"),
+    (GRPOConfig, "epsilon_low=1", "epsilon_low must be < 1"), (SFTConfig, "warmup_ratio=1", "warmup_ratio must be < 1"),
+    (SFTConfig, "adam_beta2=1", "adam_beta2 must be < 1"), (SFTConfig, "keep_checkpoints=-1", "keep_checkpoints must be >= 0"),
+])
+def test_ranges_and_choices_are_declared_with_the_fields(cls, override, message):
+    """The trainer configs use option() like every config: the range is checked by the base and
+    shown by help()."""
+    with pytest.raises(ValueError, match=message):
+        cls.load(None, [override])
+    name = override.split("=")[0]
+    line = next(line for line in cls.help().splitlines() if line.startswith(f"{name} = "))
+    assert line.endswith("]") and ("one of" in line or "<" in line or ">" in line)

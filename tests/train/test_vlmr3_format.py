@@ -13,6 +13,7 @@ from PIL import Image
 from vlir.formats.vlmr3 import DATA_FILE, ExportConfig, export_corpus
 from vlir.models import chat
 from vlir.models import model_budget
+from vlir.models.family import default_family
 from tests.conftest import make_output
 
 
@@ -45,7 +46,7 @@ def test_authors_loader_sees_vlirs_sft_sequence(tiny, tmp_path):
                                                add_generation_prompt=False)
         segments = chat.assistant_segments(record, cfg)
         ours = chat.prompt_text(record.sample.question, processor, cfg) + "".join(
-            s if isinstance(s, str) else chat.IMAGE_PLACEHOLDER for s in segments)
+            s if isinstance(s, str) else default_family().image_block for s in segments)
         # their loader appends "\n" to the last part; the template closes the turn with <|im_end|>\n
         assert theirs == ours + "\n" + im_end + "\n"
         # token for token: their processor call on that text and vlir's encode_record agree on

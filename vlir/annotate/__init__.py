@@ -16,15 +16,20 @@ ANNOTATORS = ("grounded", "teacher")
 
 def get_annotator(name: str, **config: Any) -> Annotator:
     """Build an annotator by name; ``config`` holds its settings (unknown keys are an error). The
-    grounded annotator also takes ``checks`` (a CheckConfig or its mapping): its look limits."""
+    grounded annotator also takes ``checks`` (a CheckConfig or its mapping): its look limits, and
+    ``model_budget`` (a :class:`~vlir.geometry.PixelBudget` on the build's family grid; default:
+    the default family's view): the grid its looks are snapped to."""
     if name == "grounded":
         from vlir.annotate.grounded import GroundedAnnotator, GroundedConfig
         from vlir.checks import CheckConfig
 
+        from vlir.models.family import default_family
+
         checks = config.pop("checks", None)  # the look limits are the checks' thresholds
         if not isinstance(checks, CheckConfig):
             checks = CheckConfig.from_dict(checks)
-        return GroundedAnnotator(GroundedConfig.from_dict(config), checks)
+        budget = config.pop("model_budget", None) or default_family().view()
+        return GroundedAnnotator(GroundedConfig.from_dict(config), checks, budget)
     if name == "teacher":
         from vlir.annotate.teacher import TeacherAnnotator
         from vlir.annotate.teacher_config import TeacherConfig

@@ -51,7 +51,9 @@ UNANSWERABLE = frozenset({"unanswerable", "unanswerable question", "no answer"})
 class GroundedConfig(Config):
     """Settings of the grounded annotator (the ``grounded`` section of a build config). The look
     geometry limits (min side, max area, max looks, redundancy) are not here: they are the checks'
-    thresholds, read from :class:`vlir.checks.CheckConfig`, so the two can never disagree."""
+    thresholds, read from :class:`vlir.checks.CheckConfig`, so the two can never disagree. Nor is
+    the model's view looks are snapped to: that is the build's (``BuildConfig.model_budget``, on its
+    model family's grid), given to :class:`GroundedAnnotator` as ``model_budget``."""
 
     kind: ClassVar[str] = "grounded annotator"
     section: ClassVar[str] = "grounded"
@@ -60,19 +62,6 @@ class GroundedConfig(Config):
                                         "as the answer.", ge=0, le=1)
     object_pad: float = option(0.1, "Pad object regions by this share of their size on each side "
                                     "(context).", ge=0)
-    model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The build's model view (smart_resize min "
-                                   "pixels): looks are snapped outwards to its grid.", ge=1)
-    model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The build's model view (smart_resize max "
-                                   "pixels): looks are snapped outwards to its grid.", ge=1)
-
-    model_family: str = option("qwen2_5_vl", "The build's model family (vlir.models): its box grid is "
-                               "the one looks are snapped outwards to.")
-
-    @property
-    def model_budget(self) -> PixelBudget:
-        from vlir.models.family import family_for
-
-        return family_for(self.model_family).budget(self.model_min_pixels, self.model_max_pixels)
 
 
 def sample_rng(sample_id: str) -> random.Random:
@@ -123,11 +112,12 @@ class GroundedAnnotator(Annotator):
     name = "grounded"
 
     def __init__(self, config: GroundedConfig | None = None, checks: CheckConfig | None = None,
-                 **overrides: Any):
+                 model_budget: PixelBudget = MODEL_PIXELS, **overrides: Any):
         base = config or GroundedConfig()
         self.config = GroundedConfig.from_dict({**{f.name: getattr(base, f.name) for f in fields(base)},
                                                 **overrides})
         self.checks = checks or CheckConfig()  # the look limits: the checks' own thresholds
+        self.model_budget = model_budget  # the build's model view (its family's grid): looks snap to it
 
     def provenance(self) -> Provenance:
         return Provenance(annotator=self.name, vlir_version=vlir.__version__, prompt_hash=templates_hash())
@@ -178,7 +168,7 @@ class GroundedAnnotator(Annotator):
                 box = geometry.ensure_min_side(core, lim.min_side, width, height)
                 if geometry.area_ratio(box, width, height) > lim.max_area_ratio:
                     return None
-            box = snap_outwards(box, width, height, cfg.model_budget)
+            box = snap_outwards(box, width, height, self.model_budget)
             if any(geometry.iou(box, t) >= lim.redundant_iou for t in taken):
                 return None
             taken.append(box)
@@ -228,7 +218,7 @@ class GroundedAnnotator(Annotator):
         if match is None:
             raise AnnotationError("no_evidence", f"{sample.id}: no answer found among the image's text")
         box = snap_outwards(look_box(match, width, height, lim.min_side, lim.max_area_ratio),
-                            width, height, cfg.model_budget)
+                            width, height, self.model_budget)
         if geometry.area_ratio(box, width, height) > lim.max_area_ratio:
             raise AnnotationError("no_evidence", f"{sample.id}: the answer's text fills the image")
         seen = answer

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vlir.config import Config, option
+from vlir.geometry import FACTOR, MODEL_PIXELS
 from vlir.secrets import redact
 
-#: 1280 * 28 * 28: a multiple of Qwen2.5-VL's 28-px grid, ~1 MP — enough detail for GPT-4o's
+#: 1280 cells of the default family's 28-px grid, ~1 MP — enough detail for GPT-4o's
 #: high-detail tiling and for a Qwen2.5-VL-72B teacher without paying for a full-resolution scan.
-DEFAULT_IMAGE_MAX_PIXELS = 1280 * 28 * 28
+DEFAULT_IMAGE_MAX_PIXELS = 1280 * FACTOR * FACTOR
 
 
 @dataclass
@@ -67,7 +68,7 @@ class TeacherConfig(Config):
     temperature: float = option(0.2, "Sampling temperature of the teacher.", ge=0)
     max_tokens: int = option(1024, "Completion-token cap per request.", ge=1)
     image_max_pixels: int = option(DEFAULT_IMAGE_MAX_PIXELS, "Pixel budget of the image as sent.",
-                                   ge=4 * 28 * 28)
+                                   ge=MODEL_PIXELS.min_pixels)
     hints: bool = option(True, "Send the source's evidence boxes as hints.")
     judge: bool = option(False, "Ask, per look, whether the crop shows its label (rejects: judge_region).")
     cache_path: str | None = option(None, "SQLite cache file; None keeps no cache.")

@@ -179,7 +179,8 @@ def _system_text() -> str:
 
 
 def teacher_budget(image_max_pixels: int) -> PixelBudget:
-    return PixelBudget(4 * 28 * 28, image_max_pixels)
+    """The sent image's budget: the default family's grid and least pixels, up to ``image_max_pixels``."""
+    return PixelBudget(geometry.MODEL_PIXELS.min_pixels, image_max_pixels)
 
 
 PAD_COLOR = (128, 128, 128)

@@ -8,8 +8,6 @@ from typing import Callable, Optional, TypeVar
 import typer
 
 from vlir.cli import app, fail
-from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET
-from vlir.geometry import CROP_PIXELS
 
 T = TypeVar("T")
 FORMAT_HELP = "The other side's format: vlmr3 (the VLM-R3 authors' SFT records)."
@@ -38,16 +36,21 @@ def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., N
 
 def _sft_pixels(end: str, verb: str):
     """``--min-pixels`` / ``--max-pixels``: the authors' SFT image budget the boxes ``verb`` (are,
-    were) written for; export and import take the same pair."""
-    return typer.Option(getattr(AUTHORS_SFT_BUDGET, f"{end}_pixels"), f"--{end}-pixels", min=1,
-                        help=f"Image budget the boxes {verb} written for (their SFT --{end}_pixels).")
+    were) written for; export and import take the same pair (unset: the model family's default)."""
+    return typer.Option(None, f"--{end}-pixels", min=1,
+                        help=f"Image budget the boxes {verb} written for (their SFT --{end}_pixels; "
+                             "default: the model family's, theirs).")
 
 
-def _budget(min_pixels: int, max_pixels: int, flag: str):
+def _budget(min_pixels: Optional[int], max_pixels: Optional[int], default, flag: str):
+    """The knob of a ``--X-min-pixels/--X-max-pixels`` pair as the one budget type (None when
+    neither is given: the config's default; one given: the other is ``default``'s)."""
     from vlir.geometry import PixelBudget
 
+    if min_pixels is None and max_pixels is None:
+        return None
     try:
-        return PixelBudget(min_pixels, max_pixels)
+        return PixelBudget(min_pixels or default.min_pixels, max_pixels or default.max_pixels)
     except ValueError as exc:
         fail(f"{flag}: {exc}")
 
@@ -57,8 +60,8 @@ def export(
     out: Path = typer.Argument(..., help="A vlir output folder (holding manifest.json)."),
     dest: Path = typer.Argument(..., help="Folder to write (new or empty)."),
     fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
-    min_pixels: int = _sft_pixels("min", "are"),
-    max_pixels: int = _sft_pixels("max", "are"),
+    min_pixels: Optional[int] = _sft_pixels("min", "are"),
+    max_pixels: Optional[int] = _sft_pixels("max", "are"),
     images: str = typer.Option("copy", "--images", help="copy: originals under DEST/images; reference: "
                                "a path relative to DEST pointing at the corpus's source root."),
     path_prefix: str = typer.Option("", "--path-prefix", help="Prepended to every written path (their "
@@ -69,12 +72,13 @@ def export(
 ) -> None:
     """Write a corpus's accepted records as the authors' SFT file DEST/vlmr3_sft.json (+ crops,
     images): pass it to their qwen_vl_finetune trainer as --dataset_use."""
-    from vlir.formats.vlmr3 import ExportConfig, ExportError, export_corpus
+    from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, ExportConfig, ExportError, export_corpus
 
     _format(fmt)
-    budget = _budget(min_pixels, max_pixels, "--min-pixels/--max-pixels")
+    budget = _budget(min_pixels, max_pixels, AUTHORS_SFT_BUDGET, "--min-pixels/--max-pixels")
     try:
-        cfg = ExportConfig(budget=budget, images=images, path_prefix=path_prefix, splits=tuple(split or ()))
+        cfg = ExportConfig(budget=budget or AUTHORS_SFT_BUDGET, images=images, path_prefix=path_prefix,
+                           splits=tuple(split or ()))
         summary = _with_bar(progress, "export", lambda tick: export_corpus(out, dest, cfg, tick))
     except (ValueError, ExportError) as exc:
         fail(str(exc))
@@ -87,12 +91,14 @@ def import_(
     src: Path = typer.Argument(..., help="A folder of *.json / *.jsonl record files, or one such file."),
     out: Path = typer.Argument(..., help="vlir output folder to write (new or empty)."),
     fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
-    min_pixels: int = _sft_pixels("min", "were"),
-    max_pixels: int = _sft_pixels("max", "were"),
-    crop_min_pixels: int = typer.Option(CROP_PIXELS.min_pixels, "--crop-min-pixels", min=1,
-                                        help="Budget of vlir's crop the files are compared with."),
-    crop_max_pixels: int = typer.Option(CROP_PIXELS.max_pixels, "--crop-max-pixels", min=1,
-                                        help="Budget of vlir's crop the files are compared with."),
+    min_pixels: Optional[int] = _sft_pixels("min", "were"),
+    max_pixels: Optional[int] = _sft_pixels("max", "were"),
+    crop_min_pixels: Optional[int] = typer.Option(None, "--crop-min-pixels", min=1, help="Budget of "
+                                                  "vlir's crop the files are compared with (default: the "
+                                                  "model family's)."),
+    crop_max_pixels: Optional[int] = typer.Option(None, "--crop-max-pixels", min=1, help="Budget of "
+                                                  "vlir's crop the files are compared with (default: the "
+                                                  "model family's)."),
     base: Optional[Path] = typer.Option(None, "--base", help="Folder relative image/crop paths are "
                                         "resolved against (default: SRC, or its folder)."),
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="Root the records reference "
@@ -107,13 +113,16 @@ def import_(
 ) -> None:
     """Read the authors' SFT records into validated vlir shards; unreadable records become rejects
     with reasons, and each crop file's difference from vlir's own crop is reported."""
-    from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
     from vlir.corpus.manifest import ManifestError
+    from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET
+    from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
+    from vlir.models.family import default_family
 
     _format(fmt)
     try:
-        cfg = ImportConfig(budget=_budget(min_pixels, max_pixels, "--min-pixels/--max-pixels"),
-                           crop_budget=_budget(crop_min_pixels, crop_max_pixels,
+        cfg = ImportConfig(budget=_budget(min_pixels, max_pixels, AUTHORS_SFT_BUDGET,
+                                          "--min-pixels/--max-pixels") or AUTHORS_SFT_BUDGET,
+                           crop_budget=_budget(crop_min_pixels, crop_max_pixels, default_family().crop(),
                                                "--crop-min-pixels/--crop-max-pixels"),
                            base=str(base) if base else None, image_root=str(image_root) if image_root else None,
                            source=source, split=split, embed_images=embed_images, crop_tolerance=crop_tolerance)

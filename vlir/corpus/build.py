@@ -35,7 +35,8 @@ from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator, Annota
 from vlir.corpus.build_plan import source_stats, task_items
 from vlir.config import Config, option
 from vlir.crops import render_crop
-from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
+from vlir.geometry import PixelBudget
+from vlir.models.defaults import DEFAULT_FAMILY
 from vlir.corpus.manifest import finish_task
 from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
 from vlir.corpus.shards import ShardWriter
@@ -60,16 +61,15 @@ class BuildConfig(Config):
     teacher: dict[str, Any] = option({}, "Settings of the teacher annotator "
                                          "(vlir.annotate.teacher_config.TeacherConfig fields).")
     checks: dict[str, Any] = option({}, "Thresholds of the checks (vlir.checks.CheckConfig fields).")
-    crop_min_pixels: int = option(CROP_PIXELS.min_pixels, "Least pixels of a rendered crop.", ge=1)
-    crop_max_pixels: int = option(CROP_PIXELS.max_pixels, "Most pixels of a rendered crop.", ge=1)
-    model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The model's view (smart_resize min pixels) "
-                                   "look boxes are snapped to, so replaying a chain through a model with "
-                                   "this budget reproduces the stored boxes and crops.", ge=1)
-    model_max_pixels: int = option(MODEL_PIXELS.max_pixels, "The model's view (smart_resize max pixels).",
-                                   ge=1)
-    model_family: str = option("qwen2_5_vl", "The model family the looks are snapped for "
+    model_family: str = option(DEFAULT_FAMILY, "The model family the looks are snapped for "
                                "(vlir.models: qwen2_5_vl snaps to pixels of the smart_resized view, "
                                "qwen3_vl to its 0-1000 grid); crops are rendered on its pixel grid.")
+    model_budget: PixelBudget | None = option(None, "The model's view {min_pixels, max_pixels} look boxes "
+                                              "are snapped to, so replaying a chain through a model with "
+                                              "this budget reproduces the stored boxes and crops (null: "
+                                              "the family's default); read back on the family's grid.")
+    crop_budget: PixelBudget | None = option(None, "A rendered crop's {min_pixels, max_pixels} (null: the "
+                                             "family's default); read back on the family's grid.")
     tasks: int = option(4, "Partitions per (source, split); fixed so outputs do not depend on --workers.",
                         ge=1)
     batch_size: int | None = option(None, "Samples in flight in the annotator (null: the annotator's "
@@ -84,18 +84,20 @@ class BuildConfig(Config):
     source_options: dict[str, Any] = option({}, "source -> options for its adapter (explicit file "
                                                 "paths...).")
 
+    #: the knob's old shape (two ints per budget), read as the one shape with a deprecation warning
+    OLD_BUDGET_KEYS: ClassVar[dict[str, tuple[str, str]]] = {
+        "model_budget": ("model_min_pixels", "model_max_pixels"),
+        "crop_budget": ("crop_min_pixels", "crop_max_pixels")}
+
     def validate(self) -> list[str]:
         problems = []
-        for name, budget in (("crop", (self.crop_min_pixels, self.crop_max_pixels)),
-                             ("model", (self.model_min_pixels, self.model_max_pixels))):
-            try:
-                PixelBudget(*budget)
-            except ValueError as exc:
-                problems.append(f"{name}_min_pixels/{name}_max_pixels: {exc}")
         try:
-            self.family
+            family = self.family
         except ValueError as exc:
-            problems.append(f"model_family: {exc}")
+            return [f"model_family: {exc}"]
+        # the knobs on the family's grid and box convention: what snapping and cropping read
+        self.model_budget = family.view(self.model_budget)
+        self.crop_budget = family.crop(self.crop_budget)
         known_sources = set(source_table.TABLE)
         for source, options in self.source_options.items():
             if source not in known_sources:
@@ -103,11 +105,6 @@ class BuildConfig(Config):
                                 f"{', '.join(sorted(known_sources))}")
             elif not isinstance(options, dict):
                 problems.append(f"source_options.{source} must be a mapping, got {options!r}")
-        clash = sorted({"model_min_pixels", "model_max_pixels", "model_family"} & set(self.grounded))
-        if clash:
-            problems.append(f"grounded.{clash[0]}: set the model budget once, at the top level "
-                            "(model_min_pixels / model_max_pixels); the build snaps looks to it")
-            return problems
         # the sections are checked now, in the parent, not in a worker mid-build
         from vlir.annotate.grounded import GroundedConfig
         from vlir.annotate.teacher_config import TeacherConfig
@@ -121,10 +118,21 @@ class BuildConfig(Config):
         return problems
 
     @classmethod
+    def old_budget_default(cls, key: str, values: dict[str, Any]) -> PixelBudget | None:
+        """An old key's missing half comes from the family's default budget."""
+        from vlir.models.family import family_for
+
+        try:
+            family = family_for(str(values.get("model_family") or DEFAULT_FAMILY))
+        except ValueError:
+            return None  # from_dict reports the family
+        return family.view() if key == "model_budget" else family.crop()
+
+    @classmethod
     def from_yaml(cls, path: Path | None, **overrides: Any) -> "BuildConfig":
         """The YAML at ``path`` (or the defaults), then the CLI's flags (None: not given; a dict
         updates its section)."""
-        data: dict[str, Any] = cls.read_yaml(path) if path else {}
+        data: dict[str, Any] = cls.new_budget_keys(cls.read_yaml(path), path) if path else {}
         cls.check_keys(data, f"{path}: " if path else "")
         for key, value in overrides.items():
             if value is None:
@@ -141,14 +149,6 @@ class BuildConfig(Config):
         from vlir.models.family import family_for
 
         return family_for(self.model_family)
-
-    @property
-    def crop_budget(self) -> PixelBudget:
-        return self.family.crop_budget(self.crop_min_pixels, self.crop_max_pixels)
-
-    @property
-    def model_budget(self) -> PixelBudget:
-        return self.family.budget(self.model_min_pixels, self.model_max_pixels)
 
 
 
@@ -185,9 +185,7 @@ def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
     from vlir.annotate import get_annotator
 
     if cfg.annotator == "grounded":
-        return get_annotator("grounded", model_min_pixels=cfg.model_min_pixels,
-                             model_max_pixels=cfg.model_max_pixels, model_family=cfg.model_family,
-                             checks=cfg.checks, **cfg.grounded)
+        return get_annotator("grounded", model_budget=cfg.model_budget, checks=cfg.checks, **cfg.grounded)
     return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 

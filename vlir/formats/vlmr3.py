@@ -27,13 +27,14 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 import vlir
 from vlir import images
-from vlir.geometry import PixelBudget
+from vlir.config import Config, option
+from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.records import Crop, Record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,10 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: the image budget of the authors' 7B SFT run (``qwen_vl_finetune/sft_7b.sh``: ``--min_pixels 3136
-#: --max_pixels 1605632``), which is also their agent's at inference (``r3_vllm.py``: 4*28*28 and
-#: 2048*28*28) and vlir's default model budget
-AUTHORS_SFT_BUDGET = PixelBudget(3136, 1605632)
+#: the image budget of the authors' 7B SFT run (``qwen_vl_finetune/sft_7b.sh``), which is also their
+#: agent's at inference (``r3_vllm.py``) and so the default family's view (:mod:`vlir.models.defaults`)
+AUTHORS_SFT_BUDGET = MODEL_PIXELS
 
 DATA_FILE = "vlmr3_sft.json"  # what to pass as their --dataset_use
 INFO_FILE = "vlir_export.json"  # how the export was made (skipped by the import)
@@ -62,23 +62,27 @@ class ExportError(Exception):
 
 
 @dataclass
-class ExportConfig:
-    """How a vlir corpus becomes the authors' SFT file."""
+class ExportConfig(Config):
+    """How a vlir corpus becomes the authors' SFT file (a :class:`vlir.config.Config`: YAML,
+    ``help()``, checked fields; a bad value is a ``ValueError``)."""
 
-    #: the model's view the bbox numbers are written in (their SFT --min_pixels/--max_pixels)
-    budget: PixelBudget = AUTHORS_SFT_BUDGET
-    #: "copy" the original images under DEST/images, or "reference" them by a path relative to DEST
-    images: str = "copy"
-    #: prepended to every written path (their loader opens paths relative to its working directory,
-    #: e.g. "dataset/vlir/" when DEST is qwen_vl_finetune/dataset/vlir and training runs from
-    #: qwen_vl_finetune)
-    path_prefix: str = ""
-    #: only these splits ("train", or "gqa/train"); empty: every split of the corpus
-    splits: tuple[str, ...] = field(default_factory=tuple)
+    kind: ClassVar[str] = "export"
 
-    def __post_init__(self) -> None:
-        if self.images not in IMAGE_MODES:
-            raise ValueError(f"images must be one of {', '.join(IMAGE_MODES)}, got {self.images!r}")
+    budget: PixelBudget = option(AUTHORS_SFT_BUDGET, "The model's view {min_pixels, max_pixels} the bbox "
+                                 "numbers are written in (their SFT --min_pixels/--max_pixels).")
+    images: str = option("copy", "copy: the original images under DEST/images; reference: a path "
+                         "relative to DEST.", choices=IMAGE_MODES)
+    path_prefix: str = option("", "Prepended to every written path (their loader opens paths relative "
+                              "to its working directory, e.g. dataset/vlir/ when DEST is "
+                              "qwen_vl_finetune/dataset/vlir and training runs from qwen_vl_finetune).")
+    splits: tuple[str, ...] = option((), "Only these splits (train, or gqa/train); empty: every split.")
+
+    def validate(self) -> list[str]:
+        from vlir.models.family import default_family
+
+        self.budget = default_family().view(self.budget)  # the authors' model: the default family
+        self.splits = tuple(self.splits)
+        return []
 
 
 def response_parts(record: Record, budget: PixelBudget) -> tuple[list[str], list[Crop]]:
@@ -86,7 +90,7 @@ def response_parts(record: Record, budget: PixelBudget) -> tuple[list[str], list
     each part: vlir's chat rendering, nothing re-written."""
     from vlir.models.chat import ChatConfig, assistant_segments
 
-    segments = assistant_segments(record, ChatConfig(model_budget=budget))
+    segments = assistant_segments(record, ChatConfig.default(budget))
     texts = [s for s in segments if isinstance(s, str)]
     crops = [s for s in segments if isinstance(s, Crop)]
     return texts, crops

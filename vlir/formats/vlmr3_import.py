@@ -30,14 +30,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import vlir
 from vlir import geometry, images
 from vlir.crops import decode_png, encode_png, render_crop
 from vlir.formats.output import OutputWriter
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, CROPS, IMAGE_PATH, INFO_FILE, QUESTION, RESPONSES
-from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.config import Config, option
+from vlir.geometry import PixelBudget
 from vlir.records import Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
 
 log = logging.getLogger(__name__)
@@ -57,35 +58,43 @@ class ImportInputError(Exception):
 
 
 @dataclass
-class ImportConfig:
-    """How the authors' records are read (recorded as the output's build config)."""
+class ImportConfig(Config):
+    """How the authors' records are read (recorded as the output's build config; a
+    :class:`vlir.config.Config`: YAML, ``help()``, checked fields)."""
 
-    #: the model's view the bbox numbers were written in (their SFT --min_pixels/--max_pixels)
-    budget: PixelBudget = AUTHORS_SFT_BUDGET
-    #: the crop budget of vlir's own crop, rendered for comparison (theirs: 4*28*28..1024*28*28)
-    crop_budget: PixelBudget = CROP_PIXELS
-    #: relative image and crop paths are resolved against this folder (None: SRC, or its folder)
-    base: str | None = None
-    #: the root the imported records reference their images under (None: the base)
-    image_root: str | None = None
-    #: source and split of records that do not name theirs (vlir's own exports do)
-    source: str = "vlmr3"
-    split: str = "train"
-    embed_images: bool = False
-    #: a crop matches vlir's when sizes agree and the mean absolute difference is at most this
-    crop_tolerance: float = 2.0
-    max_image_pixels: int = images.MAX_IMAGE_PIXELS
+    kind: ClassVar[str] = "import"
 
-    def __post_init__(self) -> None:
+    budget: PixelBudget = option(AUTHORS_SFT_BUDGET, "The model's view {min_pixels, max_pixels} the bbox "
+                                 "numbers were written in (their SFT --min_pixels/--max_pixels).")
+    crop_budget: PixelBudget | None = option(None, "Budget {min_pixels, max_pixels} of vlir's own crop, "
+                                             "rendered for comparison (null: the family's default, as "
+                                             "theirs).")
+    base: str | None = option(None, "Relative image and crop paths are resolved against this folder "
+                              "(null: SRC, or its folder).")
+    image_root: str | None = option(None, "The root the imported records reference their images under "
+                                    "(null: the base).")
+    source: str = option("vlmr3", "Source of records that do not name theirs (vlir's own exports do).")
+    split: str = option("train", "Split of records that do not name theirs.")
+    embed_images: bool = option(False, "Store the original image bytes in the shards.")
+    crop_tolerance: float = option(2.0, "A crop matches vlir's when sizes agree and the mean absolute "
+                                   "difference is at most this.", ge=0)
+    max_image_pixels: int = option(images.MAX_IMAGE_PIXELS, "Larger images are rejects.", ge=1)
+
+    def validate(self) -> list[str]:
+        from vlir.models.family import default_family
+
+        family = default_family()  # the authors' model
+        self.budget, self.crop_budget = family.view(self.budget), family.crop(self.crop_budget)
+        problems = []
         if not _SOURCE_RE.match(self.source):
-            raise ValueError(f"source must be lowercase letters, digits or _, got {self.source!r}")
+            problems.append(f"source must be lowercase letters, digits or _, got {self.source!r}")
         if not _split_ok(self.split):
-            raise ValueError(f"split must be plain folder names joined by /, got {self.split!r}")
+            problems.append(f"split must be plain folder names joined by /, got {self.split!r}")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["budget"] = {"min_pixels": self.budget.min_pixels, "max_pixels": self.budget.max_pixels}
-        d["crop_budget"] = {"min_pixels": self.crop_budget.min_pixels, "max_pixels": self.crop_budget.max_pixels}
+        d["budget"], d["crop_budget"] = self.budget.knob(), self.crop_budget.knob()
         return {"importer": "vlmr3", **d}
 
 
@@ -162,7 +171,7 @@ def _think(text: str) -> str:
     """Reasoning text of a part without the think tags (vlir's chat config names them)."""
     from vlir.models.chat import ChatConfig
 
-    cfg = ChatConfig()
+    cfg = ChatConfig.default()
     for tag in (cfg.think_open.strip(), cfg.think_close.strip()):
         text = text.replace(tag, " ")
     return text.strip()

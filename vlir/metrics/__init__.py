@@ -26,23 +26,24 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from vlir import source_table
 from vlir.metrics.docvqa import ANLS_THRESHOLD, anls, anls_clean, anls_lenient, levenshtein, similarity
 from vlir.metrics.gqa import exact_match, gqa_accuracy, gqa_prediction
 from vlir.metrics.match import mc_letter, mc_match, relaxed_accuracy, truth_value, vsr_match
-from vlir.metrics.textvqa import (ARTICLES, CONTRACTIONS, NUMBER_MAP, PUNCTUATIONS, majority_answer,
-                                  normalize_answer, vqa_accuracy, vqa_accuracy_lenient)
+from vlir.metrics.textvqa import (ARTICLES, CONTRACTIONS, N_HUMAN_ANSWERS, NUMBER_MAP, PUNCTUATIONS,
+                                  majority_answer, normalize_answer, vqa_accuracy, vqa_accuracy_lenient)
 
 __all__ = [
-    "ANLS_MIN", "ANLS_THRESHOLD", "ARTICLES", "CONTRACTIONS", "NUMBER_MAP", "OFFICIAL_SCRIPTS",
-    "PUNCTUATIONS", "SOURCES", "VQA_MIN", "anls", "anls_clean", "anls_lenient", "exact_match",
+    "ANLS_THRESHOLD", "ARTICLES", "CONTRACTIONS", "NUMBER_MAP", "OFFICIAL_SCRIPTS",
+    "PUNCTUATIONS", "anls", "anls_clean", "anls_lenient", "exact_match",
     "gqa_accuracy", "gqa_prediction", "is_correct", "levenshtein", "majority_answer", "mc_letter",
     "mc_match", "normalize_answer", "relaxed_accuracy", "score", "similarity", "truth_value",
     "vqa_accuracy", "vqa_accuracy_lenient", "vsr_match",
 ]
 
-VQA_MIN = 0.3
-ANLS_MIN = 0.5
-SOURCES = ("textvqa", "docvqa", "infographicsvqa", "gqa", "vsr", "m3cot", "chartqa")
+#: official metrics defined only for a fixed number of references (the TextVQA evaluator: the ten
+#: human answers); ``score(..., official=True, strict=False)`` scores other counts leniently
+OFFICIAL_ANSWER_COUNT = {"vqa_accuracy": N_HUMAN_ANSWERS}
 
 # The script each source's official score reproduces (for reports); sources not listed have no
 # official script in vlir and score the same with or without ``official``.
@@ -54,7 +55,8 @@ OFFICIAL_SCRIPTS = {
 }
 
 
-def score(source: str, pred: str, answers: Sequence[str], official: bool = False) -> float:
+def score(source: str, pred: str, answers: Sequence[str], official: bool = False,
+          strict: bool = True) -> float:
     """The source's metric for one prediction.
 
     Lenient (default; checks, annotators, rewards): :func:`vqa_accuracy_lenient` (textvqa),
@@ -63,27 +65,29 @@ def score(source: str, pred: str, answers: Sequence[str], official: bool = False
 
     ``official=True`` (evaluation, numbers comparable with published tables): :func:`vqa_accuracy`
     (needs the ten human answers), :func:`anls`, :func:`gqa_accuracy` against any reference;
-    vsr, m3cot and chartqa as above.
+    vsr, m3cot and chartqa as above. An official metric defined only for a number of references
+    (:data:`OFFICIAL_ANSWER_COUNT`) refuses other counts; with ``strict=False`` (``vlir eval`` on a
+    re-annotated or converted set) such a record is scored by the lenient rule instead.
     """
-    from vlir import source_table
-
     row = source_table.rule(source)
     if row is None:
-        raise ValueError(f"no metric for source {source!r}; known: {', '.join(SOURCES)}")
+        raise ValueError(f"no metric for source {source!r}; known: {', '.join(source_table.TABLE)}")
     name = row.metric if official else row.lenient
+    if not strict and OFFICIAL_ANSWER_COUNT.get(name, len(answers)) != len(answers):
+        name = row.lenient
     fn = mc_match if name == "mc_letter" else globals()[name]
     if row.threshold is not None:  # graded metrics take every reference at once
         return fn(pred, answers)
     return float(max((fn(pred, a) for a in answers), default=0.0))
 
 
-def is_correct(source: str, pred: str, answers: Sequence[str], vqa_min: float = VQA_MIN,
-               anls_min: float = ANLS_MIN) -> bool:
+def is_correct(source: str, pred: str, answers: Sequence[str],
+               vqa_min: float = source_table.ANSWER_THRESHOLDS["vqa_min"],
+               anls_min: float = source_table.ANSWER_THRESHOLDS["anls_min"]) -> bool:
     """Whether a prediction counts as correct by the lenient :func:`score`: at least the source's
     threshold from :mod:`vlir.source_table` (VQA accuracy >= ``vqa_min`` for textvqa, ANLS >=
-    ``anls_min`` for docvqa/infographicsvqa), a match otherwise."""
-    from vlir import source_table
-
+    ``anls_min`` for docvqa/infographicsvqa; defaults: the table's, as the checks'), a match
+    otherwise."""
     value = score(source, pred, answers)
     threshold = source_table.answer_threshold(source)
     return value >= {"vqa_min": vqa_min, "anls_min": anls_min, None: 1.0}[threshold]

@@ -39,15 +39,17 @@ Tensors are 1-D per record (``pixel_values`` is ``(patches, dim)``, ``image_grid
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 from vlir import geometry
+from vlir.config import Config, option
 from vlir.crops import decode_png, render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
-from vlir.models.tokens import model_budget, special_ids
+from vlir.models.family import family_of_processor
+from vlir.models.tokens import crop_budget, model_budget, special_ids
 from vlir.records import Box, Crop, Look, Record, Think
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,38 +63,55 @@ VLM_R3_INSTRUCTION = (
     "the key areas in the image. The reasoning process and the answer are included in the <think> </think> "
     "and <answer> </answer> tags respectively."
 )
-IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 
 Segment = Union[str, Crop]
 
 
 @dataclass(frozen=True)
-class ChatConfig:
-    """How a record becomes a chat. Defaults are the released VLM-R3 model's conventions.
+class ChatConfig(Config):
+    """How a record becomes a chat (the ``chat`` section of a trainer recipe). Defaults are the
+    released VLM-R3 model's conventions; the budgets default to the default family's.
 
     Build it with :meth:`for_processor` so ``model_budget`` is the processor's: the bbox numbers
-    must be pixels of the image exactly as the processor resizes it.
+    must be pixels of the image exactly as the processor resizes it. A budget is written
+    ``{min_pixels: N, max_pixels: N}`` (:meth:`vlir.geometry.PixelBudget.parse`).
     """
 
-    instruction: str = VLM_R3_INSTRUCTION  # appended to the question, as the released agent does
-    system: str | None = None  # None: the chat template's default system prompt
-    model_budget: PixelBudget = MODEL_PIXELS  # the model's view of the original image
-    crop_budget: PixelBudget = CROP_PIXELS  # crops are rendered within this budget (vlir.crops)
-    think_open: str = "<think> "
-    look_separator: str = "\n\n"  # between reasoning text and a bbox JSON
-    think_close: str = " </think>\n"  # its leading space is dropped after a crop image
-    answer_open: str = "<answer>"
-    answer_close: str = "</answer>"
+    kind: ClassVar[str] = "chat"
+    section: ClassVar[str] = "chat"
+
+    instruction: str = option(VLM_R3_INSTRUCTION, "Appended to the question, as the released agent does.")
+    system: str | None = option(None, "System prompt (null: the chat template's default).")
+    model_budget: PixelBudget = option(MODEL_PIXELS, "The model's view of the original image: the "
+                                       "space of the bbox numbers (for_processor: the processor's).")
+    crop_budget: PixelBudget = option(CROP_PIXELS, "Crops are rendered within this budget (vlir.crops), "
+                                      "on the model family's grid.")
+    think_open: str = option("<think> ", "Opens the reasoning.")
+    look_separator: str = option("\n\n", "Between reasoning text and a bbox JSON.")
+    think_close: str = option(" </think>\n", "Closes the reasoning; its leading space is dropped after "
+                                            "a crop image.")
+    answer_open: str = option("<answer>", "Opens the answer.")
+    answer_close: str = option("</answer>", "Closes the answer.")
 
     @classmethod
     def for_processor(cls, processor: Any, **overrides: Any) -> "ChatConfig":
         """The processor's view as ``model_budget`` (its family's box convention included) and the
-        crops on the same pixel grid."""
-        budget = model_budget(processor)
-        overrides.setdefault("model_budget", budget)
-        crop = overrides.get("crop_budget", CROP_PIXELS)
-        overrides["crop_budget"] = dataclasses.replace(crop, factor=budget.factor)
-        return cls(**overrides)
+        crop knob (``crop_budget``; None or absent: the family's default) on its family's grid."""
+        overrides.setdefault("model_budget", model_budget(processor))
+        knob = overrides.get("crop_budget")
+        overrides["crop_budget"] = crop_budget(processor, None if knob is None else PixelBudget.parse(knob))
+        return cls.from_dict(overrides)
+
+    @classmethod
+    def default(cls, model_budget: PixelBudget | None = None) -> "ChatConfig":
+        """The default config (with ``model_budget`` when given), made once: a checked config costs
+        ~0.1 ms, too much to make per record."""
+        return _default_config(model_budget)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_config(model_budget: PixelBudget | None) -> ChatConfig:
+    return ChatConfig() if model_budget is None else ChatConfig(model_budget=model_budget)
 
 
 def _resolve_cfg(processor: Any, cfg: ChatConfig | None) -> ChatConfig:
@@ -142,7 +161,7 @@ def assistant_segments(record: Record, cfg: ChatConfig | None = None,
     Every text piece before a crop ends with the bbox JSON and a newline. The crops are the record's
     stored crops; a record without stored crops gets them rendered from ``image`` by the crop rule.
     """
-    cfg = cfg or ChatConfig()
+    cfg = cfg or ChatConfig.default()
     if record.chain is None:
         raise ValueError(f"record {record.sample.id} has no chain (a reject?)")
     crops = _record_crops(record, cfg, image)
@@ -226,8 +245,8 @@ def image_inputs(images: Sequence["Image.Image"], processor: Any) -> dict[str, A
 
 
 def _prompt_parts(question: str, processor: Any, cfg: ChatConfig) -> tuple[list[int], list[int]]:
-    """Ids of the prompt text before and after its one image placeholder."""
-    parts = prompt_text(question, processor, cfg).split(IMAGE_PLACEHOLDER)
+    """Ids of the prompt text before and after its one image placeholder (the family's image block)."""
+    parts = prompt_text(question, processor, cfg).split(family_of_processor(processor).image_block)
     if len(parts) != 2:
         raise ValueError(f"the chat template must render exactly one image placeholder, got {len(parts) - 1}")
     return encode_text(parts[0], processor), encode_text(parts[1], processor)

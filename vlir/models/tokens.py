@@ -49,3 +49,10 @@ def model_budget(processor: Any) -> PixelBudget:
     get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
     return _family(None, processor).budget(int(get("shortest_edge")), int(get("longest_edge")),
                                            factor=int(ip.patch_size) * int(ip.merge_size))
+
+
+def crop_budget(processor: Any, knob: PixelBudget | None = None) -> PixelBudget:
+    """A rendered crop's budget for the user's pixel knob (None: the family's default crop budget)
+    on the processor's family grid (:meth:`vlir.models.family.ModelFamily.crop`), so the
+    processor takes the crop as it is: the one place a crop knob meets a model."""
+    return _family(None, processor).crop(knob)

@@ -58,63 +58,46 @@ class GRPOConfig(TrainerConfig):
                               "(tests only; R-GRPO normally starts from SFT).")
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
     # --- rollout
-    num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).")
-    temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).")
-    top_p: float = _f(1.0, "Nucleus sampling mass (1.0: off).")
-    max_new_tokens: int = _f(1024, "Sampled tokens per trajectory, over all its segments.")
-    max_crops: int = _f(8, "Crops per trajectory (the released agent: at most 8 rounds).")
-    rollout_mode: str = _f("kv", "kv (reuse the cache across crops) or reprefill (reference).")
+    num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).", ge=1)
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).", gt=0)
+    top_p: float = _f(1.0, "Nucleus sampling mass (1.0: off).", gt=0, le=1)
+    max_new_tokens: int = _f(1024, "Sampled tokens per trajectory, over all its segments.", ge=1)
+    max_crops: int = _f(8, "Crops per trajectory (the released agent: at most 8 rounds).", ge=0)
+    rollout_mode: str = _f("kv", "kv (reuse the cache across crops) or reprefill (reference).",
+                             choices=ROLLOUT_MODES)
     # --- objective
     rewards: list = _f([dataclasses.asdict(r) for r in PAPER_REWARDS],
                        "Reward functions in order: {name, weight, kwargs}; a name is registered in "
                        "vlir.train.rewards or an importable 'module:function'.")
     scale_rewards: bool = _f(True, "Divide centred rewards by the group std (False: Dr. GRPO).")
-    advantage_eps: float = _f(1e-4, "The eps of (r - mean) / (std + eps) (the released code: 1e-4).")
-    epsilon_low: float = _f(0.2, "Lower clip of the policy ratio: 1 - epsilon_low.")
-    epsilon_high: float = _f(0.28, "Upper clip of the policy ratio: 1 + epsilon_high (released: 0.28).")
+    advantage_eps: float = _f(1e-4, "The eps of (r - mean) / (std + eps) (the released code: 1e-4).", gt=0)
+    epsilon_low: float = _f(0.2, "Lower clip of the policy ratio: 1 - epsilon_low.", ge=0, lt=1)
+    epsilon_high: float = _f(0.28, "Upper clip of the policy ratio: 1 + epsilon_high (released: 0.28).", ge=0)
     loss_type: str = _f("grpo", "grpo: mean over each trajectory's action tokens, then over "
-                                "trajectories (released code); dapo: mean over all action tokens.")
-    num_iterations: int = _f(1, "Optimizer steps per rollout batch (mu). 1: the paper (ratio = 1).")
-    beta: float = _f(0.0, "KL coefficient to the reference (initial) policy; 0 loads no reference.")
+                                "trajectories (released code); dapo: mean over all action tokens.",
+                        choices=LOSS_TYPES)
+    num_iterations: int = _f(1, "Optimizer steps per rollout batch (mu). 1: the paper (ratio = 1).", ge=1)
+    beta: float = _f(0.0, "KL coefficient to the reference (initial) policy; 0 loads no reference.", ge=0)
     log_reference_kl: bool = _f(False, "Load the reference model even with beta = 0, to log the KL.")
     # --- optimisation
-    max_steps: int = _f(300, "Optimizer steps (rollout batches when num_iterations = 1).")
+    max_steps: int = _f(300, "Optimizer steps (rollout batches when num_iterations = 1).", ge=1)
     prompts_per_step: int = _f(16, "Prompts per optimizer step over all ranks (a multiple of the "
-                                   "world size); each yields num_generations trajectories.")
-    per_device_batch_size: int = _f(1, "Trajectories per forward/backward micro-batch.")
-    learning_rate: float = _f(1e-6, "Peak learning rate.")
-    lr_scheduler: str = _f("linear", "constant, linear (decay to 0; TRL's default) or cosine.")
-    warmup_steps: int = _f(0, "Linear warmup steps.")
+                                   "world size); each yields num_generations trajectories.", ge=1)
+    per_device_batch_size: int = _f(1, "Trajectories per forward/backward micro-batch.", ge=1)
+    learning_rate: float = _f(1e-6, "Peak learning rate.", gt=0)
+    lr_scheduler: str = _f("linear", "constant, linear (decay to 0; TRL's default) or cosine.",
+                           choices=LR_SCHEDULERS)
+    warmup_steps: int = _f(0, "Linear warmup steps.", ge=0)
     # --- output (shared settings: vlir.train.recipe_config.TrainerConfig)
     output_dir: str = _f("out/train/grpo", "Model (save_pretrained), metrics.jsonl, rewards.png and "
                                            "DeepSpeed checkpoints go here.")
     plot: bool = _f(True, "Write rewards.png next to metrics.jsonl.")
 
     def validate(self) -> list[str]:
+        """The cross-field rules (each field's range and choices are declared with it)."""
         problems = self.shared_problems()
-        if self.lr_scheduler not in LR_SCHEDULERS:
-            problems.append(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
-        if self.loss_type not in LOSS_TYPES:
-            problems.append(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if self.rollout_mode not in ROLLOUT_MODES:
-            problems.append(f"rollout_mode must be one of {ROLLOUT_MODES}, got {self.rollout_mode!r}")
-        for name in ("num_generations", "max_new_tokens", "num_iterations", "max_steps", "prompts_per_step",
-                     "per_device_batch_size"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_crops", "warmup_steps"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.num_generations == 1 and self.scale_rewards:
             problems.append("num_generations = 1 gives every trajectory a zero advantage: use M >= 2")
-        if self.temperature <= 0:
-            problems.append(f"temperature must be > 0 for GRPO sampling, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if not (0 <= self.epsilon_low < 1 and self.epsilon_high >= 0):
-            problems.append("need 0 <= epsilon_low < 1 and epsilon_high >= 0")
-        if self.beta < 0 or not self.learning_rate > 0 or self.advantage_eps <= 0:
-            problems.append("need beta >= 0, learning_rate > 0, advantage_eps > 0")
         try:
             specs = self.reward_specs()
             if not specs:

@@ -1,5 +1,5 @@
 """What every trainer config shares on top of :class:`vlir.config.Config` (YAML recipes,
-``key=value`` overrides, strict types, ``help()``): the module entry point (``--config`` plus
+``key=value`` overrides, strict types, ranges and choices declared with ``option()``, ``help()``): the module entry point (``--config`` plus
 overrides, as ``python -m`` and ``deepspeed --module`` call it), and :class:`TrainerConfig`, the
 fields and checks of what both trainers run on (image budget, chat, AdamW, DeepSpeed engine,
 freezing, checkpoints). ``SFTConfig`` and ``GRPOConfig`` subclass :class:`TrainerConfig` and add
@@ -59,43 +59,34 @@ class TrainerConfig(RecipeConfig):
     ``validate``."""
 
     # --- images and chat
-    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).")
+    min_pixels: int = _f(0, "Image processor min pixels (0: the checkpoint's).", ge=0)
     max_pixels: int = _f(0, "Image processor max pixels (0: the checkpoint's); the released "
-                            "VLM-R3 agent uses 2048*28*28 = 1605632.")
-    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (instruction, system, a "
-                        "*_budget as [min_pixels, max_pixels]).")
+                            "VLM-R3 agent uses its family's default view.", ge=0)
+    chat: dict = _f({}, "Overrides for vlir.models.chat.ChatConfig fields (instruction, system, "
+                        "crop_budget as {min_pixels: N, max_pixels: N}).")
     # --- AdamW
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_eps: float = _f(1e-8, "AdamW epsilon.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).")
+    weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0)
+    adam_beta1: float = _f(0.9, "AdamW beta1.", ge=0, lt=1)
+    adam_beta2: float = _f(0.999, "AdamW beta2.", ge=0, lt=1)
+    adam_eps: float = _f(1e-8, "AdamW epsilon.", gt=0)
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0: no clipping).", ge=0)
     seed: int = _f(0, "Seed of a built model's weights, of shuffling and dropout (SFT) and of the "
                       "rollouts' sampling (R-GRPO).")
     # --- engine
     deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
                                                        "filled from this config.")
-    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
+    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.", choices=PRECISIONS)
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
     freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
     freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
     # --- checkpoints
-    save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).")
-    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
+    save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).", ge=0)
+    keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).", ge=0)
     resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
 
     def shared_problems(self) -> list[str]:
-        """The checks of the shared fields, in the words ``validate`` uses."""
-        problems = []
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("min_pixels", "max_pixels", "save_steps", "keep_checkpoints"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_grad_norm < 0:
-            problems.append(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
-        if not isinstance(self.chat, dict):
-            problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
+        """The cross-field checks of the shared fields (ranges and choices are the fields' own,
+        checked by :class:`vlir.config.Config` before ``validate`` runs)."""
         if not self.deepspeed:
-            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
-        return problems
+            return ["deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)"]
+        return []

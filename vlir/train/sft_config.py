@@ -39,26 +39,26 @@ class SFTConfig(TrainerConfig):
     # --- model and data
     model_path: str = _f("out/models/tiny", "Local Qwen2.5-VL checkpoint to fine-tune.")
     build_model: str = _f("", "Model to build at model_path first if it does not exist: 'tiny' (the packaged "
-                              "vlir/models/tiny_qwen2_5_vl.yaml) or a model YAML path. "
+                              "vlir/models/qwen2_5_vl/tiny.yaml) or a model YAML path. "
                               "Empty: model_path must exist.")
     data_dir: str = _f("out/vlir", "A built VLIR corpus folder (with manifest.json).")
-    splits: list = _f([], "'source/split' names or patterns ('*/train') to train on; empty: every "
+    splits: list[str] = _f([], "'source/split' names or patterns ('*/train') to train on; empty: every "
                           "split in the corpus.")
-    max_length: int = _f(0, "Drop samples whose estimated length exceeds this many tokens (0: none).")
+    max_length: int = _f(0, "Drop samples whose estimated length exceeds this many tokens (0: none).", ge=0)
     # --- optimisation
     epochs: float = _f(3.0, "Passes over the data (ignored when max_steps > 0).")
     max_steps: int = _f(-1, "Optimizer steps to run; > 0 overrides epochs.")
-    per_device_batch_size: int = _f(2, "Samples per micro-batch per device.")
-    gradient_accumulation_steps: int = _f(8, "Micro-batches per optimizer step.")
-    learning_rate: float = _f(2e-7, "Peak learning rate (after warmup).")
-    warmup_ratio: float = _f(0.03, "Fraction of steps spent warming up linearly from 0.")
-    warmup_steps: int = _f(0, "Warmup steps; > 0 overrides warmup_ratio.")
-    min_lr_ratio: float = _f(0.0, "The cosine decays to learning_rate * min_lr_ratio.")
+    per_device_batch_size: int = _f(2, "Samples per micro-batch per device.", ge=1)
+    gradient_accumulation_steps: int = _f(8, "Micro-batches per optimizer step.", ge=1)
+    learning_rate: float = _f(2e-7, "Peak learning rate (after warmup).", gt=0)
+    warmup_ratio: float = _f(0.03, "Fraction of steps spent warming up linearly from 0.", ge=0, lt=1)
+    warmup_steps: int = _f(0, "Warmup steps; > 0 overrides warmup_ratio.", ge=0)
+    min_lr_ratio: float = _f(0.0, "The cosine decays to learning_rate * min_lr_ratio.", ge=0, le=1)
     # --- batching
     group_by_length: bool = _f(True, "Batch samples of similar length together (less padding).")
     length_group_size: int = _f(64, "Mega-batch size, in global batches, within which samples are "
-                                    "sorted by length; larger: less padding, less randomness.")
-    num_workers: int = _f(0, "DataLoader worker processes (image decoding and tokenisation).")
+                                    "sorted by length; larger: less padding, less randomness.", ge=1)
+    num_workers: int = _f(0, "DataLoader worker processes (image decoding and tokenisation).", ge=0)
     # --- engine (the shared settings: vlir.train.recipe_config.TrainerConfig)
     freeze_language_model: bool = _f(False, "Freeze the language model and LM head.")
     vision_guard: bool = _f(True, "On a micro-batch without images, run a zero-weighted dummy "
@@ -70,25 +70,13 @@ class SFTConfig(TrainerConfig):
     plot: bool = _f(True, "Write loss.png next to metrics.jsonl.")
 
     def validate(self) -> list[str]:
+        """The cross-field rules (each field's range is declared with it)."""
         problems = self.shared_problems()
-        for name in ("per_device_batch_size", "gradient_accumulation_steps", "length_group_size"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps <= 0 and not self.epochs > 0:
             problems.append("set epochs > 0 or max_steps > 0")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            problems.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        for name in ("warmup_steps", "max_length", "num_workers"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.freeze_vision_tower and self.freeze_merger and self.freeze_language_model:
             problems.append("everything is frozen: unset one of freeze_vision_tower, freeze_merger, "
                             "freeze_language_model")
-        if not isinstance(self.splits, list) or not all(isinstance(s, str) and s.count("/") == 1
-                                                        for s in self.splits):
+        if not all(s.count("/") == 1 for s in self.splits):
             problems.append(f"splits must be a list of 'source/split' strings, got {self.splits!r}")
         return problems

@@ -1,10 +1,10 @@
-"""A tiny random Qwen3-VL built fully offline, like the tiny Qwen2.5-VL (:mod:`vlir.models.tiny`).
+"""A tiny random Qwen3-VL built fully offline, like the tiny Qwen2.5-VL (:mod:`vlir.models.qwen2_5_vl.tiny`).
 
 Random weights of the real architecture (``Qwen3VLForConditionalGeneration``: interleaved 3-D rope,
 deepstack), the same locally trained byte-level BPE as the Qwen2.5-VL tiny model plus Qwen3's added
 tokens (``<think>``, ``<tool_call>``, ...), Qwen3-VL's published chat template, and a PIL image
 processor with 16-pixel patches merged 2x2, mean = std = 0.5, no video processor. Shapes are the
-packaged ``vlir/models/tiny_qwen3_vl.yaml`` (``build_tiny_model(out, "qwen3_vl_tiny")``); saved with
+packaged ``vlir/models/qwen3_vl/tiny.yaml`` (``build_tiny_model(out, "qwen3_vl_tiny")``); saved with
 ``save_pretrained``, it then loads like a downloaded Qwen3-VL checkpoint.
 """
 
@@ -14,7 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vlir.models import qwen3_vl, tiny
+from vlir.models import qwen3_vl
+from vlir.models.qwen2_5_vl import tiny as qwen2_5_vl_tiny
+from vlir.models.tiny import save_tiny
 
 
 def build_tokenizer(vocab_size: int = 2048, n_extra: int = 200, seed: int = 0):
@@ -22,7 +24,7 @@ def build_tokenizer(vocab_size: int = 2048, n_extra: int = 200, seed: int = 0):
     them, in the released vocabulary's order; ``<think>`` and the tool tags are not special."""
     from tokenizers import AddedToken
 
-    tokenizer = tiny.build_tokenizer(vocab_size, n_extra, seed)
+    tokenizer = qwen2_5_vl_tiny.build_tokenizer(vocab_size, n_extra, seed)
     tokenizer.add_tokens([AddedToken(t, special=t in qwen3_vl.SPECIAL_ADDED, normalized=False)
                           for t in qwen3_vl.QWEN3_ADDED_TOKENS])
     tokenizer.chat_template = qwen3_vl.chat_template()
@@ -51,5 +53,5 @@ def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
         temporal_patch_size=int(vision["temporal_patch_size"]), image_mean=[0.5] * 3, image_std=[0.5] * 3,
     )
     processor = qwen3_vl.make_processor(image_processor, tokenizer)
-    hf_config = tiny._tiny_hf_config(cfg, tokenizer, "Qwen3VLConfig")
-    return tiny.save_tiny(Qwen3VLForConditionalGeneration, hf_config, processor, out, seed)
+    hf_config = qwen2_5_vl_tiny.tiny_hf_config(cfg, tokenizer, "Qwen3VLConfig")
+    return save_tiny(Qwen3VLForConditionalGeneration, hf_config, processor, out, seed)

@@ -34,7 +34,8 @@ What differs, and where each fact comes from:
   its own positions, while the cached keys/values of earlier images already hold theirs: KV-cache reuse
   across an inserted crop stays exact (``tests/models/test_qwen3_vl_rollout.py``).
 
-The family is registered on import (:data:`QWEN3_VL`); the tiny model is :mod:`vlir.models.qwen3_vl_tiny`.
+The family is registered on import (:data:`QWEN3_VL`); the tiny model is :mod:`vlir.models.qwen3_vl.tiny`
+(shapes: ``tiny.yaml`` beside it, packaged name ``qwen3_vl_tiny``).
 torch and transformers are imported inside functions: importing this module stays light.
 """
 
@@ -86,7 +87,7 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
 
 
 def _build_tiny(out_dir, cfg, seed):
-    from vlir.models.qwen3_vl_tiny import build
+    from vlir.models.qwen3_vl.tiny import build
 
     return build(out_dir, cfg, seed)
 
@@ -99,6 +100,8 @@ QWEN3_VL = register(ModelFamily(
     merge_size=2,
     min_pixels=RELEASED_IMAGE_BUDGET.min_pixels,
     max_pixels=RELEASED_IMAGE_BUDGET.max_pixels,
+    crop_min_pixels=QWEN2_5_VL.crop_min_pixels,  # the VLM-R3 agent's crop pixel counts, on its own grid
+    crop_max_pixels=QWEN2_5_VL.crop_max_pixels,
     special_tokens=QWEN2_5_VL.special_tokens,  # the same names (and ids in the released vocabulary)
     vision_tokens=QWEN2_5_VL.vision_tokens,
     image_block=QWEN2_5_VL.image_block,
@@ -106,4 +109,5 @@ QWEN3_VL = register(ModelFamily(
     load_processor=load_processor,
     processor_class="Qwen3VLProcessor",
     build_tiny=_build_tiny,
+    tiny_name="qwen3_vl_tiny",
 ))

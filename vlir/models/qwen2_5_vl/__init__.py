@@ -7,8 +7,11 @@ Two traps of this stack (see ``shared/STACK.md``) shape the processor:
   :class:`VlirQwenProcessor`, a ``Qwen2_5_VLProcessor`` without a video processor.
 * the chat template is Qwen2.5-VL-Instruct's published one; a checkpoint without one gets it.
 
-Boxes are integer pixels of the image as the model sees it (``smart_resize``, factor 28), and an
-image is written ``<|vision_start|><|image_pad|><|vision_end|>`` in the rendered chat.
+Boxes are integer pixels of the image as the model sees it (``smart_resize`` on its 28-pixel grid),
+and an image is written ``<|vision_start|><|image_pad|><|vision_end|>`` in the rendered chat. Its
+grid and default budgets are :mod:`vlir.models.defaults`' (the default family's, which
+:mod:`vlir.geometry` takes as its defaults); its tiny model is :mod:`vlir.models.qwen2_5_vl.tiny`
+(shapes: ``tiny.yaml`` beside it, packaged name ``tiny``).
 transformers is imported inside functions: importing this module stays light.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+from vlir.models import defaults
 from vlir.models.family import ModelFamily, register
 from vlir.models.loading import images_only_processor, read_processor
 
@@ -52,14 +56,22 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return read_processor(path, make_processor, min_pixels, max_pixels)
 
 
+def _build_tiny(out_dir, cfg, seed):
+    from vlir.models.qwen2_5_vl.tiny import build
+
+    return build(out_dir, cfg, seed)
+
+
 QWEN2_5_VL = register(ModelFamily(
     name="qwen2_5_vl",
     model_types=("qwen2_5_vl",),
     coordinates="absolute model pixels",
-    patch_size=14,
-    merge_size=2,
-    min_pixels=4 * 28 * 28,  # the released VLM-R3 agent's budget (vlir.geometry.MODEL_PIXELS)
-    max_pixels=2048 * 28 * 28,
+    patch_size=defaults.PATCH_SIZE,
+    merge_size=defaults.MERGE_SIZE,
+    min_pixels=defaults.MIN_PIXELS,  # the released VLM-R3 agent's budgets
+    max_pixels=defaults.MAX_PIXELS,
+    crop_min_pixels=defaults.CROP_MIN_PIXELS,
+    crop_max_pixels=defaults.CROP_MAX_PIXELS,
     special_tokens={"endoftext": "<|endoftext|>", "im_start": "<|im_start|>", "im_end": "<|im_end|>",
                     "vision_start": "<|vision_start|>", "vision_end": "<|vision_end|>",
                     "vision_pad": "<|vision_pad|>", "image_pad": "<|image_pad|>", "video_pad": "<|video_pad|>"},
@@ -68,4 +80,6 @@ QWEN2_5_VL = register(ModelFamily(
     model_class="Qwen2_5_VLForConditionalGeneration",
     load_processor=load_processor,
     processor_class="Qwen2_5_VLProcessor",
+    build_tiny=_build_tiny,
+    tiny_name="tiny",
 ))

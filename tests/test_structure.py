@@ -236,7 +236,7 @@ def family_fact_leaks(path: Path) -> list[str]:
     28-px grid or a default budget's number, a grid factor re-applied to a budget, or a fallback to
     the default budgets past the family."""
     from vlir.models import defaults
-    from vlir.models.family import families
+    from vlir.models.registry import families
 
     tokens = {t for f in families() for t in (*f.vision_token_strings, f.image_block)}
     numbers = {defaults.MIN_PIXELS, defaults.MAX_PIXELS, defaults.CROP_MIN_PIXELS, defaults.CROP_MAX_PIXELS}

@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from vlir.models.family import families
+from vlir.models.registry import families
 
 CALL_STOPS = ("]}", "]\n}", "] }")
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"

@@ -260,7 +260,7 @@ def test_model_budget_under_grounded_is_refused():
 def test_budgets_are_knobs_placed_on_the_familys_grid(tmp_path, caplog):
     """One shape ({min_pixels, max_pixels}; null: the family's default), read back on the family's
     grid; the old two-int keys still load, with a deprecation warning, and never beside the new."""
-    from vlir.models.family import default_family, family_for
+    from vlir.models.registry import default_family, family_for
 
     assert BuildConfig().model_budget == default_family().view() and BuildConfig().crop_budget == default_family().crop()
     path = tmp_path / "build.yaml"

@@ -231,7 +231,7 @@ def test_format_configs_are_configs(tmp_path):
     knobs on the default family (the authors' model)."""
     from vlir.formats.vlmr3 import ExportConfig
     from vlir.geometry import PixelBudget
-    from vlir.models.family import default_family
+    from vlir.models.registry import default_family
 
     path = tmp_path / "import.yaml"
     path.write_text("budget: {min_pixels: 3136, max_pixels: 200704}\ncrop_tolerance: 1.5\n")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlir import geometry
-from vlir.models.family import default_family
+from vlir.models.registry import default_family
 from vlir.crops import decode_png
 from vlir.geometry import PixelBudget
 from vlir.records import Box, Crop, Record

@@ -15,7 +15,7 @@ from vlir import geometry, protocol
 from vlir.config import ConfigError
 from vlir.geometry import PixelBudget
 from vlir.models import defaults
-from vlir.models.family import default_family, families, family_for
+from vlir.models.registry import default_family, families, family_for
 from vlir.models.tiny import load_tiny_config
 
 

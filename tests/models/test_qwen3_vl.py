@@ -82,7 +82,7 @@ def test_tiny_checkpoint_reloads_identically():
 
 
 def test_the_family_is_chosen_from_config_json_and_from_the_processor():
-    from vlir.models.family import family_of, family_of_processor
+    from vlir.models.registry import family_of, family_of_processor
 
     model, processor = tiny(QWEN3)
     assert family_of(tiny_dir(QWEN3)) is qwen3_vl.QWEN3_VL is family_for("qwen3_vl")

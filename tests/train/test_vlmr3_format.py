@@ -13,7 +13,7 @@ from PIL import Image
 from vlir.formats.vlmr3 import DATA_FILE, ExportConfig, export_corpus
 from vlir.models import chat
 from vlir.models import model_budget
-from vlir.models.family import default_family
+from vlir.models.registry import default_family
 from tests.conftest import make_output
 
 

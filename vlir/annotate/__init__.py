@@ -23,7 +23,7 @@ def get_annotator(name: str, **config: Any) -> Annotator:
         from vlir.annotate.grounded import GroundedAnnotator, GroundedConfig
         from vlir.checks import CheckConfig
 
-        from vlir.models.family import default_family
+        from vlir.models.registry import default_family
 
         checks = config.pop("checks", None)  # the look limits are the checks' thresholds
         if not isinstance(checks, CheckConfig):

@@ -116,7 +116,7 @@ def import_(
     from vlir.corpus.manifest import ManifestError
     from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET
     from vlir.formats.vlmr3_import import ImportConfig, ImportInputError, import_records
-    from vlir.models.family import default_family
+    from vlir.models.registry import default_family
 
     _format(fmt)
     try:

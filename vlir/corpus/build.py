@@ -120,7 +120,7 @@ class BuildConfig(Config):
     @classmethod
     def old_budget_default(cls, key: str, values: dict[str, Any]) -> PixelBudget | None:
         """An old key's missing half comes from the family's default budget."""
-        from vlir.models.family import family_for
+        from vlir.models.registry import family_for
 
         try:
             family = family_for(str(values.get("model_family") or DEFAULT_FAMILY))
@@ -146,7 +146,7 @@ class BuildConfig(Config):
     @property
     def family(self):
         """The :class:`vlir.models.family.ModelFamily` named by ``model_family``."""
-        from vlir.models.family import family_for
+        from vlir.models.registry import family_for
 
         return family_for(self.model_family)
 

@@ -78,7 +78,7 @@ class ExportConfig(Config):
     splits: tuple[str, ...] = option((), "Only these splits (train, or gqa/train); empty: every split.")
 
     def validate(self) -> list[str]:
-        from vlir.models.family import default_family
+        from vlir.models.registry import default_family
 
         self.budget = default_family().view(self.budget)  # the authors' model: the default family
         self.splits = tuple(self.splits)

@@ -81,7 +81,7 @@ class ImportConfig(Config):
     max_image_pixels: int = option(images.MAX_IMAGE_PIXELS, "Larger images are rejects.", ge=1)
 
     def validate(self) -> list[str]:
-        from vlir.models.family import default_family
+        from vlir.models.registry import default_family
 
         family = default_family()  # the authors' model
         self.budget, self.crop_budget = family.view(self.budget), family.crop(self.crop_budget)

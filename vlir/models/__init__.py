@@ -2,8 +2,8 @@
 CLI know about the model, in one place.
 
 * :mod:`vlir.models.family` — :class:`ModelFamily` (token strings, image block, box convention,
-  grid, default budgets) and the registry that picks a checkpoint's family from ``config.json``'s
-  ``model_type``; :mod:`vlir.models.defaults` names the default family and the numbers
+  grid, default budgets); :mod:`vlir.models.registry` lists the families and picks a checkpoint's
+  from ``config.json``'s ``model_type``; :mod:`vlir.models.processors` the processor plumbing they share; :mod:`vlir.models.defaults` names the default family and the numbers
   :mod:`vlir.geometry` takes as defaults.
 * :mod:`vlir.models.qwen2_5_vl` and :mod:`vlir.models.qwen3_vl` — one sub-package per family: the
   family's facts and processor, and its tiny offline model (``tiny.py`` + ``tiny.yaml``, package data).
@@ -23,8 +23,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ModelFamily": "vlir.models.family", "default_family": "vlir.models.family",
-    "family_for": "vlir.models.family", "family_of": "vlir.models.family",
+    "ModelFamily": "vlir.models.family", "default_family": "vlir.models.registry",
+    "family_for": "vlir.models.registry", "family_of": "vlir.models.registry",
     "load_model": "vlir.models.loading", "load_processor": "vlir.models.loading",
     "DEFAULT_TINY_CONFIG": "vlir.models.tiny", "build_tiny_model": "vlir.models.tiny",
     "load_tiny_config": "vlir.models.tiny",

@@ -48,7 +48,8 @@ from vlir import geometry
 from vlir.config import Config, option
 from vlir.crops import decode_png, render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
-from vlir.models.family import family_of_processor
+from vlir.models.defaults import VLM_R3_INSTRUCTION
+from vlir.models.registry import family_of_processor
 from vlir.models.tokens import crop_budget, model_budget, special_ids
 from vlir.records import Box, Crop, Look, Record, Think
 
@@ -57,12 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 IGNORE_INDEX = -100
 
-VLM_R3_INSTRUCTION = (
-    "\nYou need to first think about the reasoning process in your mind, and then provide the answer. "
-    "When thinking, you should call the \"crop\" tool (format: {\"bbox_2d\": [x1, y1, x2, y2]}) to focus on "
-    "the key areas in the image. The reasoning process and the answer are included in the <think> </think> "
-    "and <answer> </answer> tags respectively."
-)
 
 Segment = Union[str, Crop]
 

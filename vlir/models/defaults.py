@@ -26,3 +26,12 @@ MAX_PIXELS = 2048 * FACTOR * FACTOR
 #: ... and a rendered crop's
 CROP_MIN_PIXELS = 4 * FACTOR * FACTOR
 CROP_MAX_PIXELS = 1024 * FACTOR * FACTOR
+
+#: the VLM-R³ authors' crop-tool instruction appended to the user turn (ChatConfig's default; the
+#: tiny tokenizers are trained on it too, so its words are few tokens)
+VLM_R3_INSTRUCTION = (
+    "\nYou need to first think about the reasoning process in your mind, and then provide the answer. "
+    "When thinking, you should call the \"crop\" tool (format: {\"bbox_2d\": [x1, y1, x2, y2]}) to focus on "
+    "the key areas in the image. The reasoning process and the answer are included in the <think> </think> "
+    "and <answer> </answer> tags respectively."
+)

@@ -1,8 +1,8 @@
 """What a model family is to vlir: the facts the chat rendering, the rollout engine and the loaders
 need, in one small object per family, so a second family is a new module, not edits everywhere.
 
-A checkpoint's family is chosen from its ``config.json`` ``model_type`` (:func:`family_of`), a loaded
-processor's from its class (:func:`family_of_processor`). Two families are registered:
+A checkpoint's family is chosen from its ``config.json`` ``model_type`` by :mod:`vlir.models.registry`
+(which sits above the family modules and lists them). Two families exist:
 :mod:`vlir.models.qwen2_5_vl` (absolute pixels of the resized view, 28-px grid) and
 :mod:`vlir.models.qwen3_vl` (a relative 0-1000 grid, 32-px grid, deepstack). The box convention and
 grid reach the code that converts boxes through :meth:`ModelFamily.view` (a
@@ -12,19 +12,15 @@ A family is the only source of these facts: its token strings (:attr:`ModelFamil
 :attr:`ModelFamily.vision_token_strings`), its grid (:attr:`ModelFamily.factor`) and its default
 image and crop budgets. A user's pixel knob (a :class:`~vlir.geometry.PixelBudget`, or None for the
 default) goes through :meth:`ModelFamily.view` (the model's view of the image) or
-:meth:`ModelFamily.crop` (a rendered crop) and nowhere else; :func:`default_family` is the family
-a config means when it names none.
+:meth:`ModelFamily.crop` (a rendered crop) and nowhere else.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from vlir.geometry import PixelBudget
-from vlir.models.defaults import DEFAULT_FAMILY
 
 #: the box conventions a family may declare for ``{"bbox_2d": [...]}`` coordinates, and the grid
 #: each puts on :attr:`vlir.geometry.PixelBudget.box_grid` (None: pixels of the resized view)
@@ -42,7 +38,7 @@ class ModelFamily:
     ``min_pixels``/``max_pixels`` are the default image budget, ``crop_min_pixels``/
     ``crop_max_pixels`` the default crop budget. ``model_class`` is the transformers class name
     loading a checkpoint; ``load_processor(path, min_pixels, max_pixels)`` loads the processor of a
-    local checkpoint; ``build_tiny(out_dir, cfg, seed)`` builds its tiny offline model.
+    local checkpoint; ``tiny_parts(cfg, seed)`` gives its tiny offline model's class, config and processor.
     """
 
     name: str
@@ -60,7 +56,7 @@ class ModelFamily:
     model_class: str
     load_processor: Callable[..., Any] = field(repr=False, compare=False)
     processor_class: str = ""  # the transformers processor class its processors derive from
-    build_tiny: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    tiny_parts: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     tiny_name: str = ""  # the packaged name of its tiny model (``tiny.yaml`` in vlir/models/<name>/)
 
     def __post_init__(self) -> None:
@@ -112,64 +108,3 @@ class ModelFamily:
     def crop_budget(self, min_pixels: int | None = None, max_pixels: int | None = None) -> PixelBudget:
         """:meth:`crop` from separate counts (None: the family's default)."""
         return self.crop(PixelBudget(min_pixels or self.crop_min_pixels, max_pixels or self.crop_max_pixels))
-
-
-_FAMILIES: dict[str, ModelFamily] = {}
-
-
-def register(family: ModelFamily) -> ModelFamily:
-    """Make ``family`` the one for each of its ``model_types``."""
-    for model_type in family.model_types:
-        other = _FAMILIES.get(model_type)
-        if other is not None and other.name != family.name:
-            raise ValueError(f"model_type {model_type} is claimed by {other.name} and {family.name}")
-        _FAMILIES[model_type] = family
-    return family
-
-
-def _load_builtin() -> None:
-    from vlir.models import qwen2_5_vl, qwen3_vl  # noqa: F401  (register on import)
-
-
-def default_family() -> ModelFamily:
-    """The family a config means when it names none (:data:`vlir.models.defaults.DEFAULT_FAMILY`)."""
-    return family_for(DEFAULT_FAMILY)
-
-
-def families() -> list[ModelFamily]:
-    """Every registered family, once each."""
-    _load_builtin()
-    return list({f.name: f for f in _FAMILIES.values()}.values())
-
-
-def family_for(model_type: str) -> ModelFamily:
-    """The registered family of a ``config.json`` ``model_type``."""
-    _load_builtin()
-    try:
-        return _FAMILIES[model_type]
-    except KeyError:
-        raise ValueError(f"no vlir model family for model_type {model_type!r}; known: "
-                         f"{', '.join(sorted(_FAMILIES))}") from None
-
-
-def family_of(path: str | Path) -> ModelFamily:
-    """The family of the local checkpoint at ``path``, from its ``config.json``."""
-    config = Path(path) / "config.json"
-    try:
-        model_type = json.loads(config.read_text("utf-8"))["model_type"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{config}: no config.json, not a checkpoint directory") from None
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{config}: cannot read model_type ({exc.__class__.__name__}: {exc})") from None
-    return family_for(str(model_type))
-
-
-def family_of_processor(processor: Any) -> ModelFamily:
-    """The family of a loaded processor, from the transformers class it derives from; anything else
-    (a bare image processor, say) is taken for the default family's, as before families existed."""
-    _load_builtin()
-    names = {cls.__name__ for cls in type(processor).__mro__}
-    for family in _FAMILIES.values():
-        if family.processor_class and family.processor_class in names:
-            return family
-    return default_family()

@@ -48,7 +48,7 @@ class TinyModelConfig(Config):
 
 def _packaged() -> dict[str, str]:
     """Packaged tiny name -> the family sub-package holding its YAML."""
-    from vlir.models.family import families
+    from vlir.models.registry import families
 
     return {f.tiny_name: f"vlir.models.{f.name}" for f in families() if f.tiny_name}
 
@@ -77,13 +77,16 @@ def build_tiny_model(out_dir: str | Path, config: str | Path | dict[str, Any] = 
     Deterministic for a seed (same files byte for byte); the caller's torch RNG is left untouched.
     The directory then loads with :func:`vlir.models.load_model` like any local checkpoint.
     """
-    from vlir.models.family import family_for
+    from vlir.models.registry import family_for
 
     cfg = load_tiny_config(config)
     family = family_for(cfg.get("family", DEFAULT_FAMILY))
-    if family.build_tiny is None:
+    if family.tiny_parts is None:
         raise ConfigError(f"model family {family.name} has no tiny builder")
-    return family.build_tiny(out_dir, cfg, seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_class, hf_config, processor = family.tiny_parts(cfg, seed)
+    return save_tiny(model_class, hf_config, processor, out, seed)
 
 
 def save_tiny(model_class: Any, hf_config: Any, processor: Any, out: Path, seed: int) -> Path:

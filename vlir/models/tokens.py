@@ -14,7 +14,7 @@ from vlir.models.family import ModelFamily
 def _family(family: ModelFamily | None, processor: Any = None) -> ModelFamily:
     if family is not None:
         return family
-    from vlir.models.family import family_of_processor
+    from vlir.models.registry import family_of_processor
 
     return family_of_processor(processor)
 

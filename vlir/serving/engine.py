@@ -333,7 +333,7 @@ def checkpoint_budget(folder: str) -> PixelBudget | None:
     import json
     from pathlib import Path
 
-    from vlir.models.family import family_for, family_of
+    from vlir.models.registry import family_for, family_of
 
     for name in ("processor_config.json", "preprocessor_config.json"):
         path = Path(folder) / name

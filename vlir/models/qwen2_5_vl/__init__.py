@@ -1,4 +1,4 @@
-"""The Qwen2.5-VL family: its special tokens, processor and loading facts (registered on import).
+"""The Qwen2.5-VL family: its special tokens, processor and loading facts (listed by :mod:`vlir.models.registry`).
 
 Two traps of this stack (see ``shared/STACK.md``) shape the processor:
 
@@ -21,8 +21,8 @@ import importlib.resources
 from pathlib import Path
 
 from vlir.models import defaults
-from vlir.models.family import ModelFamily, register
-from vlir.models.loading import images_only_processor, read_processor
+from vlir.models.family import ModelFamily
+from vlir.models.processors import images_only_processor, read_processor
 
 # Qwen2.5's special tokens, in the checkpoint's id order (151643...). Keeping the order keeps the
 # tiny tokenizer's layout recognisable; ids differ, so code must look them up (see special_ids).
@@ -56,13 +56,14 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return read_processor(path, make_processor, min_pixels, max_pixels)
 
 
-def _build_tiny(out_dir, cfg, seed):
-    from vlir.models.qwen2_5_vl.tiny import build
+def _tiny_parts(cfg, seed):
+    from vlir.models.qwen2_5_vl.tiny import parts
 
-    return build(out_dir, cfg, seed)
+    return parts(cfg, seed)
 
 
-QWEN2_5_VL = register(ModelFamily(
+
+QWEN2_5_VL = ModelFamily(
     name="qwen2_5_vl",
     model_types=("qwen2_5_vl",),
     coordinates="absolute model pixels",
@@ -80,6 +81,6 @@ QWEN2_5_VL = register(ModelFamily(
     model_class="Qwen2_5_VLForConditionalGeneration",
     load_processor=load_processor,
     processor_class="Qwen2_5_VLProcessor",
-    build_tiny=_build_tiny,
+    tiny_parts=_tiny_parts,
     tiny_name="tiny",
-))
+)

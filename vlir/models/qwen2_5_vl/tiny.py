@@ -9,11 +9,9 @@ tiny model (:mod:`vlir.models.qwen3_vl.tiny`) reuses it and :func:`tiny_hf_confi
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 from vlir.models.qwen2_5_vl import QWEN_SPECIAL_TOKENS, QWEN_SPLIT_PATTERN, make_processor, qwen2_5_vl_chat_template
-from vlir.models.tiny import save_tiny
 
 _CORPUS = """\
 You are a helpful assistant.
@@ -40,7 +38,7 @@ def _corpus_lines(n_extra: int, seed: int) -> list[str]:
     """Built-in text, the VLM-R3 instruction, and synthetic lines with numbers, bbox JSON and tags,
     so that every character the chat format uses has been seen (byte-level BPE can encode anything,
     but merges make sequences short)."""
-    from vlir.models.chat import VLM_R3_INSTRUCTION
+    from vlir.models.defaults import VLM_R3_INSTRUCTION
 
     rng = random.Random(seed)
     lines = _CORPUS.splitlines() + VLM_R3_INSTRUCTION.splitlines()
@@ -106,13 +104,12 @@ def tiny_hf_config(cfg: dict[str, Any], tokenizer, config_class: str = "Qwen2_5_
     )
 
 
-def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
-    """Build the tiny random Qwen2.5-VL of the YAML dict ``cfg`` into ``out_dir`` (deterministic for
+def parts(cfg: dict[str, Any], seed: int = 0) -> tuple[Any, Any, Any]:
+    """The tiny random Qwen2.5-VL of the YAML dict ``cfg``: (model class, its config, processor), which
+    :func:`vlir.models.tiny.build_tiny_model` initialises with ``seed`` and saves (deterministic for
     a seed; the caller's torch RNG is left untouched)."""
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tok_cfg = cfg.get("tokenizer", {})
     tokenizer = build_tokenizer(int(tok_cfg.get("vocab_size", 2048)), int(tok_cfg.get("extra_lines", 200)), seed)
     tokenizer.chat_template = qwen2_5_vl_chat_template()
@@ -123,6 +120,6 @@ def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
         temporal_patch_size=int(vision["temporal_patch_size"]),
     )
     processor = make_processor(image_processor, tokenizer)
-    return save_tiny(Qwen2_5_VLForConditionalGeneration, tiny_hf_config(cfg, tokenizer), processor, out, seed)
+    return Qwen2_5_VLForConditionalGeneration, tiny_hf_config(cfg, tokenizer), processor
 
 

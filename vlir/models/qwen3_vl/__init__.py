@@ -34,7 +34,7 @@ What differs, and where each fact comes from:
   its own positions, while the cached keys/values of earlier images already hold theirs: KV-cache reuse
   across an inserted crop stays exact (``tests/models/test_qwen3_vl_rollout.py``).
 
-The family is registered on import (:data:`QWEN3_VL`); the tiny model is :mod:`vlir.models.qwen3_vl.tiny`
+The family is listed by :mod:`vlir.models.registry` (:data:`QWEN3_VL`); the tiny model is :mod:`vlir.models.qwen3_vl.tiny`
 (shapes: ``tiny.yaml`` beside it, packaged name ``qwen3_vl_tiny``).
 torch and transformers are imported inside functions: importing this module stays light.
 """
@@ -45,8 +45,8 @@ import importlib.resources
 from pathlib import Path
 
 from vlir.geometry import PixelBudget
-from vlir.models.family import ModelFamily, register
-from vlir.models.loading import images_only_processor, read_processor
+from vlir.models.family import ModelFamily
+from vlir.models.processors import images_only_processor, read_processor
 from vlir.models.qwen2_5_vl import QWEN2_5_VL
 
 MODEL_TYPE = "qwen3_vl"  # config.json "model_type" of every dense Qwen3-VL checkpoint
@@ -86,13 +86,14 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return read_processor(path, make_processor, min_pixels, max_pixels)
 
 
-def _build_tiny(out_dir, cfg, seed):
-    from vlir.models.qwen3_vl.tiny import build
+def _tiny_parts(cfg, seed):
+    from vlir.models.qwen3_vl.tiny import parts
 
-    return build(out_dir, cfg, seed)
+    return parts(cfg, seed)
 
 
-QWEN3_VL = register(ModelFamily(
+
+QWEN3_VL = ModelFamily(
     name="qwen3_vl",
     model_types=(MODEL_TYPE,),
     coordinates="relative 0-1000",
@@ -108,6 +109,6 @@ QWEN3_VL = register(ModelFamily(
     model_class="Qwen3VLForConditionalGeneration",
     load_processor=load_processor,
     processor_class="Qwen3VLProcessor",
-    build_tiny=_build_tiny,
+    tiny_parts=_tiny_parts,
     tiny_name="qwen3_vl_tiny",
-))
+)

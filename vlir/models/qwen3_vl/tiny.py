@@ -11,12 +11,10 @@ packaged ``vlir/models/qwen3_vl/tiny.yaml`` (``build_tiny_model(out, "qwen3_vl_t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from vlir.models import qwen3_vl
 from vlir.models.qwen2_5_vl import tiny as qwen2_5_vl_tiny
-from vlir.models.tiny import save_tiny
 
 
 def build_tokenizer(vocab_size: int = 2048, n_extra: int = 200, seed: int = 0):
@@ -31,9 +29,10 @@ def build_tokenizer(vocab_size: int = 2048, n_extra: int = 200, seed: int = 0):
     return tokenizer
 
 
-def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
-    """Build the tiny random Qwen3-VL of the YAML dict ``cfg`` into ``out_dir`` (deterministic for a
-    seed; the caller's torch RNG is left untouched)."""
+def parts(cfg: dict[str, Any], seed: int = 0) -> tuple[Any, Any, Any]:
+    """The tiny random Qwen3-VL of the YAML dict ``cfg``: (model class, its config, processor), which
+    :func:`vlir.models.tiny.build_tiny_model` initialises with ``seed`` and saves (deterministic for
+    a seed; the caller's torch RNG is left untouched)."""
     from transformers import Qwen2VLImageProcessorPil, Qwen3VLForConditionalGeneration
 
     vision = cfg["vision"]
@@ -42,8 +41,6 @@ def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
         raise ValueError(f"vision num_position_embeddings {vision['num_position_embeddings']} must be a square")
     if max(vision["deepstack_visual_indexes"]) >= vision["depth"]:
         raise ValueError(f"deepstack_visual_indexes {vision['deepstack_visual_indexes']} must be < depth {vision['depth']}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tok_cfg = cfg.get("tokenizer", {})
     tokenizer = build_tokenizer(int(tok_cfg.get("vocab_size", 2048)), int(tok_cfg.get("extra_lines", 200)), seed)
     ip_cfg = cfg["image_processor"]
@@ -54,4 +51,4 @@ def build(out_dir: str | Path, cfg: dict[str, Any], seed: int = 0) -> Path:
     )
     processor = qwen3_vl.make_processor(image_processor, tokenizer)
     hf_config = qwen2_5_vl_tiny.tiny_hf_config(cfg, tokenizer, "Qwen3VLConfig")
-    return save_tiny(Qwen3VLForConditionalGeneration, hf_config, processor, out, seed)
+    return Qwen3VLForConditionalGeneration, hf_config, processor

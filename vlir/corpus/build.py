@@ -37,7 +37,9 @@ from vlir.config import Config, option
 from vlir.crops import render_crop
 from vlir.geometry import CROP_PIXELS, MODEL_PIXELS, PixelBudget
 from vlir.corpus.manifest import finish_task
-from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
+from vlir.corpus.sample_frame import clean_evidence, oriented_sample
+from vlir.paths import path_problem
+from vlir.records import BAD_ID, Chain, CheckResult, Invalid, Look, Record, Sample, id_problem, safe_reject_id
 from vlir.corpus.shards import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -191,22 +193,6 @@ def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
     return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 
-def _clean_evidence(sample: Sample, stats: Counter) -> Sample:
-    """Clip evidence to the image; drop (and count) regions entirely outside it."""
-    kept: list[Region] = []
-    for region in sample.evidence:
-        clipped = geometry.clip(region.box, sample.width, sample.height)
-        if clipped is None:
-            stats["evidence_outside_image"] += 1
-            continue
-        if clipped != region.box:
-            stats["evidence_clipped"] += 1
-        kept.append(Region(clipped, region.label, region.kind))
-    if tuple(kept) == sample.evidence:
-        return sample
-    return dataclasses.replace(sample, evidence=tuple(kept))
-
-
 class Task:
     """Runs one task: owns its annotator, writers and counters."""
 
@@ -229,27 +215,49 @@ class Task:
         return task_items(self.share, self.task)
 
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
-        """Open and verify the image; a failure becomes a reject record."""
+        """Open and verify the image; a failure becomes a reject record. The image is decoded upright
+        (EXIF orientation applied, as ``datasets`` decodes the stored bytes); a record that declares
+        the file's raw (unrotated) size has its evidence turned with the pixels
+        (:func:`vlir.corpus.sample_frame.oriented_sample`)."""
         try:
             # messages name the path under the source root: no local absolute path in the rejects
             path = images.safe_path(Path(self.job.root), sample.image)
             data = images.read_image_bytes(path, sample.image)
-            image = images.decode_image(data, sample.image, self.cfg.max_image_pixels)
+            image, orientation = images.decode_oriented(data, sample.image, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             return self._reject(sample, (exc.reason,), detail=str(exc))
+        sample = oriented_sample(sample, image.size, orientation, self.stats)
         if image.size != (sample.width, sample.height):
             return self._reject(sample, ("image_size_mismatch",),
                                 detail=f"record says {sample.width}x{sample.height}, image is {image.size[0]}x{image.size[1]}")
-        sample = _clean_evidence(sample, self.stats)
+        if (problem := geometry.aspect_problem(*image.size)) is not None:
+            return self._reject(sample, ("image_aspect",), detail=f"{sample.id}: {problem}")
+        sample = clean_evidence(sample, self.stats)
         self._image_bytes[sample.id] = data
         return AnnotateInput(sample, image, images.sha256_hex(data))
 
     def _reject(self, sample: Sample, reasons: tuple[str, ...], detail: str = "", chain=None,
                 checks: tuple[CheckResult, ...] = (), sha: str | None = None) -> Record:
+        if sample.image and path_problem(sample.image) is not None:  # quoted in the detail, never stored
+            sample = dataclasses.replace(sample, image="")
         if detail:
             sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
                       reasons=reasons, image_sha256=sha)
+
+    def _invalid(self, item: Invalid) -> Record:
+        """A record the source could not read; an image path it names that would leave the source
+        root is kept in the detail only (``vlir validate`` refuses such a path in any row)."""
+        if item.image and path_problem(item.image) is not None:
+            item = dataclasses.replace(item, image="", detail=f"{item.detail} (image path {item.image!r})")
+        return Record.from_invalid(item, self.provenance)
+
+    def _bad_id(self, item: Sample | Invalid, problem: str) -> Record:
+        """A sample whose native id breaks the id rule (``/``, ``..``, CR/LF...): a ``bad_id``
+        reject stored under a safe id, the original quoted in its detail."""
+        sample = Sample(id=safe_reject_id(item.source, item.split, item.id), source=item.source,
+                        split=item.split, image="", width=0, height=0, question="", answers=())
+        return self._reject(sample, (BAD_ID,), detail=problem)
 
     def _duplicate(self, item: Sample | Invalid) -> Record:
         detail = f"id {item.id} appeared earlier in this split; the first record keeps it"
@@ -259,11 +267,28 @@ class Task:
         return self._reject(item, ("duplicate_id",), detail=detail)
 
     def _finish(self, item: AnnotateInput, result) -> Record:
-        from vlir.checks import run_checks
-
+        """The verdict on one annotated sample. Whatever goes wrong inside it (a box no arithmetic
+        can take, a crop that cannot be cut, a bug) is this record's reject, never its task's end:
+        nothing of it is cached, so a rerun judges the same answer the same way."""
         sample, sha = item.sample, item.image_sha256
         if isinstance(result, AnnotationError):
             return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
+        try:
+            return self._judge(item, result)
+        except Exception as exc:  # noqa: BLE001 - one record's failure stays that record's
+            log.warning("%s: %s while judging the record; stored as a record_failed reject",
+                        sample.id, type(exc).__name__)
+            return self._reject(sample, ("record_failed",), chain=result, sha=sha,
+                                detail=f"{sample.id}: {type(exc).__name__}: {exc}")
+
+    def _judge(self, item: AnnotateInput, result: Chain) -> Record:
+        from vlir.checks import run_checks
+
+        sample, sha = item.sample, item.image_sha256
+        for i, look in enumerate(result.looks):
+            if (problem := geometry.box_range_problem(look.box, sample.width, sample.height)) is not None:
+                return self._reject(sample, ("box_out_of_range",), detail=f"{sample.id}: look {i}: {problem}",
+                                    sha=sha)
         result = self._snap(result, sample)
         checks = tuple(run_checks(sample, result, self.check_config))
         failed = tuple(c.name for c in checks if not c.passed)
@@ -318,12 +343,13 @@ class Task:
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
-                if item.id in seen_ids:
+                if (problem := id_problem(item.id, item.source, item.split, native_slash=False)):
+                    prepared = self._bad_id(item, problem)
+                elif item.id in seen_ids:
                     prepared = self._duplicate(item)
                 else:
                     seen_ids.add(item.id)
-                    prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
-                                else self._prepare(item))
+                    prepared = (self._invalid(item) if isinstance(item, Invalid) else self._prepare(item))
                 if isinstance(prepared, Record):
                     order.append(prepared)
                     drain()

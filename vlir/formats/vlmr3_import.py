@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from vlir.crops import decode_png, encode_png, render_crop
 from vlir.formats.output import OutputWriter
 from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, CROPS, IMAGE_PATH, INFO_FILE, QUESTION, RESPONSES
 from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.paths import ConfinementError, confine
 from vlir.records import Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
 
 log = logging.getLogger(__name__)
@@ -252,9 +254,17 @@ class _Reader:
         self.crop_report: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.seen: Counter = Counter()
 
-    def resolve(self, path: str) -> Path:
-        p = Path(path)
-        return (p if p.is_absolute() else self.base / p).resolve()
+    def _under_root(self, path: str, where: str) -> tuple[Path, str]:
+        """An ``image_path`` (relative to the base, which it may leave, or absolute) confined to the
+        image root: ``(file, path under the root)``. The refusal names the path as the record wrote
+        it, never a local absolute path, and reads the same whether or not the file exists."""
+        joined = Path(path) if Path(path).is_absolute() else self.base / path
+        rel = Path(os.path.relpath(joined, self.image_root)).as_posix()
+        try:
+            full = confine(self.image_root, rel, "image_path", "the image root (--image-root)")
+        except ConfinementError as exc:
+            raise Rejected("image_outside_root", f"{where}: {exc}") from None
+        return full, full.relative_to(self.image_root).as_posix()
 
     def identity(self, obj: Any, where: str) -> tuple[str, str, str, str, bool]:
         """``(id, source, split, folder split, repeated)``: the record's own (vlir exports carry
@@ -297,22 +307,22 @@ class _Reader:
         return Record(sample=sample, chain=None, provenance=self.provenance, reasons=(reason,))
 
     def _image(self, image_path: str, where: str):
-        path = self.resolve(image_path)
+        path, rel = self._under_root(image_path, where)
         try:
-            rel = path.relative_to(self.image_root)
-        except ValueError:
-            raise Rejected("image_outside_root", f"{where}: image {path} is not under the image root "
-                                                 f"{self.image_root} (pass --image-root)") from None
-        try:
-            image, data = images.load_image(path, self.cfg.max_image_pixels)
+            data = images.read_image_bytes(path, rel)
+            image = images.decode_image(data, rel, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             raise Rejected(exc.reason, f"{where}: {exc}") from None
-        return rel.as_posix(), image, data
+        return rel, image, data
 
     def _crop_file(self, crop_path: str, k: int, where: str):
-        path = self.resolve(crop_path)
+        """A file of ``img_crop_list``: data, so confined to the base folder like any path from data."""
         try:
-            image, data = images.load_image(path, self.cfg.max_image_pixels)
+            path = confine(self.base, crop_path, f"crop {k} path", "the base folder (--base)")
+            data = images.read_image_bytes(path, crop_path)
+            image = images.decode_image(data, crop_path, self.cfg.max_image_pixels)
+        except ConfinementError as exc:
+            raise Rejected("crop_outside_base", f"{where}: {exc}") from None
         except images.ImageError as exc:
             reason = "missing_crop" if exc.reason == "missing_image" else "bad_crop"
             raise Rejected(reason, f"{where}: crop {k}: {exc}") from None

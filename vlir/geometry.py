@@ -156,13 +156,19 @@ def aspect_problem(width: float, height: float) -> str | None:
     return None
 
 
+#: a look corner further than this many image sides outside the image is no box (box_out_of_range)
+BOX_RANGE_SIDES = 10
+
+
 def box_range_problem(box: Box, width: float, height: float) -> str | None:
     """Why a look box is no box at all on a ``width x height`` image (the ``box_out_of_range``
-    reject), or None: a corner more than one image side outside the image (a teacher's
-    ``1.79e308`` overflows the model-space arithmetic). A box a little outside is the
-    ``box_in_image`` check's business, with its tolerance."""
-    if not (-width <= box.x1 and box.x2 <= 2 * width and -height <= box.y1 and box.y2 <= 2 * height):
-        return (f"box {[float(f'{v:.6g}') for v in box.as_list()]} lies more than the image's size "
+    reject), or None: a corner more than :data:`BOX_RANGE_SIDES` image sides outside the image (a
+    teacher's ``1.79e308`` would overflow the model-space arithmetic). A box merely outside the
+    image is the ``box_in_image`` check's business, with its tolerance."""
+    k = BOX_RANGE_SIDES
+    if not (-k * width <= box.x1 and box.x2 <= (k + 1) * width
+            and -k * height <= box.y1 and box.y2 <= (k + 1) * height):
+        return (f"box {[float(f'{v:.6g}') for v in box.as_list()]} lies more than {k} image sides "
                 f"outside the {width}x{height} image")
     return None
 

@@ -93,6 +93,12 @@ def _load_builtin() -> None:
     from vlir.models import qwen2_5_vl, qwen3_vl  # noqa: F401  (register on import)
 
 
+def registered() -> tuple[ModelFamily, ...]:
+    """Every registered family, once each (the built-in ones included)."""
+    _load_builtin()
+    return tuple({f.name: f for f in _FAMILIES.values()}.values())
+
+
 def family_for(model_type: str) -> ModelFamily:
     """The registered family of a ``config.json`` ``model_type``."""
     _load_builtin()

@@ -20,7 +20,6 @@ Pure Python: no torch here (the engine is passed in by the caller).
 from __future__ import annotations
 
 import copy
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -43,13 +42,13 @@ class ImageRef:
     data: bytes | None = None
 
     def open(self) -> "Image.Image":
-        from PIL import Image
+        from vlir import images  # the one decode (EXIF orientation, bit depth)
 
         if self.data is not None:
-            return Image.open(io.BytesIO(self.data)).convert("RGB")
+            return images.decode_image(self.data, "embedded image")
         if self.path is None:
             raise ValueError("ImageRef holds neither a path nor bytes")
-        return Image.open(self.path).convert("RGB")
+        return images.decode_image(images.read_image_bytes(self.path, self.path.name), self.path.name)
 
 
 @dataclass(frozen=True)

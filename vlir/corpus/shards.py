@@ -258,11 +258,12 @@ class Corpus:
         root = self.root(record.sample.source)
         if root is None:
             raise FileNotFoundError(f"no source root for {record.sample.source} in {self.out / MANIFEST}")
-        path = images.safe_path(root, record.sample.image)
-        data = images.read_image_bytes(path)
+        name = record.sample.image  # errors name the path under the source root, never a local one
+        path = images.safe_path(root, name)
+        data = images.read_image_bytes(path, name)
         if record.image_sha256 and images.sha256_hex(data) != record.image_sha256:
-            raise ValueError(f"{path}: image bytes differ from the sha256 recorded for {record.sample.id}")
-        return images.decode_image(data, str(path))
+            raise ValueError(f"{name}: image bytes differ from the sha256 recorded for {record.sample.id}")
+        return images.decode_image(data, name)
 
 
 def write_records(path: Path, records: Iterable[Record]) -> dict[str, Any]:

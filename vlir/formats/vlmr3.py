@@ -129,10 +129,11 @@ class _Exporter:
         s = record.sample
         if record.image_bytes is None and self.cfg.images == "reference":
             return Path(os.path.relpath(self._source_file(record), self.dest)).as_posix()
-        # the row's image_path is data: confined under DEST/images/<source> before anything is written
-        target = confine(self.dest / IMAGES_DIR, f"{s.source}/{s.image}", f"record {s.id}: source/image_path",
-                           f"DEST/{IMAGES_DIR}")
-        rel = PurePosixPath(IMAGES_DIR, s.source, s.image).as_posix()
+        # the row's source and image_path are data: confined under DEST/images/<source> before
+        # anything is written, and the path written into the JSON is the confined one
+        folder = confine(self.dest / IMAGES_DIR, s.source, f"record {s.id}: source", f"DEST/{IMAGES_DIR}")
+        target = confine(folder, s.image, f"record {s.id}: image_path", f"DEST/{IMAGES_DIR}/{s.source}")
+        rel = target.relative_to(self.dest.resolve()).as_posix()
         if rel not in self.written_images:
             data = record.image_bytes if record.image_bytes is not None else \
                 images.read_image_bytes(self._source_file(record), s.image)

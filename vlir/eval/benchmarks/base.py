@@ -34,6 +34,17 @@ class BenchmarkLayoutError(ValueError):
     """The folder given is not the benchmark's official layout (the message names the file)."""
 
 
+def data_path(root: Path, rel: str, where: str) -> Path:
+    """A path a benchmark file names (an image column), confined to the benchmark folder by
+    :func:`vlir.paths.confine`; a path leaving it is a layout error naming ``where``."""
+    from vlir.paths import ConfinementError, confine
+
+    try:
+        return confine(root, str(rel), "image path", "the benchmark folder")
+    except ConfinementError as exc:
+        raise BenchmarkLayoutError(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """Where an item's image is: a file path, or bytes (base64 TSV / parquet forms), never both."""

@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 from vlir.eval.benchmarks.mmvp import LLMJudge, vlmr3_scoring, vlmr3_student_answer, vlmr3_verify
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class CVBench(JudgedBenchmark):
         if isinstance(image, dict) and image.get("bytes"):
             ref = ImageRef(data=image["bytes"])
         else:
-            file = root / str(row.get("filename") or "")
+            file = data_path(root, str(row.get("filename") or ""), f"{path.name}: item {row['idx']}")
             if not row.get("filename") or not file.is_file():
                 raise BenchmarkLayoutError(f"{file}: image of item {row['idx']} ({path.name}) not found")
             ref = ImageRef(path=file)

@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import JudgedBenchmark, Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 from vlir.metrics import levenshtein
 from vlir.sources.base import SourceError
 from vlir.sources.jsonstream import iter_object_items
@@ -296,6 +296,6 @@ class MathVista(JudgedBenchmark):
 def _image_path(root: Path, json_path: Path, rel: str) -> Path:
     """``images/<pid>.jpg`` is relative to the download root (the parent of ``data/``)."""
     for base in (root, json_path.parent, json_path.parent.parent):
-        if rel and (base / rel).is_file():
-            return base / rel
+        if rel and (full := data_path(base, rel, json_path.name)).is_file():
+            return full
     raise BenchmarkLayoutError(f"{root / rel}: image not found (listed in {json_path})")

@@ -215,10 +215,8 @@ class Task:
         return task_items(self.share, self.task)
 
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
-        """Open and verify the image; a failure becomes a reject record. The image is decoded upright
-        (EXIF orientation applied, as ``datasets`` decodes the stored bytes); a record that declares
-        the file's raw (unrotated) size has its evidence turned with the pixels
-        (:func:`vlir.corpus.sample_frame.oriented_sample`)."""
+        """Open and verify the image (a failure becomes a reject), upright as ``datasets`` decodes it;
+        the sample follows it (:func:`vlir.corpus.sample_frame.oriented_sample`)."""
         try:
             # messages name the path under the source root: no local absolute path in the rejects
             path = images.safe_path(Path(self.job.root), sample.image)
@@ -246,8 +244,7 @@ class Task:
                       reasons=reasons, image_sha256=sha)
 
     def _invalid(self, item: Invalid) -> Record:
-        """A record the source could not read; an image path it names that would leave the source
-        root is kept in the detail only (``vlir validate`` refuses such a path in any row)."""
+        """A record the source could not read; an unsafe image path goes to the detail only."""
         if item.image and path_problem(item.image) is not None:
             item = dataclasses.replace(item, image="", detail=f"{item.detail} (image path {item.image!r})")
         return Record.from_invalid(item, self.provenance)
@@ -267,9 +264,8 @@ class Task:
         return self._reject(item, ("duplicate_id",), detail=detail)
 
     def _finish(self, item: AnnotateInput, result) -> Record:
-        """The verdict on one annotated sample. Whatever goes wrong inside it (a box no arithmetic
-        can take, a crop that cannot be cut, a bug) is this record's reject, never its task's end:
-        nothing of it is cached, so a rerun judges the same answer the same way."""
+        """The verdict on one annotated sample; whatever goes wrong inside it is its reject, never its
+        task's end (nothing of it is cached: a rerun judges the same answer the same way)."""
         sample, sha = item.sample, item.image_sha256
         if isinstance(result, AnnotationError):
             return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
@@ -278,8 +274,7 @@ class Task:
         except Exception as exc:  # noqa: BLE001 - one record's failure stays that record's
             log.warning("%s: %s while judging the record; stored as a record_failed reject",
                         sample.id, type(exc).__name__)
-            return self._reject(sample, ("record_failed",), chain=result, sha=sha,
-                                detail=f"{sample.id}: {type(exc).__name__}: {exc}")
+            return self._reject(sample, ("record_failed",), sha=sha, detail=f"{sample.id}: {type(exc).__name__}: {exc}")
 
     def _judge(self, item: AnnotateInput, result: Chain) -> Record:
         from vlir.checks import run_checks
@@ -287,8 +282,7 @@ class Task:
         sample, sha = item.sample, item.image_sha256
         for i, look in enumerate(result.looks):
             if (problem := geometry.box_range_problem(look.box, sample.width, sample.height)) is not None:
-                return self._reject(sample, ("box_out_of_range",), detail=f"{sample.id}: look {i}: {problem}",
-                                    sha=sha)
+                return self._reject(sample, ("box_out_of_range",), detail=f"{sample.id}: look {i}: {problem}", sha=sha)
         result = self._snap(result, sample)
         checks = tuple(run_checks(sample, result, self.check_config))
         failed = tuple(c.name for c in checks if not c.passed)

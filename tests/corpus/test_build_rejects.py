@@ -147,6 +147,24 @@ def test_a_crash_inside_one_record_is_its_reject_not_the_tasks_end(tree, tmp_pat
     assert detail.startswith(victim) and "RuntimeError: a bug that only this record meets" in detail
 
 
+def test_a_crash_opening_one_record_is_its_reject(tree, tmp_path, monkeypatch):
+    import vlir.corpus.build as build_module
+
+    _, doc = textvqa_doc(tree)
+    victim = f"textvqa/val/{doc['data'][2]['question_id']}"
+    real = build_module.oriented_sample
+
+    def oriented(sample, *args):
+        if sample.id == victim:
+            raise ZeroDivisionError("a bug in the frame code")
+        return real(sample, *args)
+
+    monkeypatch.setattr(build_module, "oriented_sample", oriented)
+    manifest = build(tree, tmp_path / "out")
+    assert manifest["splits"]["textvqa/val"]["rejected_by_reason"].get("record_failed") == 1
+    assert "ZeroDivisionError" in records(tmp_path / "out", rejects=True)[victim].sample.meta["reject_detail"]
+
+
 @pytest.mark.parametrize("frame", ["raw", "upright"])
 def test_an_exif_rotated_photo_is_stored_in_the_frame_datasets_decodes(tree, tmp_path, frame):
     """Failure 6. The sample tree's image matches its record (W x H, boxes on its pixels). ``raw``:
@@ -198,4 +216,16 @@ def test_native_ids_that_are_no_ids_are_bad_id_rejects_that_validate(tree, tmp_p
     assert all(r.sample.id.startswith("gqa/val/bad-id-") for r in bad)
     details = " ".join(r.sample.meta["reject_detail"] for r in bad)
     assert all(repr(f"gqa/val/{native}") in details for native in ("a/b", "..", "x\r\ny"))
+    assert validate_output(tmp_path / "out").ok
+
+
+def test_a_reject_for_an_image_path_leaving_the_root_stores_no_such_path(tree, tmp_path):
+    path, doc = textvqa_doc(tree)
+    doc["data"][0]["image_id"] = "../../../outside"
+    path.write_text(json.dumps(doc))
+    build(tree, tmp_path / "out")
+    rid = f"textvqa/val/{doc['data'][0]['question_id']}"
+    reject = records(tmp_path / "out", rejects=True)[rid]
+    assert reject.reasons == ("unsafe_path",) and reject.sample.image == ""
+    assert "../../../outside" in json.dumps(reject.sample.meta)  # quoted in the detail, not lost
     assert validate_output(tmp_path / "out").ok

@@ -215,6 +215,12 @@ class Task:
         return task_items(self.share, self.task)
 
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
+        try:
+            return self._open(sample)
+        except Exception as exc:  # noqa: BLE001 - one record's failure stays that record's
+            return self._failed(sample, exc)
+
+    def _open(self, sample: Sample) -> AnnotateInput | Record:
         """Open and verify the image (a failure becomes a reject), upright as ``datasets`` decodes it;
         the sample follows it (:func:`vlir.corpus.sample_frame.oriented_sample`)."""
         try:
@@ -236,22 +242,13 @@ class Task:
 
     def _reject(self, sample: Sample, reasons: tuple[str, ...], detail: str = "", chain=None,
                 checks: tuple[CheckResult, ...] = (), sha: str | None = None) -> Record:
-        if sample.image and path_problem(sample.image) is not None:  # quoted in the detail, never stored
-            sample = dataclasses.replace(sample, image="")
         if detail:
             sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
                       reasons=reasons, image_sha256=sha)
 
-    def _invalid(self, item: Invalid) -> Record:
-        """A record the source could not read; an unsafe image path goes to the detail only."""
-        if item.image and path_problem(item.image) is not None:
-            item = dataclasses.replace(item, image="", detail=f"{item.detail} (image path {item.image!r})")
-        return Record.from_invalid(item, self.provenance)
-
     def _bad_id(self, item: Sample | Invalid, problem: str) -> Record:
-        """A sample whose native id breaks the id rule (``/``, ``..``, CR/LF...): a ``bad_id``
-        reject stored under a safe id, the original quoted in its detail."""
+        """A native id breaking :func:`vlir.records.id_problem`: a reject under a safe id."""
         sample = Sample(id=safe_reject_id(item.source, item.split, item.id), source=item.source,
                         split=item.split, image="", width=0, height=0, question="", answers=())
         return self._reject(sample, (BAD_ID,), detail=problem)
@@ -271,10 +268,12 @@ class Task:
             return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
         try:
             return self._judge(item, result)
-        except Exception as exc:  # noqa: BLE001 - one record's failure stays that record's
-            log.warning("%s: %s while judging the record; stored as a record_failed reject",
-                        sample.id, type(exc).__name__)
-            return self._reject(sample, ("record_failed",), sha=sha, detail=f"{sample.id}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(sample, exc, sha)
+
+    def _failed(self, sample: Sample, exc: Exception, sha: str | None = None) -> Record:
+        log.warning("%s: %s inside the record; stored as a record_failed reject", sample.id, type(exc).__name__)
+        return self._reject(sample, ("record_failed",), sha=sha, detail=f"{sample.id}: {type(exc).__name__}: {exc}")
 
     def _judge(self, item: AnnotateInput, result: Chain) -> Record:
         from vlir.checks import run_checks
@@ -343,7 +342,8 @@ class Task:
                     prepared = self._duplicate(item)
                 else:
                     seen_ids.add(item.id)
-                    prepared = (self._invalid(item) if isinstance(item, Invalid) else self._prepare(item))
+                    prepared = (Record.from_invalid(item, self.provenance) if isinstance(item, Invalid)
+                                else self._prepare(item))
                 if isinstance(prepared, Record):
                     order.append(prepared)
                     drain()
@@ -386,7 +386,9 @@ class Task:
         if record.accepted:
             accepted.write(record)
             self.stats["accepted"] += 1
-        else:
+        else:  # an image path that leaves the root is quoted in the detail, never stored
+            if record.sample.image and path_problem(record.sample.image) is not None:
+                record = dataclasses.replace(record, sample=dataclasses.replace(record.sample, image=""))
             rejected.write(record)
             self.stats["rejected"] += 1
             self.reasons.update(record.reasons)

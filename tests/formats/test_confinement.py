@@ -131,3 +131,15 @@ def test_import_applies_the_builds_checks_look_limit_and_text(src, tmp_path):
     reasons = manifest["splits"]["vlmr3/train"]["rejected_by_reason"]
     assert reasons == {"max_looks": 1, "text_safe": 1, "text_length": 1}
     assert validate_output(tmp_path / "out").ok
+
+
+def test_card_refuses_a_manifest_split_outside_the_output(tmp_path):
+    import subprocess
+    import sys
+
+    out = make_output(tmp_path / "out")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["splits"]["../../elsewhere"] = manifest["splits"].pop("gqa/val")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = subprocess.run([sys.executable, "-m", "vlir", "card", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "leads outside the output folder" in r.stderr and "Traceback" not in r.stderr

@@ -123,9 +123,13 @@ def merge(
 def card(out: Path = typer.Argument(..., help="A vlir output folder.")) -> None:
     """Write the dataset card OUT/README.md (Hub layout) with tables and PNG plots in OUT/card/."""
     from vlir.corpus.cards import write_card
+    from vlir.paths import ConfinementError
 
     _require_output(out)
-    typer.echo(f"wrote {write_card(out)}")
+    try:
+        typer.echo(f"wrote {write_card(out)}")
+    except ConfinementError as exc:  # a manifest naming a split outside OUT
+        fail(f"{out / 'manifest.json'}: {exc}")
 
 
 @app.command()

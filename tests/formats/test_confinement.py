@@ -143,3 +143,16 @@ def test_card_refuses_a_manifest_split_outside_the_output(tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     r = subprocess.run([sys.executable, "-m", "vlir", "card", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "leads outside the output folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_show_refuses_a_manifest_split_outside_the_output(tmp_path):
+    import subprocess
+    import sys
+
+    out = make_output(tmp_path / "out")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["splits"]["gqa/val"]["source"] = "../.."
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = subprocess.run([sys.executable, "-m", "vlir", "show", str(out), "--out", str(tmp_path / "p.html")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "leads outside the output folder" in r.stderr and "Traceback" not in r.stderr

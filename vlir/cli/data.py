@@ -145,10 +145,15 @@ def show(
     _require_output(out)
     from vlir.corpus.shards import Corpus
 
+    from vlir.paths import ConfinementError
+
     built = sorted({src for src, _ in Corpus(out).splits()})
     if source is not None and source not in built:
         fail(f"--source {source}: {out} holds {', '.join(built) or 'no source'}")
-    count = write_page(out, dest, n=n, source=source)
+    try:
+        count = write_page(out, dest, n=n, source=source)
+    except ConfinementError as exc:  # a manifest naming a split outside OUT
+        fail(f"{out / 'manifest.json'}: {exc}")
     typer.echo(f"wrote {dest} ({count} records)")
 
 

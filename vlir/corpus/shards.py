@@ -239,7 +239,11 @@ class Corpus:
         return sorted((v["source"], v["split"]) for v in self.manifest.get("splits", {}).values())
 
     def split_dir(self, source: str, split: str, *, rejects: bool = False) -> Path:
-        return layout.split_dir(self.out, source, split, rejects)
+        """The folder of a split the manifest names: manifest data, so confined to OUT
+        (:func:`vlir.paths.confine`)."""
+        from vlir.paths import confine
+
+        return confine(self.out, layout.split_rel(source, split, rejects), "manifest split", "the output folder")
 
     def records(self, source: str, split: str, rejects: bool = False) -> Iterator[Record]:
         return read_records(self.split_dir(source, split, rejects=rejects), REJECTS_PREFIX if rejects else PART_PREFIX)

@@ -75,6 +75,23 @@ def p_validate_image_path(ctx):
     return "exit 1, the row's image_path reported", f"exit {r.returncode}, image_path {ok}", ok
 
 
+@probe("23.1 show/card with a manifest split outside OUT")
+def p_manifest_split(ctx):
+    from tests.conftest import make_output
+
+    base = ctx.fresh("split")
+    out = make_output(base / "out")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["splits"]["gqa/val"]["source"] = "../.."
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    show = ctx.cli("show", str(out), "--out", str(base / "page.html"))
+    manifest["splits"]["../../x"] = manifest["splits"].pop("gqa/val")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    card = ctx.cli("card", str(out))
+    (s_line, s_ok), (c_line, c_ok) = one_line_exit_2(show), one_line_exit_2(card)
+    return "exit 2 (one line) for both", f"show {s_line}; card {c_line}", s_ok and c_ok
+
+
 @probe("23.2 import of crops outside the base")
 def p_import_crops(ctx):
     from PIL import Image

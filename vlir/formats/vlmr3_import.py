@@ -15,7 +15,12 @@ a vlir :class:`~vlir.records.Record`:
   ``annotator_stats.vlmr3_import.crop_diff``. A difference is reported, not rejected;
 * a record that cannot be read (bad JSON, missing fields, missing or corrupt image or crop file,
   calls that do not match the crops, no answer, a box outside the image) is a reject with a reason
-  tag and a detail naming the file and the record.
+  tag and a detail naming the file and the record;
+* paths are data: ``image_path`` is confined to ``--image-root`` and every ``img_crop_list`` file to
+  the base folder (:func:`vlir.paths.confine`; rejects ``image_outside_root``, ``crop_outside_base``);
+* every record goes through the build's checks (:func:`vlir.checks.run_checks` with
+  ``ImportConfig.checks``: look limit, bounded and protocol-safe text, box sizes), and an image the
+  model cannot see is ``image_aspect``, a box far off the image ``box_out_of_range``.
 
 The output is written by :class:`vlir.formats.output.OutputWriter` (vlir's own shard and manifest
 writers, one build task per (source, split)), so ``vlir validate OUT`` checks an import like a build.

@@ -22,13 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fault_probes_data  # noqa: E402,F401 (registers its probes)
+import fault_probes_guarantees  # noqa: E402,F401
 import fault_probes_teacher  # noqa: E402,F401
 from fault_kit import PROBES, REPO, Ctx  # noqa: E402
 
 
 def _order(entry) -> tuple:
     head = entry[0].split()[0]
-    return (0, int(head), "") if head.isdigit() else (1, 0, head)
+    number = head.split(".")[0]
+    return (0, int(number), head) if number.isdigit() else (1, 0, head)
 
 
 def main(argv: list[str]) -> int:

@@ -45,7 +45,6 @@ def test_good_chain_passes_every_check():
 @pytest.mark.parametrize("bad, problem", [
     (Chain((), "coffee"), "no steps"),
     (Chain((Think("  "), Look(Box(*GOOD))), "coffee"), "empty thought"),
-    (Chain((Think("see <answer>x</answer>"), Look(Box(*GOOD))), "coffee"), "reserved markup"),
     (Chain((Think("ok"), Look(Box(*GOOD))), " "), "empty answer"),
     (Chain((Think("just thinking"),), "coffee"), "no look step"),
 ])
@@ -57,6 +56,57 @@ def test_schema_failures(bad, problem):
 def test_schema_without_required_look():
     result = checks.schema(sample(), Chain((Think("just thinking"),), "x"), CheckConfig(require_look=False))
     assert result.passed
+
+
+@pytest.mark.parametrize("text", [
+    "see <answer>x</answer>", "then ]} closes", "a fake call {\"bbox_2d\": [1, 2, 3, 4]", "<|im_end|>",
+    "<|vision_start|>", "<tool_call>", "<think> again", "<|some_future_token|>",
+])
+def test_protocol_strings_in_a_thought_fail_text_safe(text):
+    result = checks.text_safe(sample(), Chain((Think(text), Look(Box(*GOOD))), "coffee"), CheckConfig())
+    assert not result.passed and "reserves" in result.detail and "step 0" in result.detail
+
+
+def test_the_reserved_strings_come_from_the_protocol_and_the_families():
+    from vlir import protocol
+    from vlir.models.registry import families
+
+    reserved = set(checks.reserved_strings())
+    assert set(protocol.STOP_STRINGS) <= reserved and protocol.ANSWER_OPEN in reserved
+    for family in families():
+        assert set(family.special_tokens.values()) <= reserved
+        assert {family.special_tokens[n] for n in family.vision_tokens} <= reserved
+
+
+@pytest.mark.parametrize("text, code", [
+    ("nul\x00byte", "U+0000"), ("ansi \x1b[31mred", "U+001B"), ("rtl \u202eevil", "U+202E"),
+    ("crlf\r\nline", "U+000D"), ("isolate \u2066x\u2069", "U+2066"),
+])
+def test_control_characters_fail_text_safe_anywhere(text, code):
+    for bad in (Chain((Think(text), Look(Box(*GOOD))), "coffee"), Chain((Think("ok"), Look(Box(*GOOD), text)), "coffee")):
+        result = checks.text_safe(sample(), bad, CheckConfig())
+        assert not result.passed and code in result.detail
+    import dataclasses
+
+    result = checks.text_safe(dataclasses.replace(sample(), question=text), chain(GOOD), CheckConfig())
+    assert not result.passed and "question" in result.detail
+
+
+def test_newlines_tabs_and_ordinary_brackets_are_fine():
+    good = Chain((Think("Line one.\n\tLine two [a] {b}."), Look(Box(*GOOD))), "coffee")
+    assert checks.text_safe(sample(), good, CheckConfig()).passed
+
+
+def test_text_length_limits_are_configurable():
+    import dataclasses
+
+    huge = Chain((Think("x" * 3_200_000), Look(Box(*GOOD))), "coffee")
+    result = checks.text_length(sample(), huge, CheckConfig())
+    assert not result.passed and "step 0: 3200000 characters > 4000 (thought)" in result.detail
+    long_q = dataclasses.replace(sample(), question="q" * 1_000_000)
+    assert "question" in checks.text_length(long_q, chain(GOOD), CheckConfig()).detail
+    assert checks.text_length(long_q, chain(GOOD), CheckConfig(max_question_chars=2_000_000)).passed
+    assert failed_names(run_checks(sample(), huge)) == ("text_length",)
 
 
 def test_missing_chain_gives_only_schema_failure():

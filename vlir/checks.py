@@ -12,15 +12,60 @@ look at the clipped box, which is what the crop will show.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, ClassVar
 
 from vlir import geometry, metrics, source_table
 from vlir.config import Config, option
 from vlir.records import Box, Chain, CheckResult, Look, Sample, Think
 
-# Text that would break the chat rendering of a chain (tags the renderer writes itself).
-RESERVED_MARKUP = ("<|", "|>", "<answer>", "</answer>", "<think>", "</think>", "bbox_2d")
+#: characters text may hold besides printable ones (a thought may have lines and tabs)
+_ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+@lru_cache(maxsize=None)
+def reserved_strings() -> tuple[str, ...]:
+    """Strings a thought, label or answer must not hold, because the chat rendering or the rollout
+    loop gives them a meaning: the protocol's stop strings, answer tag and call key
+    (:mod:`vlir.protocol`), the chat's think/answer tags (:class:`vlir.models.chat.ChatConfig`) and
+    every registered model family's special and added tokens (``<|im_end|>``, vision tokens,
+    ``<tool_call>``...). Read from their owners, never listed here."""
+    from vlir import protocol
+    from vlir.models.chat import ChatConfig
+    from vlir.models.registry import families
+    from vlir.models.qwen3_vl import QWEN3_ADDED_TOKENS
+
+    chat = ChatConfig()
+    found = [*protocol.STOP_STRINGS, protocol.ANSWER_OPEN, protocol.CALL_KEY, chat.think_open.strip(),
+             chat.think_close.strip(), chat.answer_open.strip(), chat.answer_close.strip(), *QWEN3_ADDED_TOKENS]
+    for family in families():
+        found.extend(family.special_tokens.values())
+    return tuple(sorted({s for s in found if s}, key=lambda s: (-len(s), s)))
+
+
+def _special_token(text: str) -> str | None:
+    from vlir.protocol import SPECIAL_TOKEN
+
+    m = SPECIAL_TOKEN.search(text)
+    return m.group(0) if m else None
+
+
+def control_characters(text: str) -> list[str]:
+    """The control and format characters in ``text`` (NUL, ESC of ANSI sequences, CR, bidi
+    overrides and isolates, zero-width marks...) as ``U+XXXX``; newlines and tabs are allowed."""
+    return sorted({f"U+{ord(c):04X}" for c in text if c not in _ALLOWED_CONTROLS
+                   and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs")})
+
+
+def reserved_in(text: str) -> str | None:
+    """The first reserved string (:func:`reserved_strings`, or any ``<|...|>`` token) in ``text``."""
+    for s in reserved_strings():
+        if s in text:
+            return s
+    return _special_token(text)
 
 
 @dataclass(frozen=True)
@@ -46,6 +91,12 @@ class CheckConfig(Config):
     clip_tolerance: float = option(2.0, "Pixels a look box may stick out of the image (it is "
                                         "clipped before cropping).", ge=0)
     require_look: bool = option(True, "A chain without any look step fails the schema check.")
+    max_question_chars: int = option(4000, "Longest question (characters); a longer one fails "
+                                           "text_length.", ge=1)
+    max_thought_chars: int = option(4000, "Longest think step (characters); a runaway teacher "
+                                          "thought fails text_length.", ge=1)
+    max_answer_chars: int = option(1000, "Longest answer (characters).", ge=1)
+    max_label_chars: int = option(200, "Longest look label (characters).", ge=1)
 
 
 CheckFn = Callable[[Sample, Chain, CheckConfig], CheckResult]
@@ -60,8 +111,8 @@ def _fmt(box: Box) -> str:
 
 
 def schema(sample: Sample, chain: Chain | None, config: CheckConfig) -> CheckResult:
-    """The chain is well formed: steps present, every thought non-empty, a non-empty answer, no
-    reserved chat markup in the text, at least one look (unless ``require_look`` is off)."""
+    """The chain is well formed: steps present, every thought non-empty, a non-empty answer, at
+    least one look (unless ``require_look`` is off). What the text holds is :func:`text_safe`'s."""
     problems: list[str] = []
     if chain is None:
         return CheckResult("schema", False, 1.0, "no chain")
@@ -71,8 +122,6 @@ def schema(sample: Sample, chain: Chain | None, config: CheckConfig) -> CheckRes
         if isinstance(step, Think):
             if not isinstance(step.text, str) or not step.text.strip():
                 problems.append(f"step {i}: empty thought")
-            elif any(tag in step.text for tag in RESERVED_MARKUP):
-                problems.append(f"step {i}: reserved markup in thought")
         elif isinstance(step, Look):
             if not isinstance(step.box, Box):
                 problems.append(f"step {i}: look without a box")
@@ -80,8 +129,6 @@ def schema(sample: Sample, chain: Chain | None, config: CheckConfig) -> CheckRes
             problems.append(f"step {i}: unknown step type {type(step).__name__}")
     if not isinstance(chain.answer, str) or not chain.answer.strip():
         problems.append("empty answer")
-    elif any(tag in chain.answer for tag in RESERVED_MARKUP):
-        problems.append("reserved markup in answer")
     if config.require_look and not any(isinstance(s, Look) for s in chain.steps):
         problems.append("no look step")
     return CheckResult("schema", not problems, float(len(problems)), "; ".join(problems))
@@ -202,9 +249,51 @@ def max_looks(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
     return CheckResult("max_looks", passed, float(n), "" if passed else f"{n} looks > {config.max_looks}")
 
 
+def _texts(sample: Sample, chain: Chain) -> list[tuple[str, str, str]]:
+    """``(where, kind, text)`` of every text a record carries into a chat."""
+    out = [("question", "question", sample.question)]
+    for i, step in enumerate(chain.steps):
+        if isinstance(step, Think) and isinstance(step.text, str):
+            out.append((f"step {i}", "thought", step.text))
+        elif isinstance(step, Look) and isinstance(step.label, str):
+            out.append((f"step {i} label", "label", step.label))
+    if isinstance(chain.answer, str):
+        out.append(("answer", "answer", chain.answer))
+    return out
+
+
+def text_length(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """Question, thoughts, labels and answer within their ``max_*_chars`` (a 3 MB thought or a 1 MB
+    question is no training text). Figure: the longest text's length over its limit."""
+    limits = {"question": config.max_question_chars, "thought": config.max_thought_chars,
+              "label": config.max_label_chars, "answer": config.max_answer_chars}
+    worst, where = 0.0, ""
+    for name, kind, text in _texts(sample, chain):
+        ratio = len(text) / limits[kind]
+        if ratio > worst:
+            worst, where = ratio, f"{name}: {len(text)} characters > {limits[kind]} ({kind})"
+    passed = worst <= 1.0
+    return CheckResult("text_length", passed, worst, "" if passed else where)
+
+
+def text_safe(sample: Sample, chain: Chain, config: CheckConfig) -> CheckResult:
+    """No control or format characters (NUL, ANSI escapes, CR, bidi overrides) in any text, no
+    protocol string or special token (:func:`reserved_strings`) in a thought, label or answer, and
+    no special token in the question: text that would end a round, open an answer, fake a crop call
+    or a chat turn when rendered. Figure: the number of problems."""
+    problems = []
+    for name, kind, text in _texts(sample, chain):
+        if bad := control_characters(text):
+            problems.append(f"{name}: control characters {', '.join(bad[:5])}")
+        found = _special_token(text) if kind == "question" else reserved_in(text)
+        if found:
+            problems.append(f"{name}: holds {found!r}, which the chat protocol reserves")
+    return CheckResult("text_safe", not problems, float(len(problems)), "; ".join(problems[:3]))
+
+
 #: All checks, in the order they run and are stored.
-CHECKS: tuple[CheckFn, ...] = (schema, box_in_image, box_min_side, box_not_whole_image, grounding,
-                               answer_correct, no_redundant_look, max_looks)
+CHECKS: tuple[CheckFn, ...] = (schema, text_length, text_safe, box_in_image, box_min_side, box_not_whole_image,
+                               grounding, answer_correct, no_redundant_look, max_looks)
 
 
 def run_checks(sample: Sample, chain: Chain | None,

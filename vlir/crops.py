@@ -62,6 +62,7 @@ def encode_png(image: Image.Image) -> bytes:
 
 
 def decode_png(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img.convert("RGB")
+    """A stored crop's pixels, decoded by :mod:`vlir.images` like every other image."""
+    from vlir.images import decode_image
+
+    return decode_image(data, "crop PNG")

@@ -19,6 +19,7 @@ from vlir.records import Box
 
 #: the default family's grid (:mod:`vlir.models.defaults`); a family's budget carries its own
 FACTOR = defaults.FACTOR
+MAX_ASPECT = 200  # smart_resize refuses images whose long side exceeds 200 x the short one
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,56 @@ def ensure_min_side(box: Box, min_side: float, width: float, height: float) -> B
 # The model's view and its box space
 # ---------------------------------------------------------------------------------------------
 
+def aspect_problem(width: float, height: float) -> str | None:
+    """Why the model cannot see a ``width x height`` image (the ``image_aspect`` reject), or None:
+    a side that is not positive, or a long side above :data:`MAX_ASPECT` x the short one."""
+    if not (width > 0 and height > 0):
+        return f"image size must be positive, got {width}x{height}"
+    if max(height, width) / min(height, width) > MAX_ASPECT:
+        return f"absolute aspect ratio must be smaller than {MAX_ASPECT}, got {width}x{height}"
+    return None
+
+
+#: a look corner further than this many image sides outside the image is no box (box_out_of_range)
+BOX_RANGE_SIDES = 10
+
+
+def box_range_problem(box: Box, width: float, height: float) -> str | None:
+    """Why a look box is no box at all on a ``width x height`` image (the ``box_out_of_range``
+    reject), or None: a corner more than :data:`BOX_RANGE_SIDES` image sides outside the image (a
+    teacher's ``1.79e308`` would overflow the model-space arithmetic). A box merely outside the
+    image is the ``box_in_image`` check's business, with its tolerance."""
+    k = BOX_RANGE_SIDES
+    if not (-k * width <= box.x1 and box.x2 <= (k + 1) * width
+            and -k * height <= box.y1 and box.y2 <= (k + 1) * height):
+        return (f"box {[float(f'{v:.6g}') for v in box.as_list()]} lies more than {k} image sides "
+                f"outside the {width}x{height} image")
+    return None
+
+
+def orient_box(box: Box, orientation: int, raw_width: float, raw_height: float) -> Box:
+    """A box in an image file's raw pixel frame -> the same region after its EXIF ``orientation``
+    is applied (what :func:`PIL.ImageOps.exif_transpose` does to the pixels; 1: unchanged)."""
+    w, h = raw_width, raw_height
+    maps = {
+        2: lambda x, y: (w - x, y), 3: lambda x, y: (w - x, h - y), 4: lambda x, y: (x, h - y),
+        5: lambda x, y: (y, x), 6: lambda x, y: (h - y, x), 7: lambda x, y: (h - y, w - x),
+        8: lambda x, y: (y, w - x),
+    }
+    if orientation not in maps:
+        return box
+    (ax, ay), (bx, by) = maps[orientation](box.x1, box.y1), maps[orientation](box.x2, box.y2)
+    return from_xyxy(ax, ay, bx, by)
+
+
 def smart_resize(height: int, width: int, budget: PixelBudget = MODEL_PIXELS) -> tuple[int, int]:
     """Qwen2.5-VL's resize rule: both sides multiples of ``factor``, pixel count within the budget,
     aspect ratio kept as well as possible. Returns ``(height, width)`` like the reference."""
     factor, min_pixels, max_pixels = budget.factor, budget.min_pixels, budget.max_pixels
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"absolute aspect ratio must be smaller than 200, got {width}x{height}")
+    if (problem := aspect_problem(width, height)) is not None:
+        raise ValueError(problem)
     h_bar = round(height / factor) * factor
     w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:

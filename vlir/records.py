@@ -9,8 +9,10 @@ lives in :mod:`vlir.geometry` and happens only when a chat is rendered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
@@ -18,6 +20,36 @@ SCHEMA_VERSION = 1
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
+BAD_ID = "bad_id"  # the reject reason of a record whose native id breaks :func:`id_problem`
+
+
+def id_problem(rid: object, source: str | None = None, split: str | None = None,
+               native_slash: bool = True) -> str | None:
+    """Why ``rid`` cannot be a record id, or None. The one rule of ids, applied by the build (a
+    reject, :func:`safe_reject_id`) and by ``vlir validate`` (on every row): ``<source>/<split>/<native>``
+    with that source and split when given, no empty, ``.`` or ``..`` part, no control or
+    format character (NUL, CR/LF, ANSI escapes, bidi overrides). ``native_slash=False``: the native
+    part must be one name (a source's own id; an import's ids name a file and a line)."""
+    if not isinstance(rid, str) or not rid:
+        return f"id {rid!r} is not a non-empty string"
+    if bad := sorted({f"U+{ord(c):04X}" for c in rid if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")}):
+        return f"id {rid!r} holds control or format characters ({', '.join(bad)})"
+    prefix = f"{source}/{split}/" if source is not None and split is not None else ""
+    if prefix and not rid.startswith(prefix):
+        return f"id {rid!r} does not start with {prefix!r}"
+    native = rid[len(prefix):]
+    parts = native.split("/") if prefix else rid.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return f"id {rid!r} has an empty, '.' or '..' part"
+    if prefix and not native_slash and len(parts) > 1:
+        return f"id {rid!r}: the native id {native!r} holds a '/'"
+    return None
+
+
+def safe_reject_id(source: str, split: str, rid: str) -> str:
+    """The id a :data:`BAD_ID` reject is stored under (the original goes into its detail): stable,
+    and valid by :func:`id_problem`."""
+    return f"{source}/{split}/bad-id-{hashlib.sha256(rid.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

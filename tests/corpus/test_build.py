@@ -209,7 +209,7 @@ def test_bad_inputs_are_rejected_with_reasons_and_nothing_is_lost(tmp_path):
 
 
 def test_build_clips_evidence_it_is_handed():
-    from vlir.corpus.build import _clean_evidence
+    from vlir.corpus.sample_frame import clean_evidence as _clean_evidence
     from vlir.records import Box, Region, Sample
 
     s = Sample("x/val/1", "x", "val", "a.jpg", 100, 50, "q", ("a",),

@@ -65,7 +65,7 @@ def test_round_trip_of_a_built_corpus(built_corpus, tmp_path):
     for rid, rec in after.items():
         assert [lk.box for lk in rec.chain.looks] == [lk.box for lk in before[rid].chain.looks]
         assert [c.png for c in rec.crops] == [c.png for c in before[rid].crops]
-        assert rec.checks[0].name == "crop_match" and rec.checks[0].passed and rec.checks[0].value == 0.0
+        assert rec.checks[-1].name == "crop_match" and rec.checks[-1].passed and rec.checks[-1].value == 0.0
     diff = manifest["annotator_stats"]["vlmr3_import"]["crop_diff"]
     assert set(diff) == {rid for rid, r in after.items() if r.crops}
     assert all(c["same_size"] == 1 and c["mean_abs_diff"] == 0 for d in diff.values() for c in d.values())
@@ -94,7 +94,7 @@ def test_a_crop_file_unlike_vlirs_is_reported_not_rejected(built_corpus, tmp_pat
         im.transpose(Image.Transpose.ROTATE_180).resize((im.width + 28, im.height)).save(crop)
     manifest = import_records(tmp_path / "dest", tmp_path / "back")
     rec = _by_id(tmp_path / "back")[row["id"]]
-    check = rec.checks[0]
+    check = rec.checks[-1]
     assert not check.passed and check.value > 5 and "vlir" in check.detail
     entry = manifest["annotator_stats"]["vlmr3_import"]["crop_diff"][row["id"]]["crop_0"]
     assert entry["same_size"] == 0 and entry["file_width"] == entry["vlir_width"] + 28
@@ -128,7 +128,7 @@ def test_authors_records_without_vlir_keys(tmp_path):
     # the repeated key: the authors' loop crops the last box (json.loads keeps the last one)
     expected = geometry.from_model([38, 28, 135, 116], 320, 240, AUTHORS_SFT_BUDGET)
     assert rec.chain.looks[0].box == expected
-    assert not rec.checks[0].passed  # a flat red tile is not vlir's crop of that box
+    assert not rec.checks[-1].passed  # a flat red tile is not vlir's crop of that box
     assert manifest["roots"] == {"vlmr3": str(src.resolve())}
 
 

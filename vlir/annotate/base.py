@@ -63,6 +63,8 @@ class Annotator(ABC):
                 out.append(self.annotate(item))
             except AnnotationError as exc:
                 out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug on one sample is its reject, not the task's end
+                out.append(AnnotationError("annotator_failed", f"{item.sample.id}: {type(exc).__name__}: {exc}"))
         return out
 
     #: items per annotate_many call in the default :meth:`annotate_stream`

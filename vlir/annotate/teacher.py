@@ -199,6 +199,12 @@ class TeacherAnnotator(Annotator):
             self._failures[exc.reason] += 1
             log.debug("teacher rejected %s: %s", item.sample.id, exc)
             return exc
+        except (TeacherFatalError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an answer nothing expected: this record's reject
+            self._failures["annotator_failed"] += 1
+            log.warning("teacher: %s while reading the answer for %s", type(exc).__name__, item.sample.id)
+            return AnnotationError("annotator_failed", f"{item.sample.id}: {type(exc).__name__}: {exc}")
         finally:
             self._log_progress()
 

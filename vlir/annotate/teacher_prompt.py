@@ -20,6 +20,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ _WIRE_KEYS = {"type", "properties", "required", "additionalProperties", "items",
 
 
 class ParseError(ValueError):
-    """An answer that cannot be used. ``reason`` is ``teacher_invalid_json`` or ``teacher_schema``."""
+    """An answer that cannot be used. ``reason`` is ``teacher_invalid_json``, ``teacher_schema`` or
+    ``box_out_of_range``."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -368,8 +370,11 @@ def parse_chain(text: str, sample: Sample, budget: PixelBudget) -> Chain:
         look = step["look"]
         try:
             box = sent.to_original(look["bbox_2d"])
-        except ValueError as exc:
-            raise ParseError("teacher_schema", f"at steps/{i}/look/bbox_2d: {exc}") from None
+        except (ValueError, OverflowError) as exc:
+            # numbers the arithmetic cannot take (1e309 reads as inf) are no box at all
+            huge = not all(math.isfinite(float(v)) and abs(float(v)) < 1e300 for v in look["bbox_2d"])
+            raise ParseError("box_out_of_range" if huge else "teacher_schema",
+                             f"at steps/{i}/look/bbox_2d: {exc}") from None
         steps.append(Look(box, look["label"].strip()))
     return Chain(tuple(steps), data["answer"].strip())
 

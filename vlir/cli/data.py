@@ -123,9 +123,13 @@ def merge(
 def card(out: Path = typer.Argument(..., help="A vlir output folder.")) -> None:
     """Write the dataset card OUT/README.md (Hub layout) with tables and PNG plots in OUT/card/."""
     from vlir.corpus.cards import write_card
+    from vlir.paths import ConfinementError
 
     _require_output(out)
-    typer.echo(f"wrote {write_card(out)}")
+    try:
+        typer.echo(f"wrote {write_card(out)}")
+    except ConfinementError as exc:  # a manifest naming a split outside OUT
+        fail(f"{out / 'manifest.json'}: {exc}")
 
 
 @app.command()
@@ -141,10 +145,15 @@ def show(
     _require_output(out)
     from vlir.corpus.shards import Corpus
 
+    from vlir.paths import ConfinementError
+
     built = sorted({src for src, _ in Corpus(out).splits()})
     if source is not None and source not in built:
         fail(f"--source {source}: {out} holds {', '.join(built) or 'no source'}")
-    count = write_page(out, dest, n=n, source=source)
+    try:
+        count = write_page(out, dest, n=n, source=source)
+    except ConfinementError as exc:  # a manifest naming a split outside OUT
+        fail(f"{out / 'manifest.json'}: {exc}")
     typer.echo(f"wrote {dest} ({count} records)")
 
 

@@ -38,7 +38,9 @@ from vlir.crops import render_crop
 from vlir.geometry import PixelBudget
 from vlir.models.defaults import DEFAULT_FAMILY
 from vlir.corpus.manifest import finish_task
-from vlir.records import Chain, CheckResult, Invalid, Look, Record, Region, Sample
+from vlir.corpus.sample_frame import clean_evidence, oriented_sample
+from vlir.paths import path_problem
+from vlir.records import BAD_ID, Chain, CheckResult, Invalid, Look, Record, Sample, id_problem, safe_reject_id
 from vlir.corpus.shards import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -189,22 +191,6 @@ def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:
     return get_annotator("teacher", **{"cache_path": str(out / "cache" / "teacher.sqlite"), **cfg.teacher})
 
 
-def _clean_evidence(sample: Sample, stats: Counter) -> Sample:
-    """Clip evidence to the image; drop (and count) regions entirely outside it."""
-    kept: list[Region] = []
-    for region in sample.evidence:
-        clipped = geometry.clip(region.box, sample.width, sample.height)
-        if clipped is None:
-            stats["evidence_outside_image"] += 1
-            continue
-        if clipped != region.box:
-            stats["evidence_clipped"] += 1
-        kept.append(Region(clipped, region.label, region.kind))
-    if tuple(kept) == sample.evidence:
-        return sample
-    return dataclasses.replace(sample, evidence=tuple(kept))
-
-
 class Task:
     """Runs one task: owns its annotator, writers and counters."""
 
@@ -227,18 +213,28 @@ class Task:
         return task_items(self.share, self.task)
 
     def _prepare(self, sample: Sample) -> AnnotateInput | Record:
-        """Open and verify the image; a failure becomes a reject record."""
+        try:
+            return self._open(sample)
+        except Exception as exc:  # noqa: BLE001 - one record's failure stays that record's
+            return self._failed(sample, exc)
+
+    def _open(self, sample: Sample) -> AnnotateInput | Record:
+        """Open and verify the image (a failure becomes a reject), upright as ``datasets`` decodes it;
+        the sample follows it (:func:`vlir.corpus.sample_frame.oriented_sample`)."""
         try:
             # messages name the path under the source root: no local absolute path in the rejects
             path = images.safe_path(Path(self.job.root), sample.image)
             data = images.read_image_bytes(path, sample.image)
-            image = images.decode_image(data, sample.image, self.cfg.max_image_pixels)
+            image, orientation = images.decode_oriented(data, sample.image, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             return self._reject(sample, (exc.reason,), detail=str(exc))
+        sample = oriented_sample(sample, image.size, orientation, self.stats)
         if image.size != (sample.width, sample.height):
             return self._reject(sample, ("image_size_mismatch",),
                                 detail=f"record says {sample.width}x{sample.height}, image is {image.size[0]}x{image.size[1]}")
-        sample = _clean_evidence(sample, self.stats)
+        if (problem := geometry.aspect_problem(*image.size)) is not None:
+            return self._reject(sample, ("image_aspect",), detail=f"{sample.id}: {problem}")
+        sample = clean_evidence(sample, self.stats)
         self._image_bytes[sample.id] = data
         return AnnotateInput(sample, image, images.sha256_hex(data))
 
@@ -249,6 +245,12 @@ class Task:
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
                       reasons=reasons, image_sha256=sha)
 
+    def _bad_id(self, item: Sample | Invalid, problem: str) -> Record:
+        """A native id breaking :func:`vlir.records.id_problem`: a reject under a safe id."""
+        sample = Sample(id=safe_reject_id(item.source, item.split, item.id), source=item.source,
+                        split=item.split, image="", width=0, height=0, question="", answers=())
+        return self._reject(sample, (BAD_ID,), detail=problem)
+
     def _duplicate(self, item: Sample | Invalid) -> Record:
         detail = f"id {item.id} appeared earlier in this split; the first record keeps it"
         if isinstance(item, Invalid):
@@ -257,11 +259,27 @@ class Task:
         return self._reject(item, ("duplicate_id",), detail=detail)
 
     def _finish(self, item: AnnotateInput, result) -> Record:
-        from vlir.checks import run_checks
-
+        """The verdict on one annotated sample; whatever goes wrong inside it is its reject, never its
+        task's end (nothing of it is cached: a rerun judges the same answer the same way)."""
         sample, sha = item.sample, item.image_sha256
         if isinstance(result, AnnotationError):
             return self._reject(sample, (result.reason,), detail=result.detail, sha=sha)
+        try:
+            return self._judge(item, result)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(sample, exc, sha)
+
+    def _failed(self, sample: Sample, exc: Exception, sha: str | None = None) -> Record:
+        log.warning("%s: %s inside the record; stored as a record_failed reject", sample.id, type(exc).__name__)
+        return self._reject(sample, ("record_failed",), sha=sha, detail=f"{sample.id}: {type(exc).__name__}: {exc}")
+
+    def _judge(self, item: AnnotateInput, result: Chain) -> Record:
+        from vlir.checks import run_checks
+
+        sample, sha = item.sample, item.image_sha256
+        for i, look in enumerate(result.looks):
+            if (problem := geometry.box_range_problem(look.box, sample.width, sample.height)) is not None:
+                return self._reject(sample, ("box_out_of_range",), detail=f"{sample.id}: look {i}: {problem}", sha=sha)
         result = self._snap(result, sample)
         checks = tuple(run_checks(sample, result, self.check_config))
         failed = tuple(c.name for c in checks if not c.passed)
@@ -316,7 +334,9 @@ class Task:
 
         def inputs() -> Iterator[AnnotateInput]:
             for item in self.samples():
-                if item.id in seen_ids:
+                if (problem := id_problem(item.id, item.source, item.split, native_slash=False)):
+                    prepared = self._bad_id(item, problem)
+                elif item.id in seen_ids:
                     prepared = self._duplicate(item)
                 else:
                     seen_ids.add(item.id)
@@ -364,7 +384,9 @@ class Task:
         if record.accepted:
             accepted.write(record)
             self.stats["accepted"] += 1
-        else:
+        else:  # an image path that leaves the root is quoted in the detail, never stored
+            if record.sample.image and path_problem(record.sample.image) is not None:
+                record = dataclasses.replace(record, sample=dataclasses.replace(record.sample, image=""))
             rejected.write(record)
             self.stats["rejected"] += 1
             self.reasons.update(record.reasons)

@@ -22,6 +22,7 @@ import yaml
 
 from vlir.corpus import layout
 from vlir.corpus.shards import MANIFEST, atomic_write_bytes, iter_rows, shard_files
+from vlir.paths import confine
 
 LIGHT_COLUMNS = ["steps", "crop_info", "answer", "width", "height"]
 
@@ -41,7 +42,7 @@ def collect(out: Path, manifest: dict[str, Any]) -> dict[str, SplitStats]:
     stats: dict[str, SplitStats] = {}
     for key, entry in manifest["splits"].items():
         s = stats[key] = SplitStats(entry["accepted"], entry["rejected"], Counter(entry["rejected_by_reason"]))
-        for path in shard_files(out / key):
+        for path in shard_files(confine(out, key, "manifest split", "the output folder")):
             for row in iter_rows(path, columns=LIGHT_COLUMNS, batch_rows=512):
                 looks = [st for st in row["steps"] or () if st["type"] == "look"]
                 s.looks.append(len(looks))

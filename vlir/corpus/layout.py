@@ -127,10 +127,10 @@ def expected_shard_rel(source: str, split: str, task: int, kind: str) -> str:
 
 
 def inside(out: Path, path: Path) -> bool:
-    """``path`` resolves (symlinks followed) to a place under ``out``."""
-    base = Path(out).resolve()
-    full = Path(path).resolve()
-    return full == base or base in full.parents
+    """``path`` resolves (symlinks followed) to a place under ``out`` (:func:`vlir.paths.is_inside`)."""
+    from vlir.paths import is_inside
+
+    return is_inside(out, path)
 
 
 BOOKKEEPING_FILE = re.compile(r"^\.vlir/(.+)/(stats/\d{5}\.json|completions/\d{5})$")

@@ -239,7 +239,11 @@ class Corpus:
         return sorted((v["source"], v["split"]) for v in self.manifest.get("splits", {}).values())
 
     def split_dir(self, source: str, split: str, *, rejects: bool = False) -> Path:
-        return layout.split_dir(self.out, source, split, rejects)
+        """The folder of a split the manifest names: manifest data, so confined to OUT
+        (:func:`vlir.paths.confine`)."""
+        from vlir.paths import confine
+
+        return confine(self.out, layout.split_rel(source, split, rejects), "manifest split", "the output folder")
 
     def records(self, source: str, split: str, rejects: bool = False) -> Iterator[Record]:
         return read_records(self.split_dir(source, split, rejects=rejects), REJECTS_PREFIX if rejects else PART_PREFIX)
@@ -258,11 +262,12 @@ class Corpus:
         root = self.root(record.sample.source)
         if root is None:
             raise FileNotFoundError(f"no source root for {record.sample.source} in {self.out / MANIFEST}")
-        path = images.safe_path(root, record.sample.image)
-        data = images.read_image_bytes(path)
+        name = record.sample.image  # errors name the path under the source root, never a local one
+        path = images.safe_path(root, name)
+        data = images.read_image_bytes(path, name)
         if record.image_sha256 and images.sha256_hex(data) != record.image_sha256:
-            raise ValueError(f"{path}: image bytes differ from the sha256 recorded for {record.sample.id}")
-        return images.decode_image(data, str(path))
+            raise ValueError(f"{name}: image bytes differ from the sha256 recorded for {record.sample.id}")
+        return images.decode_image(data, name)
 
 
 def write_records(path: Path, records: Iterable[Record]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ inside OUT — a ``../`` or absolute path is reported, never opened —, present
 readable Parquet, row count); the per-task stats against the manifest (a shard re-hashed into the
 manifest still disagrees with the stats its task wrote); every file on disk the layout does not
 expect (:mod:`vlir.corpus.layout`: stray or unlisted shards, ``*.tmp``, anything else); every row (record
-schema, boxes inside the image with positive area, one crop per look, status matching the file
+schema, the id rule of :func:`vlir.records.id_problem`, an ``image_path`` that stays under the source
+root, boxes inside the image with positive area, one crop per look, status matching the file
 kind, accepted ids unique across the output); per-split counts against the manifest. Problems are
 collected, never raised, so one run reports everything that is wrong. A folder with build
 bookkeeping but no manifest is an interrupted build, told apart from a foreign folder.
@@ -26,6 +27,8 @@ import jsonschema
 
 from vlir.corpus import layout
 from vlir.corpus.shards import MANIFEST, iter_rows, sha256_file
+from vlir.paths import path_problem
+from vlir.records import id_problem
 
 BOX_TOLERANCE = 1.0  # px: boxes may touch the border after float rounding
 
@@ -99,6 +102,13 @@ def _box_problem(box: list[float] | None, width: int, height: int) -> str | None
 def _check_row(report: Report, rel: str, i: int, row: dict[str, Any], kind: str) -> None:
     for fld, msg in _schema_errors("vlir_record.schema.json", row):
         report.add(rel, i, fld, f"schema: {msg}")
+    # the build's own rules (vlir.records.id_problem, vlir.paths.path_problem): a row breaking them
+    # would make a reader join a path outside the source root, or name a record ambiguously
+    if isinstance(row.get("id"), str) and (msg := id_problem(row["id"], row.get("source"), row.get("split"))):
+        report.add(rel, i, "id", msg)
+    image_path = row.get("image_path")
+    if (image_path or kind == "accepted") and (msg := path_problem(image_path, "image_path")):
+        report.add(rel, i, "image_path", msg)
     if row.get("status") != kind:
         report.add(rel, i, "status", f"{row.get('status')!r} row in a {kind} shard")
     if kind != "accepted":

@@ -104,7 +104,7 @@ def source_items(name: str, root: Path, split: str, **options: Any) -> Iterator[
             log.warning("skipping invalid sample %s: %s", sample.id, sample.detail)
             continue
         path = images.safe_path(Path(root), sample.image)
-        yield sample, images.decode_image(images.read_image_bytes(path), str(path))
+        yield sample, images.decode_image(images.read_image_bytes(path, sample.image), sample.image)
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import vlir
 from vlir import images
 from vlir.config import Config, option
 from vlir.geometry import MODEL_PIXELS, PixelBudget
+from vlir.paths import ConfinementError, confine
 from vlir.records import Crop, Record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,21 +126,24 @@ class _Exporter:
         root = self.corpus.root(record.sample.source)
         if root is None:
             raise ExportError(f"{self.corpus.out}: the manifest records no root for {record.sample.source}")
-        return images.safe_path(root, record.sample.image)
+        return images.safe_path(root, record.sample.image, f"record {record.sample.id}: image_path")
 
     def image_path(self, record: Record) -> str:
         """Where the original image is, relative to DEST (copied or written there when needed)."""
         s = record.sample
         if record.image_bytes is None and self.cfg.images == "reference":
             return Path(os.path.relpath(self._source_file(record), self.dest)).as_posix()
-        rel = PurePosixPath(IMAGES_DIR, s.source, s.image).as_posix()
+        # the row's source and image_path are data: confined under DEST/images/<source> before
+        # anything is written, and the path written into the JSON is the confined one
+        folder = confine(self.dest / IMAGES_DIR, s.source, f"record {s.id}: source", f"DEST/{IMAGES_DIR}")
+        target = confine(folder, s.image, f"record {s.id}: image_path", f"DEST/{IMAGES_DIR}/{s.source}")
+        rel = target.relative_to(self.dest.resolve()).as_posix()
         if rel not in self.written_images:
             data = record.image_bytes if record.image_bytes is not None else \
-                images.read_image_bytes(self._source_file(record))
+                images.read_image_bytes(self._source_file(record), s.image)
             self.written_images[rel] = images.sha256_hex(data)
             if record.image_sha256 and self.written_images[rel] != record.image_sha256:
                 raise ExportError(f"{s.id}: {s.image} differs from the sha256 recorded in the corpus")
-            target = self.dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             self.stats["images_written"] += 1
@@ -152,7 +156,7 @@ class _Exporter:
         paths = []
         for k, crop in enumerate(crops):
             rel = PurePosixPath(CROPS_DIR, s.source, s.split, f"{index:06d}_{k}.png").as_posix()
-            target = self.dest / rel
+            target = confine(self.dest, rel, f"record {s.id}: crop {k} (source/split)", "DEST")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(crop.png)
             paths.append(rel)
@@ -208,7 +212,7 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None,
             for split, record in _records(corpus, splits):
                 try:
                     row = exporter.record(record, count, split)
-                except (images.ImageError, ValueError) as exc:
+                except (images.ImageError, ConfinementError, ValueError) as exc:
                     raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
                 fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
                 count += 1

@@ -15,7 +15,12 @@ a vlir :class:`~vlir.records.Record`:
   ``annotator_stats.vlmr3_import.crop_diff``. A difference is reported, not rejected;
 * a record that cannot be read (bad JSON, missing fields, missing or corrupt image or crop file,
   calls that do not match the crops, no answer, a box outside the image) is a reject with a reason
-  tag and a detail naming the file and the record.
+  tag and a detail naming the file and the record;
+* paths are data: ``image_path`` is confined to ``--image-root`` and every ``img_crop_list`` file to
+  the base folder (:func:`vlir.paths.confine`; rejects ``image_outside_root``, ``crop_outside_base``);
+* every record goes through the build's checks (:func:`vlir.checks.run_checks` with
+  ``ImportConfig.checks``: look limit, bounded and protocol-safe text, box sizes), and an image the
+  model cannot see is ``image_aspect``, a box far off the image ``box_out_of_range``.
 
 The output is written by :class:`vlir.formats.output.OutputWriter` (vlir's own shard and manifest
 writers, one build task per (source, split)), so ``vlir validate OUT`` checks an import like a build.
@@ -24,22 +29,25 @@ writers, one build task per (source, split)), so ``vlir validate OUT`` checks an
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar
 
 import vlir
 from vlir import geometry, images
-from vlir.crops import decode_png, encode_png, render_crop
+from vlir.checks import CheckConfig, failed_names, run_checks
+from vlir.crops import encode_png, render_crop
 from vlir.formats.output import OutputWriter
-from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, CROPS, IMAGE_PATH, INFO_FILE, QUESTION, RESPONSES
 from vlir.config import Config, option
+from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, QUESTION
+from vlir.formats.vlmr3_records import Rejected, chain_from_parts, compare_crop, data_files, raw_records, record_fields
 from vlir.geometry import PixelBudget
-from vlir.records import Chain, CheckResult, Crop, Look, Provenance, Record, Sample, Think
+from vlir.paths import ConfinementError, confine
+from vlir.records import Chain, CheckResult, Crop, Provenance, Record, Sample, id_problem, safe_reject_id
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,8 @@ class ImportConfig(Config):
     crop_tolerance: float = option(2.0, "A crop matches vlir's when sizes agree and the mean absolute "
                                    "difference is at most this.", ge=0)
     max_image_pixels: int = option(images.MAX_IMAGE_PIXELS, "Larger images are rejects.", ge=1)
+    checks: dict[str, Any] = option({}, "Thresholds of the build's checks every imported record goes "
+                                    "through (vlir.checks.CheckConfig keys).")
 
     def validate(self) -> list[str]:
         from vlir.models.registry import default_family
@@ -86,6 +96,10 @@ class ImportConfig(Config):
         family = default_family()  # the authors' model
         self.budget, self.crop_budget = family.view(self.budget), family.crop(self.crop_budget)
         problems = []
+        try:
+            CheckConfig.from_dict(self.checks)  # a bad threshold is refused before anything is read
+        except (ValueError, TypeError) as exc:
+            problems.append(f"checks: {exc}")
         if not _SOURCE_RE.match(self.source):
             problems.append(f"source must be lowercase letters, digits or _, got {self.source!r}")
         if not _split_ok(self.split):
@@ -98,159 +112,6 @@ class ImportConfig(Config):
         return {"importer": "vlmr3", **d}
 
 
-class Rejected(Exception):
-    """One record cannot be imported: ``reason`` is the rejects tag, the message says why."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the files
-# ---------------------------------------------------------------------------------------------
-
-def data_files(src: Path) -> list[Path]:
-    """The record files under ``src`` (or ``src`` itself), in a stable order."""
-    if src.is_file():
-        return [src]
-    files = [p for p in src.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl") and p.name != INFO_FILE]
-    return sorted(files, key=lambda p: p.relative_to(src).as_posix())
-
-
-def raw_records(path: Path, name: str) -> Iterator[tuple[str, Any]]:
-    """``(where, record or Rejected)`` for every record of one file; ``where`` is
-    ``<file>#<index>`` (JSON list) or ``<file>:<line>`` (JSONL)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        yield name, Rejected("bad_json", f"{name}: cannot read ({exc})")
-        return
-    if path.suffix == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{name}:{lineno}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"{name}:{lineno}", Rejected("bad_json", f"{name} line {lineno}: not valid JSON ({exc})")
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield name, Rejected("bad_json", f"{name}: not valid JSON ({exc})")
-        return
-    if not isinstance(data, list):
-        yield name, Rejected("bad_json", f"{name}: expected a JSON list of records (what data_qwen.py "
-                                         f"loads), got {type(data).__name__}")
-        return
-    for i, obj in enumerate(data):
-        yield f"{name}#{i}", obj
-
-
-# ---------------------------------------------------------------------------------------------
-# One record
-# ---------------------------------------------------------------------------------------------
-
-def _fields(obj: Any, where: str) -> tuple[str, str, list[str], list[str]]:
-    if not isinstance(obj, dict):
-        raise Rejected("malformed", f"{where}: a record must be a JSON object, got {type(obj).__name__}")
-    for key in (IMAGE_PATH, QUESTION):
-        if not isinstance(obj.get(key), str) or not obj[key]:
-            raise Rejected("malformed", f"{where}: {key} must be a non-empty string")
-    for key in (RESPONSES, CROPS):
-        value = obj.get(key, [] if key == CROPS else None)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise Rejected("malformed", f"{where}: {key} must be a list of strings")
-    if not obj[RESPONSES]:
-        raise Rejected("malformed", f"{where}: {RESPONSES} is empty")
-    return obj[IMAGE_PATH], obj[QUESTION], obj[RESPONSES], obj.get(CROPS, [])
-
-
-def _think(text: str) -> str:
-    """Reasoning text of a part without the think tags (vlir's chat config names them)."""
-    from vlir.models.chat import ChatConfig
-
-    cfg = ChatConfig.default()
-    for tag in (cfg.think_open.strip(), cfg.think_close.strip()):
-        text = text.replace(tag, " ")
-    return text.strip()
-
-
-def learned_text(parts: list[str]) -> str:
-    """The assistant text their loader trains on: each part with a newline appended if it lacks one."""
-    return "".join(p if p.endswith("\n") else p + "\n" for p in parts)
-
-
-def _text_before_call(part: str, where: str, i: int) -> str:
-    """The text of ``part`` before its one crop call (the ``{...}`` the protocol reads)."""
-    from vlir.protocol import CALL_CLOSE, parse_response
-
-    calls = parse_response(part).all_calls
-    if len(calls) != 1:
-        raise Rejected("call_not_before_crop", f"{where}: {RESPONSES}[{i}] must end with the one crop "
-                                               f"call that crop {i} answers, found {len(calls)} call(s)")
-    round_text = part[: calls[0].start]
-    return round_text[: (round_text + CALL_CLOSE).rfind(calls[0].json)]
-
-
-def chain_from_parts(parts: list[str], n_crops: int, width: int, height: int, budget: PixelBudget,
-                     where: str) -> Chain:
-    """Steps and answer of a record's ``response_list`` (``n_crops`` crops follow its first parts).
-
-    The boxes are :func:`vlir.protocol.parse_response`'s calls over the text their loader trains
-    on, mapped to original pixels; the think steps are the text around them, tags removed."""
-    from vlir.protocol import ANSWER_OPEN, parse_response, strip_special
-
-    parts = [strip_special(p) for p in parts]
-    response = parse_response(learned_text(parts))
-    if response.bad_calls:
-        bad = response.bad_calls[0]
-        raise Rejected("bad_call", f"{where}: crop call {bad.json!r} is one the authors' loop refuses "
-                                   f"({bad.error})")
-    calls = list(response.calls)
-    if len(calls) != n_crops:
-        raise Rejected("calls_crops_mismatch", f"{where}: the response makes {len(calls)} crop call(s) "
-                                               f"but {CROPS} has {n_crops} crop(s)")
-    if len(parts) != n_crops + 1:
-        raise Rejected("parts_crops_mismatch", f"{where}: {RESPONSES} has {len(parts)} part(s) for "
-                                               f"{n_crops} crop(s); crop i follows part i, so a record "
-                                               "needs one part more than crops")
-    if response.tagged_answer is None:
-        raise Rejected("no_answer", f"{where}: the response has no <answer> tag")
-    steps: list[Think | Look] = []
-    for i, call in enumerate(calls):
-        think = _think(_text_before_call(parts[i], where, i))
-        try:
-            box = geometry.clip(geometry.from_model(call, width, height, budget), width, height)
-        except ValueError as exc:
-            raise Rejected("bad_box", f"{where}: call {i} {list(call)}: {exc}") from None
-        if box is None:
-            raise Rejected("bad_box", f"{where}: call {i} {list(call)} lies outside the image "
-                                      f"({width}x{height} original)")
-        if think:
-            steps.append(Think(think))
-        steps.append(Look(box))
-    last = parts[-1]
-    think = _think(last[: last.rfind(ANSWER_OPEN)] if ANSWER_OPEN in last else last)
-    if think:
-        steps.append(Think(think))
-    return Chain(steps, response.tagged_answer)
-
-
-def compare_crop(file_image, vlir_crop: Crop) -> tuple[bool, float]:
-    """``(same size, mean absolute pixel difference)`` of a crop file and vlir's crop of the same
-    box; the file's crop is resized (bilinear) to vlir's size first when the sizes differ."""
-    import numpy as np
-    from PIL import Image
-
-    mine = decode_png(vlir_crop.png)
-    same = file_image.size == mine.size
-    theirs = file_image if same else file_image.resize(mine.size, Image.Resampling.BILINEAR)
-    diff = np.abs(np.asarray(theirs, dtype=np.int16) - np.asarray(mine, dtype=np.int16))
-    return same, float(diff.mean())
-
-
 class _Reader:
     """Turns raw records into vlir records; owns path resolution and the per-record crop report."""
 
@@ -260,10 +121,19 @@ class _Reader:
         #: (source, split) -> record id -> crop -> comparison with vlir's crop
         self.crop_report: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.seen: Counter = Counter()
+        self.check_config = CheckConfig.from_dict(cfg.checks)
 
-    def resolve(self, path: str) -> Path:
-        p = Path(path)
-        return (p if p.is_absolute() else self.base / p).resolve()
+    def _under_root(self, path: str, where: str) -> tuple[Path, str]:
+        """An ``image_path`` (relative to the base, which it may leave, or absolute) confined to the
+        image root: ``(file, path under the root)``. The refusal names the path as the record wrote
+        it, never a local absolute path, and reads the same whether or not the file exists."""
+        joined = Path(path) if Path(path).is_absolute() else self.base / path
+        rel = Path(os.path.relpath(joined, self.image_root)).as_posix()
+        try:
+            full = confine(self.image_root, rel, "image_path", "the image root (--image-root)")
+        except ConfinementError as exc:
+            raise Rejected("image_outside_root", f"{where}: {exc}") from None
+        return full, full.relative_to(self.image_root).as_posix()
 
     def identity(self, obj: Any, where: str) -> tuple[str, str, str, str, bool]:
         """``(id, source, split, folder split, repeated)``: the record's own (vlir exports carry
@@ -272,13 +142,14 @@ class _Reader:
         own = obj if isinstance(obj, dict) else {}
         source, split, rid, folder = own.get("source"), own.get("split"), own.get("id"), own.get("corpus_split")
         if (isinstance(source, str) and isinstance(rid, str) and _SOURCE_RE.match(source)
-                and _split_ok(split) and rid.startswith(f"{source}/{split}/")
-                and len(rid) > len(source) + len(split) + 2):
+                and _split_ok(split) and id_problem(rid, source, split) is None):
             folder = folder if _split_ok(folder) else split
         else:
             source, split = self.cfg.source, self.cfg.split
             folder = split
             rid = f"{source}/{split}/{where.replace('#', '/').replace(':', '/')}"
+            if id_problem(rid, source, split) is not None:  # a file name with control characters...
+                rid = safe_reject_id(source, split, rid)
         self.seen[rid] += 1
         if self.seen[rid] > 1:
             return f"{rid}#{self.seen[rid] - 1}", source, split, folder, True
@@ -306,31 +177,35 @@ class _Reader:
         return Record(sample=sample, chain=None, provenance=self.provenance, reasons=(reason,))
 
     def _image(self, image_path: str, where: str):
-        path = self.resolve(image_path)
+        path, rel = self._under_root(image_path, where)
         try:
-            rel = path.relative_to(self.image_root)
-        except ValueError:
-            raise Rejected("image_outside_root", f"{where}: image {path} is not under the image root "
-                                                 f"{self.image_root} (pass --image-root)") from None
-        try:
-            image, data = images.load_image(path, self.cfg.max_image_pixels)
+            data = images.read_image_bytes(path, rel)
+            image = images.decode_image(data, rel, self.cfg.max_image_pixels)
         except images.ImageError as exc:
             raise Rejected(exc.reason, f"{where}: {exc}") from None
-        return rel.as_posix(), image, data
+        return rel, image, data
 
     def _crop_file(self, crop_path: str, k: int, where: str):
-        path = self.resolve(crop_path)
+        """A file of ``img_crop_list``: data, so confined to the base folder like any path from data."""
         try:
-            image, data = images.load_image(path, self.cfg.max_image_pixels)
+            path = confine(self.base, crop_path, f"crop {k} path", "the base folder (--base)")
+            data = images.read_image_bytes(path, crop_path)
+            image = images.decode_image(data, crop_path, self.cfg.max_image_pixels)
+        except ConfinementError as exc:
+            raise Rejected("crop_outside_base", f"{where}: {exc}") from None
         except images.ImageError as exc:
             reason = "missing_crop" if exc.reason == "missing_image" else "bad_crop"
             raise Rejected(reason, f"{where}: crop {k}: {exc}") from None
         return image, data if data.startswith(PNG_MAGIC) else encode_png(image)
 
     def _convert(self, obj: Any, where: str, sample: Sample, folder: str) -> Record:
-        image_path, question, parts, crop_paths = _fields(obj, where)
+        image_path, question, parts, crop_paths = record_fields(obj, where)
+        if len(crop_paths) > self.check_config.max_looks:  # before reading 20,000 crop files
+            raise Rejected("max_looks", f"{where}: {len(crop_paths)} crops > max_looks {self.check_config.max_looks}")
         rel, image, data = self._image(image_path, where)
         width, height = image.size
+        if (problem := geometry.aspect_problem(width, height)) is not None:
+            raise Rejected("image_aspect", f"{where}: {problem}")
         chain = chain_from_parts(parts, len(crop_paths), width, height, self.cfg.budget, where)
         crops, report, worst, all_same = [], {}, 0.0, True
         for k, (look, crop_path) in enumerate(zip(chain.looks, crop_paths)):
@@ -353,10 +228,19 @@ class _Reader:
             answers = [chain.answer]
         sample = dataclasses.replace(sample, image=rel, width=width, height=height, question=question,
                                      answers=tuple(answers))
-        return Record(sample=sample, chain=chain, provenance=self.provenance, crops=tuple(crops),
-                      checks=(CheckResult("crop_match", passed, worst, detail or "no crops"),),
-                      image_sha256=images.sha256_hex(data),
-                      image_bytes=data if self.cfg.embed_images else None)
+        checks = self._checks(sample, chain, own_answers=answers is obj.get("answers"))
+        crop_match = CheckResult("crop_match", passed, worst, detail or "no crops")
+        failed = failed_names(checks)
+        return Record(sample=sample, chain=chain, provenance=self.provenance, crops=() if failed else tuple(crops),
+                      checks=(*checks, crop_match), reasons=failed, image_sha256=images.sha256_hex(data),
+                      image_bytes=data if self.cfg.embed_images and not failed else None)
+
+    def _checks(self, sample: Sample, chain: Chain, own_answers: bool) -> tuple[CheckResult, ...]:
+        """The build's checks (:func:`vlir.checks.run_checks`, thresholds from ``cfg.checks``: look
+        limit, text bounds, protocol-safe text, box sizes...). ``answer_correct`` only where the
+        record carries its own gold answers (a vlir export does; the authors' records do not)."""
+        results = run_checks(sample, chain, self.check_config)
+        return tuple(r for r in results if r.name != "answer_correct" or own_answers)
 
 
 def import_records(src: Path, out: Path, cfg: ImportConfig | None = None,

@@ -133,10 +133,14 @@ class _Reading(QuestionReading):
 
 def _ocr_path(ocr_dir: Path, name: str) -> Path:
     """``ocr_output_file`` comes from the annotation file: it must stay inside the OCR folder."""
-    base = ocr_dir.resolve()
-    path = (base / name).resolve()
-    if not name or Path(name).is_absolute() or base not in path.parents:
-        raise ImageError("unsafe_path", f"ocr_output_file {name!r} escapes the OCR folder")
+    from vlir.paths import ConfinementError, confine
+
+    try:
+        path = confine(ocr_dir, name, "ocr_output_file", "the OCR folder")
+    except ConfinementError as exc:
+        raise ImageError("unsafe_path", str(exc)) from None
+    if path == ocr_dir.resolve():
+        raise ImageError("unsafe_path", f"ocr_output_file {name!r} names the OCR folder itself")
     return path
 
 

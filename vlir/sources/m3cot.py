@@ -26,7 +26,6 @@ context, rationale, domain, topic and category. M3CoT has no boxes: the evidence
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -36,9 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from PIL import Image, UnidentifiedImageError
-
-from vlir.images import ImageError, safe_path
+from vlir.images import ImageError, image_format, safe_path
 from vlir.records import Sample
 from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
                                relative_to_root)
@@ -199,11 +196,8 @@ class M3CoTSource(Source):
         data = field.get("bytes") if isinstance(field, dict) else None
         if not data or not extract:
             raise ImageError("missing_image", f"image file not found: {images_rel}/{stem}.png (or .jpg)")
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                ext = ".jpg" if img.format == "JPEG" else f".{(img.format or 'png').lower()}"
-        except (UnidentifiedImageError, OSError):
-            raise ImageError("not_an_image", f"embedded image of record {native} is not readable") from None
+        fmt = image_format(data, f"embedded in record {native}")
+        ext = ".jpg" if fmt == "JPEG" else f".{(fmt or 'png').lower()}"
         relative = f"{images_rel}/{stem}{ext}"
         target = safe_path(root, relative)
         try:

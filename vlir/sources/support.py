@@ -14,10 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 from cachetools import LRUCache
-from PIL import Image, UnidentifiedImageError
 
 from vlir.geometry import clip, from_xywh
-from vlir.images import ImageError, regular_file_problem, safe_path
+from vlir.images import ImageError, image_size, regular_file_problem, safe_path
 from vlir.records import Region
 
 
@@ -51,16 +50,10 @@ class ImageFiles:
             return problem  # missing, or a FIFO/folder named .png ("not a regular file")
         if not need_size:
             return (0, 0)
-        try:
-            with Image.open(full) as img:  # lazy: reads the header only
-                width, height = img.size
-        except Image.DecompressionBombError as exc:  # the header claims a bomb: as the build says
-            return ImageError("image_too_large", f"image {relative}: {exc}")
-        except UnidentifiedImageError:
-            return ImageError("not_an_image", f"file {relative} is not a readable image")
-        except OSError as exc:
-            return ImageError("corrupt_image", f"cannot read image {relative}: {exc}")
-        return width, height
+        try:  # the header only; the size as the build decodes it (EXIF rotations applied)
+            return image_size(full, relative)
+        except ImageError as exc:
+            return exc
 
     def forget(self, relative: str) -> None:
         """Drop cached results for a file the caller has just written."""

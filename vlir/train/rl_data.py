@@ -67,7 +67,7 @@ def _image_bytes(corpus: Corpus, record: Record) -> bytes:
     root = corpus.root(record.sample.source)
     if root is None:
         raise FileNotFoundError(f"no source root for {record.sample.source} in {corpus.out}/manifest.json")
-    data = images.read_image_bytes(images.safe_path(root, record.sample.image))
+    data = images.read_image_bytes(images.safe_path(root, record.sample.image), record.sample.image)
     if record.image_sha256 and images.sha256_hex(data) != record.image_sha256:
         raise ValueError(f"{record.sample.image}: bytes differ from the sha256 recorded for {record.sample.id}")
     return data

@@ -26,7 +26,6 @@ Pure Python: no torch here (the engine is passed in by the caller).
 from __future__ import annotations
 
 import copy
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -51,6 +50,17 @@ class BenchmarkOptionError(ValueError):
 JUDGE_INPUTS = ("response", "answer")
 
 
+def data_path(root: Path, rel: str, where: str) -> Path:
+    """A path a benchmark file names (an image column), confined to the benchmark folder by
+    :func:`vlir.paths.confine`; a path leaving it is a layout error naming ``where``."""
+    from vlir.paths import ConfinementError, confine
+
+    try:
+        return confine(root, str(rel), "image path", "the benchmark folder")
+    except ConfinementError as exc:
+        raise BenchmarkLayoutError(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """Where an item's image is: a file path, or bytes (base64 TSV / parquet forms), never both."""
@@ -59,13 +69,13 @@ class ImageRef:
     data: bytes | None = None
 
     def open(self) -> "Image.Image":
-        from PIL import Image
+        from vlir import images  # the one decode (EXIF orientation, bit depth)
 
         if self.data is not None:
-            return Image.open(io.BytesIO(self.data)).convert("RGB")
+            return images.decode_image(self.data, "embedded image")
         if self.path is None:
             raise ValueError("ImageRef holds neither a path nor bytes")
-        return Image.open(self.path).convert("RGB")
+        return images.decode_image(images.read_image_bytes(self.path, self.path.name), self.path.name)
 
 
 @dataclass(frozen=True)

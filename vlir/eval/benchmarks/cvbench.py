@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 from vlir.eval.benchmarks.mmvp import llm_callable, vlmr3_scoring, vlmr3_student_answer, vlmr3_verify
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class CVBench(Benchmark):
         if isinstance(image, dict) and image.get("bytes"):
             ref = ImageRef(data=image["bytes"])
         else:
-            file = root / str(row.get("filename") or "")
+            file = data_path(root, str(row.get("filename") or ""), f"{path.name}: item {row['idx']}")
             if not row.get("filename") or not file.is_file():
                 raise BenchmarkLayoutError(f"{file}: image of item {row['idx']} ({path.name}) not found")
             ref = ImageRef(path=file)

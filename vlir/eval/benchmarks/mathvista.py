@@ -47,7 +47,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 from vlir.eval.benchmarks.judge import JudgeError, JudgeRequest
 from vlir.metrics import levenshtein
 from vlir.jsonstream import InputFileError, iter_object_items
@@ -325,6 +325,6 @@ class MathVista(Benchmark):
 def _image_path(root: Path, json_path: Path, rel: str) -> Path:
     """``images/<pid>.jpg`` is relative to the download root (the parent of ``data/``)."""
     for base in (root, json_path.parent, json_path.parent.parent):
-        if rel and (base / rel).is_file():
-            return base / rel
+        if rel and (full := data_path(base, rel, json_path.name)).is_file():
+            return full
     raise BenchmarkLayoutError(f"{root / rel}: image not found (listed in {json_path})")

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from vlir.eval.benchmarks import _common as C
-from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 
 TEST_PROMPT = ("Select the best answer to the above multiple-choice question based on the image. "
                "Respond with only the letter (A, B, C, D, or E) of the correct option.")
@@ -127,7 +127,7 @@ class MMERealWorld(Benchmark):
                         raise BenchmarkLayoutError(f"{path}, item {n}: lacks {', '.join(missing)}")
                     choices = [str(c) for c in rec["Answer choices"]]
                     yield self._item(str(rec["Question_id"]), official_prompt(rec["Text"], choices),
-                                     ImageRef(path=root / rec["Image"]), str(rec["Ground truth"]).strip(), choices,
+                                     ImageRef(path=data_path(root, rec["Image"], f"{path.name}, item {n}")), str(rec["Ground truth"]).strip(), choices,
                                      rec["Task"], rec["Subtask"], rec["Category"])
             except ijson.JSONError as exc:
                 raise BenchmarkLayoutError(f"{path}: not a JSON array of questions ({exc})") from None

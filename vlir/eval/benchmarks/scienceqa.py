@@ -37,7 +37,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 from vlir.jsonstream import InputFileError, iter_object_items
 
 OPTIONS = ("A", "B", "C", "D", "E")
@@ -121,7 +121,7 @@ class ScienceQAImg(Benchmark):
                 or not 0 <= p["answer"] < len(choices):
             raise BenchmarkLayoutError(f"{path}: problem {pid}: answer {p['answer']} does not fit "
                                        f"{len(choices)} choices")
-        image = root / "images" / "test" / pid / str(p["image"])
+        image = data_path(root, f"images/test/{pid}/{p['image']}", f"{path.name}: problem {pid}")
         if not image.is_file():
             raise BenchmarkLayoutError(f"{image}: image of problem {pid} not found")
         hint = str(p.get("hint") or "")

@@ -50,7 +50,7 @@ from typing import Any, Iterator, Sequence
 from vlir import geometry
 from vlir.eval.benchmarks import _common as C
 from vlir.eval.benchmarks._can_infer import can_infer
-from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, register
+from vlir.eval.benchmarks.base import Benchmark, BenchItem, BenchmarkLayoutError, ImageRef, data_path, register
 
 CATEGORIES = ("direct_attributes", "relative_position")
 DIRECT = "Answer with the option's letter from the given choices directly."
@@ -128,7 +128,7 @@ class VStar(Benchmark):
                     raise BenchmarkLayoutError(f"{path}, line {n}: needs image/text/label ({exc!r})") from None
                 category = rec.get("category") or image.split("/")[0]
                 options = [m.group(2) for m in map(_OPTION_LINE.match, text.splitlines()) if m]
-                img = root / image
+                img = data_path(root, image, f"{path.name}, line {n}")
                 ann = self._annotation(img)
                 yield BenchItem(
                     id=f"vstar/{category}/{Path(image).stem}", question=text.strip(), image=ImageRef(path=img),

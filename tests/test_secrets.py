@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vlir.secrets import looks_like_key, redact
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Default, Status
 
 pytestmark = pytest.mark.subprocess  # runs the CLI in child interpreters (make test-fast skips)

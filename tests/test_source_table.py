@@ -52,7 +52,7 @@ PENDING_ADAPTERS = {"zoom"}
 def test_rows_with_an_adapter_are_the_registered_sources():
     """Every adapter has a row, and a row claims an adapter only when one is registered; a row
     without one (chartqa) is declared scored-only, so a missing adapter is never silent."""
-    from vlir.sources.base import source_names
+    from vlir.sources.registry import source_names
 
     adapters = {name for name, row in source_table.TABLE.items() if row.adapter}
     assert set(source_names()) <= adapters

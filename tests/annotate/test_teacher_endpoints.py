@@ -21,7 +21,7 @@ from vlir.annotate.base import AnnotationError, AnnotatorUnavailable
 from vlir.annotate.teacher import TeacherAnnotator
 from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status, refused_url
 from vlir.corpus.validate import validate_output
 

@@ -14,7 +14,7 @@ import pytest
 from vlir.corpus.build import BuildConfig, Job, SamplesWaiting
 from vlir.corpus.executors.local import run_build
 from vlir.corpus.manifest import task_done
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status, refused_url
 
 

@@ -96,7 +96,7 @@ def test_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_eval_straight_from_a_source_adapter(tmp_path, capsys):
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     get_source("textvqa").write_sample_tree(tmp_path / "textvqa", 3, 0)
     out = tmp_path / "eval"

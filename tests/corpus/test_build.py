@@ -20,7 +20,7 @@ from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
 from vlir.corpus.manifest import merge
 from vlir.corpus.shards import iter_rows, shard_files
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.corpus.validate import validate_output
 from vlir.geometry import PixelBudget
 from tests.conftest import make_image

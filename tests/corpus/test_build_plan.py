@@ -15,7 +15,7 @@ import vlir.sources.gqa as gqa
 from vlir.corpus.build import BuildConfig, Job, task_of
 from vlir.corpus.build_plan import read_source, source_reads, source_stats, task_items
 from vlir.corpus.executors.local import run_build
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from tests.sources.conftest import pristine  # noqa: F401  (a fixture)
 
 

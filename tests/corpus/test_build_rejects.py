@@ -18,7 +18,7 @@ from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
 from vlir.corpus.shards import Corpus
 from vlir.corpus.validate import validate_output
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Reply
 from tests.test_images import exif_jpeg
 

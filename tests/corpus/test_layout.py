@@ -23,7 +23,7 @@ def readme_loading_snippet() -> str:
 def test_readme_loading_snippet_runs_verbatim(tmp_path, monkeypatch):
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     get_source("gqa").write_sample_tree(tmp_path / "src" / "gqa", 6, 0)
     manifest = run_build(BuildConfig(tasks=2), [Job("gqa", "train", str(tmp_path / "src" / "gqa"))],

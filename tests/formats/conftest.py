@@ -32,7 +32,7 @@ def built_corpus(tmp_path_factory) -> Path:
     """``vlir sample`` + ``vlir build`` (grounded annotator) over three sources, train and val."""
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     root = tmp_path_factory.mktemp("built")
     jobs = []

@@ -29,7 +29,7 @@ def test_infer_on_qwen3_maps_thousandths_to_original_pixels(tmp_path, scripted):
 
 
 def test_eval_on_qwen3_over_a_source(tmp_path, capsys):
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     get_source("textvqa").write_sample_tree(tmp_path / "textvqa", 3, 0)
     out = tmp_path / "eval"

@@ -79,7 +79,7 @@ def test_a_build_for_qwen3_replays_exactly_and_says_so(tmp_path):
     accepted record replays byte for byte; the manifest records the family."""
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     _, processor = tiny(QWEN3)
     budget = model_budget(processor)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "recipes" / "slurm" / "build_array.sbatch"

@@ -70,7 +70,7 @@ def test_replay_of_a_real_build(tmp_path):
     view) -> shards -> every accepted record replays exactly."""
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     budget = model_budget(tiny()[1])
     jobs = []

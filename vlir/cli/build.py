@@ -57,7 +57,7 @@ def build(
     from vlir.corpus.lock import OutputLocked
     from vlir.corpus.manifest import ManifestError
     from vlir.secrets import redact
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     if config is not None and not config.is_file():
         fail(f"--config {config} not found")

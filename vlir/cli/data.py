@@ -18,7 +18,7 @@ from vlir.records import Invalid
 @app.command()
 def sources() -> None:
     """List the source adapters and the official files each expects under its root."""
-    from vlir.sources.base import get_source, source_names
+    from vlir.sources.registry import get_source, source_names
 
     for name in source_names():
         src = get_source(name)
@@ -41,7 +41,7 @@ def read(
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Stop after N records."),
 ) -> None:
     """Print a source's samples as JSON lines (rejected records go to stderr with the reason)."""
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     if not root.is_dir():
         fail(f"--root {root} is not a directory")
@@ -65,7 +65,7 @@ def sample(
     source: Optional[list[str]] = typer.Option(None, "--source", help="Only these sources (repeatable)."),
 ) -> None:
     """Write a small, deterministic, format-faithful sample of every source's official layout."""
-    from vlir.sources.base import get_source, source_names
+    from vlir.sources.registry import get_source, source_names
 
     names = source or source_names()
     for name in names:

@@ -76,7 +76,7 @@ def read_source(cfg: BuildConfig, read: SourceRead) -> int:
     """Stream the job's source once into its tasks' spools; the adapter's counters go beside them.
     Returns the items read (0 when an earlier attempt of this run already finished the read)."""
     from vlir.corpus.build import task_of
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     folder, job = Path(read.folder), read.job
     if (folder / STATS).is_file():

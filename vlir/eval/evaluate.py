@@ -95,7 +95,7 @@ def source_items(name: str, root: Path, split: str, **options: Any) -> Iterator[
     (invalid records are skipped with a warning: they have nothing to evaluate)."""
     from vlir import images
     from vlir.records import Invalid
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     source = get_source(name)
     source.check_split(split)

@@ -152,33 +152,6 @@ def reject(stats: Counter, source: str, split: str, native_id: str, reason: str,
                    detail=detail, image=image)
 
 
-_REGISTRY: dict[str, type[Source]] = {}
-
-
-def register(cls: type[Source]) -> type[Source]:
-    """Class decorator: make an adapter available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def source_names() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
-
-
-def get_source(name: str) -> Source:
-    _import_all()
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise SourceError(None, f"unknown source {name!r}; choose from {', '.join(sorted(_REGISTRY))}") from None
-
-
-def _import_all() -> None:
-    # Importing the modules registers them; kept lazy so `import vlir.sources.base` stays cheap.
-    from vlir.sources import docvqa, gqa, infographicsvqa, m3cot, textvqa, vsr  # noqa: F401
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by adapters
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from vlir.images import ImageError
 from vlir.records import Region
-from vlir.sources.base import SourceError, find_dir, find_file, register
+from vlir.sources.base import SourceError, find_dir, find_file
 from vlir.sources.ocr import OCRFormatError, read_v2_page, read_v2_regions, read_v2_size
 from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
                                     display_path, image_relpath, join, load_ocr_json, optional,
@@ -37,7 +37,6 @@ IMAGE_DIRS = ("documents", "spdocvqa_images", "images")
 OCR_DIRS = ("ocr_results", "spdocvqa_ocr", "ocr")
 
 
-@register
 class DocVQA(QuestionSource):
     """DocVQA single-page reader.
 

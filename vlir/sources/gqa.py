@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from vlir.images import ImageError
 from vlir.records import Region, Sample
-from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
+from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file,
                                relative_to_root)
 from vlir.jsonstream import iter_object_items
 from vlir.sources.scenegraph import SceneGraphIndex
@@ -100,7 +100,6 @@ def _question_files(root: Path, split: str, question_set: str, explicit: Any) ->
     return parts
 
 
-@register
 class GQASource(Source):
     name = "gqa"
     title = "GQA balanced questions with scene-graph evidence"

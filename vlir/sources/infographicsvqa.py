@@ -25,7 +25,7 @@ from typing import Any
 
 from vlir.images import ImageError
 from vlir.records import Region
-from vlir.sources.base import SourceError, find_dir, find_file, register
+from vlir.sources.base import SourceError, find_dir, find_file
 from vlir.sources.ocr import OCRFormatError, textract_regions
 from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
                                     display_path, image_relpath, join, load_ocr_json, optional,
@@ -38,7 +38,6 @@ LIST_META = ("answer_type", "evidence", "operation/reasoning", "question_types")
 TEXT_META = ("image_local_name", "image_url", "ocr_output_file", "data_split")
 
 
-@register
 class InfographicsVQA(QuestionSource):
     """InfographicsVQA reader.
 

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from vlir.images import ImageError, image_format, safe_path
 from vlir.records import Sample
-from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file, register,
+from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file,
                                relative_to_root)
 from vlir.jsonstream import BadLine, iter_jsonl
 from vlir.sources.support import ImageFiles
@@ -117,7 +117,6 @@ def _find_files(root: Path, split: str, explicit: Any) -> list[Path]:
     return [find_file(root, names)]
 
 
-@register
 class M3CoTSource(Source):
     name = "m3cot"
     title = "M3CoT multiple-choice questions (for RL)"

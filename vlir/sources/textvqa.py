@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlir.sources.base import find_dir, find_file, register
+from vlir.sources.base import find_dir, find_file
 from vlir.sources.ocr import rosetta_compact, rosetta_regions
 from vlir.sources.qa_common import (Malformed, QuestionReading, QuestionSource, Seen, dir_in_root,
                                     image_relpath, iter_data_records, join, optional, string_list,
@@ -33,7 +33,6 @@ OPTIONS = ("questions", "ocr", "images")
 META_FIELDS = ("image_id", "image_classes", "set_name", "flickr_original_url", "flickr_300k_url")
 
 
-@register
 class TextVQA(QuestionSource):
     """TextVQA 0.5.1 reader.
 

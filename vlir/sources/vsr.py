@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 from vlir.images import ImageError
 from vlir.records import Region, Sample
-from vlir.sources.base import Reading, RecordError, Source, find_dir, find_file, register, relative_to_root
+from vlir.sources.base import Reading, RecordError, Source, find_dir, find_file, relative_to_root
 from vlir.sources.coco import CocoImage, load_instances
 from vlir.jsonstream import BadLine, iter_jsonl
 from vlir.sources.support import ImageFiles, object_region
@@ -119,7 +119,6 @@ def _match(name: str | None, image: CocoImage) -> str | None:
     return close[0] if close else None
 
 
-@register
 class VSRSource(Source):
     name = "vsr"
     title = "VSR (Visual Spatial Reasoning) with COCO 2017 boxes"

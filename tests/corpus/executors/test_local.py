@@ -169,7 +169,7 @@ def test_no_space_left_names_out_and_cleans_up(tmp_path, monkeypatch):
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import DiskFull, run_build
     from vlir.corpus.shards import ShardWriter
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     get_source("vsr").write_sample_tree(tmp_path / "vsr", 4, 0)
 
@@ -189,7 +189,7 @@ def test_num_shards_machines_share_a_folder_each_with_its_own_lock(tmp_path):
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
     from vlir.corpus.lock import OutputLocked
-    from vlir.sources.base import get_source
+    from vlir.sources.registry import get_source
 
     get_source("vsr").write_sample_tree(tmp_path / "vsr", 4, 0)
     jobs, out = [Job("vsr", "val", str(tmp_path / "vsr"))], tmp_path / "out"

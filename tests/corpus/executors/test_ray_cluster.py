@@ -19,7 +19,7 @@ import pytest
 
 from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status
 
 pytestmark = pytest.mark.slow

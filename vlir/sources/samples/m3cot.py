@@ -12,10 +12,10 @@ from __future__ import annotations
 import io
 import json
 import random
+import string
 from pathlib import Path
 from typing import Any
 
-from vlir.sources.m3cot import LETTERS
 from vlir.sources.samples.synth import COLORS, canvas, draw_text, text_size
 
 ITEMS = ("oak", "pine", "maple", "birch", "cedar", "elm", "willow", "ash")
@@ -66,7 +66,7 @@ def _question(rng: random.Random, bars: list[dict[str, Any]], turn: int) -> dict
         return {"question": "Which tree in the chart is the tallest?", "choices": choices,
                 "answer": answer, "category": "Chart Reading",
                 "rationale": f"The {top['label']} bar is the highest, at {top['value']} m. "
-                             f"So the answer is ({LETTERS[answer]})."}
+                             f"So the answer is ({string.ascii_uppercase[answer]})."}
     bar = rng.choice(bars)
     if kind == 1:
         choices = rng.sample([c for c in BAR_COLORS if c != bar["color"]], 3) + [bar["color"]]
@@ -75,14 +75,14 @@ def _question(rng: random.Random, bars: list[dict[str, Any]], turn: int) -> dict
         return {"question": f"What color is the bar of the {bar['label']}?", "choices": choices,
                 "answer": answer, "category": "Chart Reading",
                 "rationale": f"The bar labelled {bar['label']} is filled {bar['color']}. "
-                             f"So the answer is ({LETTERS[answer]})."}
+                             f"So the answer is ({string.ascii_uppercase[answer]})."}
     taller = sum(b["value"] > bar["value"] for b in bars)
     choices = [str(v) for v in range(len(bars))]
     answer = choices.index(str(taller))
     return {"question": f"How many trees are taller than the {bar['label']}?", "choices": choices,
             "answer": answer, "category": "Counting",
             "rationale": f"The {bar['label']} is {bar['value']} m; {taller} bar(s) are higher. "
-                         f"So the answer is ({LETTERS[answer]})."}
+                         f"So the answer is ({string.ascii_uppercase[answer]})."}
 
 
 def write_m3cot_tree(out: Path, per_split: int, seed: int) -> None:
@@ -108,7 +108,7 @@ def write_m3cot_tree(out: Path, per_split: int, seed: int) -> None:
                 "id": f"natural-science-{7000 + 1000 * s + i}", "category": q["category"],
                 "image_id": image_id, "question": q["question"], "choices": q["choices"],
                 "context": "" if i % 2 else "The chart shows the heights of trees in a park.",
-                "answer": LETTERS[q["answer"]], "rationale": q["rationale"], "split": split,
+                "answer": string.ascii_uppercase[q["answer"]], "rationale": q["rationale"], "split": split,
                 "image": {"bytes": png, "path": f"{image_id}.png"},
                 "domain": "science", "topic": "natural-science",
             })

@@ -187,7 +187,7 @@ def get_source(name: str) -> Source:
 
 def _import_all() -> None:
     # Importing the modules registers them; kept lazy so `import vlir.sources.base` stays cheap.
-    from vlir.sources import docvqa, gqa, infographicsvqa, m3cot, textvqa, vsr  # noqa: F401
+    from vlir.sources import docvqa, gqa, infographicsvqa, m3cot, textvqa, vsr, zoom  # noqa: F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,19 +47,28 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS = 24
 MARGIN = 0.05
 SEED = 0
+RL_PROMPTS = 128
 
 
 @pytest.fixture(scope="module")
 def zoom_sft(tmp_path_factory, tiny_model_dir):
-    """The zoom corpus and RL set, and the SFT warm start (from the session's tiny model)."""
-    from vlir.sources.zoom import write_corpus
+    """``make train``'s data path on the zoom task alone: the sample tree, ``vlir build``'s engine
+    into a corpus, ``vlir rl-data`` from its val split, and the SFT warm start (from the session's
+    tiny model) on its train split."""
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
+    from vlir.sources.samples.zoom import write_zoom_tree
+    from vlir.train.rl_data import build_rl_set
     from vlir.train.sft import run as run_sft
     from vlir.train.sft_config import SFTConfig
 
     out = tmp_path_factory.mktemp("zoom")
-    write_corpus(out / "data", train=600, rl=128, seed=0)
-    cfg = SFTConfig.load(REPO / "recipes/sft_zoom_tiny.yaml", [
-        f"model_path={tiny_model_dir}", f"data_dir={out / 'data/corpus'}", f"output_dir={out / 'sft'}",
+    write_zoom_tree(out / "tree", {"train": 600, "val": RL_PROMPTS}, seed=0)
+    run_build(BuildConfig(), [Job("zoom", split, str(out / "tree")) for split in ("train", "val")],
+              out / "vlir", show_progress=False)
+    build_rl_set(out / "vlir", out / "rl", {"zoom": RL_PROMPTS}, seed=0, split="val")
+    cfg = SFTConfig.load(REPO / "recipes/sft_tiny.yaml", [
+        f"model_path={tiny_model_dir}", f"data_dir={out / 'vlir'}", f"output_dir={out / 'sft'}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", "plot=false"])
     with one_thread():
         run_sft(cfg)
@@ -78,13 +87,13 @@ def one_thread():
 
 
 def rl_rows(base: Path, name: str, seed: int = SEED, steps: int = STEPS) -> list[dict]:
-    """One R-GRPO run of the zoom recipe from the SFT warm start; returns metrics.jsonl's rows."""
+    """One R-GRPO run of make train's recipe from the SFT warm start; returns metrics.jsonl's rows."""
     from vlir.train.grpo import METRICS, run
     from vlir.train.grpo_config import GRPOConfig
     from vlir.train.plots import read_metrics
 
-    cfg = GRPOConfig.load(REPO / "recipes/grpo_zoom_tiny.yaml", [
-        f"model_path={base / 'sft'}", f"data_dir={base / 'data/rl'}", f"output_dir={base / name}",
+    cfg = GRPOConfig.load(REPO / "recipes/grpo_tiny.yaml", [
+        f"model_path={base / 'sft'}", f"data_dir={base / 'rl'}", f"output_dir={base / name}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", f"max_steps={steps}", f"seed={seed}",
         "plot=false"])
     with one_thread():

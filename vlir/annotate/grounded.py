@@ -310,12 +310,12 @@ class GroundedAnnotator(Annotator):
             box = make_look(region.box)
             if box is None:
                 continue
-            steps += [Think(phrases.say("mc_look", name=name)), Look(box, name)]
+            steps += [Think(phrases.say("object_look" if short else "mc_look", name=name)), Look(box, name)]
             if not short:
                 steps.append(Think(phrases.say("mc_seen", name=name, where=where(region.box.center, width, height))))
         answer = sample.answers[0].strip()
         letter = metrics.mc_letter(answer) or answer
-        steps.append(Think(phrases.say("conclude", answer=answer) if short
+        steps.append(Think(phrases.say("object_answer", answer=answer) if short
                            else phrases.say("mc_conclude", answer=letter)))
         return steps, answer
 

@@ -88,6 +88,8 @@ test: venv vllm-venv browser
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not deepspeed and not subprocess and not slow"
 
+# The sample trees (8 questions per split per source; the zoom task, make train's data, gets
+# ZOOM_QUESTIONS), then `--source all`: the five VQA sources and zoom, into one corpus.
 vlir: venv
 	rm -rf $(OUT)/sample $(OUT)/vlir
 	$(VLIR) sample --out $(OUT)/sample --per-source 8

@@ -125,11 +125,12 @@ train-%:
 
 train-qwen2_5_vl train-qwen3_vl: export OMP_NUM_THREADS := 1
 
-# $(call train_stages,SFT recipe,model dir,SFT out,R-GRPO recipe,R-GRPO out)
+# $(call train_stages,SFT recipe,model dir,SFT out,R-GRPO recipe,R-GRPO out); the RL set first, so
+# a corpus without the zoom task (built before it existed) fails in seconds, not after SFT.
 define train_stages
 	rm -rf $(OUT)/rl $(3) $(5)
-	$(VLIR) train sft --config $(1) model_path=$(2) data_dir=$(OUT)/vlir output_dir=$(3)
 	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --split val --sources zoom --per-source $(RL_PROMPTS)
+	$(VLIR) train sft --config $(1) model_path=$(2) data_dir=$(OUT)/vlir output_dir=$(3)
 	$(VLIR) train grpo --config $(4) model_path=$(3) data_dir=$(OUT)/rl output_dir=$(5)
 	@echo
 	@echo "SFT:     $(3)/ (checkpoint, metrics.jsonl, loss.png)"

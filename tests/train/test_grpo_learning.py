@@ -140,6 +140,7 @@ def mutant(kind: str):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # build + SFT + two 24-step runs: ~3 min idle, ~10 on a shared, loaded CPU
 def test_rgrpo_reward_rises_and_the_check_fails_for_broken_algorithms(zoom_sft):
     intact = rise(rl_rows(zoom_sft, "intact"))
     broken = {}

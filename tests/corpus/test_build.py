@@ -22,7 +22,7 @@ from vlir.corpus.manifest import merge
 from vlir.corpus.shards import iter_rows, shard_files
 from vlir.sources.base import get_source
 from vlir.corpus.validate import validate_output
-from tests.conftest import make_image
+from tests.conftest import REAL, make_image
 from tests.test_images import bomb_png
 
 SOURCES = ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
@@ -360,3 +360,15 @@ def test_source_all_builds_what_is_present_and_lists_what_is_missing(tmp_path, c
     assert main(["build", "--source", "all", "--root", str(tmp_path / "empty"), "--split", "val",
                  "--out", str(tmp_path / "none"), "--no-progress"]) == 2
     assert "nothing to build" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="shared/real pack not present")
+def test_the_real_excerpts_build_with_source_all(tmp_path, capsys):
+    """The partial real download of issue 26 (train files of some sources only, no zoom) builds."""
+    from vlir.cli import main
+
+    assert main(["build", "--source", "all", "--root", str(REAL), "--split", "train,val",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    assert manifest["splits"] and ("zoom", "*") in {(g["source"], g["split"]) for g in manifest["missing"]}
+    assert validate_output(tmp_path / "out").ok

@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 VLIR := $(BIN)/vlir
 OUT ?= out
 MODEL ?= qwen2_5_vl
+# questions per split of the zoom task in `make vlir` (SFT chains; R-GRPO prompts from val)
+ZOOM_QUESTIONS ?= 600
+# zoom prompts `make train` samples from the corpus for R-GRPO
+RL_PROMPTS ?= 256
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -26,11 +30,11 @@ VLLM_LOCK := requirements-vllm.txt
 .PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen2_5_vl train-qwen3_vl bench browser clean help
 
 help:
-	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
+	@echo "make vlir   build the sample corpus and the zoom task into $(OUT)/vlir (validate, card, browser page)"
 	@echo "make test   run the test suite"
 	@echo "make test-fast  the suite without the DeepSpeed, subprocess and slow tests"
-	@echo "make train  SFT then R-GRPO on the tiny offline Qwen2.5-VL (zoom task), into $(OUT)/train"
-	@echo "make train MODEL=qwen3_vl  SFT then R-GRPO on the tiny offline Qwen3-VL, from $(OUT)/vlir"
+	@echo "make train  SFT then R-GRPO of the tiny offline Qwen2.5-VL on $(OUT)/vlir, into $(OUT)/train"
+	@echo "make train MODEL=qwen3_vl  the same on the tiny offline Qwen3-VL"
 	@echo "make bench  run every bench/*.py and print its ratios"
 	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3.5 GB download, ~6 GB disk, ~5 min, once)"
 	@echo "make tiny-vllm  write the vLLM-ready tiny Qwen2.5-VL to $(OUT)/models/tiny-vllm"
@@ -84,15 +88,18 @@ test: venv vllm-venv browser
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not deepspeed and not subprocess and not slow"
 
+# The sample trees (8 questions per split per source; the zoom task, make train's data, gets
+# ZOOM_QUESTIONS), then `--source all`: the five VQA sources and zoom, into one corpus.
 vlir: venv
 	rm -rf $(OUT)/sample $(OUT)/vlir
 	$(VLIR) sample --out $(OUT)/sample --per-source 8
+	$(VLIR) sample --out $(OUT)/sample --source zoom --per-source $(ZOOM_QUESTIONS)
 	$(VLIR) build --source all --root $(OUT)/sample --split train,val --out $(OUT)/vlir --workers 2
 	$(VLIR) validate $(OUT)/vlir
 	$(VLIR) card $(OUT)/vlir
 	$(VLIR) show $(OUT)/vlir --n 50 --out $(OUT)/browse.html
 	@echo
-	@echo "sample tree:   $(OUT)/sample/<source>/ (official layouts)"
+	@echo "sample tree:   $(OUT)/sample/<source>/ (official layouts; zoom: vlir.sources.samples.zoom)"
 	@echo "shards:        $(OUT)/vlir/<source>/<split>/part-*.parquet (accepted only)"
 	@echo "rejects:       $(OUT)/vlir/rejects/<source>/<split>/rejects-*.parquet"
 	@echo "manifest:      $(OUT)/vlir/manifest.json"
@@ -102,45 +109,41 @@ vlir: venv
 $(OUT)/vlir/manifest.json:
 	$(MAKE) vlir
 
-# The tiny model learns the zoom task (vlir.sources.zoom: the answer is legible only in a crop):
-# SFT warm start from a random model, then R-GRPO, whose reward, accuracy and crop rate rise; the
-# first- vs last-quarter figures are printed at the end and drawn in rewards.png. One torch thread:
+# `make train`: SFT then R-GRPO of a tiny offline model on the corpus `make vlir` built. SFT trains
+# on its train splits (the zoom task, vlir.sources.zoom, is most of them: the asked square's colour
+# is legible only in a crop), R-GRPO on zoom prompts that `vlir rl-data` samples from its val split;
+# the reward, accuracy and crop hit rate rise, and the first- vs last-quarter figures are printed at
+# the end (also in summary.json, drawn in rewards.png). One torch thread for every training target:
 # the model is tiny, and on a shared CPU a second thread only waits for the other's core.
-# `make train` = `make train MODEL=qwen2_5_vl`; `make train MODEL=qwen3_vl` runs the same two stages
-# on the tiny Qwen3-VL (the same trainers, rollout engine and rewards; the family comes from the
+# `make train` = `make train MODEL=qwen2_5_vl`; `make train MODEL=qwen3_vl` runs the same path on
+# the tiny Qwen3-VL (the same trainers, rollout engine and rewards; the family comes from the
 # checkpoint's config.json).
 train: train-$(MODEL)
 
 train-%:
 	@echo "make train: unknown MODEL=$* (qwen2_5_vl or qwen3_vl)" >&2; exit 2
 
-# Qwen2.5-VL: SFT then R-GRPO on the zoom task (vlir.sources.zoom: the answer is legible only in a
-# crop), so the R-GRPO reward visibly rises on CPU; the printed figures are also in summary.json.
-train-qwen2_5_vl: venv
-	rm -rf $(OUT)/zoom $(OUT)/train/sft $(OUT)/train/grpo
-	$(BIN)/python -m vlir.sources.zoom --out $(OUT)/zoom
-	OMP_NUM_THREADS=1 $(VLIR) train sft --config recipes/sft_zoom_tiny.yaml model_path=$(OUT)/models/tiny \
-	  data_dir=$(OUT)/zoom/corpus output_dir=$(OUT)/train/sft
-	OMP_NUM_THREADS=1 $(VLIR) train grpo --config recipes/grpo_zoom_tiny.yaml model_path=$(OUT)/train/sft \
-	  data_dir=$(OUT)/zoom/rl output_dir=$(OUT)/train/grpo
-	@echo
-	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
-	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
-	@$(call grpo_summary,$(OUT)/train/grpo)
+train-qwen2_5_vl train-qwen3_vl: export OMP_NUM_THREADS := 1
 
-# Qwen3-VL: the same corpus trains a second model family, SFT then R-GRPO on the tiny Qwen3-VL
-# (boxes on its 0-1000 grid, 32-pixel patches, deepstack), from the `make vlir` shards.
-train-qwen3_vl: venv $(OUT)/vlir/manifest.json
-	rm -rf $(OUT)/train/sft_qwen3_vl $(OUT)/train/grpo_qwen3_vl
-	$(VLIR) train sft --config recipes/sft_qwen3_vl_tiny.yaml model_path=$(OUT)/models/qwen3_vl_tiny \
-	  data_dir=$(OUT)/vlir output_dir=$(OUT)/train/sft_qwen3_vl
-	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --per-source 8
-	$(VLIR) train grpo --config recipes/grpo_qwen3_vl_tiny.yaml model_path=$(OUT)/train/sft_qwen3_vl \
-	  data_dir=$(OUT)/rl output_dir=$(OUT)/train/grpo_qwen3_vl
+# $(call train_stages,SFT recipe,model dir,SFT out,R-GRPO recipe,R-GRPO out); the RL set first, so
+# a corpus without the zoom task (built before it existed) fails in seconds, not after SFT.
+define train_stages
+	rm -rf $(OUT)/rl $(3) $(5)
+	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl --split val --sources zoom --per-source $(RL_PROMPTS)
+	$(VLIR) train sft --config $(1) model_path=$(2) data_dir=$(OUT)/vlir output_dir=$(3)
+	$(VLIR) train grpo --config $(4) model_path=$(3) data_dir=$(OUT)/rl output_dir=$(5)
 	@echo
-	@echo "SFT:     $(OUT)/train/sft_qwen3_vl/ (checkpoint, metrics.jsonl, loss.png)"
-	@echo "R-GRPO:  $(OUT)/train/grpo_qwen3_vl/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
-	@$(call grpo_summary,$(OUT)/train/grpo_qwen3_vl)
+	@echo "SFT:     $(3)/ (checkpoint, metrics.jsonl, loss.png)"
+	@echo "R-GRPO:  $(5)/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
+	@$(call grpo_summary,$(5))
+endef
+
+train-qwen2_5_vl: venv $(OUT)/vlir/manifest.json
+	$(call train_stages,recipes/sft_tiny.yaml,$(OUT)/models/tiny,$(OUT)/train/sft,recipes/grpo_tiny.yaml,$(OUT)/train/grpo)
+
+# Qwen3-VL: boxes on its 0-1000 grid, 32-pixel patches, deepstack; the same corpus and prompts.
+train-qwen3_vl: venv $(OUT)/vlir/manifest.json
+	$(call train_stages,recipes/sft_qwen3_vl_tiny.yaml,$(OUT)/models/qwen3_vl_tiny,$(OUT)/train/sft_qwen3_vl,recipes/grpo_qwen3_vl_tiny.yaml,$(OUT)/train/grpo_qwen3_vl)
 
 # The first- vs last-quarter figures an R-GRPO run wrote to DIR/summary.json.
 grpo_summary = $(BIN)/python -c "import json; from vlir.train.grpo_metrics import summary_text as t; \

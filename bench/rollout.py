@@ -1,6 +1,6 @@
 """Rollout engine cost on the tiny model, in R-GRPO's real shape and per trajectory.
 
-1. R-GRPO shape: 4 zoom-task prompts (``vlir.sources.zoom``) x M = 5 samples = 20 rows in one
+1. R-GRPO shape: 4 zoom-task prompts (``vlir.sources.samples.zoom``) x M = 5 samples = 20 rows in one
    batch, temperature 1, two crops per trajectory (crop calls forced by a scripted policy, then free
    text), ``NEW_TOKENS`` sampled tokens per row; against a plain batched ``model.generate`` of the
    same 20 prompts and the same number of new tokens, whose hook forces the same text (target: rollout
@@ -8,7 +8,7 @@
    boxes are the same for the 5 samples of a prompt, so the engine's per-call crop memo
    (``Rollout._crop_inputs``) renders one crop in five, as it does in training once a group agrees
    on where to look; with five different boxes per group every crop would be rendered.
-2. The share of an R-GRPO step spent in rollout: real ``GRPOTrainer`` steps (zoom recipe sizes:
+2. The share of an R-GRPO step spent in rollout: real ``GRPOTrainer`` steps (make train's recipe sizes:
    8 prompts x 5, the same scripted crops) read from its ``timing_s/rollout`` over
    ``timing_s/step``.
 3. One trajectory with 0, 2 and 4 crops: tokens forwarded per trajectory token with KV reuse
@@ -80,12 +80,11 @@ def generate_fn(model, inputs: dict, new_tokens: int, hook, sample: bool):
 
 
 def grpo_shape(model, processor) -> dict:
-    from vlir.sources.zoom import make_record
-    from vlir.crops import decode_png
+    from vlir.sources.samples.zoom import make_question
 
     cfg = chat.ChatConfig.for_processor(processor, instruction="")
     question = "What color is the square at the top left?"
-    images = [decode_png(make_record(i, "rl", 0, look=False).image_bytes) for i in range(PROMPTS)]
+    images = [make_question(i, "val", 0)[0] for i in range(PROMPTS)]
     encs = [chat.encode_prompt(question, im, processor, cfg) for im in images]
     rows = [e for e in encs for _ in range(SAMPLES)]
     inputs = {"input_ids": torch.stack([e["input_ids"] for e in rows]),
@@ -118,14 +117,19 @@ def grpo_shape(model, processor) -> dict:
 
 
 def step_share(model_dir: Path, work: Path) -> dict:
-    """Real R-GRPO steps on the zoom RL set; the rollout's share of each step."""
-    from vlir.sources.zoom import write_corpus
+    """Real R-GRPO steps on the zoom RL set (built as make train builds it); the rollout's share of each step."""
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
+    from vlir.sources.samples.zoom import write_zoom_tree
     from vlir.train.grpo import GRPOTrainer
     from vlir.train.grpo_config import GRPOConfig
+    from vlir.train.rl_data import build_rl_set
 
-    write_corpus(work / "zoom", train=8, rl=64, seed=0)
-    cfg = GRPOConfig.load(REPO / "recipes/grpo_zoom_tiny.yaml", [
-        f"model_path={model_dir}", f"data_dir={work / 'zoom/rl'}", f"output_dir={work / 'grpo'}",
+    write_zoom_tree(work / "zoom", {"val": 64}, seed=0)
+    run_build(BuildConfig(), [Job("zoom", "val", str(work / "zoom"))], work / "zoom-vlir", show_progress=False)
+    build_rl_set(work / "zoom-vlir", work / "zoom-rl", {"zoom": 64}, seed=0, split="val")
+    cfg = GRPOConfig.load(REPO / "recipes/grpo_tiny.yaml", [
+        f"model_path={model_dir}", f"data_dir={work / 'zoom-rl'}", f"output_dir={work / 'grpo'}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", f"max_steps={PAIRS + 1}", "plot=false"])
     trainer = GRPOTrainer(cfg, logits_processor=NoStop(load_model(model_dir)[1], GRPO_CALLS))
     trainer.setup()
@@ -191,7 +195,7 @@ def main() -> None:
     T.header("rollout", PAIRS)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "tiny")
-        model, processor = load_model(model_dir)
+        model, processor = load_model(model_dir, max_pixels=12544)  # make train's view (recipes/grpo_tiny.yaml)
         g = grpo_shape(model, processor)
         print(f"R-GRPO shape, {PROMPTS} prompts x {SAMPLES} samples, {g['crops_per_row']} crops and "
               f"{NEW_TOKENS} sampled tokens per row: rollout {T.fmt(g['rollout_s'], ' s')}, batched generate "

@@ -38,10 +38,11 @@ def test_each_row_names_a_metric_and_a_checks_threshold(source):
 
 
 def test_build_and_grounded_read_the_table():
-    from vlir.annotate.grounded import TEXT_SOURCES
+    from vlir.annotate.grounded import OBJECT_SOURCES, TEXT_SOURCES
 
-    assert ALL_SOURCES == source_table.build_all_sources() == ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr")
-    assert set(TEXT_SOURCES) == {"textvqa", "docvqa", "infographicsvqa"}
+    assert ALL_SOURCES == source_table.build_all_sources() == ("textvqa", "docvqa", "gqa", "infographicsvqa", "vsr",
+                                                               "zoom")
+    assert set(TEXT_SOURCES) == {"textvqa", "docvqa", "infographicsvqa"} and OBJECT_SOURCES == ("zoom",)
     assert source_table.metric_name("synth") == "exact_match" and source_table.answer_threshold("gqa") is None
 
 

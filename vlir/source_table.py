@@ -31,7 +31,7 @@ class SourceRule:
     metric: str                      #: the official metric ``vlir eval`` reports (a vlir.metrics function)
     lenient: str                     #: the lenient rule checks, annotators and rewards use
     threshold: str | None            #: CheckConfig field a score must reach (None: a match, 1.0)
-    grounding: str                   #: how the grounded annotator looks: program, text, relation, regions
+    grounding: str                   #: how the grounded annotator looks: program, text, relation, regions, object
     build_all: bool                  #: built by ``vlir build --source all``
     adapter: bool = True             #: a vlir.sources adapter reads it (False: scored only)
 
@@ -44,8 +44,8 @@ TABLE: dict[str, SourceRule] = {
     "vsr": SourceRule("vsr_match", "vsr_match", None, "relation", True),
     "m3cot": SourceRule("mc_letter", "mc_letter", None, "regions", False),
     "chartqa": SourceRule("relaxed_accuracy", "relaxed_accuracy", None, "none", False, adapter=False),
-    # the synthetic task of vlir.sources.zoom (make train's R-GRPO stage): one colour name
-    "zoom": SourceRule("exact_match", "exact_match", None, "none", False),
+    # the synthetic task of vlir.sources.zoom (what make train learns on): one colour name, one look
+    "zoom": SourceRule("exact_match", "exact_match", None, "object", True),
 }
 
 #: the metric of a source that is not in the table

@@ -132,15 +132,16 @@ def test_teacher_build_of_the_sample_corpus_validates_clean(tmp_path, monkeypatc
                     "--api-key-env", "VLIR_TEACHER_KEY", "--no-progress", env=env)
         stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr
-        assert srv.count() == 15 and all(e.authorization.endswith("0451") for e in srv.log)
+        # 3 val questions of each of the six `--source all` sources (the five VQA ones and zoom)
+        assert srv.count() == 18 and all(e.authorization.endswith("0451") for e in srv.log)
     validate = vlir("validate", str(out))
     report, err = validate.communicate(timeout=120)
     assert validate.returncode == 0, report + err
     accepted, rejected = totals(out)
-    assert accepted + rejected == 15 and accepted >= 12
+    assert accepted + rejected == 18 and accepted >= 12
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["annotator_stats"]["requests"] == 15
-    assert manifest["annotator_stats"]["prompt_tokens"] == 15 * 100
+    assert manifest["annotator_stats"]["requests"] == 18
+    assert manifest["annotator_stats"]["prompt_tokens"] == 18 * 100
     for path in out.rglob("*"):
         if path.is_file():
             assert b"sk-never-written-0451" not in path.read_bytes(), path

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.subprocess  # runs the CLI in child interpreters (make test-fast skips)
 
-SOURCES = ("docvqa", "gqa", "infographicsvqa", "m3cot", "textvqa", "vsr")
+SOURCES = ("docvqa", "gqa", "infographicsvqa", "m3cot", "textvqa", "vsr", "zoom")
 
 
 def vlir(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -44,7 +44,7 @@ def test_sample_writes_every_source_deterministically(tree, tmp_path):
         assert (tree / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes(), rel
 
 
-@pytest.mark.parametrize("source", ["textvqa", "docvqa", "gqa", "infographicsvqa", "vsr"])
+@pytest.mark.parametrize("source", ["textvqa", "docvqa", "gqa", "infographicsvqa", "vsr", "zoom"])
 def test_read_prints_json_lines_with_the_documented_fields(tree, source):
     r = vlir("read", "--source", source, "--root", str(tree / source), "--split", "train", "--limit", "3")
     lines = [json.loads(line) for line in r.stdout.splitlines()]

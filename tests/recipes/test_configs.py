@@ -100,5 +100,7 @@ def test_sft_tiny_recipe_is_the_make_train_one():
     cfg = SFTConfig.load(RECIPES / "sft_tiny.yaml")
     assert cfg.data_dir == "out/vlir" and cfg.output_dir == "out/train/sft"
     assert cfg.model_path == "out/models/tiny" and cfg.build_model == "tiny"
-    # make train's budget: ~2 min of CPU steps, long enough for the model to write boxes itself
+    # make train's budget: minutes of CPU steps, long enough for the model to write boxes itself
     assert 10 <= cfg.max_steps <= 500
+    # the zoom task's 224-pixel images are seen at 112 pixels: the asked square is legible in a crop only
+    assert cfg.max_pixels == 16 * 28 * 28 and cfg.chat == {"instruction": ""}

@@ -167,7 +167,7 @@ def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set
 
 
 @pytest.mark.parametrize("name,world", [("grpo_qwen2_5_vl_7b.yaml", 8), ("grpo_tiny.yaml", 1),
-                                            ("grpo_zoom_tiny.yaml", 1)])
+                                            ("grpo_qwen3_vl_tiny.yaml", 1)])
 def test_recipes_load_and_their_deepspeed_batches_add_up(name, world):
     from vlir.train.ds_config import load_deepspeed_config
     from vlir.train.grpo_config import GRPOConfig

@@ -1,34 +1,39 @@
 """R-GRPO learns, and this test can tell when it does not.
 
-A short version of ``make train``: the zoom task (:mod:`vlir.sources.zoom`), an SFT warm start of
-the tiny model, then R-GRPO with the real rollout engine, the recipe's real rewards and the real
-trainer (``recipes/grpo_zoom_tiny.yaml``, fewer steps). The check: the mean reward of the last
-quarter of the steps exceeds the first quarter's by at least ``MARGIN``.
+A short version of ``make train``, on its data path: the zoom task's tree
+(:mod:`vlir.sources.samples.zoom`), built into a corpus by ``vlir build``'s engine (grounded chains,
+checks, shards, manifest), the RL set sampled from its val split as ``vlir rl-data`` does, an SFT
+warm start of the tiny model with ``recipes/sft_tiny.yaml``, then R-GRPO with the real rollout
+engine, the recipe's real rewards and the real trainer (``recipes/grpo_tiny.yaml``, fewer steps).
+(``make train``'s corpus also holds the five sample sources' ~40 train chains; here the corpus is
+the zoom task alone.) The check: the mean reward of the last quarter of the steps exceeds the
+first quarter's by at least ``MARGIN``.
 
 The same check is then run with the algorithm broken from outside the trainer and must fail:
 ``sign_flip`` negates the advantages (the policy is pushed away from what pays).
 
-Margin, measured on this machine (SFT warm start of 400 steps; R-GRPO ``STEPS`` = 24 steps of 8
-prompts x 5 samples at lr 1e-3; reward = accuracy + 0.5 format + 0.5 region + 0.1 length, at most
-2.1; figure = mean reward of the last 6 steps minus the first 6), R-GRPO seeds 0-4:
+Margin, measured on this machine (SFT warm start of 400 steps on 600 zoom chains; R-GRPO ``STEPS``
+= 24 steps of 8 of 128 val prompts x 5 samples at lr 1e-3; reward = accuracy + 0.5 format + 0.5
+region + 0.1 length, at most 2.1; figure = mean reward of the last 6 steps minus the first 6),
+R-GRPO seeds 0-4 (``vlir build`` path, measured 2026-12-04):
 
 ==============  =======  =======  =======  =======  =======
 run             seed 0   seed 1   seed 2   seed 3   seed 4
 ==============  =======  =======  =======  =======  =======
-intact          +0.238   +0.160   +0.215   +0.126   +0.068
-sign_flip       -0.714   -0.884   -0.778   -0.761   -0.712
-mask_dropped    -0.607   +0.109   +0.176   +0.258   +0.160
+intact          +0.309   +0.183   +0.035   +0.016   +0.038
+sign_flip       -0.593   -0.651   -0.874   -0.709   -0.740
 ==============  =======  =======  =======  =======  =======
 
-Re-measured after landing on main (rollout package, shared trainer plumbing), seed 0: intact
-+0.198, sign_flip -0.852.
-
-``MARGIN`` = 0.05 lies below every intact seed (min +0.068) and far above every sign-flipped one
-(max -0.71); the test runs seed 0 (+0.238 intact). The ``mask_dropped`` mutant (the action mask
-replaced by "every token after the prompt", so the inserted crop tokens are trained on) is *not*
-caught by a reward check over 24 steps on every seed: it collapses the reward on seed 0 but climbs
-like the intact run on seeds 1-4, because the inserted tokens are a few of ~45 per trajectory and their
-gradient is small next to the sampled text's (our reading, not measured). That bug is caught where it can be caught deterministically:
+The SFT policy already reads the colour from its crops (accuracy ~0.65 at step 1, 0.8 with a crop
+and 0 without one), so 24 steps add less than on the old ``python -m vlir.sources.zoom`` data path,
+whose table (intact +0.068..+0.238, sign_flip -0.71..-0.88) this one replaces.
+``MARGIN`` = 0.01 lies below every intact seed (min +0.016) and far above every sign-flipped one
+(max -0.59); the test runs seed 0 (+0.309 intact). The ``mask_dropped`` mutant (the action mask
+replaced by "every token after the prompt", so the inserted crop tokens are trained on) was not
+caught by a reward check over 24 steps on every seed on the old data path (it collapsed the reward
+on seed 0 but climbed like the intact run on seeds 1-4; not re-measured here), because the inserted
+tokens are a few of ~45 per trajectory and their gradient is small next to the sampled text's (our
+reading, not measured). That bug is caught where it can be caught deterministically:
 ``tests/train/test_grpo_loss.py`` proves the loss and gradients ignore inserted positions and fail
 without the mask. The mutant stays available here (``mutant("mask_dropped")``) for measuring.
 """
@@ -45,21 +50,30 @@ pytest.importorskip("deepspeed")
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 24
-MARGIN = 0.05
+MARGIN = 0.01
 SEED = 0
+RL_PROMPTS = 128
 
 
 @pytest.fixture(scope="module")
 def zoom_sft(tmp_path_factory, tiny_model_dir):
-    """The zoom corpus and RL set, and the SFT warm start (from the session's tiny model)."""
-    from vlir.sources.zoom import write_corpus
+    """``make train``'s data path on the zoom task alone: the sample tree, ``vlir build``'s engine
+    into a corpus, ``vlir rl-data`` from its val split, and the SFT warm start (from the session's
+    tiny model) on its train split."""
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
+    from vlir.sources.samples.zoom import write_zoom_tree
+    from vlir.train.rl_data import build_rl_set
     from vlir.train.sft import run as run_sft
     from vlir.train.sft_config import SFTConfig
 
     out = tmp_path_factory.mktemp("zoom")
-    write_corpus(out / "data", train=600, rl=128, seed=0)
-    cfg = SFTConfig.load(REPO / "recipes/sft_zoom_tiny.yaml", [
-        f"model_path={tiny_model_dir}", f"data_dir={out / 'data/corpus'}", f"output_dir={out / 'sft'}",
+    write_zoom_tree(out / "tree", {"train": 600, "val": RL_PROMPTS}, seed=0)
+    run_build(BuildConfig(), [Job("zoom", split, str(out / "tree")) for split in ("train", "val")],
+              out / "vlir", show_progress=False)
+    build_rl_set(out / "vlir", out / "rl", {"zoom": RL_PROMPTS}, seed=0, split="val")
+    cfg = SFTConfig.load(REPO / "recipes/sft_tiny.yaml", [
+        f"model_path={tiny_model_dir}", f"data_dir={out / 'vlir'}", f"output_dir={out / 'sft'}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", "plot=false"])
     with one_thread():
         run_sft(cfg)
@@ -78,13 +92,13 @@ def one_thread():
 
 
 def rl_rows(base: Path, name: str, seed: int = SEED, steps: int = STEPS) -> list[dict]:
-    """One R-GRPO run of the zoom recipe from the SFT warm start; returns metrics.jsonl's rows."""
+    """One R-GRPO run of make train's recipe from the SFT warm start; returns metrics.jsonl's rows."""
     from vlir.train.grpo import METRICS, run
     from vlir.train.grpo_config import GRPOConfig
     from vlir.train.plots import read_metrics
 
-    cfg = GRPOConfig.load(REPO / "recipes/grpo_zoom_tiny.yaml", [
-        f"model_path={base / 'sft'}", f"data_dir={base / 'data/rl'}", f"output_dir={base / name}",
+    cfg = GRPOConfig.load(REPO / "recipes/grpo_tiny.yaml", [
+        f"model_path={base / 'sft'}", f"data_dir={base / 'rl'}", f"output_dir={base / name}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", f"max_steps={steps}", f"seed={seed}",
         "plot=false"])
     with one_thread():
@@ -126,6 +140,7 @@ def mutant(kind: str):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # build + SFT + two 24-step runs: ~3 min idle, ~10 on a shared, loaded CPU
 def test_rgrpo_reward_rises_and_the_check_fails_for_broken_algorithms(zoom_sft):
     intact = rise(rl_rows(zoom_sft, "intact"))
     broken = {}

@@ -77,10 +77,30 @@ def test_deterministic_and_independent_of_order(corpus, tmp_path):
     assert forward == backward and len(forward) == 7
 
 
-def test_default_quotas_are_the_papers_sources(corpus, tmp_path):
-    man = build_rl_set(corpus, tmp_path / "rl")
+def test_default_quotas_are_the_papers_sources_and_absent_ones_are_a_warning(corpus, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="vlir.train.rl_data"):
+        man = build_rl_set(corpus, tmp_path / "rl")
     assert man["quotas"] == {"gqa": 1000, "vsr": 1000} and man["rows"] == 17
     assert read_manifest(tmp_path / "rl")["seed"] == 0
+    # M3CoT (and TextVQA, DocVQA) absent: said in one line naming the paper's five-source mix
+    assert man["missing_paper_sources"] == ["textvqa", "docvqa", "m3cot"]
+    [warning] = [r.getMessage() for r in caplog.records if "mix" in r.getMessage()]
+    assert "no train split of textvqa, docvqa, m3cot" in warning
+    assert "the paper's R-GRPO mix is five sources (textvqa, gqa, vsr, docvqa, m3cot)" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vlir.train.rl_data"):
+        chosen = build_rl_set(corpus, tmp_path / "chosen", {"gqa": 2})  # an explicit mix: no warning
+    assert "missing_paper_sources" not in chosen and not [r for r in caplog.records if "mix" in r.getMessage()]
+
+
+def test_the_rl_folder_loads_with_datasets_parquet(corpus, tmp_path):
+    """No side file beside the shard: the manifest lives in .vlir/, which `datasets` skips."""
+    datasets = pytest.importorskip("datasets")
+    build_rl_set(corpus, tmp_path / "rl", {"gqa": 3, "vsr": 2}, seed=0)
+    assert sorted(p.name for p in (tmp_path / "rl").iterdir()) == [".vlir", "part-00000.parquet"]
+    assert (tmp_path / "rl/.vlir/rl_data.json").is_file()
+    ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "rl"), split="train")
+    assert len(ds) == 5 and sorted(set(ds["source"])) == ["gqa", "vsr"]
 
 
 def test_tampered_image_is_refused(corpus, tmp_path):

@@ -12,6 +12,7 @@ Per source:
   contradicts (an intrinsic reference frame, say) is rejected as ``evidence_conflict`` rather
   than explained with a false sentence.
 - M3CoT: looks at its regions, if it has any, then the option letter.
+- Object sources (the zoom task): the same looks, then the answer (short: few tokens to roll out).
 
 No usable evidence -> :class:`AnnotationError` ``no_evidence``; the build stores the sample as a
 reject. Sentences come from :mod:`vlir.annotate.templates`, picked by a random generator seeded
@@ -27,9 +28,9 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, ClassVar
 
-import vlir
 import math
 
+import vlir
 from vlir import geometry, metrics, source_table
 from vlir.annotate.base import AnnotateInput, AnnotationError, Annotator
 from vlir.annotate.gqa_walk import walk_program
@@ -43,6 +44,7 @@ from vlir.records import Box, Chain, Look, Provenance, Region, Sample, Step, Thi
 log = logging.getLogger(__name__)
 
 TEXT_SOURCES = source_table.sources_with("grounding", "text")
+OBJECT_SOURCES = source_table.sources_with("grounding", "object")
 DROPPED = "dropped"  # kind of a region outside the image (kept so GQA's index stays valid)
 UNANSWERABLE = frozenset({"unanswerable", "unanswerable question", "no answer"})
 
@@ -138,7 +140,7 @@ class GroundedAnnotator(Annotator):
             steps, answer = self._text(sample, phrases, width, height)
         elif sample.source == "vsr":
             steps, answer = self._vsr(sample, phrases, width, height)
-        elif sample.source == "m3cot" or kinds:
+        elif sample.source == "m3cot" or sample.source in OBJECT_SOURCES or kinds:
             steps, answer = self._regions(sample, phrases, width, height)
         else:
             raise AnnotationError("no_evidence", f"{sample.id}: no regions to look at")
@@ -289,7 +291,7 @@ class GroundedAnnotator(Annotator):
     def _regions(self, sample: Sample, phrases: Phrases, width: int, height: int) -> tuple[list[Step], str]:
         if not sample.evidence:
             raise AnnotationError("no_evidence", f"{sample.id}: no regions to look at")
-        make_look = self._looker(width, height)
+        make_look, short = self._looker(width, height), sample.source in OBJECT_SOURCES
         steps: list[Step] = []
         for region in sample.evidence:
             if region.kind == DROPPED:
@@ -298,11 +300,13 @@ class GroundedAnnotator(Annotator):
             box = make_look(region.box)
             if box is None:
                 continue
-            steps += [Think(phrases.say("mc_look", name=name)), Look(box, name),
-                      Think(phrases.say("mc_seen", name=name, where=where(region.box.center, width, height)))]
+            steps += [Think(phrases.say("object_look" if short else "mc_look", name=name)), Look(box, name)]
+            if not short:
+                steps.append(Think(phrases.say("mc_seen", name=name, where=where(region.box.center, width, height))))
         answer = sample.answers[0].strip()
         letter = metrics.mc_letter(answer) or answer
-        steps.append(Think(phrases.say("mc_conclude", answer=letter)))
+        steps.append(Think(phrases.say("object_answer", answer=answer) if short
+                           else phrases.say("mc_conclude", answer=letter)))
         return steps, answer
 
 

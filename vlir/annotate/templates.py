@@ -143,6 +143,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Considering what these parts of the image show, the answer is option {answer}.",
         "Putting this together, option {answer} fits.",
     ),
+    # --- one asked object (the zoom task): one wording each, the chain a tiny model learns in minutes ---
+    "object_look": ("The {name}.",),
+    "object_answer": ("It is {answer}.",),
 }
 
 #: Words no generated sentence may contain (checked by the tests over every template).

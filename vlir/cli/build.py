@@ -15,8 +15,9 @@ EX_TEMPFAIL = 75
 
 @app.command()
 def build(
-    source: str = typer.Option(..., "--source", help="textvqa, docvqa, gqa, infographicsvqa, vsr, m3cot, "
-                               "or all (the five VQA sources, each under ROOT/<source>)."),
+    source: str = typer.Option(..., "--source", help="textvqa, docvqa, gqa, infographicsvqa, vsr, m3cot, zoom, "
+                               "or all (the five VQA sources and zoom, each under ROOT/<source>; what is "
+                               "absent is reported and skipped)."),
     root: Path = typer.Option(..., "--root", help="Folder with the official download (for all: the parent)."),
     split: str = typer.Option(..., "--split", help="Split name(s), comma-separated: train,val"),
     out: Path = typer.Option(..., "--out", help="Output folder (shards, rejects, manifest)."),
@@ -47,17 +48,18 @@ def build(
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Teacher: requests in flight."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Teacher: total deadline of one request attempt (s)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    strict: bool = typer.Option(False, "--strict", help="With --source all: fail (before writing anything) "
+                                "when a source or split is missing, instead of building what is present."),
     model_family: Optional[str] = typer.Option(None, "--model-family",
                                                help="Snap looks to this model family's box grid and render crops "
                                                     "on its pixel grid: qwen2_5_vl (default) or qwen3_vl."),
 ) -> None:
     """Build VLIR shards from a source's official files."""
-    from vlir.corpus.build import ALL_SOURCES, BuildConfig, Job, SamplesWaiting
+    from vlir.corpus.build import BuildConfig, SamplesWaiting
     from vlir.corpus.executors.local import BuildInterrupted, DiskFull, run_build
     from vlir.corpus.lock import OutputLocked
     from vlir.corpus.manifest import ManifestError
     from vlir.secrets import redact
-    from vlir.sources.registry import get_source
 
     if config is not None and not config.is_file():
         fail(f"--config {config} not found")
@@ -81,16 +83,14 @@ def build(
                                     embed_images=embed_images, teacher=teacher or None, model_family=model_family)
     except (ValueError, TypeError) as exc:
         fail(f"bad build config: {redact(str(exc))}")
-    names = list(ALL_SOURCES) if source == "all" else [source]
-    jobs = []
-    for name in names:
-        adapter = get_source(name)  # unknown names fail here with the list of choices
-        src_root = root / name if source == "all" else root
-        if not src_root.is_dir():
-            fail(f"{src_root} not found (with --source all, each source lives in ROOT/<source>)")
-        for sp in splits:
-            adapter.check_split(sp)
-            jobs.append(Job(name, sp, str(src_root)))
+    jobs, missing = plan_jobs(source, root, splits)
+    for gap in missing:
+        typer.echo(f"vlir: {'missing' if strict else 'skipped'}: {gap['source']}{_split_part(gap)}: {gap['reason']}",
+                   err=True)
+    if missing and strict:
+        fail(f"--strict: {len(missing)} source/split(s) missing under {root}; nothing was built")
+    if not jobs:
+        fail(f"nothing to build under {root}: every source asked for is missing")
     fatal: tuple[type[BaseException], ...] = (ManifestError, OutputLocked, DiskFull)
     if cfg.annotator == "teacher":
         from vlir.annotate.teacher import TeacherFatalError
@@ -109,7 +109,7 @@ def build(
     try:
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
                              shard_index=shard_index, show_progress=progress, executor=executor,
-                             ray_address=ray_address)
+                             ray_address=ray_address, missing=missing)
     except fatal as exc:
         fail(redact(str(exc)))
     except temporary as exc:  # the same command picks up where it stopped
@@ -125,7 +125,45 @@ def build(
     for key, s in manifest["splits"].items():
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(s["rejected_by_reason"].items(), key=lambda x: -x[1])[:3])
         typer.echo(f"{key:<28} {s['accepted']:>9} {s['rejected']:>9}  {reasons}")
+    if missing:
+        typer.echo(f"not built (missing under {root}): "
+                   + ", ".join(f"{g['source']}{_split_part(g)}" for g in missing) + " (listed in the manifest)")
     typer.echo(f"manifest: {out / 'manifest.json'}")
+
+
+def plan_jobs(source: str, root: Path, splits: list[str]) -> tuple[list, list[dict[str, str]]]:
+    """The jobs to build and, for ``--source all``, what is missing: a source whose folder is absent
+    (one entry, split ``*``), a split it does not have or whose record files are absent. A single
+    source is checked the same way, but what is missing there is an error (exit 2) before any
+    write. Only the record files are looked for (:meth:`Source.record_files`), not loaded."""
+    from vlir.corpus.build import ALL_SOURCES, Job
+    from vlir.sources.base import SourceError
+    from vlir.sources.registry import get_source
+
+    every = source == "all"
+    jobs, missing = [], []
+    for name in list(ALL_SOURCES) if every else [source]:
+        adapter = get_source(name)  # unknown names fail here with the list of choices
+        src_root = root / name if every else root
+        if not src_root.is_dir():
+            if not every:
+                fail(f"--root {src_root} is not a directory")
+            missing.append({"source": name, "split": "*", "reason": f"no folder {src_root}"})
+            continue
+        for sp in splits:
+            try:
+                adapter.record_files(src_root, sp)
+            except SourceError as exc:
+                if not every:
+                    raise
+                missing.append({"source": name, "split": sp, "reason": " ".join(str(exc).split())})
+                continue
+            jobs.append(Job(name, sp, str(src_root)))
+    return jobs, missing
+
+
+def _split_part(gap: dict[str, str]) -> str:
+    return "" if gap["split"] == "*" else f"/{gap['split']}"
 
 
 def _out_problem(out: Path) -> str | None:

@@ -27,7 +27,7 @@ def _parse_quotas(items: list[str], per_source: int, sources: str) -> dict[str, 
 @app.command("rl-data")
 def rl_data(
     root: Path = typer.Option(..., "--root", help="A built VLIR corpus folder (with manifest.json)."),
-    out: Path = typer.Option(..., "--out", help="Folder for the RL set (part-00000.parquet, rl_data.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the RL set (part-00000.parquet; its manifest in .vlir/rl_data.json)."),
     seed: int = typer.Option(0, "--seed", help="Selection seed: same seed and corpus, same RL set."),
     split: str = typer.Option("train", "--split", help="Corpus split to sample from."),
     sources: str = typer.Option("", "--sources",

@@ -61,11 +61,15 @@ def finish_task(out: Path, source: str, split: str, task: int, tasks: int, accep
     marker.touch()
 
 
-def write_build_info(out: Path, config: dict[str, Any], roots: dict[str, str]) -> None:
+def write_build_info(out: Path, config: dict[str, Any], roots: dict[str, str],
+                     missing: list[dict[str, str]] | None = None) -> None:
     """Record the config and roots of this output; refuse a different config on an existing one
-    (resuming with other settings would mix two builds in one corpus)."""
+    (resuming with other settings would mix two builds in one corpus). ``missing``: what the
+    latest run was asked for and did not find (it replaces the previous run's list)."""
     path = Path(out) / BUILD_INFO
-    info = {"config": config, "roots": roots}
+    info: dict[str, Any] = {"config": config, "roots": roots}
+    if missing:
+        info["missing"] = missing
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("config") != config:
@@ -158,6 +162,7 @@ def build_manifest(out: Path) -> dict[str, Any]:
         "splits": dict(sorted(splits.items())),
         "shards": sorted(shards, key=lambda s: s["path"]),
         "annotator_stats": annotator_stats,
+        **({"missing": info["missing"]} if info.get("missing") else {}),
     }
 
 

@@ -89,6 +89,14 @@ class Source(ABC):
                 if item is not None:
                     yield item
 
+    def record_files(self, root: Path, split: str, **options: Any) -> list[Path]:
+        """The split's record files, found as :meth:`open` finds them (a missing one raises
+        :class:`SourceError`) but without loading what the records share: how ``vlir build
+        --source all`` tells a present split from a missing one before it writes anything.
+        Adapters whose ``open`` loads side files (OCR, scene graphs, COCO boxes) override it."""
+        self.check_split(split)
+        return self.open(Path(root), split, Counter(), options).files
+
     def read_record(self, reading: Reading, path: Path, key: Any, record: Any) -> Sample | Invalid | None:
         """One record through :meth:`parse`: a Sample (counted as ``samples``), an Invalid, or
         None for a record that is not part of the split."""

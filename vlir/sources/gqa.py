@@ -125,6 +125,10 @@ class GQASource(Source):
     def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
         return iter_object_items(path)
 
+    def record_files(self, root: Path, split: str, **options: Any) -> list[Path]:
+        self.check_split(split)  # the question files only: the scene graphs can be GBs
+        return _question_files(Path(root), split, options.get("question_set", "balanced"), options.get("questions"))
+
     @staticmethod
     def _scene_graphs(root: Path, split: str, explicit: Any, stats: Counter) -> SceneGraphIndex | None:
         if explicit is False:

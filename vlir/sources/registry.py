@@ -16,8 +16,9 @@ def _adapters() -> dict[str, type[Source]]:
     from vlir.sources.m3cot import M3CoTSource
     from vlir.sources.textvqa import TextVQA
     from vlir.sources.vsr import VSRSource
+    from vlir.sources.zoom import ZoomSource
 
-    return {cls.name: cls for cls in (DocVQA, GQASource, InfographicsVQA, M3CoTSource, TextVQA, VSRSource)}
+    return {cls.name: cls for cls in (DocVQA, GQASource, InfographicsVQA, M3CoTSource, TextVQA, VSRSource, ZoomSource)}
 
 
 def source_names() -> list[str]:

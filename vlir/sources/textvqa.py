@@ -58,6 +58,10 @@ class TextVQA(QuestionSource):
     homepage = "https://textvqa.org/dataset"
     license = "CC BY 4.0 (images: OpenImages, CC BY 2.0)"
 
+    def record_files(self, root: Path, split: str, **options: Any) -> list[Path]:
+        self.check_split(split)  # the questions only: the OCR index is not loaded
+        return [find_file(Path(root), [f"TextVQA_0.5.1_{split}.json"], options.get("questions"))]
+
     def open(self, root: Path, split: str, stats: Counter, options: dict[str, Any]) -> "_Reading":
         qpath = find_file(root, [f"TextVQA_0.5.1_{split}.json"], options.get("questions"))
         opath = find_file(root, [f"TextVQA_Rosetta_OCR_v0.2_{split}.json"], options.get("ocr"),

@@ -143,6 +143,11 @@ class VSRSource(Source):
     def records(self, reading: Reading, path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
         return iter_jsonl(path)
 
+    def record_files(self, root: Path, split: str, **options: Any) -> list[Path]:
+        self.check_split(split)  # the split file only: the COCO instances can be GBs
+        split = CANONICAL.get(split, split)
+        return [find_file(Path(root), [f"splits/{split}.jsonl", f"{split}.jsonl"], explicit=options.get("jsonl"))]
+
     def _instances(self, root: Path, path: Path, options: dict[str, Any],
                    stats: Counter) -> dict[str, dict[str, CocoImage] | None]:
         """Per COCO subset, the boxes of the images this split uses (one cheap pre-pass over the

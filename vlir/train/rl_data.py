@@ -7,7 +7,11 @@ ids, not on shard order or how many machines built the corpus, and memory stays 
 chosen records are written in that hash order (a seeded shuffle that mixes sources) as one VLIR
 shard with the original image bytes embedded (crops dropped: R-GRPO renders its own), so the RL
 set is self-contained, readable by :func:`vlir.corpus.shards.read_records` and by ``datasets``, and
-independent of where the source roots live. ``rl_data.json`` records the seed, quotas and counts.
+independent of where the source roots live. ``.vlir/rl_data.json`` records the seed, quotas and
+counts: in the folder's bookkeeping subfolder (as a build's), not beside the shard, so that
+``load_dataset("parquet", data_dir=OUT)`` sees Parquet files only (``datasets`` skips hidden folders).
+Sampled with the default quotas, a corpus without one of the paper's five sources gets a warning
+naming the mix (and ``missing_paper_sources`` in the manifest), never a silent four-source set.
 
 :class:`RLSet` is the trainer's reader: prompt metadata in memory, images decoded per row group on
 demand (the trainer reads in file order, so one cached row group serves consecutive prompts).
@@ -23,18 +27,31 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from vlir import images
-from vlir.records import Record, Region
+from vlir.corpus.layout import bookkeeping_dir
 from vlir.corpus.shards import Corpus, ShardWriter, atomic_write_json, shard_name, sha256_file
+from vlir.records import Record, Region
 
 log = logging.getLogger(__name__)
 
 PAPER_SOURCES = ("textvqa", "gqa", "vsr", "docvqa", "m3cot")
 DEFAULT_QUOTA = 1000  # x 5 sources: the paper's ~5,000
-MANIFEST = "rl_data.json"
+MANIFEST = "rl_data.json"  # under OUT/.vlir/
 ROW_GROUP_ROWS = 32
+
+
+def manifest_path(out_dir: str | Path) -> Path:
+    """Where an RL set's manifest lives: its bookkeeping folder, so the data folder holds shards only."""
+    return bookkeeping_dir(Path(out_dir)) / MANIFEST
+
+
+def paper_mix_warning(missing: Sequence[str], corpus_dir: str | Path, split: str) -> str:
+    """The one-line warning for paper sources a corpus lacks."""
+    return (f"{corpus_dir} has no {split} split of {', '.join(missing)}: the RL set leaves "
+            f"{'it' if len(missing) == 1 else 'them'} out, but the paper's R-GRPO mix is five sources "
+            f"({', '.join(PAPER_SOURCES)}); build the missing ones or pass --sources to choose the mix")
 
 
 def selection_key(seed: int, record_id: str) -> str:
@@ -82,8 +99,12 @@ def build_rl_set(corpus_dir: str | Path, out_dir: str | Path, quotas: Mapping[st
     """
     corpus = Corpus(Path(corpus_dir))
     available = {src for src, sp in corpus.splits() if sp == split}
+    absent: list[str] = []
     if quotas is None:
         quotas = {s: per_source for s in PAPER_SOURCES if s in available}
+        absent = [s for s in PAPER_SOURCES if s not in available]
+        if absent:
+            log.warning("%s", paper_mix_warning(absent, corpus_dir, split))
     chosen: list[tuple[str, Record]] = []
     counts: dict[str, int] = {}
     for source, quota in sorted(quotas.items()):
@@ -112,7 +133,10 @@ def build_rl_set(corpus_dir: str | Path, out_dir: str | Path, quotas: Mapping[st
     manifest = {"kind": "vlir-rl-set", "corpus": str(corpus_dir), "split": split, "seed": seed,
                 "quotas": dict(quotas), "counts": counts, "rows": info["rows"],
                 "files": {path.name: {"sha256": info["sha256"], "bytes": info["bytes"]}}}
-    atomic_write_json(out / MANIFEST, manifest)
+    if absent:
+        manifest["missing_paper_sources"] = absent
+    manifest_path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(manifest_path(out), manifest)
     log.info("RL set: %d records (%s) -> %s", info["rows"], counts, out)
     return manifest
 
@@ -176,7 +200,7 @@ class RLSet:
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(out_dir) / MANIFEST).read_text())
+    return json.loads(manifest_path(out_dir).read_text())
 
 
 def verify(out_dir: str | Path) -> None:
@@ -184,4 +208,4 @@ def verify(out_dir: str | Path) -> None:
     man = read_manifest(out_dir)
     for name, info in man["files"].items():
         if sha256_file(Path(out_dir) / name) != info["sha256"]:
-            raise ValueError(f"{out_dir}/{name}: sha256 differs from {MANIFEST}")
+            raise ValueError(f"{out_dir}/{name}: sha256 differs from {manifest_path(out_dir)}")

@@ -120,14 +120,15 @@ def plan(cfg: BuildConfig, jobs: list[Job], out: Path, num_shards: int = 1,
 def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int | None = None,
               num_shards: int = 1, shard_index: int = 0, show_progress: bool = True,
               executor: str = "local", ray_address: str | None = None,
-              ray_max_retries: int = 3) -> dict[str, Any] | None:
+              ray_max_retries: int = 3, missing: list[dict[str, str]] | None = None) -> dict[str, Any] | None:
     """Run every unfinished task; write the manifest when the whole build is complete
     (always for a single machine; for ``--num-shards`` > 1, ``vlir merge`` writes it).
 
     ``executor``: ``local`` (this process, or ``workers`` forked processes) or ``ray`` (Ray tasks
     on the cluster at ``ray_address``, or a local instance; :mod:`vlir.corpus.executors.ray_cluster`, imported only
     then). Everything around the running (lock, signals, temp files, build info, the plan, the
-    manifest) is this function's, whichever runs the tasks.
+    manifest) is this function's, whichever runs the tasks. ``missing``: the sources/splits asked
+    for but absent (``vlir build --source all``), recorded in the build info and the manifest.
     Raises :class:`vlir.corpus.lock.OutputLocked`, :class:`BuildInterrupted`, :class:`DiskFull`."""
     if executor == "local":
         runner = _LocalRunner(workers or 1)
@@ -145,7 +146,7 @@ def run_build(cfg: BuildConfig, jobs: list[Job], out: Path, workers: int | None 
         with OutputLock(out, num_shards, shard_index):
             _clear_temp(out, num_shards, shard_index)  # left by a build killed (-9) before its clean-up
             try:
-                return _run_locked(cfg, jobs, out, runner, num_shards, shard_index, show_progress)
+                return _run_locked(cfg, jobs, out, runner, num_shards, shard_index, show_progress, missing or [])
             except KeyboardInterrupt:
                 raise BuildInterrupted(signal.SIGINT) from None
             except OSError as exc:
@@ -249,11 +250,11 @@ class Progress:
 
 
 def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, runner, num_shards: int,
-                shard_index: int, show_progress: bool) -> dict[str, Any] | None:
+                shard_index: int, show_progress: bool, missing: list[dict[str, str]]) -> dict[str, Any] | None:
     """Plan, hand the source reads and the tasks to ``runner`` (``runner(cfg, reads, todo, out,
     progress)``: a job's tasks run once its read is done), then finish: :class:`SamplesWaiting` if
     samples wait on the teacher, the manifest if every task is done."""
-    write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs})
+    write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs}, missing)
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
              len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))

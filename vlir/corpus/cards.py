@@ -72,16 +72,27 @@ def hub_split_name(split: str) -> str:
     return re.sub(r"\W", "_", split)
 
 
-def yaml_header(manifest: dict[str, Any], licenses: dict[str, Any]) -> str:
-    sources = sorted({e["source"] for e in manifest["splits"].values()})
+def hub_configs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's ``configs``: per source, its accepted records and its rejects (``<source>_rejects``).
+    A split is listed only when the manifest counts rows of that kind in it, and a config only when
+    it has a split: empty shards are not written, so any other entry would make
+    ``load_dataset(folder, config)`` fail with "corresponds to no data"."""
     configs = []
-    for src in sources:  # accepted records, then the rejects as a config of their own
+    for src in sorted({e["source"] for e in manifest["splits"].values()}):
         for name, rejects in ((src, False), (f"{src}_rejects", True)):
             files = [{"split": hub_split_name(e["split"]),
                       "path": f"{layout.split_rel(src, e['split'], rejects)}/"
                               f"{layout.REJECTS_PREFIX if rejects else layout.PART_PREFIX}-*.parquet"}
-                     for e in manifest["splits"].values() if e["source"] == src]
-            configs.append({"config_name": name, "data_files": files})
+                     for e in manifest["splits"].values()
+                     if e["source"] == src and e["rejected" if rejects else "accepted"] > 0]
+            if files:
+                configs.append({"config_name": name, "data_files": files})
+    return configs
+
+
+def yaml_header(manifest: dict[str, Any], licenses: dict[str, Any]) -> str:
+    sources = sorted({e["source"] for e in manifest["splits"].values()})
+    configs = hub_configs(manifest)
     src_licenses = sorted({licenses.get(s, {}).get("license", "other") for s in sources})
     header: dict[str, Any] = {
         "license": src_licenses[0] if len(src_licenses) == 1 else "other",

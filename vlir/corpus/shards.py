@@ -77,6 +77,8 @@ ROW_FEATURES: dict[str, Any] = {
                      "detail": _value("string")}),
     "status": _value("string"),
     "reasons": _list(_value("string")),
+    "reject_reason": _value("string"),  # reasons[0] of a reject (null when accepted)
+    "reject_detail": _value("string"),  # its one-line why (null when accepted)
 }
 
 

@@ -49,7 +49,7 @@ def _root(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "convert", "serving")
+VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "convert", "serving", "recipes")
 
 
 def _register() -> None:

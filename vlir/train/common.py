@@ -183,6 +183,9 @@ def run_trainer(trainer: Any, cfg: Any, after: Callable[[], Any] | None = None) 
     summary), clean up even on failure; returns the output folder."""
     import yaml
 
+    from vlir.train.preflight import check_inputs
+
+    check_inputs(cfg)  # missing data or model: said now, not after DeepSpeed's op build
     log.info("%s config:\n%s", cfg.kind, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     trainer.setup()
     try:

@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from vlir.config import Config, ConfigError, option
@@ -27,6 +28,22 @@ class RecipeConfig(Config):
     """Mixin for a ``@dataclass`` trainer config loaded from a recipe. ``kind`` names it in messages."""
 
     kind: ClassVar[str] = "recipe"
+    # fields holding a path to another recipe file: relative to the recipe that names them
+    recipe_paths: ClassVar[tuple[str, ...]] = ("deepspeed",)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()):
+        """:meth:`vlir.config.Config.load`, then each of ``recipe_paths`` resolved: a value written in
+        the recipe against the recipe file's folder, an override against the working directory,
+        else a packaged recipe of that name (:func:`vlir.train.recipe_files.resolve`)."""
+        from vlir.train import recipe_files
+
+        cfg = super().load(path, overrides)
+        overridden = {o.partition("=")[0] for o in overrides}
+        for name in cls.recipe_paths:
+            base = Path(path).parent if path is not None and name not in overridden else None
+            object.__setattr__(cfg, name, recipe_files.resolve(getattr(cfg, name), base))
+        return cfg
 
     @classmethod
     def main(cls, run: Callable[[Any], Any], prog: str, doc: str | None,
@@ -44,6 +61,9 @@ class RecipeConfig(Config):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             cfg = cls.load(args.config, args.overrides)
+            from vlir.train.preflight import check_inputs
+
+            check_inputs(cfg)  # before torch, the model or DeepSpeed's op builds
         except (OSError, ValueError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
@@ -73,8 +93,10 @@ class TrainerConfig(RecipeConfig):
     seed: int = _f(0, "Seed of a built model's weights, of shuffling and dropout (SFT) and of the "
                       "rollouts' sampling (R-GRPO).")
     # --- engine
-    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
-                                                       "filled from this config.")
+    deepspeed: str = _f("deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are filled from "
+                                               "this config. Relative: to the recipe file (or the "
+                                               "working directory for an override), else a packaged "
+                                               "recipe (`vlir recipes list`).")
     precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
     freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")

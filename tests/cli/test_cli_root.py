@@ -47,3 +47,22 @@ def test_import_vlir_is_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_log_level_and_quiet(monkeypatch):
+    """-q: warnings only and no progress bars (VLIR_QUIET, inherited by workers); --log-level wins;
+    a bad level is one line, exit 2."""
+    import logging
+
+    from vlir import progress
+    from vlir.cli import log_level
+
+    monkeypatch.delenv(progress.QUIET_ENV, raising=False)
+    assert log_level(False, True, None) == logging.WARNING and log_level(True, False, None) == logging.DEBUG
+    assert log_level(True, False, "error") == logging.ERROR and log_level(False, False, None) == logging.INFO
+    assert main(["-q", "sources"]) == 0
+    assert progress.quiet() and progress.bar(total=3).disable
+    assert main(["--log-level", "INFO", "sources"]) == 0 and not progress.quiet()
+    r = run("--log-level", "loud", "sources")
+    assert r.returncode == 2 and r.stderr.strip() == ("vlir: error: --log-level must be one of DEBUG, INFO, "
+                                                      "WARNING, ERROR, got 'loud'")

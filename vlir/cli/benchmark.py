@@ -114,11 +114,10 @@ def checked_items(bench, root: Path):
 
 
 def _run(bench, items, engine, out, protocol, batch_size, limit, judge, info, html):
-    from tqdm import tqdm
-
     from vlir.eval.benchmarks import runner
+    from vlir.progress import bar as progress_bar
 
-    with tqdm(total=limit, desc=bench.name, unit="item", disable=None) as bar:
+    with progress_bar(total=limit, desc=bench.name, unit="item") as bar:
         def progress(n: int, acc: float) -> None:
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")

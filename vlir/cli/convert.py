@@ -27,9 +27,9 @@ def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., N
     stays silent when stderr is not a terminal); the bar is closed however ``work`` ends."""
     if not enabled:
         return work(None)
-    from tqdm import tqdm
+    from vlir.progress import bar as progress_bar
 
-    bar = tqdm(unit="rec", desc=desc, dynamic_ncols=True, mininterval=0.5, disable=None)
+    bar = progress_bar(unit="rec", desc=desc)
     try:
         return work(lambda *_: bar.update(1))
     finally:

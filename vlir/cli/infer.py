@@ -217,9 +217,8 @@ def eval_(
                               max_pixels=max_pixels)
     if model is None:
         fail("--model is required")
-    from tqdm import tqdm
-
     from vlir.eval import evaluate
+    from vlir.progress import bar as progress_bar
     from vlir.images import ImageError
 
     if (data is None) == (source is None):
@@ -237,7 +236,8 @@ def eval_(
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
                      api_key_env=api_key_env)
-    with tqdm(total=limit, desc="eval", unit="q", disable=None) as bar:
+    total = limit if limit is not None or data is None else _shard_rows(data)  # the bar's ETA
+    with progress_bar(total=total, desc="eval", unit="q") as bar:
         try:
             scores = evaluate.evaluate(engine, items, out, limit=limit, batch_size=batch_size, on_batch=bar.update)
         except (FileNotFoundError, ImageError) as exc:
@@ -246,3 +246,11 @@ def eval_(
         fail(f"no questions found in {data or root}")
     typer.echo(evaluate.format_table(scores))
     typer.echo(f"wrote {out / evaluate.PREDICTIONS} and {out / evaluate.SCORES}", err=True)
+
+
+def _shard_rows(data: Path) -> int:
+    """Rows of a shard or split folder, from the Parquet footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    files = [data] if data.is_file() else sorted(data.glob("part-*.parquet"))
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)

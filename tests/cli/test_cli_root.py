@@ -66,3 +66,11 @@ def test_log_level_and_quiet(monkeypatch):
     r = run("--log-level", "loud", "sources")
     assert r.returncode == 2 and r.stderr.strip() == ("vlir: error: --log-level must be one of DEBUG, INFO, "
                                                       "WARNING, ERROR, got 'loud'")
+
+
+@pytest.mark.parametrize("args", [["infer", "--help"], ["eval", "--help"], ["train", "sft", "--help"],
+                                  ["train", "sft", "--show-config"], ["train", "grpo", "--show-config"]])
+def test_help_names_both_model_families(args, capsys):
+    assert main(args) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Qwen2.5-VL" in text and "Qwen3-VL" in text, text[:400]

@@ -104,7 +104,8 @@ def _write_html(path: Path, question: str, traj, names: list[str], original: str
 
 @app.command()
 def infer(
-    model: Path = typer.Option(..., "--model", help="Local Qwen2.5-VL checkpoint (e.g. a vlir SFT/GRPO output)."),
+    model: Path = typer.Option(..., "--model",
+                               help="Local Qwen2.5-VL or Qwen3-VL checkpoint (e.g. a vlir SFT/GRPO output)."),
     image: Path = typer.Option(..., "--image", help="The image to ask about."),
     question: str = typer.Option(..., "--question", help="The question."),
     out: Path = typer.Option(Path("out/infer"), "--out", help="Folder for the crops (and the HTML page)."),
@@ -168,7 +169,7 @@ def infer(
 
 @app.command("eval")
 def eval_(
-    model: Optional[Path] = typer.Option(None, "--model", help="Local Qwen2.5-VL checkpoint."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Local Qwen2.5-VL or Qwen3-VL checkpoint."),
     data: Optional[Path] = typer.Option(None, "--data", help="OUT/<source>/<split> folder or a part-*.parquet."),
     source: Optional[str] = typer.Option(None, "--source", help="Instead of --data: a source adapter..."),
     root: Optional[Path] = typer.Option(None, "--root", help="...its official download folder..."),

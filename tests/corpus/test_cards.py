@@ -75,3 +75,34 @@ def test_card_lists_only_splits_with_rows():
         "vsr/val": {"source": "vsr", "split": "val", "accepted": 0, "rejected": 3}}}
     got = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in hub_configs(manifest)}
     assert got == {"gqa": ["train", "val"], "gqa_rejects": ["val"], "vsr_rejects": ["val"]}
+
+
+def test_area_bins_spread_small_boxes_over_many_bins():
+    """The box-area histogram's bins follow the data on a log scale: ratios between 0.002 and 0.05
+    (small looks on large pages) fill most bins, where linear [0, 1] bins put them all in one."""
+    import numpy as np
+
+    from vlir.corpus.cards import area_bins
+
+    ratios = list(np.geomspace(0.002, 0.05, 200))
+    counts, _ = np.histogram(ratios, bins=area_bins(ratios))
+    assert (counts > 0).sum() >= 10
+    linear, _ = np.histogram(ratios, bins=10, range=(0, 1))
+    assert (linear > 0).sum() == 1
+    assert area_bins([]) == [1e-3, 1.0] and len(area_bins([0.5])) == 13
+
+
+def test_card_plots_have_titles(vlir_output, monkeypatch):
+    import matplotlib.figure
+
+    titles = []
+    real = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        titles.extend(ax.get_title() for ax in fig.axes)
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    write_card(vlir_output)
+    assert titles and all(titles), titles
+    assert "Size of the looked-at regions" in titles

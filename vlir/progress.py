@@ -25,9 +25,10 @@ def set_quiet(flag: bool) -> None:
         os.environ.pop(QUIET_ENV, None)
 
 
-def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs: Any):
-    """A tqdm bar (``with bar(...) as b: b.update(n)``); off when quiet or stderr is not a TTY."""
+def bar(total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = True, **kwargs: Any):
+    """A tqdm bar (``with bar(...) as b: b.update(n)``); off when quiet, when not ``enabled`` (a
+    training rank other than 0) or when stderr is not a TTY."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=0.5,
-                disable=True if quiet() else None, **kwargs)
+                disable=True if quiet() or not enabled else None, **kwargs)

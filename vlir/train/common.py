@@ -154,6 +154,11 @@ def save(engine: Any, processor: Any, out: Path, step: int, client_state: dict[s
     previous = use_cache(module, True)
     if state_dict is not None:
         standard_key_layout(module)
+    from vlir.train import lora
+
+    if lora.is_lora(module):  # the merged model here, the adapter alone in out/adapter
+        state_dict = lora.merged_state_dict(module, state_dict)
+        lora.save_adapter(module, out)
     module.save_pretrained(out, state_dict=state_dict)
     use_cache(module, previous)
     processor.save_pretrained(out)

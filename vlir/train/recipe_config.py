@@ -101,6 +101,12 @@ class TrainerConfig(RecipeConfig):
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
     freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
     freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
+    # --- parameter-efficient training and logging (vlir.train.lora, vlir.train.reporting)
+    lora: dict = _f({}, "LoRA via peft on the language model: {r, alpha, dropout, target_modules}; "
+                        "empty: full fine-tuning. output_dir gets the merged model, output_dir/adapter "
+                        "the adapter alone.")
+    report_to: list = _f([], "Also log every metrics row to: tensorboard (output_dir/runs), wandb "
+                             "(offline unless WANDB_MODE is set). metrics.jsonl is always written.")
     # --- checkpoints
     save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).")
     keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).")
@@ -120,4 +126,6 @@ class TrainerConfig(RecipeConfig):
             problems.append(f"chat must be a mapping of ChatConfig fields, got {self.chat!r}")
         if not self.deepspeed:
             problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
-        return problems
+        from vlir.train import lora, reporting  # light: peft and the writers load only when used
+
+        return problems + lora.problems(self.lora) + reporting.problems(self.report_to)

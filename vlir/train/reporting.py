@@ -1,0 +1,67 @@
+"""``report_to``: TensorBoard and Weights & Biases beside ``metrics.jsonl`` (the source of truth).
+
+Each figure a trainer logs (one row per optimizer step) is also written by the libraries' own
+writers: ``torch.utils.tensorboard.SummaryWriter`` into ``output_dir/runs`` (``tensorboard
+--logdir output_dir/runs``), and ``wandb`` in **offline** mode unless ``WANDB_MODE`` says
+otherwise (runs land in ``output_dir/wandb``; ``wandb sync`` uploads them later; the project is
+``$WANDB_PROJECT`` or ``vlir``). Rank 0 only. Non-numeric values (None) are left out of both.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPORTERS = ("tensorboard", "wandb")
+TENSORBOARD_DIR = "runs"
+
+
+def problems(report_to: Any) -> list[str]:
+    if not isinstance(report_to, list) or not all(isinstance(r, str) for r in report_to):
+        return [f"report_to must be a list of {', '.join(REPORTERS)}, got {report_to!r}"]
+    return [f"report_to: unknown {r!r} (known: {', '.join(REPORTERS)})" for r in report_to if r not in REPORTERS]
+
+
+class Reporter:
+    """The writers named by ``report_to``; :meth:`log` one metrics row, :meth:`close` at the end."""
+
+    def __init__(self, report_to: list[str], out: Path, config: dict[str, Any], name: str, rank: int = 0):
+        self.tb = self.wandb = None
+        if rank != 0:
+            return
+        out = Path(out)
+        if "tensorboard" in report_to:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(out / TENSORBOARD_DIR))
+        if "wandb" in report_to:
+            import wandb
+
+            os.environ.setdefault("WANDB_MODE", "offline")
+            (out / "wandb").parent.mkdir(parents=True, exist_ok=True)
+            self.wandb = wandb.init(project=os.environ.get("WANDB_PROJECT", "vlir"), name=name, dir=str(out),
+                                    config=config, reinit="finish_previous")
+            log.info("wandb run %s (%s mode) in %s", self.wandb.id, os.environ["WANDB_MODE"], out / "wandb")
+
+    def log(self, row: dict[str, Any]) -> None:
+        step = int(row["step"])
+        values = {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
+                  and not isinstance(v, bool) and math.isfinite(float(v))}
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
+        if self.wandb is not None:
+            self.wandb.log(values, step=step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None

@@ -243,6 +243,7 @@ class GRPOTrainer:
         """Run optimizer steps up to ``max_steps`` (or ``until_step``, to stop early and resume)."""
         cfg = self.cfg
         stop = min(cfg.max_steps, until_step or cfg.max_steps)
+        self.reporter.start(stop, self.step)  # the progress bar (ETA) over optimizer steps
         while self.step < stop:
             t0 = time.perf_counter()
             batch_index = self.step // cfg.num_iterations

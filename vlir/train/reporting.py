@@ -5,6 +5,7 @@ writers: ``torch.utils.tensorboard.SummaryWriter`` into ``output_dir/runs`` (``t
 --logdir output_dir/runs``), and ``wandb`` in **offline** mode unless ``WANDB_MODE`` says
 otherwise (runs land in ``output_dir/wandb``; ``wandb sync`` uploads them later; the project is
 ``$WANDB_PROJECT`` or ``vlir``). Rank 0 only. Non-numeric values (None) are left out of both.
+The reporter also owns the training progress bar (:meth:`Reporter.start`), ticked by each row.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Reporter:
     """The writers named by ``report_to``; :meth:`log` one metrics row, :meth:`close` at the end."""
 
     def __init__(self, report_to: list[str], out: Path, config: dict[str, Any], name: str, rank: int = 0):
-        self.tb = self.wandb = None
+        self.tb = self.wandb = self.bar = None
+        self.rank, self.name = rank, name
         if rank != 0:
             return
         out = Path(out)
@@ -48,7 +50,18 @@ class Reporter:
                                     config=config, reinit="finish_previous")
             log.info("wandb run %s (%s mode) in %s", self.wandb.id, os.environ["WANDB_MODE"], out / "wandb")
 
+    def start(self, total: int, done: int = 0) -> None:
+        """The training progress bar (rank 0; ETA over optimizer steps; off when quiet or not a TTY)."""
+        from vlir.progress import bar
+
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = bar(total=total, desc=self.name.split("-", 1)[0], unit="step", initial=done,
+                       enabled=self.rank == 0)
+
     def log(self, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
         step = int(row["step"])
         values = {k: float(v) for k, v in row.items() if k != "step" and isinstance(v, (int, float))
                   and not isinstance(v, bool) and math.isfinite(float(v))}
@@ -59,6 +72,9 @@ class Reporter:
             self.wandb.log(values, step=step)
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
         if self.tb is not None:
             self.tb.close()
             self.tb = None

@@ -185,9 +185,7 @@ class SFTTrainer:
         stop = min(self.total_steps, until_step or self.total_steps)
         save_every = cfg.save_steps or 0
         acc = torch.zeros(3, dtype=torch.float64)  # loss sum, real tokens, padded tokens
-        from vlir.progress import bar
-
-        self.bar = bar(total=stop, desc="sft", unit="step", initial=self.step, enabled=self.rank == 0)
+        self.reporter.start(stop, self.step)  # the progress bar (ETA) over optimizer steps
         t0 = time.perf_counter()
         batches = self._batches()
         while self.step < stop:
@@ -222,7 +220,6 @@ class SFTTrainer:
         with open(self.out / METRICS, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         self.reporter.log(row)
-        self.bar.update(1)
         log.info("step %d/%d loss %.4f lr %.3g %.0f tok/s pad %.1f%%", row["step"], self.total_steps,
                  row["loss"], row["lr"], row["tokens_per_s"], 100 * row["padding_fraction"])
 
@@ -246,8 +243,7 @@ class SFTTrainer:
 
     def cleanup(self) -> None:
         """Free the engine; the process group stays (it is the process's, not the trainer's)."""
-        for closing in (getattr(self, "reporter", None), getattr(self, "bar", None)):
-            closing.close() if closing is not None else None
+        self.reporter.close() if getattr(self, "reporter", None) is not None else None
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.destroy()

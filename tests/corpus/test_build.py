@@ -271,7 +271,7 @@ def _textvqa_tree(root: Path, records: list[dict], images: dict[str, bytes]) -> 
 
 def _rows(out: Path) -> list[dict]:
     return [row for path in sorted(out.glob("**/*.parquet"))
-            for row in iter_rows(path, columns=["id", "status", "reasons", "meta", "answers"])]
+            for row in iter_rows(path, columns=["id", "status", "reasons", "meta", "answers", "reject_detail"])]
 
 
 @pytest.mark.parametrize("tasks", [1, 3])
@@ -310,10 +310,10 @@ def test_adapter_size_probes_and_bad_paths_become_rejects(tmp_path):
     assert rows["textvqa/val/1"]["reasons"] == ["image_too_large"]
     assert rows["textvqa/val/2"]["reasons"] == ["unsafe_path"]
     assert rows["textvqa/val/3"]["reasons"] == ["unreadable_image"]
-    assert "not a regular file" in rows["textvqa/val/3"]["meta"]
+    assert "not a regular file" in rows["textvqa/val/3"]["reject_detail"]
     assert rows["textvqa/val/4"]["reasons"] == ["corrupt_image"]
     for row in rows.values():
-        assert str(tmp_path) not in row["meta"], row
+        assert str(tmp_path) not in row["meta"] + (row["reject_detail"] or ""), row
     assert validate_output(out).ok
 
 

@@ -76,3 +76,17 @@ def test_extension_cache_is_set_before_deepspeed(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env={**env, "TORCH_EXTENSIONS_DIR": "/x"},
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "/x"  # the user's choice is kept
+
+
+def test_recipes_cli_lists_and_copies(tmp_path, capsys):
+    from vlir.cli import main
+
+    assert main(["recipes", "list"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "sft_tiny.yaml" in listed and "deepspeed/zero2.json" in listed and "build.yaml" in listed
+    assert main(["recipes", "copy", str(tmp_path / "r"), "--name", "grpo_tiny.yaml"]) == 0
+    assert (tmp_path / "r" / "grpo_tiny.yaml").read_text() == (REPO / "recipes" / "grpo_tiny.yaml").read_text()
+    assert main(["recipes", "copy", str(tmp_path / "r"), "--name", "grpo_tiny.yaml"]) == 2
+    assert main(["recipes", "copy", str(tmp_path / "r"), "--name", "nope.yaml"]) == 2
+    assert "no packaged recipe 'nope.yaml'" in capsys.readouterr().err
+

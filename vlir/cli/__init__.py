@@ -65,7 +65,8 @@ def _root(
     from vlir.progress import set_quiet
 
     chosen = log_level(verbose, quiet, level)
-    set_quiet(chosen > logging.INFO)  # no progress bars either
+    if chosen > logging.INFO:
+        set_quiet(True)  # no progress bars either (VLIR_QUIET=1 set by the user stays too)
     logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr, force=True)
 

@@ -71,6 +71,8 @@ def make_output(out: Path, n: int = 6, embed: bool = False, n_rejects: int = 2) 
     for rel, kind, recs in ((layout.shard_rel("gqa", "val", 0), "accepted", records),
                             (layout.shard_rel("gqa", "val", 0, rejects=True), "rejected", rejects)):
         info = write_records(out / rel, recs)
+        if not info["rows"]:  # as finish_task: no rows, no file, no entry
+            continue
         shards.append({"path": rel, "kind": kind, **info})
     atomic_write_json(stats_path(out, "gqa", "val", 0), {
         "source": "gqa", "split": "val", "task": 0, "tasks": 1, "accepted": n, "rejected": n_rejects,

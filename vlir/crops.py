@@ -29,6 +29,13 @@ def zoom_scale(ratio: float) -> float:
     return 2.0 - (ratio - 0.125) / 0.375
 
 
+def real_zoom(window_w: int, window_h: int, out_w: int, out_h: int) -> float:
+    """The zoom a crop really got: output pixels per original pixel (geometric mean of the two
+    axes). ``smart_resize`` snaps the rule's target to the model's grid, so a crop the rule zooms
+    2.0x comes out between ~1.8x and ~2.2x; this is what ``Crop.scale`` / ``crop_info.scale`` hold."""
+    return math.sqrt((out_w * out_h) / (window_w * window_h))
+
+
 def pixel_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
     """The integer pixel window cut for ``box``: clipped to the image, floor/ceil outwards, at least
     one pixel. Raises ValueError when the box lies outside the image."""
@@ -50,7 +57,7 @@ def render_crop(image: Image.Image, box: Box, budget: PixelBudget = CROP_PIXELS)
     scale = zoom_scale((cw * ch) / (width * height))
     target_h, target_w = geometry.smart_resize(max(1, int(scale * ch)), max(1, int(scale * cw)), budget)
     zoomed = image.crop((x1, y1, x2, y2)).resize((target_w, target_h), Image.Resampling.LANCZOS)
-    return Crop(png=encode_png(zoomed), box=Box(x1, y1, x2, y2), scale=scale,
+    return Crop(png=encode_png(zoomed), box=Box(x1, y1, x2, y2), scale=real_zoom(cw, ch, target_w, target_h),
                 width=target_w, height=target_h)
 
 

@@ -241,9 +241,13 @@ class Crop:
 
     png: bytes
     box: Box  # the clipped box that was cut, original pixels
-    scale: float  # the zoom factor of the area-ratio rule
+    scale: float  # the real zoom after grid snapping (vlir.crops.real_zoom), not the rule's target
     width: int
     height: int
+
+    def __repr__(self) -> str:  # never the PNG bytes: a printed record stays readable
+        return (f"Crop(box={self.box.as_list()}, scale={self.scale:.3f}, size={self.width}x{self.height}, "
+                f"png=<{len(self.png):,} bytes>)")
 
 
 @dataclass(frozen=True)
@@ -277,11 +281,29 @@ class Record:
     reasons: tuple[str, ...] = ()
     image_sha256: str | None = None
     image_bytes: bytes | None = None  # only with --embed-images
+    reject_detail: str = ""  # a reject's one-line why (file, record, what is wrong); "" when accepted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crops", tuple(self.crops))
-        object.__setattr__(self, "checks", tuple(self.checks))
+        # every reason of a reject is a failed check, so `checks` says why whatever the reason was
+        # (an annotator's `no_evidence`, an unreadable image...), not only for the check functions
+        named = {c.name for c in self.checks if not c.passed}
+        missing = tuple(CheckResult(r, False, None, self.reject_detail) for r in self.reasons if r not in named)
+        object.__setattr__(self, "checks", tuple(self.checks) + missing)
         object.__setattr__(self, "reasons", tuple(self.reasons))
+
+    def __repr__(self) -> str:  # the id and verdict, never image or crop bytes
+        looks = len(self.chain.looks) if self.chain is not None else 0
+        answer = self.chain.answer if self.chain is not None else None
+        why = f", reasons={list(self.reasons)}, detail={self.reject_detail!r}" if self.reasons else ""
+        image = f"<{len(self.image_bytes):,} bytes>" if self.image_bytes is not None else self.sample.image
+        return (f"Record(id={self.sample.id!r}, status={self.status!r}{why}, question={self.sample.question!r}, "
+                f"answer={answer!r}, looks={looks}, crops={list(self.crops)!r}, image={image!r})")
+
+    @property
+    def reject_reason(self) -> str | None:
+        """The first (main) reason of a reject, as its own column; ``reasons`` lists them all."""
+        return self.reasons[0] if self.reasons else None
 
     @property
     def accepted(self) -> bool:
@@ -295,9 +317,10 @@ class Record:
     def from_invalid(cls, inv: Invalid, provenance: Provenance) -> "Record":
         sample = Sample(
             id=inv.id, source=inv.source, split=inv.split, image=inv.image, width=0, height=0,
-            question="", answers=(), evidence=(), meta={"detail": inv.detail},
+            question="", answers=(), evidence=(), meta={},
         )
-        return cls(sample=sample, chain=None, provenance=provenance, reasons=(inv.reason,))
+        return cls(sample=sample, chain=None, provenance=provenance, reasons=(inv.reason,),
+                   reject_detail=inv.detail)
 
     def to_row(self) -> dict[str, Any]:
         """Flat row for Parquet/JSON; column types are declared in :mod:`vlir.corpus.shards`."""
@@ -333,6 +356,8 @@ class Record:
             ],
             "status": self.status,
             "reasons": list(self.reasons),
+            "reject_reason": self.reject_reason,
+            "reject_detail": self.reject_detail if self.reasons else None,
         }
 
     @classmethod
@@ -370,4 +395,5 @@ class Record:
             reasons=tuple(row.get("reasons") or ()),
             image_sha256=row.get("image_sha256"),
             image_bytes=image_bytes,
+            reject_detail=row.get("reject_detail") or "",
         )

@@ -47,3 +47,42 @@ def test_import_vlir_is_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_log_level_and_quiet(monkeypatch):
+    """-q: warnings only and no progress bars (VLIR_QUIET, inherited by workers); --log-level wins;
+    a bad level is one line, exit 2."""
+    import logging
+
+    from vlir import progress
+    from vlir.cli import log_level
+
+    monkeypatch.setenv(progress.QUIET_ENV, "0")  # restored (unset) after the test
+    assert log_level(False, True, None) == logging.WARNING and log_level(True, False, None) == logging.DEBUG
+    assert log_level(True, False, "error") == logging.ERROR and log_level(False, False, None) == logging.INFO
+    assert main(["-q", "sources"]) == 0
+    assert progress.quiet() and progress.bar(total=3).disable
+    progress.set_quiet(False)
+    assert main(["--log-level", "INFO", "sources"]) == 0 and not progress.quiet()
+    r = run("--log-level", "loud", "sources")
+    assert r.returncode == 2 and r.stderr.strip() == ("vlir: error: --log-level must be one of DEBUG, INFO, "
+                                                      "WARNING, ERROR, got 'loud'")
+
+
+@pytest.mark.parametrize("args", [["infer", "--help"], ["eval", "--help"], ["train", "sft", "--help"],
+                                  ["train", "sft", "--show-config"], ["train", "grpo", "--show-config"]])
+def test_help_names_both_model_families(args, capsys):
+    assert main(args) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Qwen2.5-VL" in text and "Qwen3-VL" in text, text[:400]
+
+
+def test_eval_bar_total_is_the_rows_of_the_data(tmp_path):
+    """`vlir eval --data` gives its bar a total (so an ETA): the rows in the Parquet footers."""
+    from tests.conftest import make_output
+    from vlir.cli.infer import _shard_rows
+
+    out = make_output(tmp_path / "out", n=5)
+    assert _shard_rows(out / "gqa" / "val") == 5
+    assert _shard_rows(out / "gqa" / "val" / "part-00000.parquet") == 5
+

@@ -298,7 +298,7 @@ def _textvqa_tree(root: Path, records: list[dict], images: dict[str, bytes]) -> 
 
 def _rows(out: Path) -> list[dict]:
     return [row for path in sorted(out.glob("**/*.parquet"))
-            for row in iter_rows(path, columns=["id", "status", "reasons", "meta", "answers"])]
+            for row in iter_rows(path, columns=["id", "status", "reasons", "meta", "answers", "reject_detail"])]
 
 
 @pytest.mark.parametrize("tasks", [1, 3])
@@ -337,10 +337,10 @@ def test_adapter_size_probes_and_bad_paths_become_rejects(tmp_path):
     assert rows["textvqa/val/1"]["reasons"] == ["image_too_large"]
     assert rows["textvqa/val/2"]["reasons"] == ["unsafe_path"]
     assert rows["textvqa/val/3"]["reasons"] == ["unreadable_image"]
-    assert "not a regular file" in rows["textvqa/val/3"]["meta"]
+    assert "not a regular file" in rows["textvqa/val/3"]["reject_detail"]
     assert rows["textvqa/val/4"]["reasons"] == ["corrupt_image"]
     for row in rows.values():
-        assert str(tmp_path) not in row["meta"], row
+        assert str(tmp_path) not in row["meta"] + (row["reject_detail"] or ""), row
     assert validate_output(out).ok
 
 
@@ -353,6 +353,8 @@ def test_split_folder_holds_only_accepted_shards(sample_tree, tmp_path):
     assert sorted(p.name for p in (out / "gqa" / "val").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
     ds = load_dataset("parquet", data_dir=str(out / "gqa" / "val"), split="train")
     assert len(ds) == manifest["splits"]["gqa/val"]["accepted"] and set(ds["status"]) == {"accepted"}
-    assert sorted(p.name for p in (out / "rejects" / "gqa" / "val").iterdir()) == [
-        "rejects-00000.parquet", "rejects-00001.parquet"]
+    # a task with no rejects writes no (empty) rejects shard: the folder holds what the manifest lists
+    listed = sorted(s["path"] for s in manifest["shards"] if s["kind"] == "rejected")
+    assert all(s["rows"] > 0 for s in manifest["shards"])
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("rejects/**/*.parquet")) == listed
     assert not list(out.glob("gqa/**/completions")) and not list(out.glob("gqa/**/stats"))

@@ -13,7 +13,7 @@ import pytest
 
 import vlir.sources.gqa as gqa
 from vlir.corpus.build import BuildConfig, Job, task_of
-from vlir.corpus.build_plan import read_source, source_reads, source_stats, task_items
+from vlir.corpus.build_plan import read_source, source_reads, source_stats, task_counts, task_items
 from vlir.corpus.executors.local import run_build
 from vlir.sources.registry import get_source
 from tests.sources.conftest import pristine  # noqa: F401  (a fixture)
@@ -83,6 +83,8 @@ def test_each_task_gets_what_the_filter_gave_it_in_order(gqa_root, tmp_path, lim
     assert read_source(cfg, read) == len(stream)
     for task in range(3):
         assert list(task_items(read.folder, task)) == [s for s in stream if task_of(s.id, 3) == task]
+    # the per-task counts the progress bar's total (its ETA) is made of
+    assert task_counts(read.folder) == {t: sum(task_of(s.id, 3) == t for s in stream) for t in range(3)}
     assert source_stats(read.folder) == want_stats
     assert read_source(cfg, read) == 0  # a second attempt (a Ray retry) finds the read done
 
@@ -90,3 +92,17 @@ def test_each_task_gets_what_the_filter_gave_it_in_order(gqa_root, tmp_path, lim
 def test_a_task_without_its_read_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="the source was not read"):
         list(task_items(tmp_path / "nowhere", 0))
+
+
+def test_build_bar_total_counts_the_records_of_the_tasks_to_run(gqa_root, tmp_path):
+    """The build's bar gets a total (so tqdm shows an ETA): the items of the tasks still to run."""
+    from vlir.corpus.executors.local import Progress
+
+    cfg, job = BuildConfig(tasks=3), Job("gqa", "val", str(gqa_root))
+    [read] = source_reads([(job, 0), (job, 2)], tmp_path)  # task 1 done earlier
+    read_source(cfg, read)
+    progress = Progress(2, show=True)
+    progress.expect(read)
+    ids = [s.id for s in get_source("gqa").iter_samples(gqa_root, "val")]
+    assert progress.bar.total == sum(task_of(i, 3) in (0, 2) for i in ids) > 0
+    progress.close()

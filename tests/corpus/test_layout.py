@@ -29,10 +29,14 @@ def test_readme_loading_snippet_runs_verbatim(tmp_path, monkeypatch):
     manifest = run_build(BuildConfig(tasks=2), [Job("gqa", "train", str(tmp_path / "src" / "gqa"))],
                          tmp_path / "out" / "vlir", show_progress=False)
     assert manifest["splits"]["gqa/train"]["accepted"] > 0
+    from vlir.corpus.cards import write_card
+
+    write_card(tmp_path / "out" / "vlir")  # the snippet loads by the card's configs too
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(readme_loading_snippet(), "docs/corpus.md", "exec"), scope)
     ds = scope["ds"]
+    assert scope["by_config"]["train"]["id"] == ds["id"]
     assert len(ds) == manifest["splits"]["gqa/train"]["accepted"] and set(ds["status"]) == {"accepted"}
     assert ds[0]["crops"] and ds[0]["crops"][0].size[0] > 0
     assert scope["img"].size == (scope["rec"].sample.width, scope["rec"].sample.height)

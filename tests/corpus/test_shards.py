@@ -66,3 +66,13 @@ def test_arrow_schema_is_datasets_features_schema():
     path); it must stay byte-equal to what `datasets` derives from the same features, metadata
     included, or readers would see another dataset."""
     assert shards.arrow_schema().equals(shards.features().arrow_schema, check_metadata=True)
+
+
+def test_writer_with_no_rows_writes_no_file(tmp_path):
+    """An empty shard would be a split "with no data" to ``datasets``: none is written, and a stale
+    file under the final name goes too."""
+    path = tmp_path / "s" / "part-00000.parquet"
+    shards.write_records(path, [make_record(0)])
+    info = shards.write_records(path, [])
+    assert info == {"rows": 0, "sha256": None, "bytes": 0}
+    assert not path.exists() and not list(path.parent.glob("*.tmp"))

@@ -200,13 +200,13 @@ def test_unreadable_records_are_rejects_with_reasons(bad_src, tmp_path):
     assert sum(ticks) == 3 and len(ticks) == 3 + sum(expected.values())
     rejects = _by_id(tmp_path / "out", rejects=True)
     for rec in rejects.values():
-        detail = rec.sample.meta["reject_detail"]
+        detail = rec.reject_detail
         assert rec.sample.meta["vlmr3"]["where"].split("#")[0].split(":")[0] in detail  # names the file
     by_reason = {r.reasons[0]: r for r in rejects.values()}
-    bad_json = sorted(r.sample.meta["reject_detail"] for r in rejects.values() if r.reasons == ("bad_json",))
+    bad_json = sorted(r.reject_detail for r in rejects.values() if r.reasons == ("bad_json",))
     assert [d.split(":")[0].split(" ")[0] for d in bad_json] == ["dict.json", "lines.jsonl", "whole.json"]
     assert "line 2" in bad_json[1] and "expected a JSON list" in bad_json[0]
-    assert "1 crop call(s) but img_crop_list has 2" in by_reason["calls_crops_mismatch"].sample.meta["reject_detail"]
+    assert "1 crop call(s) but img_crop_list has 2" in by_reason["calls_crops_mismatch"].reject_detail
     assert "vlmr3/train/same#1" in rejects
 
 

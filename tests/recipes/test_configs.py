@@ -27,7 +27,11 @@ def _rel(path: Path) -> str:
 
 
 def _config_class(path: Path):
-    """The config dataclass a recipe feeds, by its name (``<method>_<model>.yaml``)."""
+    """The config dataclass a recipe feeds, by its name (``<method>_<model>.yaml``, ``build.yaml``)."""
+    if path.parent == RECIPES and path.name.startswith("build"):
+        from vlir.corpus.build import BuildConfig
+
+        return BuildConfig
     if path.parent == RECIPES and path.name.startswith("sft_"):
         from vlir.train.sft_config import SFTConfig
 
@@ -52,10 +56,11 @@ def test_yaml_recipe(path: Path):
     cls = _config_class(path)
     assert cls is not None, f"{_rel(path)}: no config class for this recipe name"
     header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
-    assert _rel(path) in header and ("vlir train" in header or "deepspeed" in header or "python -m" in header), \
+    assert _rel(path) in header and any(w in header for w in ("vlir train", "vlir build", "deepspeed", "python -m")), \
         f"{_rel(path)}: the header comment must give the launch command naming this file"
     cfg = cls.load(path)
-    assert (REPO / cfg.deepspeed).is_file(), f"{_rel(path)}: deepspeed={cfg.deepspeed} does not exist"
+    if hasattr(cfg, "deepspeed"):
+        assert (REPO / cfg.deepspeed).is_file(), f"{_rel(path)}: deepspeed={cfg.deepspeed} does not exist"
     if getattr(cfg, "build_model", ""):
         from vlir.models import load_tiny_config
 
@@ -104,3 +109,28 @@ def test_sft_tiny_recipe_is_the_make_train_one():
     assert 10 <= cfg.max_steps <= 500
     # the zoom task's 224-pixel images are seen at 112 pixels: the asked square is legible in a crop only
     assert cfg.max_pixels == 16 * 28 * 28 and cfg.chat == {"instruction": ""}
+
+
+def test_build_example_states_the_defaults():
+    """recipes/build.yaml is an example of every top-level build key: it loads, and the values it
+    states are the defaults (an example that drifted from the code would teach the wrong thing)."""
+    import dataclasses
+
+    from vlir.corpus.build import BuildConfig
+
+    path = RECIPES / "build.yaml"
+    stated = yaml.safe_load(path.read_text())
+    assert set(stated) == {f.name for f in dataclasses.fields(BuildConfig)}
+    cfg, default = BuildConfig.load(path), BuildConfig()
+    for key, value in stated.items():
+        if isinstance(value, dict):  # a section: the keys it names, at their defaults
+            section = {"checks": "vlir.checks:CheckConfig", "grounded": "vlir.annotate.grounded:GroundedConfig",
+                       "teacher": "vlir.annotate.teacher_config:TeacherConfig"}.get(key)
+            if section:
+                import importlib
+
+                module, name = section.split(":")
+                cls = getattr(importlib.import_module(module), name)
+                assert {k: getattr(cls(), k) for k in value} == value, key
+            continue
+        assert getattr(cfg, key) == getattr(default, key), key

@@ -39,17 +39,39 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(verbose: bool, quiet: bool, level: str | None) -> int:
+    """The root logger's level from the root options: ``--log-level`` wins, then ``-v`` (DEBUG),
+    then ``-q`` (WARNING: no INFO lines, no progress bars), else INFO."""
+    if level is not None:
+        if level.upper() not in LOG_LEVELS:
+            fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        return getattr(logging, level.upper())
+    if verbose and quiet:
+        fail("-v and -q contradict each other: pick one (or --log-level)")
+    return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only; no progress bars."),
+    level: str = typer.Option(None, "--log-level", help=f"Log level: {', '.join(LOG_LEVELS)} (overrides -v/-q)."),
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from vlir.progress import set_quiet
+
+    chosen = log_level(verbose, quiet, level)
+    if chosen > logging.INFO:
+        set_quiet(True)  # no progress bars either (VLIR_QUIET=1 set by the user stays too)
+    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
 
 
-VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "convert", "serving")
+VERB_MODULES = ("data", "build", "train", "sft", "grpo", "infer", "convert", "serving", "recipes")
 
 
 def _register() -> None:

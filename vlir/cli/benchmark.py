@@ -94,25 +94,37 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
+            items = checked_items(bench, root)  # the layout is checked before the model loads
             engine, info = build_engine(model, protocol, mode, device, dtype)
             info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
-            scores = _run(bench, root, engine, out, protocol, batch_size, limit, info, html)
+            scores = _run(bench, items, engine, out, protocol, batch_size, limit, info, html)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(summary_line(scores))
     typer.echo(f"wrote {out / runner.PREDICTIONS}, {out / runner.SCORES} and {out / 'report.md'}", err=True)
 
 
-def _run(bench, root, engine, out, protocol, batch_size, limit, info, html):
-    from tqdm import tqdm
+def checked_items(bench, root: Path):
+    """``bench.items(root)`` with its first item already read: a wrong ``--root`` (a layout error,
+    or no item at all) fails here, in one line, before a model is loaded."""
+    import itertools
 
+    items = bench.items(root)
+    first = next(items, None)
+    if first is None:
+        raise ValueError(f"--root {root}: no {bench.name} items found there")
+    return itertools.chain([first], items)
+
+
+def _run(bench, items, engine, out, protocol, batch_size, limit, info, html):
     from vlir.eval.benchmarks import runner
+    from vlir.progress import bar as progress_bar
 
-    with tqdm(total=limit, desc=bench.name, unit="item", disable=None) as bar:
+    with progress_bar(total=limit, desc=bench.name, unit="item") as bar:
         def progress(n: int, acc: float) -> None:
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
-        return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, protocol,
+        return runner.run(bench, items, runner.engine_generate(engine), out, protocol,
                           batch_size=batch_size, limit=limit, info=info, progress=progress, html=html)
 
 

@@ -11,13 +11,16 @@ from vlir.cli import app, fail
 
 T = TypeVar("T")
 FORMAT_HELP = "The other side's format: vlmr3 (the VLM-R3 authors' SFT records)."
+EXPORT_HELP = ("vlmr3 (the VLM-R3 authors' SFT records), hf (a Hub-ready corpus: images embedded, card, "
+               "configs) or sharegpt (LLaMA-Factory / ms-swift multimodal messages + images).")
 
 
-def _format(name: str) -> None:
+def _format(name: str, known: tuple[str, ...] | None = None) -> None:
     from vlir.formats import FORMATS
 
-    if name not in FORMATS:
-        fail(f"--format {name}: unknown format (known: {', '.join(FORMATS)})")
+    known = known or FORMATS
+    if name not in known:
+        fail(f"--format {name}: unknown format (known: {', '.join(known)})")
 
 
 def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., None]]], T]) -> T:
@@ -25,9 +28,9 @@ def _with_bar(enabled: bool, desc: str, work: Callable[[Optional[Callable[..., N
     stays silent when stderr is not a terminal); the bar is closed however ``work`` ends."""
     if not enabled:
         return work(None)
-    from tqdm import tqdm
+    from vlir.progress import bar as progress_bar
 
-    bar = tqdm(unit="rec", desc=desc, dynamic_ncols=True, mininterval=0.5, disable=None)
+    bar = progress_bar(unit="rec", desc=desc)
     try:
         return work(lambda *_: bar.update(1))
     finally:
@@ -59,31 +62,74 @@ def _budget(min_pixels: Optional[int], max_pixels: Optional[int], default, flag:
 def export(
     out: Path = typer.Argument(..., help="A vlir output folder (holding manifest.json)."),
     dest: Path = typer.Argument(..., help="Folder to write (new or empty)."),
-    fmt: str = typer.Option(..., "--format", help=FORMAT_HELP),
+    fmt: str = typer.Option(..., "--format", help=EXPORT_HELP),
     min_pixels: Optional[int] = _sft_pixels("min", "are"),
     max_pixels: Optional[int] = _sft_pixels("max", "are"),
+    model_family: str = typer.Option("qwen2_5_vl", "--model-family", help="vlmr3/sharegpt: the box "
+                                     "convention of the bbox numbers (qwen2_5_vl: pixels; qwen3_vl: 0-1000)."),
+    instruction: Optional[str] = typer.Option(None, "--instruction", help="sharegpt: the text after the "
+                                              "question (default: the VLM-R3 crop-tool instruction)."),
     images: str = typer.Option("copy", "--images", help="copy: originals under DEST/images; reference: "
                                "a path relative to DEST pointing at the corpus's source root."),
-    path_prefix: str = typer.Option("", "--path-prefix", help="Prepended to every written path (their "
-                                    "loader opens paths relative to its working directory)."),
+    path_prefix: str = typer.Option("", "--path-prefix", help="vlmr3: prepended to every written path "
+                                    "(their loader opens paths relative to its working directory)."),
     split: Optional[list[str]] = typer.Option(None, "--split", help="Only this split, e.g. train or "
                                               "gqa/train (repeatable; default: all)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Write a corpus's accepted records as the authors' SFT file DEST/vlmr3_sft.json (+ crops,
-    images): pass it to their qwen_vl_finetune trainer as --dataset_use."""
-    from vlir.formats.vlmr3 import AUTHORS_SFT_BUDGET, ExportConfig, ExportError, export_corpus
+    """Write a corpus for another tool: the authors' SFT file DEST/vlmr3_sft.json (vlmr3), a
+    Hub-ready folder to upload with huggingface-cli (hf), or LLaMA-Factory's dataset (sharegpt)."""
+    from vlir.formats import EXPORT_FORMATS
 
-    _format(fmt)
-    budget = _budget(min_pixels, max_pixels, AUTHORS_SFT_BUDGET, "--min-pixels/--max-pixels")
+    _format(fmt, EXPORT_FORMATS)
+    if fmt == "hf":
+        return _export_hf(out, dest, progress)
+    from vlir.models.registry import family_for
+
     try:
-        cfg = ExportConfig(budget=budget or AUTHORS_SFT_BUDGET, images=images, path_prefix=path_prefix,
+        budget = family_for(model_family).budget(min_pixels, max_pixels)
+    except ValueError as exc:
+        fail(f"--model-family/--min-pixels/--max-pixels: {exc}")
+    if fmt == "sharegpt":
+        return _export_sharegpt(out, dest, budget, instruction, images, split, progress)
+    from vlir.formats.vlmr3 import ExportConfig, ExportError, export_corpus
+
+    try:
+        cfg = ExportConfig(budget=budget, images=images, path_prefix=path_prefix,
                            splits=tuple(split or ()))
         summary = _with_bar(progress, "export", lambda tick: export_corpus(out, dest, cfg, tick))
     except (ValueError, ExportError) as exc:
         fail(str(exc))
     typer.echo(f"wrote {summary['records']} records to {dest / summary['data_file']} "
                f"({summary.get('crops_written', 0)} crops, {summary.get('images_written', 0)} images)")
+
+
+def _export_hf(out: Path, dest: Path, progress: bool) -> None:
+    from vlir.formats.hf import UPLOAD_HINT, HubExportError, export_hub
+    from vlir.images import ImageError
+
+    try:
+        manifest = _with_bar(progress, "export", lambda tick: export_hub(out, dest, tick))
+    except (HubExportError, ImageError) as exc:
+        fail(str(exc))
+    rows = sum(s["rows"] for s in manifest["shards"])
+    typer.echo(f"wrote {rows} records (images embedded) and the card to {dest}; check it with "
+               f"`vlir validate {dest}`, upload with `{UPLOAD_HINT.format(dest=dest)}`")
+
+
+def _export_sharegpt(out, dest, budget, instruction, images, split, progress) -> None:
+    from vlir.formats.sharegpt import ShareGPTConfig, ShareGPTExportError, export_sharegpt
+
+    if images not in ("copy", "reference"):
+        fail(f"--images must be copy or reference, got {images!r}")
+    cfg = ShareGPTConfig(budget=budget, instruction=instruction, images=images, splits=tuple(split or ()))
+    try:
+        summary = _with_bar(progress, "export", lambda tick: export_sharegpt(out, dest, cfg, tick))
+    except ShareGPTExportError as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {summary['records']} conversations to {dest / summary['data_file']} and "
+               f"{dest / summary['dataset_info']} (LLaMA-Factory: dataset_dir={dest}, dataset=vlir); "
+               f"{summary['skipped']} left out")
 
 
 @app.command("import")

@@ -104,7 +104,8 @@ def _write_html(path: Path, question: str, traj, names: list[str], original: str
 
 @app.command()
 def infer(
-    model: Path = typer.Option(..., "--model", help="Local Qwen2.5-VL checkpoint (e.g. a vlir SFT/GRPO output)."),
+    model: Path = typer.Option(..., "--model",
+                               help="Local Qwen2.5-VL or Qwen3-VL checkpoint (e.g. a vlir SFT/GRPO output)."),
     image: Path = typer.Option(..., "--image", help="The image to ask about."),
     question: str = typer.Option(..., "--question", help="The question."),
     out: Path = typer.Option(Path("out/infer"), "--out", help="Folder for the crops (and the HTML page)."),
@@ -168,7 +169,7 @@ def infer(
 
 @app.command("eval")
 def eval_(
-    model: Optional[Path] = typer.Option(None, "--model", help="Local Qwen2.5-VL checkpoint."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Local Qwen2.5-VL or Qwen3-VL checkpoint."),
     data: Optional[Path] = typer.Option(None, "--data", help="OUT/<source>/<split> folder or a part-*.parquet."),
     source: Optional[str] = typer.Option(None, "--source", help="Instead of --data: a source adapter..."),
     root: Optional[Path] = typer.Option(None, "--root", help="...its official download folder..."),
@@ -219,9 +220,8 @@ def eval_(
                               max_pixels=max_pixels, judge_input=judge_input)
     if model is None:
         fail("--model is required")
-    from tqdm import tqdm
-
     from vlir.eval import evaluate
+    from vlir.progress import bar as progress_bar
     from vlir.images import ImageError
 
     if (data is None) == (source is None):
@@ -239,7 +239,8 @@ def eval_(
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
                      api_key_env=api_key_env)
-    with tqdm(total=limit, desc="eval", unit="q", disable=None) as bar:
+    total = limit if limit is not None or data is None else _shard_rows(data)  # the bar's ETA
+    with progress_bar(total=total, desc="eval", unit="q") as bar:
         try:
             scores = evaluate.evaluate(engine, items, out, limit=limit, batch_size=batch_size, on_batch=bar.update)
         except (FileNotFoundError, ImageError) as exc:
@@ -248,3 +249,11 @@ def eval_(
         fail(f"no questions found in {data or root}")
     typer.echo(evaluate.format_table(scores))
     typer.echo(f"wrote {out / evaluate.PREDICTIONS} and {out / evaluate.SCORES}", err=True)
+
+
+def _shard_rows(data: Path) -> int:
+    """Rows of a shard or split folder, from the Parquet footers (no data read)."""
+    import pyarrow.parquet as pq
+
+    files = [data] if data.is_file() else sorted(data.glob("part-*.parquet"))
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)

@@ -18,7 +18,7 @@ def sft(
     config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML (recipes/sft_*.yaml)."),
     show_config: bool = typer.Option(False, "--show-config", help="Print every config key and exit."),
 ) -> None:
-    """SFT of Qwen2.5-VL with DeepSpeed (vision tower and merger frozen). Writes the model
+    """SFT of Qwen2.5-VL or Qwen3-VL with DeepSpeed (vision tower and merger frozen). Writes the model
     (save_pretrained layout), metrics.jsonl, loss.png and DeepSpeed checkpoints to output_dir.
     Extra arguments are key=value overrides (e.g. max_steps=10 resume=true)."""
     from vlir.train.sft_config import SFTConfig

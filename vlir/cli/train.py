@@ -29,9 +29,12 @@ def run_recipe(ctx: typer.Context, config: Path | None, show_config: bool, confi
     bad = [a for a in ctx.args if "=" not in a]
     if bad:
         fail(f"unexpected arguments {bad}: overrides are key=value")
+    from vlir.train.preflight import check_inputs
+
     try:
         cfg = config_cls.load(config, list(ctx.args))
-    except ValueError as exc:
+        check_inputs(cfg)  # before torch, the model and DeepSpeed's op builds
+    except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     run = importlib.import_module(module).run  # torch, transformers and deepspeed load here
     try:

@@ -240,10 +240,8 @@ class Task:
 
     def _reject(self, sample: Sample, reasons: tuple[str, ...], detail: str = "", chain=None,
                 checks: tuple[CheckResult, ...] = (), sha: str | None = None) -> Record:
-        if detail:
-            sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
         return Record(sample=sample, chain=chain, provenance=self.provenance, checks=checks,
-                      reasons=reasons, image_sha256=sha)
+                      reasons=reasons, image_sha256=sha, reject_detail=detail)
 
     def _bad_id(self, item: Sample | Invalid, problem: str) -> Record:
         """A native id breaking :func:`vlir.records.id_problem`: a reject under a safe id."""

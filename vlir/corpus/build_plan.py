@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATS = "source_stats.json"
+COUNTS = "counts.json"  # items per task of the read, for the progress total
 FLUSH_ITEMS = 4096  # items held in memory before they are appended to their spools
 
 
@@ -94,16 +95,20 @@ def read_source(cfg: BuildConfig, read: SourceRead) -> int:
     if cfg.limit is not None:
         stream = islice(stream, cfg.limit)
     read_items = held = 0
+    per_task: Counter = Counter()
     for item in stream:
         read_items += 1
-        share = buffers.get(task_of(item.id, cfg.tasks))
+        task = task_of(item.id, cfg.tasks)
+        share = buffers.get(task)
         if share is not None:
             share.append(item)
+            per_task[task] += 1
             held += 1
             if held >= FLUSH_ITEMS:
                 _flush(partial, buffers)
                 held = 0
     _flush(partial, buffers)
+    (partial / COUNTS).write_text(json.dumps({str(t): per_task[t] for t in read.tasks}))
     (partial / STATS).write_text(json.dumps(dict(stats)))
     try:
         os.replace(partial, folder)
@@ -126,6 +131,12 @@ def _flush(folder: Path, buffers: dict[int, list[Sample | Invalid]]) -> None:
             with open(_spool(folder, task), "ab") as fh:
                 pickle.dump(items, fh, protocol=pickle.HIGHEST_PROTOCOL)
             items.clear()
+
+
+def task_counts(folder: str | Path) -> dict[int, int]:
+    """Items per task of a finished read (what the progress bar's total and ETA are made of)."""
+    path = Path(folder) / COUNTS
+    return {int(t): n for t, n in json.loads(path.read_text()).items()} if path.is_file() else {}
 
 
 def task_items(folder: str | Path, task: int) -> Iterator[Sample | Invalid]:

@@ -49,6 +49,8 @@ def finish_task(out: Path, source: str, split: str, task: int, tasks: int, accep
     shards = []
     for writer, kind in ((accepted, "accepted"), (rejected, "rejected")):
         info = writer.close()
+        if not info["rows"]:  # no rows, no file: nothing for the manifest or `datasets` to find
+            continue
         shards.append({"path": writer.path.relative_to(out).as_posix(), "kind": kind, **info})
     atomic_write_json(stats_path(out, source, split, task), {
         "source": source, "split": split, "task": task, "tasks": tasks,

@@ -77,6 +77,8 @@ ROW_FEATURES: dict[str, Any] = {
                      "detail": _value("string")}),
     "status": _value("string"),
     "reasons": _list(_value("string")),
+    "reject_reason": _value("string"),  # reasons[0] of a reject (null when accepted)
+    "reject_detail": _value("string"),  # its one-line why (null when accepted)
 }
 
 
@@ -145,7 +147,9 @@ class ShardWriter:
 
     Rows are buffered only up to one row group, so memory stays bounded whatever the shard size.
     The file appears under its final name only on :meth:`close` (temp name + rename); a writer that
-    saw no rows still writes an empty, schema-carrying shard so every task has its file.
+    saw no rows writes no file at all (``close`` returns ``rows: 0`` and the task's stats list no
+    shard): an empty Parquet file would make ``load_dataset`` report a split "with no data" and a
+    Hub config glob match files that hold nothing.
     """
 
     def __init__(self, path: Path, row_group_rows: int = ROW_GROUP_ROWS, tmp_dir: Path | None = None):
@@ -155,12 +159,10 @@ class ShardWriter:
         else:  # unique per final path, so tasks sharing one temp folder never collide
             tag = hashlib.sha1(str(self.path).encode()).hexdigest()[:12]
             self.tmp = Path(tmp_dir) / f"{tag}-{self.path.name}.tmp"
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.row_group_rows = row_group_rows
         self.rows = 0
         self._buffer: list[dict[str, Any]] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self.tmp, arrow_schema(), compression="zstd")
+        self._writer: pq.ParquetWriter | None = None  # opened with the first row: no row, no file
 
     def write(self, record: Record) -> None:
         self._buffer.append(record.to_row())
@@ -170,11 +172,19 @@ class ShardWriter:
 
     def _flush(self) -> None:
         if self._buffer:
+            if self._writer is None:
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.tmp, arrow_schema(), compression="zstd")
             self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=arrow_schema()))
             self._buffer = []
 
     def close(self) -> dict[str, Any]:
-        """Finish the file, rename it into place; returns ``{rows, sha256, bytes}``."""
+        """Finish the file, rename it into place; returns ``{rows, sha256, bytes}`` (``sha256`` None
+        and no file when no row was written; a stale file under the final name is removed)."""
+        if self.rows == 0:
+            self.abort()
+            self.path.unlink(missing_ok=True)
+            return {"rows": 0, "sha256": None, "bytes": 0}
         try:
             self._flush()
             self._writer.close()
@@ -183,19 +193,22 @@ class ShardWriter:
             raise
         with open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, self.path)
         return {"rows": self.rows, "sha256": sha256_file(self.path), "bytes": self.path.stat().st_size}
 
     def abort(self) -> None:
         """Drop the temp file. Closing may fail again (disk full): the writer is then marked closed
         so pyarrow's ``__del__`` does not retry and print "Exception ignored"."""
-        try:
-            self._writer.close()
-        except OSError:
-            pass
-        finally:
-            self._writer.is_open = False
-            self.tmp.unlink(missing_ok=True)
+        self._buffer = []
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+            finally:
+                self._writer.is_open = False
+        self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "ShardWriter":
         return self

@@ -173,8 +173,8 @@ class _Reader:
             return self._reject(base_sample, exc.reason, str(exc)), folder
 
     def _reject(self, sample: Sample, reason: str, detail: str) -> Record:
-        sample = dataclasses.replace(sample, meta={**sample.meta, "reject_detail": detail})
-        return Record(sample=sample, chain=None, provenance=self.provenance, reasons=(reason,))
+        return Record(sample=sample, chain=None, provenance=self.provenance, reasons=(reason,),
+                      reject_detail=detail)
 
     def _image(self, image_path: str, where: str):
         path, rel = self._under_root(image_path, where)

@@ -154,6 +154,11 @@ def save(engine: Any, processor: Any, out: Path, step: int, client_state: dict[s
     previous = use_cache(module, True)
     if state_dict is not None:
         standard_key_layout(module)
+    from vlir.train import lora
+
+    if lora.is_lora(module):  # the merged model here, the adapter alone in out/adapter
+        state_dict = lora.merged_state_dict(module, state_dict)
+        lora.save_adapter(module, out)
     module.save_pretrained(out, state_dict=state_dict)
     use_cache(module, previous)
     processor.save_pretrained(out)
@@ -183,6 +188,9 @@ def run_trainer(trainer: Any, cfg: Any, after: Callable[[], Any] | None = None) 
     summary), clean up even on failure; returns the output folder."""
     import yaml
 
+    from vlir.train.preflight import check_inputs
+
+    check_inputs(cfg)  # missing data or model: said now, not after DeepSpeed's op build
     log.info("%s config:\n%s", cfg.kind, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     trainer.setup()
     try:

@@ -61,8 +61,11 @@ def fill_deepspeed_config(raw: dict[str, Any], *, micro_batch: int, grad_accum: 
 
 
 def load_deepspeed_config(path: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """Read a DeepSpeed JSON and fill it (see :func:`fill_deepspeed_config`)."""
-    path = Path(path)
+    """Read a DeepSpeed JSON and fill it (see :func:`fill_deepspeed_config`); a relative path missing
+    from the working directory may name a packaged recipe (``deepspeed/zero2.json``)."""
+    from vlir.train.recipe_files import resolve
+
+    path = Path(resolve(str(path), None))
     if not path.is_file():
         raise FileNotFoundError(f"no DeepSpeed config at {path} (see recipes/deepspeed/)")
     return fill_deepspeed_config(json.loads(path.read_text()), **kwargs)

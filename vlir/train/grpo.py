@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from vlir.train import common, grpo_metrics
+from vlir.train import common, grpo_metrics, lora, reporting
 from vlir.train.common import METRICS
 from vlir.train.grpo_config import GRPOConfig
 from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
@@ -49,6 +49,8 @@ class GRPOTrainer:
     * the clipped policy-ratio loss on action-mask tokens only (``epsilon_low``/``epsilon_high``,
       ``loss_type``), ``num_iterations`` updates per rollout batch; a reference-model KL term when
       ``beta`` > 0 (``log_reference_kl`` logs it at beta = 0).
+    * LoRA adapters via peft (``lora``, :mod:`vlir.train.lora`); ``report_to`` TensorBoard / W&B
+      (:mod:`vlir.train.reporting`).
     * DeepSpeed ZeRO-2/3 from a JSON (``deepspeed``), ``precision``, ``gradient_checkpointing``;
       vision tower and merger frozen (``freeze_vision_tower``, ``freeze_merger``).
     * batch arithmetic: ``prompts_per_step`` groups per optimizer step over all ranks, micro-batches
@@ -78,6 +80,7 @@ class GRPOTrainer:
         for spec in self.specs:
             get_reward(spec.name)  # fail before loading any model
         common.prepare(self, cfg, cfg.micro_batches, "grpo_config.yaml")
+        self.reporter = reporting.Reporter(cfg.report_to, self.out, cfg.to_dict(), f"grpo-{self.out.name}", self.rank)
         self.grad_accum = cfg.micro_batches(self.world_size)
         self._setup_model()
         self._setup_data()
@@ -97,6 +100,7 @@ class GRPOTrainer:
         self.model, self.processor = self._load()
         self.ids = special_ids(self.processor)
         common.freeze(self.model, vision_tower=cfg.freeze_vision_tower, merger=cfg.freeze_merger)
+        self.model = lora.apply(self.model, cfg.lora, self.zero_stage)  # the loss and masks are unchanged
         if cfg.gradient_checkpointing:
             common.enable_gradient_checkpointing(self.model)
         if cfg.beta > 0 or cfg.log_reference_kl:
@@ -239,6 +243,7 @@ class GRPOTrainer:
         """Run optimizer steps up to ``max_steps`` (or ``until_step``, to stop early and resume)."""
         cfg = self.cfg
         stop = min(cfg.max_steps, until_step or cfg.max_steps)
+        self.reporter.start(stop, self.step)  # the progress bar (ETA) over optimizer steps
         while self.step < stop:
             t0 = time.perf_counter()
             batch_index = self.step // cfg.num_iterations
@@ -291,6 +296,7 @@ class GRPOTrainer:
             return
         with open(self.out / METRICS, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+        self.reporter.log(row)
         log.info(grpo_metrics.console_line(row, self.cfg.max_steps))
 
     def summarize(self) -> dict[str, Any]:
@@ -322,6 +328,7 @@ class GRPOTrainer:
 
     def cleanup(self) -> None:
         """Free the engines; the process group stays (it is the process's, not the trainer's)."""
+        self.reporter.close() if getattr(self, "reporter", None) is not None else None
         self.engine.destroy() if hasattr(self.engine, "destroy") else None
         self.engine = self.optimizer = self.scheduler = self.model = self.ref_model = None
 

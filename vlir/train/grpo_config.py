@@ -28,7 +28,7 @@ LOSS_TYPES = ("grpo", "dapo")  # declared here (no torch import); vlir.train.grp
 
 @dataclass
 class GRPOConfig(TrainerConfig):
-    """Region-conditioned GRPO of a Qwen2.5-VL on an RL set (VLM-R3 stage two).
+    """Region-conditioned GRPO of a Qwen2.5-VL or Qwen3-VL on an RL set (VLM-R3 stage two).
 
     Model and data:
         model_path (the SFT output), build_model, data_dir (``vlir rl-data`` output), chat,
@@ -53,7 +53,7 @@ class GRPOConfig(TrainerConfig):
     kind = "GRPO"  # names the config in error messages
 
     # --- model and data
-    model_path: str = _f("out/train/sft", "Local Qwen2.5-VL checkpoint to start from (the SFT output).")
+    model_path: str = _f("out/train/sft", "Local Qwen2.5-VL or Qwen3-VL checkpoint to start from (the SFT output).")
     build_model: str = _f("", "Model to build at model_path first if it is absent ('tiny' or a model YAML) "
                               "(tests only; R-GRPO normally starts from SFT).")
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")

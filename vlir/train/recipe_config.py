@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from vlir.config import Config, ConfigError, option
@@ -27,6 +28,22 @@ class RecipeConfig(Config):
     """Mixin for a ``@dataclass`` trainer config loaded from a recipe. ``kind`` names it in messages."""
 
     kind: ClassVar[str] = "recipe"
+    # fields holding a path to another recipe file: relative to the recipe that names them
+    recipe_paths: ClassVar[tuple[str, ...]] = ("deepspeed",)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()):
+        """:meth:`vlir.config.Config.load`, then each of ``recipe_paths`` resolved: a value written in
+        the recipe against the recipe file's folder, an override against the working directory,
+        else a packaged recipe of that name (:func:`vlir.train.recipe_files.resolve`)."""
+        from vlir.train import recipe_files
+
+        cfg = super().load(path, overrides)
+        overridden = {o.partition("=")[0] for o in overrides}
+        for name in cls.recipe_paths:
+            base = Path(path).parent if path is not None and name not in overridden else None
+            object.__setattr__(cfg, name, recipe_files.resolve(getattr(cfg, name), base))
+        return cfg
 
     @classmethod
     def main(cls, run: Callable[[Any], Any], prog: str, doc: str | None,
@@ -44,6 +61,9 @@ class RecipeConfig(Config):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             cfg = cls.load(args.config, args.overrides)
+            from vlir.train.preflight import check_inputs
+
+            check_inputs(cfg)  # before torch, the model or DeepSpeed's op builds
         except (OSError, ValueError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
@@ -73,12 +93,20 @@ class TrainerConfig(RecipeConfig):
     seed: int = _f(0, "Seed of a built model's weights, of shuffling and dropout (SFT) and of the "
                       "rollouts' sampling (R-GRPO).")
     # --- engine
-    deepspeed: str = _f("recipes/deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are "
-                                                       "filled from this config.")
+    deepspeed: str = _f("deepspeed/zero2.json", "DeepSpeed JSON; its 'auto' values are filled from "
+                                               "this config. Relative: to the recipe file (or the "
+                                               "working directory for an override), else a packaged "
+                                               "recipe (`vlir recipes list`).")
     precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bf16 or fp32.", choices=PRECISIONS)
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
     freeze_vision_tower: bool = _f(True, "Freeze the vision encoder (patch embed + blocks).")
     freeze_merger: bool = _f(True, "Freeze the vision-language merger (projector).")
+    # --- parameter-efficient training and logging (vlir.train.lora, vlir.train.reporting)
+    lora: dict = _f({}, "LoRA via peft on the language model: {r, alpha, dropout, target_modules}; "
+                        "empty: full fine-tuning. output_dir gets the merged model, output_dir/adapter "
+                        "the adapter alone.")
+    report_to: list = _f([], "Also log every metrics row to: tensorboard (output_dir/runs), wandb "
+                             "(offline unless WANDB_MODE is set). metrics.jsonl is always written.")
     # --- checkpoints
     save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).", ge=0)
     keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).", ge=0)
@@ -87,6 +115,9 @@ class TrainerConfig(RecipeConfig):
     def shared_problems(self) -> list[str]:
         """The cross-field checks of the shared fields (ranges and choices are the fields' own,
         checked by :class:`vlir.config.Config` before ``validate`` runs)."""
+        problems = []
         if not self.deepspeed:
-            return ["deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)"]
-        return []
+            problems.append("deepspeed must name a DeepSpeed JSON (see recipes/deepspeed/)")
+        from vlir.train import lora, reporting  # light: peft and the writers load only when used
+
+        return problems + lora.problems(self.lora) + reporting.problems(self.report_to)

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import torch
 
-from vlir.train import common
+from vlir.train import common, lora, reporting
 from vlir.train.common import METRICS
 from vlir.train.sft_config import SFTConfig
 
@@ -64,6 +64,7 @@ class SFTTrainer:
     def setup(self) -> None:
         cfg = self.cfg
         common.prepare(self, cfg, lambda _world: cfg.gradient_accumulation_steps, "sft_config.yaml")
+        self.reporter = reporting.Reporter(cfg.report_to, self.out, cfg.to_dict(), f"sft-{self.out.name}", self.rank)
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
@@ -81,6 +82,7 @@ class SFTTrainer:
         common.use_cache(self.model, False)  # no KV cache in training forwards
         common.freeze(self.model, vision_tower=cfg.freeze_vision_tower, merger=cfg.freeze_merger,
                       language_model=cfg.freeze_language_model)
+        self.model = lora.apply(self.model, cfg.lora, self.zero_stage)
         if cfg.gradient_checkpointing:
             common.enable_gradient_checkpointing(self.model)
         self.model.train()
@@ -183,6 +185,7 @@ class SFTTrainer:
         stop = min(self.total_steps, until_step or self.total_steps)
         save_every = cfg.save_steps or 0
         acc = torch.zeros(3, dtype=torch.float64)  # loss sum, real tokens, padded tokens
+        self.reporter.start(stop, self.step)  # the progress bar (ETA) over optimizer steps
         t0 = time.perf_counter()
         batches = self._batches()
         while self.step < stop:
@@ -216,6 +219,7 @@ class SFTTrainer:
             return
         with open(self.out / METRICS, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+        self.reporter.log(row)
         log.info("step %d/%d loss %.4f lr %.3g %.0f tok/s pad %.1f%%", row["step"], self.total_steps,
                  row["loss"], row["lr"], row["tokens_per_s"], 100 * row["padding_fraction"])
 
@@ -239,6 +243,7 @@ class SFTTrainer:
 
     def cleanup(self) -> None:
         """Free the engine; the process group stays (it is the process's, not the trainer's)."""
+        self.reporter.close() if getattr(self, "reporter", None) is not None else None
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.destroy()

@@ -14,7 +14,7 @@ from vlir.train.recipe_config import TrainerConfig, _f
 
 @dataclass
 class SFTConfig(TrainerConfig):
-    """Supervised fine-tuning of Qwen2.5-VL on VLIR shards (stage one of VLM-R3).
+    """Supervised fine-tuning of Qwen2.5-VL or Qwen3-VL on VLIR shards (stage one of VLM-R3).
 
     Model and data:
         model_path: local checkpoint (``save_pretrained`` layout) to fine-tune.
@@ -37,7 +37,7 @@ class SFTConfig(TrainerConfig):
     kind = "SFT"  # names the config in error messages
 
     # --- model and data
-    model_path: str = _f("out/models/tiny", "Local Qwen2.5-VL checkpoint to fine-tune.")
+    model_path: str = _f("out/models/tiny", "Local Qwen2.5-VL or Qwen3-VL checkpoint to fine-tune.")
     build_model: str = _f("", "Model to build at model_path first if it does not exist: 'tiny' (the packaged "
                               "vlir/models/qwen2_5_vl/tiny.yaml) or a model YAML path. "
                               "Empty: model_path must exist.")

@@ -111,3 +111,16 @@ def test_tiny_model_end_to_end_other_benchmarks(name, tmp_path, scripted):
         assert r["score"] == runner.score_row(bench, item, r["response"], [])["score"]
     scores = json.loads((out / "scores.json").read_text())
     assert scores["protocol"]["name"] == "vlmr3" and scores["benchmark"] == name
+
+
+def test_wrong_root_is_reported_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    """The layout check comes first: the model folder is not even a checkpoint's contents, and
+    loading it would fail differently (were it tried)."""
+    from vlir.cli import benchmark
+
+    model = tmp_path / "model"
+    model.mkdir()
+    monkeypatch.setattr(benchmark, "build_engine", lambda *a, **k: pytest.fail("model loaded before --root check"))
+    assert main(["eval", "--benchmark", "vstar", "--root", str(tmp_path), "--model", str(model),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "V* Bench download" in capsys.readouterr().err

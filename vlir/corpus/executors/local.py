@@ -32,7 +32,7 @@ from typing import Any
 
 from vlir.corpus import layout
 from vlir.corpus.build import BuildConfig, Job, SamplesWaiting, Task
-from vlir.corpus.build_plan import SourceRead, read_source, remove_spools, source_reads
+from vlir.corpus.build_plan import SourceRead, read_source, remove_spools, source_reads, task_counts
 from vlir.corpus.lock import OutputLock
 from vlir.corpus.manifest import task_done, write_build_info, write_manifest
 
@@ -224,6 +224,12 @@ class Progress:
             with counter.get_lock():
                 counter.value += n
 
+    def expect(self, read: SourceRead) -> None:
+        """Add a finished read's items (for the tasks still to run) to the bar's total: its ETA."""
+        if self.bar is not None:
+            counts = task_counts(read.folder)
+            self.bar.total = (self.bar.total or 0) + sum(counts.get(t, 0) for t in read.tasks)
+
     def refresh(self) -> None:
         if self.bar is not None:
             a, r = self.counters[0].value, self.counters[1].value
@@ -282,6 +288,7 @@ class _LocalRunner:
             _COUNTERS = progress.counters
             for read in reads:
                 read_source(cfg, read)
+                progress.expect(read)
                 for task in read.tasks:
                     left = Task(cfg, read.job, task, out, read.folder).run(
                         progress=lambda ok: (_bump(ok), progress.refresh()))
@@ -298,6 +305,7 @@ class _LocalRunner:
                     read = pending.pop(f)
                     if isinstance(read, SourceRead):  # its tasks can start now
                         f.result()  # re-raises a worker's exception
+                        progress.expect(read)
                         pending.update({pool.submit(_run_task, cfg, read.job, task, str(out), read.folder): None
                                         for task in read.tasks})
                     else:
@@ -341,7 +349,8 @@ def _warm_imports(cfg: BuildConfig) -> None:
 def _progress_bar(enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from vlir.progress import bar
 
-    # disable=None: no bar when stderr is not a terminal (logs, CI)
-    return tqdm(unit="rec", desc="build", dynamic_ncols=True, mininterval=0.5, disable=None)
+    # no bar when stderr is not a terminal (logs, CI) or with vlir -q; the total (for the ETA)
+    # grows as each source read finishes (Progress.expect)
+    return bar(unit="rec", desc="build")

@@ -144,6 +144,7 @@ class RayRunner:
                     item = pending.pop(ref)
                     if isinstance(item, SourceRead):
                         self._result(ref, f"{item.job.key} read")
+                        progress.expect(item)  # the bar's total (ETA), as the local runner does
                         queue.extend((item.job, task, item.folder) for task in item.tasks)
                         continue
                     key, task, waiting, accepted, rejected = self._result(ref, f"{item[0].key} task {item[1]}")

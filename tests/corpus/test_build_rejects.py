@@ -73,7 +73,7 @@ def test_an_image_the_model_cannot_see_is_an_image_aspect_reject(tree, tmp_path)
     assert split["rejected_by_reason"].get("image_aspect") == hit
     assert split["accepted"] > 0 and split["accepted"] + split["rejected"] == len(doc["data"])  # none lost
     (reject,) = [r for r in records(tmp_path / "out", rejects=True).values() if "image_aspect" in r.reasons][:1]
-    assert "30000x30" in reject.sample.meta["reject_detail"]
+    assert "30000x30" in reject.reject_detail
     assert validate_output(tmp_path / "out").ok
 
 
@@ -105,7 +105,7 @@ def test_a_teacher_box_beyond_any_image_is_a_reject_and_the_cached_rerun_too(tre
         assert srv.count() == asked  # nothing asked twice
     assert manifest2["splits"] == manifest["splits"]
     rid = f"textvqa/val/{rec['question_id']}"
-    detail = records(again, rejects=True)[rid].sample.meta["reject_detail"]
+    detail = records(again, rejects=True)[rid].reject_detail
     assert rid in detail and "look 0" in detail
     assert validate_output(again).ok
 
@@ -143,7 +143,7 @@ def test_a_crash_inside_one_record_is_its_reject_not_the_tasks_end(tree, tmp_pat
     manifest = build(tree, tmp_path / "out")
     split = manifest["splits"]["textvqa/val"]
     assert split["rejected_by_reason"].get("record_failed") == 1 and split["accepted"] > 0
-    detail = records(tmp_path / "out", rejects=True)[victim].sample.meta["reject_detail"]
+    detail = records(tmp_path / "out", rejects=True)[victim].reject_detail
     assert detail.startswith(victim) and "RuntimeError: a bug that only this record meets" in detail
 
 
@@ -162,7 +162,7 @@ def test_a_crash_opening_one_record_is_its_reject(tree, tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "oriented_sample", oriented)
     manifest = build(tree, tmp_path / "out")
     assert manifest["splits"]["textvqa/val"]["rejected_by_reason"].get("record_failed") == 1
-    assert "ZeroDivisionError" in records(tmp_path / "out", rejects=True)[victim].sample.meta["reject_detail"]
+    assert "ZeroDivisionError" in records(tmp_path / "out", rejects=True)[victim].reject_detail
 
 
 @pytest.mark.parametrize("frame", ["raw", "upright"])
@@ -214,7 +214,7 @@ def test_native_ids_that_are_no_ids_are_bad_id_rejects_that_validate(tree, tmp_p
     rejects = records(tmp_path / "out", rejects=True)
     bad = [r for r in rejects.values() if r.reasons == ("bad_id",)]
     assert all(r.sample.id.startswith("gqa/val/bad-id-") for r in bad)
-    details = " ".join(r.sample.meta["reject_detail"] for r in bad)
+    details = " ".join(r.reject_detail for r in bad)
     assert all(repr(f"gqa/val/{native}") in details for native in ("a/b", "..", "x\r\ny"))
     assert validate_output(tmp_path / "out").ok
 
@@ -227,5 +227,5 @@ def test_a_reject_for_an_image_path_leaving_the_root_stores_no_such_path(tree, t
     rid = f"textvqa/val/{doc['data'][0]['question_id']}"
     reject = records(tmp_path / "out", rejects=True)[rid]
     assert reject.reasons == ("unsafe_path",) and reject.sample.image == ""
-    assert "../../../outside" in json.dumps(reject.sample.meta)  # quoted in the detail, not lost
+    assert "../../../outside" in reject.reject_detail  # quoted in the detail, not lost
     assert validate_output(tmp_path / "out").ok

@@ -97,7 +97,7 @@ def test_import_reads_no_crop_file_outside_its_base(src, tmp_path):
     manifest = _import(src, tmp_path, rows)
     split = manifest["splits"]["vlmr3/train"]
     assert split["rejected_by_reason"] == {"crop_outside_base": 3} and split["accepted"] == 1
-    details = [r.sample.meta["reject_detail"] for r in _rejects(tmp_path / "out").values()]
+    details = [r.reject_detail for r in _rejects(tmp_path / "out").values()]
     for detail in details:
         local = detail.replace(str(tmp_path / "private.png"), "<as the record wrote it>")
         assert str(tmp_path) not in local  # no local absolute path of ours
@@ -112,7 +112,7 @@ def test_import_image_outside_the_root_names_no_local_path(src, tmp_path):
     _import(src, tmp_path, rows)
     (reject,) = _rejects(tmp_path / "out").values()
     assert reject.reasons == ("image_outside_root",)
-    assert str(tmp_path) not in reject.sample.meta["reject_detail"]
+    assert str(tmp_path) not in reject.reject_detail
 
 
 def test_import_applies_the_builds_checks_look_limit_and_text(src, tmp_path):

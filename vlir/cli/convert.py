@@ -65,8 +65,9 @@ def export(
     fmt: str = typer.Option(..., "--format", help=EXPORT_HELP),
     min_pixels: Optional[int] = _sft_pixels("min", "are"),
     max_pixels: Optional[int] = _sft_pixels("max", "are"),
-    model_family: str = typer.Option("qwen2_5_vl", "--model-family", help="vlmr3/sharegpt: the box "
-                                     "convention of the bbox numbers (qwen2_5_vl: pixels; qwen3_vl: 0-1000)."),
+    model_family: Optional[str] = typer.Option(None, "--model-family", help="vlmr3/sharegpt: the box "
+                                               "convention of the bbox numbers (qwen2_5_vl: pixels, the "
+                                               "default; qwen3_vl: 0-1000)."),
     instruction: Optional[str] = typer.Option(None, "--instruction", help="sharegpt: the text after the "
                                               "question (default: the VLM-R3 crop-tool instruction)."),
     images: str = typer.Option("copy", "--images", help="copy: originals under DEST/images; reference: "
@@ -84,10 +85,11 @@ def export(
     _format(fmt, EXPORT_FORMATS)
     if fmt == "hf":
         return _export_hf(out, dest, progress)
-    from vlir.models.registry import family_for
+    from vlir.models.registry import default_family, family_for
 
     try:
-        budget = family_for(model_family).budget(min_pixels, max_pixels)
+        family = family_for(model_family) if model_family else default_family()
+        budget = family.budget(min_pixels, max_pixels)
     except ValueError as exc:
         fail(f"--model-family/--min-pixels/--max-pixels: {exc}")
     if fmt == "sharegpt":

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import vlir
 from vlir import images
-from vlir.geometry import PixelBudget
+from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.records import Crop, Record
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ShareGPTConfig:
     """How a corpus becomes a LLaMA-Factory dataset."""
 
     #: the model's view the bbox numbers are written in (its family's box convention included)
-    budget: PixelBudget = field(default_factory=lambda: PixelBudget(3136, 1605632))
+    budget: PixelBudget = field(default_factory=lambda: MODEL_PIXELS)
     #: the user turn's instruction after the question (vlir's chat default: the VLM-R3 one)
     instruction: str | None = None
     #: "copy" the originals under DEST/images or "reference" them by a path relative to DEST

@@ -61,6 +61,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
                    max_pixels: Optional[int] = None) -> None:
+    from vlir import identity
     from vlir.eval.benchmarks import base, presets, runner
     from vlir.eval.benchmarks.base import BenchmarkLayoutError
 
@@ -80,7 +81,12 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         if predictions is not None:
             if not predictions.is_file():
                 fail(f"--predictions {predictions} is not a file")
-            scores = runner.rescore(bench, predictions, out, judge=judge, html=html)
+            known = None
+            if root is not None:  # the benchmark's items: rows naming other ids are counted, left out
+                if not root.exists():
+                    fail(f"--root {root} does not exist")
+                known = {item.id for item in bench.items(root)}
+            scores = runner.rescore(bench, predictions, out, judge=judge, html=html, known_ids=known)
         else:
             if root is None or model is None:
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
@@ -91,8 +97,10 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
+            model_info = {"model": str(model.resolve()), "model_sha256": identity.model_sha256(model)}
+            runner.claim_out(out, bench, protocol, model_info, root, judge)  # before the model loads
             engine, info = build_engine(model, protocol, mode, device, dtype)
-            info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
+            info.update(model_info)
             scores = _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -110,7 +118,8 @@ def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, htm
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
         return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, protocol,
-                          batch_size=batch_size, limit=limit, judge=judge, info=info, progress=progress, html=html)
+                          batch_size=batch_size, limit=limit, judge=judge, info=info, progress=progress, html=html,
+                          root=root)
 
 
 def summary_line(scores: dict) -> str:

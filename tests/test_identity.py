@@ -80,3 +80,58 @@ def test_claim_records_then_refuses_another_identity_in_one_line(tmp_path):
     assert "\n" not in msg and "inputs.gqa.sha256: aaaaaaaaaaaa… -> bbbbbbbbbbbb…" in msg
     assert "config.tasks: 2 -> 3" in msg and msg.endswith("use another --out")
     assert identity.read(run) == first  # the refused identity is not recorded
+
+
+def _checkpoint(folder, payload: bytes = b"\0" * 64):
+    """A checkpoint folder with one safetensors file holding one F32 tensor of ``len(payload)`` bytes."""
+    import json as _json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    header = _json.dumps({"w": {"dtype": "F32", "shape": [len(payload) // 4], "data_offsets": [0, len(payload)]}}).encode()
+    (folder / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + payload)
+    return folder
+
+
+def test_checkpoint_problem_accepts_a_whole_checkpoint(tmp_path):
+    assert identity.checkpoint_problem(_checkpoint(tmp_path / "m")) is None
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("truncate", "truncated"), ("no_weights", "has no weights"), ("no_config", "has no config.json"),
+    ("bad_config", "config.json is not readable JSON"), ("garbage", "not safetensors"),
+    ("missing_shard", "lacks 1 weight shard"),
+])
+def test_checkpoint_problem_names_truncated_or_missing_weights(tmp_path, damage, says):
+    m = _checkpoint(tmp_path / "m")
+    weights = m / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:-10])
+    elif damage == "no_weights":
+        weights.unlink()
+    elif damage == "no_config":
+        (m / "config.json").unlink()
+    elif damage == "bad_config":
+        (m / "config.json").write_text("{")
+    elif damage == "garbage":
+        weights.write_bytes(b"\xff" * 100)
+    else:
+        (m / "model.safetensors.index.json").write_text('{"weight_map": {"w": "model-00002-of-00002.safetensors"}}')
+    problem = identity.checkpoint_problem(m)
+    assert problem is not None and says in problem and "\n" not in problem
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "--benchmark", "vstar", "--root", "{root}", "--model", "{model}", "--out", "{out}"],
+    ["eval", "--data", "{root}", "--model", "{model}", "--out", "{out}"],
+])
+def test_cli_with_truncated_weights_is_one_line(tmp_path, capsys, argv):
+    from vlir.cli import main
+
+    m = _checkpoint(tmp_path / "m")
+    (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:-10])
+    (tmp_path / "root").mkdir()
+    args = [a.format(root=tmp_path / "root", model=m, out=tmp_path / "out") for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.safetensors: truncated" in err[0], err

@@ -120,6 +120,58 @@ def model_sha256(model_dir: Path | str) -> str:
     return h.hexdigest()
 
 
+def checkpoint_problem(model_dir: Path | str) -> str | None:
+    """Why ``model_dir`` is not a loadable checkpoint, in one line, or None: no folder, no or an
+    unreadable ``config.json``, no weights, or a safetensors file that is truncated (its header's
+    tensors end past the file's size) or not safetensors at all. Read without torch, before any
+    model code runs, so a bad ``--model`` is one line and not a loader's traceback."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return f"{model_dir} is not a checkpoint directory"
+    try:
+        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{model_dir} has no config.json: not a checkpoint"
+    except (OSError, ValueError) as exc:
+        return f"{model_dir}/config.json is not readable JSON ({exc})"
+    weights = sorted(model_dir.glob("*.safetensors"))
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            return f"{index} is not a weight index ({exc})"
+        missing = sorted(n for n in names if not (model_dir / n).is_file())
+        if missing:
+            return f"{model_dir} lacks {len(missing)} weight shard(s) its index names, e.g. {missing[0]}"
+    if not weights and not list(model_dir.glob("pytorch_model*.bin")):
+        return f"{model_dir} has no weights (model.safetensors or pytorch_model.bin)"
+    for path in weights:
+        if (msg := _safetensors_problem(path)):
+            return f"{path}: {msg}; copy the checkpoint again"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return "truncated (no header)"
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            return f"truncated or not safetensors (a {length}-byte header in a {size}-byte file)"
+        try:
+            header = json.loads(fh.read(length))
+        except ValueError:
+            return "not safetensors (its header is not JSON)"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)
+               and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2), default=0)
+    if 8 + length + end > size:
+        return f"truncated ({size} bytes; its tensors end at byte {8 + length + end})"
+    return None
+
+
 def data_fingerprint(path: Path | str) -> dict[str, Any]:
     """A built corpus is named by its ``manifest.json`` (which holds every shard's checksum); any
     other folder or file by :func:`tree_fingerprint`."""

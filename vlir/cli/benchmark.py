@@ -90,8 +90,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         else:
             if root is None or model is None:
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
-            if not model.is_dir():
-                fail(f"--model {model} is not a checkpoint directory")
+            if (problem := identity.checkpoint_problem(model)):
+                fail(f"--model {problem}")
             if not root.exists():
                 fail(f"--root {root} does not exist")
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,

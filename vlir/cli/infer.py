@@ -65,8 +65,10 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
                                  crop_max_pixels, api_key_env, settings)
         except ValueError as exc:
             fail(str(exc))
-    if not model.is_dir():
-        fail(f"--model {model} is not a checkpoint directory")
+    from vlir.identity import checkpoint_problem
+
+    if (problem := checkpoint_problem(model)):  # truncated or missing weights: one line, no traceback
+        fail(f"--model {problem}")
     if agent == "vlmr3":  # the released agent sets the processor's budget itself
         min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
         max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels

@@ -260,9 +260,17 @@ def check(recorded: dict[str, Any] | None, identity: dict[str, Any], folder: Pat
 def claim(path: Path, identity: dict[str, Any], todo: str, *, what: str = "run",
           where: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
     """Check ``identity`` against the one recorded in the JSON file ``path`` (see :func:`check`),
-    then record it there with ``where`` (paths, shown only) and ``extra`` keys."""
+    then :func:`record` it there."""
     path = Path(path)
     check(read(path), identity, path.parent, todo, what)
+    record(path, identity, where=where, extra=extra)
+
+
+def record(path: Path, identity: dict[str, Any], *, where: dict[str, Any] | None = None,
+           extra: dict[str, Any] | None = None) -> None:
+    """Write ``identity`` to the JSON file ``path`` (temp name, then rename) with ``where`` (paths,
+    shown in messages, never compared) and the ``extra`` keys."""
+    path = Path(path)
     data = {**(extra or {}), "identity": identity, "where": where or {}}
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)

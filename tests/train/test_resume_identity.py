@@ -55,11 +55,9 @@ def _cfg(out: Path, model: Path, data: Path, **kw):
 @pytest.fixture
 def model_dir(tmp_path) -> Path:
     """Enough of a checkpoint for the identity (config and weights files are hashed, not loaded)."""
-    m = tmp_path / "model"
-    m.mkdir()
-    (m / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
-    (m / "model.safetensors").write_bytes(b"weights")
-    return m
+    from tests.test_identity import _checkpoint
+
+    return _checkpoint(tmp_path / "model")
 
 
 def _claim(cfg):
@@ -77,7 +75,8 @@ def test_auto_resumes_the_same_run_and_refuses_another(tmp_path, model_dir):
     assert "config.learning_rate" in str(exc.value) and "resume=true" in str(exc.value)
     # resume=true continues with the new settings, but never on other data or another base model
     assert _claim(_cfg(out, model_dir, data, learning_rate=1.0, resume=True)) is True
-    (model_dir / "model.safetensors").write_bytes(b"other weights")
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\1\1\1\1")  # other (whole) weights
     with pytest.raises(common.RunRefused, match="model: "):
         _claim(_cfg(out, model_dir, data, learning_rate=1.0, resume=True))
 
@@ -147,3 +146,14 @@ def test_rerun_after_a_kill_continues_from_the_checkpoint_with_one_history(tmp_p
     again.save_checkpoint()
     again.cleanup()
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == list(range(1, STEPS + 1))
+
+
+@pytest.mark.subprocess
+def test_vlir_train_sft_refuses_another_run_in_one_line(tmp_path, model_dir):
+    data, out = _manifest(tmp_path / "data", 4), tmp_path / "out"
+    common.claim_output(_cfg(out, model_dir, data), rank=0)
+    r = subprocess.run([sys.executable, "-m", "vlir", "train", "sft", f"model_path={model_dir}", f"data_dir={data}",
+                        f"output_dir={out}", "learning_rate=0.5"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "holds another training run (config.learning_rate: " in lines[0]

@@ -158,3 +158,23 @@ def test_cli_a_second_model_into_the_same_out_exits_2(tmp_path, capsys):
     assert main([*common, "--model", str(b)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"not {b.resolve()}" in err[0] and "model:" in err[0]
+
+
+@pytest.mark.slow
+def test_vlir_eval_over_shards_refuses_an_out_holding_another_model(vlir_output, tmp_path, capsys):
+    """``vlir eval --data`` rewrites its predictions: into an OUT made by another model it is
+    refused before the model loads; the same command again is allowed."""
+    pytest.importorskip("torch")
+    from tests.rollout_helpers import tiny_dir
+
+    b = tmp_path / "B"
+    shutil.copytree(tiny_dir(), b)
+    (b / "config.json").write_text(json.dumps(json.loads((b / "config.json").read_text()), indent=1))
+    common = ["eval", "--data", str(vlir_output / "gqa" / "val"), "--out", str(tmp_path / "e"), "--limit", "1",
+              "--max-new-tokens", "4"]
+    assert main([*common, "--model", str(tiny_dir())]) == 0
+    assert main([*common, "--model", str(tiny_dir())]) == 0
+    capsys.readouterr()
+    assert main([*common, "--model", str(b)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another evaluation (model: " in err[0]

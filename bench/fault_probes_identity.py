@@ -44,7 +44,7 @@ def p_resume_other_root(ctx: Ctx):
     r = ctx.cli(*_textvqa_build(b, out))
     line, one = one_line_exit_2(r)
     return ("exit 2, one line naming inputs.textvqa, no manifest", line[:110],
-            one and "inputs.textvqa" in line and not (out / "manifest.json").exists())
+            one and "inputs.textvqa" in r.stderr and not (out / "manifest.json").exists())
 
 
 @probe("23.7 merge parts from different roots")
@@ -56,7 +56,8 @@ def p_merge_other_root(ctx: Ctx):
     ctx.cli(*_textvqa_build(b, m1, "--num-shards", "2", "--shard-index", "1"), check=True)
     r = ctx.cli("merge", str(m0), str(m1))
     line, one = one_line_exit_2(r)
-    return "exit 2, one line: parts of different builds", line[:110], one and "merge only parts of one build" in line
+    said = "merge only parts of one build" in r.stderr and "inputs.textvqa" in r.stderr
+    return "exit 2, one line: parts of different builds", f"{line[:60]} … {r.stderr.strip()[-50:]}", one and said
 
 
 @probe("23.7 teacher resumed on a new endpoint URL")
@@ -106,7 +107,8 @@ def p_eval_other_model(ctx: Ctx):
     ctx.cli(*common, "--model", str(a), check=True)
     r = ctx.cli(*common, "--model", str(b))
     line, one = one_line_exit_2(r)
-    return "exit 2, one line naming both models", line[:110], one and f"not {b.resolve()}" in line
+    said = f"--model {a.resolve()}, not {b.resolve()}" in r.stderr
+    return "exit 2, one line naming both models", f"{line[:60]} … {r.stderr.strip()[-60:]}", one and said
 
 
 def _predictions(ctx: Ctx) -> list[dict]:
@@ -128,7 +130,8 @@ def p_duplicates(ctx: Ctx):
     rows = _predictions(ctx)
     r = _rescore(ctx, [rows[0], rows[0], rows[0], rows[1]])
     line, one = one_line_exit_2(r)
-    return "exit 2, one line naming the id and line", line[:110], one and "line 2: a second prediction for id" in line
+    return ("exit 2, one line naming the id and line", line[:110],
+            one and f"line 2: a second prediction for id {rows[0]['id']!r}" in r.stderr)
 
 
 @probe("23.9 unknown prediction ids")
@@ -148,9 +151,10 @@ def p_malformed(ctx: Ctx):
     rows = _predictions(ctx)
     bad = ["[1, 2]", "42", json.dumps({k: v for k, v in rows[0].items() if k != "id"}),
            json.dumps({**rows[0], "item": {**rows[0]["item"], "answer": 3}})]
-    results = [one_line_exit_2(_rescore(ctx, [rows[0], b])) for b in bad]
-    return ("each: exit 2, one line naming line 2", "; ".join(line[-45:] for line, _ in results),
-            all(one and ", line 2: " in line for line, one in results))
+    runs = [_rescore(ctx, [rows[0], b]) for b in bad]
+    results = [(one_line_exit_2(r), r.stderr) for r in runs]
+    return ("each: exit 2, one line naming line 2", "; ".join(err.strip()[-40:] for _, err in results),
+            all(one and ", line 2: " in err for (_, one), err in results))
 
 
 @probe("23.11 weak: <script> in a category (report.md)")
@@ -178,8 +182,8 @@ def p_truncated(ctx: Ctx):
     (m / "model.safetensors").unlink()
     r2 = ctx.cli("eval", "--benchmark", "vstar", "--root", str(_vstar(ctx)), "--model", str(m), "--out", str(ctx.fresh()))
     line2, one2 = one_line_exit_2(r2)
-    return "exit 2, one line each (truncated, missing)", f"{line[-50:]}; {line2[-45:]}", one and one2 and \
-        "truncated" in line and "no weights" in line2
+    return ("exit 2, one line each (truncated, missing)", f"{r.stderr.strip()[-60:]}; {r2.stderr.strip()[-45:]}",
+            one and one2 and "model.safetensors: truncated" in r.stderr and "has no weights" in r2.stderr)
 
 
 # ---------------------------------------------------------------------------------------------

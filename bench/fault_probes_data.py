@@ -124,7 +124,8 @@ def _held(ctx: Ctx, out: Path, hold: Path, hold_from: int, *extra: str) -> subpr
     hold.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), HOLD_DIR: str(hold), HOLD_FROM: str(hold_from)}
     return subprocess.Popen([sys.executable, "-m", "vlir", *ctx.gqa_build(out, *extra)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
 def _interrupt(ctx: Ctx, sig: int) -> tuple[str, str, bool]:

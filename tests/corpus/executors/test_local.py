@@ -69,7 +69,14 @@ def held_build(root: Path, out: Path, hold: Path, *extra: str, hold_from: int = 
     hold.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, HOLD_DIR: str(hold), HOLD_FROM: str(hold_from)}
     return subprocess.Popen(build_args(root, out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, env=env)
+                            text=True, start_new_session=True, env=env, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default action, as in a terminal. A suite started in the background
+    by a non-interactive shell (``make test &``) runs with SIGINT ignored, which every child
+    inherits; Python then leaves it ignored and the Ctrl-C case would wait for its hang guard."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

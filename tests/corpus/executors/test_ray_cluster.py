@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus.executors.test_local import default_sigint
+
 from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
 from vlir.sources.base import get_source
@@ -239,7 +241,7 @@ def test_a_signal_cancels_the_ray_tasks_and_the_rerun_resumes(ray_cluster, textv
                     "--tasks", "3", "--no-progress", "--executor", "ray", "--ray-address", ray_cluster)
         srv.hold()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=default_sigint)
         deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline and proc.poll() is None and not (srv.waiting() and ray_task_pids()):
             time.sleep(0.05)

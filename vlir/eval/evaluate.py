@@ -145,7 +145,10 @@ def claim_out(out_dir: Path, inputs: Path, model: Path | str, config: dict[str, 
     from vlir import identity
 
     model_path = Path(model)
-    ident = identity.make(inputs={"data": identity.data_fingerprint(inputs)}, config=config,
+    inputs = Path(inputs)
+    data = (identity.data_fingerprint(inputs) if (inputs / "manifest.json").is_file()
+            else identity.tree_fingerprint(inputs, exclude=out_dir))  # OUT may lie inside the data folder
+    ident = identity.make(inputs={"data": data}, config=config,
                           model=identity.model_sha256(model_path) if model_path.is_dir() else str(model))
     identity.claim(Path(out_dir) / RUN, ident, "use another --out (delete the folder to evaluate into it again)",
                    what="evaluation", where={"model": str(model), "data": str(Path(inputs).resolve())})

@@ -178,3 +178,13 @@ def test_vlir_eval_over_shards_refuses_an_out_holding_another_model(vlir_output,
     assert main([*common, "--model", str(b)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds another evaluation (model: " in err[0]
+
+
+def test_an_out_inside_the_benchmark_root_is_not_part_of_its_fingerprint(sample_tree, tmp_path):
+    root = sample_tree("vstar", n=2)
+    items = list(V.items(root))
+    out = root / "runs" / "a"
+    runner.run(V, iter(items), _right(items), out, presets.preset("model"), root=root)
+    again = _right(items)
+    runner.run(V, iter(items), again, out, presets.preset("model"), root=root)  # its own files changed nothing
+    assert again.seen == []

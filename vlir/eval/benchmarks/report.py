@@ -27,6 +27,13 @@ def md(value: Any) -> str:
     return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=True)
 
 
+def _code(value: Any) -> str:
+    """A code span for a name the code defines (a figure's key, the official script's path), or
+    :func:`md` text should it hold a backtick or a line break (a code span cannot escape them)."""
+    text = str(value)
+    return f"`{text}`" if "`" not in text and "\n" not in text and "<" not in text else md(text)
+
+
 def _md_table(heads: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table; every cell goes through :func:`md`."""
     return ["| " + " | ".join(map(md, heads)) + " |", "|" + "---|" * len(heads),
@@ -57,13 +64,13 @@ def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
     spread = f" ± {_pct(res['overall_std'])} (std over {len(res['per_sample'])} samples)" if "overall_std" in res else ""
     judge = scores["judge"] if isinstance(scores["judge"], str) else f"LLM judge {scores['judge']['model']}"
     lines = [f"# {md(bench.name)}", "",
-             f"Official scoring: {md(bench.official)}; per-item judge: **{md(judge)}**.", "",
+             f"Official scoring: {_code(bench.official)}; per-item judge: **{md(judge)}**.", "",
              *_md_table(heads, [vals]), "", f"Overall {_pct(res['overall'])}{spread} over {res['n']} items.", "",
              "## Per category", "", *_md_table(["category", "score", "n"],
                                               [[c, _pct(v["score"]), str(v["n"])] for c, v in res.get("categories", {}).items()])]
     for k, v in res.items():
         if k not in SHOWN:
-            lines += ["", f"- {md(k)}: {_extra(v)}"]
+            lines += ["", f"- {_code(k)}: {_extra(v)}"]
     if scores["alternatives"]:
         lines += ["", "## Alternative rules (labelled; not the official figure)", "",
                   *_md_table(["rule", "overall", *res.get("categories", {})],

@@ -151,12 +151,13 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
 
 
 def run_identity(bench: Benchmark, protocol: Protocol, info: dict[str, Any], root: Path | None = None,
-                 judge=None) -> dict[str, Any]:
+                 judge=None, out: Path | None = None) -> dict[str, Any]:
     """The run identity (:mod:`vlir.identity`) of an evaluation: the benchmark root's content
     fingerprint, the benchmark, protocol and judge model, the checkpoint's sha256 (``info``'s
     ``model_sha256``, what the CLI computes), the vlir version. The batch size, ``--limit``,
-    device and endpoint URLs are not identity (a resume may change them)."""
-    return identity.make(inputs={"root": identity.tree_fingerprint(root)} if root is not None else {},
+    device and endpoint URLs are not identity (a resume may change them). ``out``: left out of
+    the root's fingerprint should it lie inside it."""
+    return identity.make(inputs={"root": identity.tree_fingerprint(root, exclude=out)} if root is not None else {},
                          config={"benchmark": bench.name, "protocol": protocol.to_dict(),
                                  "judge": getattr(judge, "model", None)},
                          model=info.get("model_sha256"))
@@ -167,7 +168,7 @@ def claim_out(out: Path, bench: Benchmark, protocol: Protocol, info: dict[str, A
     """Refuse (:class:`vlir.identity.IdentityMismatch`) an ``out`` holding another run, else record
     this one's identity; :func:`run` calls it, and the CLI before it loads the model."""
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, run_identity(bench, protocol, info, root, judge),
+    _check_run(out, run_identity(bench, protocol, info, root, judge, out),
                {"model": info.get("model"), "root": str(Path(root).resolve()) if root is not None else None},
                bench, protocol)
 

@@ -62,7 +62,7 @@ def prepare(trainer: Any, cfg: Any, grad_accum: Callable[[int], int], config_fil
                  "train), or set build_model=tiny to build a tiny one")
     if (problem := _checkpoint_problem(path)):
         raise RunRefused(f"model_path {problem}")
-    t.resuming = claim_output(cfg, t.rank)
+    t.resuming = claim_output(cfg, t.rank, barrier=torch.distributed.barrier)
     if t.rank == 0:
         (Path(cfg.output_dir) / config_file).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
@@ -83,7 +83,7 @@ def run_identity(cfg: Any) -> dict[str, Any]:
                          model=identity.model_sha256(cfg.model_path))
 
 
-def claim_output(cfg: Any, rank: int) -> bool:
+def claim_output(cfg: Any, rank: int, barrier: Callable[[], Any] = lambda: None) -> bool:
     """Decide, from ``cfg.resume`` and what ``output_dir`` holds, whether this run continues the
     one there (True: resume from its last complete checkpoint) or starts fresh, and refuse with
     :class:`RunRefused` what would put two runs in one folder:
@@ -95,7 +95,8 @@ def claim_output(cfg: Any, rank: int) -> bool:
       a KL term), the data and base model may not;
     * ``false``: a fresh run; a non-empty folder is refused.
 
-    Every rank decides the same from the same files; rank 0 records the identity."""
+    Every rank decides from the same files, then waits at ``barrier`` (every rank must have
+    looked before rank 0 records the identity and clears stale metrics)."""
     from vlir import identity
 
     out = Path(cfg.output_dir)
@@ -122,6 +123,7 @@ def claim_output(cfg: Any, rank: int) -> bool:
     if recorded is not None and mode is True and recorded != ident:
         log.warning("resume=true: continuing %s with changed settings: %s", out,
                     "; ".join(identity.differences(recorded, ident)))
+    barrier()
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not has_checkpoint:  # steps logged without a checkpoint are lost work: one history only

@@ -41,8 +41,8 @@ def test_sft_on_zero_accepted_records_is_one_line_and_leaves_nothing(tmp_path):
                         f"model_path={tmp_path / 'never-built'}", "build_model=tiny"],
                        capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 2, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
-    assert len(lines) == 1 and "0 accepted records" in lines[0] and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("python -m vlir.train.sft: error:")]
+    assert len(lines) == 1 and "0 accepted records" in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert not out.exists() and not (tmp_path / "never-built").exists()
 
 
@@ -155,5 +155,5 @@ def test_vlir_train_sft_refuses_another_run_in_one_line(tmp_path, model_dir):
     r = subprocess.run([sys.executable, "-m", "vlir", "train", "sft", f"model_path={model_dir}", f"data_dir={data}",
                         f"output_dir={out}", "learning_rate=0.5"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
-    assert len(lines) == 1 and "holds another training run (config.learning_rate: " in lines[0]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("vlir: error:")]
+    assert len(lines) == 1 and "holds another training run (config.learning_rate: " in lines[0], r.stderr

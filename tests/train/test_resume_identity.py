@@ -39,11 +39,20 @@ def test_sft_on_zero_accepted_records_is_one_line_and_leaves_nothing(tmp_path):
     corpus, out = _manifest(tmp_path / "corpus", 0), tmp_path / "sft"
     r = subprocess.run([sys.executable, "-m", "vlir.train.sft", f"data_dir={corpus}", f"output_dir={out}",
                         f"model_path={tmp_path / 'never-built'}", "build_model=tiny"],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
+                       capture_output=True, text=True, timeout=600, cwd=REPO, env=_fresh_process_group_env())
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("python -m vlir.train.sft: error:")]
     assert len(lines) == 1 and "0 accepted records" in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert not out.exists() and not (tmp_path / "never-built").exists()
+
+
+def _fresh_process_group_env() -> dict[str, str]:
+    """This environment less the process-group variables an earlier in-process trainer test set
+    (its MASTER_PORT is still bound by this process's group)."""
+    import os
+
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
 
 
 def _cfg(out: Path, model: Path, data: Path, **kw):
@@ -153,7 +162,8 @@ def test_vlir_train_sft_refuses_another_run_in_one_line(tmp_path, model_dir):
     data, out = _manifest(tmp_path / "data", 4), tmp_path / "out"
     common.claim_output(_cfg(out, model_dir, data), rank=0)
     r = subprocess.run([sys.executable, "-m", "vlir", "train", "sft", f"model_path={model_dir}", f"data_dir={data}",
-                        f"output_dir={out}", "learning_rate=0.5"], capture_output=True, text=True, timeout=600, cwd=REPO)
+                        f"output_dir={out}", "learning_rate=0.5"], capture_output=True, text=True, timeout=600, cwd=REPO,
+                       env=_fresh_process_group_env())
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("vlir: error:")]
     assert len(lines) == 1 and "holds another training run (config.learning_rate: " in lines[0], r.stderr

@@ -43,7 +43,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _teacher_build(ctx: Ctx, base_url: str, out: Path, extra_cfg: str = "", timeout: float = 120,
+def _teacher_build(ctx: Ctx, base_url: str, out: Path, extra_cfg: str = "", timeout: float = 600,
                    limit: str = "2") -> tuple[subprocess.CompletedProcess | None, float]:
     root = ctx.trees / "textvqa"
     cfg = out.parent / f"{out.name}.yaml"
@@ -126,11 +126,11 @@ def p_drip(ctx):
     server = fault_server(_faults()["drip"])
     out = ctx.fresh()
     try:
-        r, dt = _teacher_build(ctx, server.base_url, out, timeout=90, limit="1")
+        r, dt = _teacher_build(ctx, server.base_url, out, timeout=600, limit="1")
     finally:
         server.stop()
     return ("the build ends (total deadline per request)",
-            "still running after 90 s" if r is None else f"ended in {dt:.0f} s, exit {r.returncode}",
+            "still running after 600 s" if r is None else f"ended in {dt:.0f} s, exit {r.returncode}",
             r is not None and "Traceback" not in r.stderr)
 
 

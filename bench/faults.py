@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fault_probes_data  # noqa: E402,F401 (registers its probes)
 import fault_probes_guarantees  # noqa: E402,F401
+import fault_probes_identity  # noqa: E402,F401
 import fault_probes_teacher  # noqa: E402,F401
 from fault_kit import PROBES, REPO, Ctx  # noqa: E402
 

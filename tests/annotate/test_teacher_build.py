@@ -44,6 +44,9 @@ def cache_rows(path: Path) -> int:
         conn.close()
 
 
+HANG_GUARD = 900  # only a hang guard: the waits are for states the build reaches, never for time
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -80,15 +83,16 @@ def test_kill_9_mid_build_then_resume_asks_nothing_twice(tmp_path):
                 "--split", "train,val", "--out", str(out), "--tasks", "2", "--annotator", "teacher",
                 "--base-url", srv.base_url, "--model", "fake-teacher", "--concurrency", "4",
                 "--no-progress"]
+        srv.hold_after(12)
         first = vlir(*args, start_new_session=True)
         try:
-            wait_for(lambda: running(first) and srv.answered() >= 12, 120, "12 answered requests")
-            srv.hold()  # freeze: whatever arrives now stays unanswered
-            wait_for(lambda: running(first) and cache_rows(cache) == srv.answered()
-                     and srv.in_flight == srv.waiting(),
-                     30, "the build to commit every answer it received")
+            # the server answers 12 requests, then holds by itself: the build cannot finish (it
+            # used to race a test-side hold() that a loaded machine could deliver too late)
+            wait_for(lambda: running(first) and srv.answered() == 12 and cache_rows(cache) == 12
+                     and srv.in_flight == srv.waiting() > 0,
+                     HANG_GUARD, "12 answers committed to the cache, the next requests parked")
             os.killpg(first.pid, signal.SIGKILL)
-            first.wait(30)
+            first.wait(HANG_GUARD)
         finally:
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)

@@ -99,7 +99,7 @@ def tree(tmp_path_factory) -> Path:
     return root
 
 
-def wait_until(predicate, what: str, timeout: float = 60) -> None:
+def wait_until(predicate, what: str, timeout: float = 900) -> None:  # a hang guard only
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

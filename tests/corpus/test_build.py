@@ -23,6 +23,7 @@ from vlir.corpus.shards import iter_rows, shard_files
 from vlir.sources.registry import get_source
 from vlir.corpus.validate import validate_output
 from vlir.geometry import PixelBudget
+from vlir.testing.hold import HOLD_DIR, HOLD_FROM
 from tests.conftest import make_image
 from tests.test_images import bomb_png
 
@@ -119,16 +120,17 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
             "--tasks", "8", "--no-progress"]
     ref = tmp_path / "ref"
     subprocess.run(_cli(*args, "--out", str(ref)), check=True, capture_output=True, timeout=300)
-    out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*args, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(out.glob("**/completions/*")):
-        if proc.poll() is not None:
-            break
+    out, hold = tmp_path / "killed", tmp_path / "hold"
+    hold.mkdir()
+    # tasks 4-7 wait at their start (vlir.testing.hold): the kill always meets a running build
+    # (it used to race a sample build whose tasks take milliseconds)
+    env = {**os.environ, HOLD_DIR: str(hold), HOLD_FROM: "4"}
+    proc = subprocess.Popen(_cli(*args, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    while not list(hold.glob("held-*")):
+        assert proc.poll() is None, "the build ended before its held task"
         time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGSTOP)  # frozen first: the sample build's tasks take milliseconds
-    done_at_kill = len(list(out.glob("**/completions/*")))
-    assert done_at_kill < 16, "the build finished before it could be killed"
+    assert len(list(out.glob("**/completions/*"))) == 4  # tasks 0-3 of the split read first
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists()

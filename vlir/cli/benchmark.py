@@ -61,6 +61,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
                    max_pixels: Optional[int] = None, judge_input: str = "response") -> None:
+    from vlir import identity
     from vlir.eval.benchmarks import base, presets, runner
     from vlir.eval.benchmarks.base import BenchmarkLayoutError
 
@@ -83,21 +84,28 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         if predictions is not None:
             if not predictions.is_file():
                 fail(f"--predictions {predictions} is not a file")
-            scores = runner.rescore(bench, predictions, out, html=html)
+            known = None
+            if root is not None:  # the benchmark's items: rows naming other ids are counted, left out
+                if not root.exists():
+                    fail(f"--root {root} does not exist")
+                known = {item.id for item in bench.items(root)}
+            scores = runner.rescore(bench, predictions, out, html=html, known_ids=known)
         else:
             if root is None or model is None:
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
-            if not model.is_dir():
-                fail(f"--model {model} is not a checkpoint directory")
+            if (problem := identity.checkpoint_problem(model)):
+                fail(f"--model {problem}")
             if not root.exists():
                 fail(f"--root {root} does not exist")
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
             items = checked_items(bench, root)  # the layout is checked before the model loads
+            model_info = {"model": str(model.resolve()), "model_sha256": identity.model_sha256(model)}
+            runner.claim_out(out, bench, protocol, model_info, root, bench.llm)  # before the model loads
             engine, info = build_engine(model, protocol, mode, device, dtype)
-            info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
-            scores = _run(bench, items, engine, out, protocol, batch_size, limit, info, html)
+            info.update(model_info)
+            scores = _run(bench, items, engine, out, protocol, batch_size, limit, info, html, root)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(summary_line(scores))
@@ -116,7 +124,7 @@ def checked_items(bench, root: Path):
     return itertools.chain([first], items)
 
 
-def _run(bench, items, engine, out, protocol, batch_size, limit, info, html):
+def _run(bench, items, engine, out, protocol, batch_size, limit, info, html, root):
     from vlir.eval.benchmarks import runner
     from vlir.progress import bar as progress_bar
 
@@ -125,7 +133,8 @@ def _run(bench, items, engine, out, protocol, batch_size, limit, info, html):
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
         return runner.run(bench, items, runner.engine_generate(engine), out, protocol,
-                          batch_size=batch_size, limit=limit, info=info, progress=progress, html=html)
+                          batch_size=batch_size, limit=limit, info=info, progress=progress, html=html,
+                          root=root)
 
 
 def summary_line(scores: dict) -> str:

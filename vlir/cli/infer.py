@@ -65,8 +65,8 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
                                  crop_max_pixels, api_key_env, settings)
         except ValueError as exc:
             fail(str(exc))
-    if not model.is_dir():
-        fail(f"--model {model} is not a checkpoint directory")
+    if (problem := _checkpoint_problem(model)):  # truncated or missing weights: one line, no traceback
+        fail(f"--model {problem}")
     if agent == "vlmr3":  # the released agent sets the processor's budget itself
         min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
         max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels
@@ -80,6 +80,12 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
     except ValueError as exc:
         fail(str(exc))
     return Rollout(loaded, processor, config)
+
+
+def _checkpoint_problem(model: Path) -> str | None:
+    from vlir.identity import checkpoint_problem
+
+    return checkpoint_problem(model)
 
 
 def _write_html(path: Path, question: str, traj, names: list[str], original: str) -> None:
@@ -234,6 +240,17 @@ def eval_(
         if root is None or split is None:
             fail("--source needs --root and --split")
         items = evaluate.source_items(source, root, split)
+    settings = dict(agent=agent, min_pixels=min_pixels, max_pixels=max_pixels, crop_min_pixels=crop_min_pixels,
+                    crop_max_pixels=crop_max_pixels, max_crops=max_crops, max_new_tokens=max_new_tokens,
+                    temperature=temperature, seed=seed, mode=mode, max_rounds=max_rounds,
+                    tokens_per_round=tokens_per_round, image_newline=image_newline, bad_box=bad_box,
+                    source=source, split=split, limit=limit)
+    if engine_name == "local" and (problem := _checkpoint_problem(model)):
+        fail(f"--model {problem}")
+    try:  # before the model loads: OUT holding another evaluation is refused (docs/run-identity.md)
+        evaluate.claim_out(out, data if data is not None else root, model, settings)
+    except ValueError as exc:
+        fail(str(exc))
     engine = _engine(model, device, dtype, agent, min_pixels, max_pixels, crop_min_pixels, crop_max_pixels,
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,

@@ -37,8 +37,10 @@ def run_recipe(ctx: typer.Context, config: Path | None, show_config: bool, confi
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     run = importlib.import_module(module).run  # torch, transformers and deepspeed load here
+    from vlir.train.common import RunRefused
+
     try:
         out = run(cfg)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RunRefused) as exc:  # RunRefused: output_dir holds another run, no data
         fail(str(exc))
     typer.echo(f"{done}: {out}")

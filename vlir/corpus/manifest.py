@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import vlir
+from vlir import identity
 from vlir.corpus import layout
 from vlir.corpus.layout import BUILD_INFO, completion_marker, stats_path  # noqa: F401 (re-exported)
 from vlir.records import SCHEMA_VERSION
@@ -63,21 +64,57 @@ def finish_task(out: Path, source: str, split: str, task: int, tasks: int, accep
     marker.touch()
 
 
+#: Build settings that are not properties of the corpus: where the teacher lives and how hard the
+#: build talks to it, and how many samples are in flight (output order never depends on it).
+NOT_IDENTITY = ("batch_size", "teacher.base_url", "teacher.api_key_env", "teacher.concurrency",
+                "teacher.timeout_s", "teacher.max_retries", "teacher.backoff_s", "teacher.max_backoff_s",
+                "teacher.max_response_bytes", "teacher.breaker_failures", "teacher.bench_s",
+                "teacher.cache_path")
+BUILD_TODO = "use a new --out, or the same inputs and settings to resume (delete the folder to start over)"
+
+
+def build_identity(config: dict[str, Any], roots: dict[str, str], out: Path | None = None) -> dict[str, Any]:
+    """The run identity (:mod:`vlir.identity`) of a build: each source root's content
+    fingerprint (``out`` left out should it lie inside a root), the config less
+    :data:`NOT_IDENTITY`, the vlir version."""
+    return identity.make(inputs={source: identity.tree_fingerprint(root, exclude=out)
+                                 for source, root in sorted(roots.items())},
+                         config=identity.without(config, NOT_IDENTITY))
+
+
+def identity_differences(before: dict[str, Any], ident: dict[str, Any]) -> list[str]:
+    """What differs between two build identities, over the sources both name (a source not
+    built yet may join an output)."""
+    shared = set(before.get("inputs", {})) & set(ident.get("inputs", {}))
+
+    def pick(i: dict[str, Any]) -> dict[str, Any]:
+        return {**i, "inputs": {k: v for k, v in i.get("inputs", {}).items() if k in shared}}
+    return identity.differences(pick(before), pick(ident))
+
+
 def write_build_info(out: Path, config: dict[str, Any], roots: dict[str, str],
+                     ident: dict[str, Any] | None = None, todo: str = BUILD_TODO,
                      missing: list[dict[str, str]] | None = None) -> None:
-    """Record the config and roots of this output; refuse a different config on an existing one
-    (resuming with other settings would mix two builds in one corpus). ``missing``: what the
-    latest run was asked for and did not find (it replaces the previous run's list)."""
+    """Record the config, roots and run identity of this output; refuse another identity on an
+    existing one (resuming from other images or with other settings would mix two builds in one
+    corpus) with one line naming what differs and ``todo``. Sources not built yet into ``out``
+    may be added; a setting outside the identity (an endpoint URL after an outage) is simply
+    recorded anew. ``ident``: an identity already computed (``vlir merge`` passes a part's own);
+    ``missing``: what the run was asked for and did not find."""
     path = Path(out) / BUILD_INFO
-    info: dict[str, Any] = {"config": config, "roots": roots}
-    if missing:
+    ident = ident if ident is not None else build_identity(config, roots, Path(out))
+    info: dict[str, Any] = {"config": config, "roots": roots, "identity": ident}
+    if missing:  # what the latest run was asked for and did not find (replaces the previous list)
         info["missing"] = missing
     if path.is_file():
         old = json.loads(path.read_text())
-        if old.get("config") != config:
-            raise ManifestError(f"{path}: this output was built with another config; use a new --out "
-                                "or the same settings")
+        before = old.get("identity")
+        if before is None:
+            raise ManifestError(f"{path}: built by a vlir without run identities; {todo}")
+        if (diffs := identity_differences(before, ident)):
+            raise ManifestError(identity.mismatch_line(out, diffs, todo, what="build"))
         info["roots"] = {**old.get("roots", {}), **roots}
+        info["identity"] = {**ident, "inputs": {**before.get("inputs", {}), **ident.get("inputs", {})}}
     atomic_write_json(path, info)
 
 
@@ -161,6 +198,7 @@ def build_manifest(out: Path) -> dict[str, Any]:
         "vlir_version": vlir.__version__,
         "config": info["config"],
         "roots": info["roots"],
+        "identity": info.get("identity"),
         "splits": dict(sorted(splits.items())),
         "shards": sorted(shards, key=lambda s: s["path"]),
         "annotator_stats": annotator_stats,
@@ -193,7 +231,10 @@ def _merge_locked(target: Path, others: list[Path]) -> dict[str, Any]:
         if oinfo is None:
             raise ManifestError(f"{other} has no {BUILD_INFO}: not a vlir build output")
         other_stats = _all_stats(other)  # all checked before anything is written: no '..', no absolute path
-        write_build_info(target, oinfo["config"], oinfo["roots"])
+        if oinfo.get("identity") is None:
+            raise ManifestError(f"{other}: built by a vlir without run identities; rebuild it")
+        write_build_info(target, oinfo["config"], oinfo["roots"], oinfo["identity"],
+                         todo=f"{other} is a part of another build; merge only parts of one build")
         for s in other_stats:
             if task_done(target, s["source"], s["split"], s["task"]):
                 continue

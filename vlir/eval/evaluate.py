@@ -133,6 +133,26 @@ def prediction_row(sample: Sample, traj: "Trajectory") -> dict[str, Any]:
     }
 
 
+RUN = "run.json"
+
+
+def claim_out(out_dir: Path, inputs: Path, model: Path | str, config: dict[str, Any]) -> None:
+    """Record what this evaluation is (:mod:`vlir.identity`: the data's fingerprint, the model's
+    sha256 — or its name on a server —, the settings) in ``out_dir/run.json``, or refuse an
+    ``out_dir`` holding another one, before any model loads: ``vlir eval`` rewrites its
+    predictions, and another model's or data's results must not be replaced by surprise."""
+    from vlir import identity
+
+    model_path = Path(model)
+    inputs = Path(inputs)
+    data = (identity.data_fingerprint(inputs) if (inputs / "manifest.json").is_file()
+            else identity.tree_fingerprint(inputs, exclude=out_dir))  # OUT may lie inside the data folder
+    ident = identity.make(inputs={"data": data}, config=config,
+                          model=identity.model_sha256(model_path) if model_path.is_dir() else str(model))
+    identity.claim(Path(out_dir) / RUN, ident, "use another --out (delete the folder to evaluate into it again)",
+                   what="evaluation", where={"model": str(model), "data": str(Path(inputs).resolve())})
+
+
 def evaluate(engine: "Rollout", items: Iterable[Item], out_dir: Path, limit: int | None = None,
              batch_size: int = 8, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Roll out every item (``limit`` first ones), write ``predictions.jsonl`` and ``scores.json``

@@ -74,6 +74,7 @@ class FakeOpenAIServer:
         self._gate = threading.Event()
         self._gate.set()
         self._hold_gen = 0
+        self._hold_after: int | None = None
         self._abandoned_gen = -1
         self._dead = False
         self._httpd: ThreadingHTTPServer | None = None
@@ -98,10 +99,19 @@ class FakeOpenAIServer:
             self._hold_gen += 1
             self._gate.clear()
 
+    def hold_after(self, n: int) -> None:
+        """Answer ``n`` requests in all, then :meth:`hold` by itself (atomic with the answers): a
+        test that kills a client mid-run waits for this state instead of racing a client that, on
+        a loaded machine, may get every answer before the test's own :meth:`hold` call."""
+        with self._lock:
+            self._hold_after = n
+
     def release(self, abandon: bool = False) -> None:
         """Let parked requests through; with ``abandon`` they are closed unanswered instead (their
-        client is gone, e.g. killed: an answer nobody read must not count as answered)."""
+        client is gone, e.g. killed: an answer nobody read must not count as answered). Ends a
+        :meth:`hold_after` too."""
         with self._lock:
+            self._hold_after = None
             if abandon:
                 self._abandoned_gen = self._hold_gen
             self._gate.set()
@@ -273,6 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
             with fake._lock:
                 if fake._dead:
                     return False
+                if fake._gate.is_set() and fake._hold_after is not None and status == 200 and \
+                        sum(e.status == 200 for e in fake.log) >= fake._hold_after:
+                    fake._hold_gen += 1  # hold_after: this answer would be one too many
+                    fake._gate.clear()
                 if fake._gate.is_set():
                     if self._client_gone():
                         return False

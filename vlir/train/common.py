@@ -20,6 +20,18 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # DeepSpeed state, one folder per saved step: checkpoints/step-N
 METRICS = "metrics.jsonl"
+RUN = "run.json"  # the run identity of output_dir (vlir.identity)
+
+#: Trainer settings that are not properties of the run: where it writes, how often it saves and
+#: what it keeps, plotting, data-loading workers, the launcher's rank (paths are replaced by the
+#: content fingerprints of the data and the model).
+NOT_IDENTITY = ("output_dir", "resume", "save_steps", "keep_checkpoints", "plot", "num_workers", "report_to",
+                "logging_steps", "model_path", "data_dir")
+
+
+class RunRefused(ValueError):
+    """The trainer will not start (output_dir holds another run, nothing to resume, no data):
+    one line saying what to do; ``python -m vlir.train.*`` exits 2 with it."""
 
 
 def prepare(trainer: Any, cfg: Any, grad_accum: Callable[[int], int], config_file: str) -> None:
@@ -44,10 +56,81 @@ def prepare(trainer: Any, cfg: Any, grad_accum: Callable[[int], int], config_fil
         eps=cfg.adam_eps, weight_decay=cfg.weight_decay, grad_clip=cfg.max_grad_norm, bf16=t.bf16,
         on_cpu=t.device == "cpu")
     t.zero_stage = int(t.ds_config.get("zero_optimization", {}).get("stage", 0))
+    path = Path(cfg.model_path)
+    ensure_model(path, cfg.build_model, cfg.seed, t.rank,
+                 f"no model at {path}: point model_path at a checkpoint (for R-GRPO, the SFT output: make "
+                 "train), or set build_model=tiny to build a tiny one")
+    if (problem := _checkpoint_problem(path)):
+        raise RunRefused(f"model_path {problem}")
+    t.resuming = claim_output(cfg, t.rank, barrier=torch.distributed.barrier)
     if t.rank == 0:
-        out = Path(cfg.output_dir)
+        (Path(cfg.output_dir) / config_file).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    from vlir.identity import checkpoint_problem
+
+    return checkpoint_problem(path)
+
+
+def run_identity(cfg: Any) -> dict[str, Any]:
+    """A training run's identity (:mod:`vlir.identity`): the data's fingerprint (a corpus by its
+    manifest), the base model's sha256, the config less :data:`NOT_IDENTITY`, the vlir version."""
+    from vlir import identity
+
+    return identity.make(inputs={"data": identity.data_fingerprint(cfg.data_dir)},
+                         config=identity.without(cfg.to_dict(), NOT_IDENTITY),
+                         model=identity.model_sha256(cfg.model_path))
+
+
+def claim_output(cfg: Any, rank: int, barrier: Callable[[], Any] = lambda: None) -> bool:
+    """Decide, from ``cfg.resume`` and what ``output_dir`` holds, whether this run continues the
+    one there (True: resume from its last complete checkpoint) or starts fresh, and refuse with
+    :class:`RunRefused` what would put two runs in one folder:
+
+    * ``auto`` (the default): an empty or new folder starts fresh; a folder holding the same run
+      (same identity) continues from its last checkpoint, or, with none saved yet, starts again
+      with its metrics cleared; another run is refused, naming what differs;
+    * ``true``: must resume (a checkpoint must exist); settings may change (a longer schedule,
+      a KL term), the data and base model may not;
+    * ``false``: a fresh run; a non-empty folder is refused.
+
+    Every rank decides from the same files, then waits at ``barrier`` (every rank must have
+    looked before rank 0 records the identity and clears stale metrics)."""
+    from vlir import identity
+
+    out = Path(cfg.output_dir)
+    has_checkpoint = (out / CHECKPOINTS / "latest").is_file()
+    used = out.is_dir() and any(out.iterdir())
+    mode = cfg.resume
+    if mode is False and used:
+        raise RunRefused(f"output_dir {out} is not empty and resume=false; use a new output_dir, or "
+                         "resume=auto to continue the run in it")
+    if mode is True and not has_checkpoint:
+        raise RunRefused(f"resume=true but {out} holds no checkpoint ({CHECKPOINTS}/latest); use "
+                         "resume=auto (or false) to start a fresh run")
+    ident = run_identity(cfg)
+    recorded = identity.read(out / RUN)
+    if used and recorded is None and mode != True:  # noqa: E712 (mode is a bool or "auto")
+        raise RunRefused(f"output_dir {out} is not empty and was not written by a vlir trainer of this "
+                         "version (no run.json); use a new output_dir, or resume=true to continue it")
+    try:
+        identity.check(recorded, ident, out, "use a new output_dir, or resume=true to continue this run "
+                       "with the new settings", what="training run",
+                       ignore=("config", "vlir_version") if mode is True else ())
+    except identity.IdentityMismatch as exc:
+        raise RunRefused(str(exc)) from None
+    if recorded is not None and mode is True and recorded != ident:
+        log.warning("resume=true: continuing %s with changed settings: %s", out,
+                    "; ".join(identity.differences(recorded, ident)))
+    barrier()
+    if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / config_file).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if not has_checkpoint:  # steps logged without a checkpoint are lost work: one history only
+            (out / METRICS).unlink(missing_ok=True)
+        identity.record(out / RUN, ident, where={"model_path": str(Path(cfg.model_path).resolve()),
+                                 "data_dir": str(Path(cfg.data_dir).resolve())})
+    return has_checkpoint and mode is not False
 
 
 def load(cfg: Any, dtype: Any) -> tuple[Any, Any]:
@@ -133,10 +216,44 @@ def resume(engine: Any, out: Path, rank: int) -> dict[str, Any] | None:
     step = int(state["step"])
     log.info("resumed from %s at step %d", path, step)
     if rank == 0 and (out / METRICS).is_file():  # drop steps logged after the checkpoint
-        lines = (out / METRICS).read_text().splitlines()
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= step]
-        (out / METRICS).write_text("".join(ln + "\n" for ln in kept))
+        (out / METRICS).write_text("".join(ln + "\n" for ln in _rows_up_to(out / METRICS, step)))
     return state
+
+
+def _rows_up_to(path: Path, step: int) -> list[str]:
+    """The lines of a metrics file up to ``step``; a line torn by a kill (not JSON) ends it."""
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
+    return kept
+
+
+def check_corpus(data_dir: str | Path, splits: Any) -> None:
+    """Refuse, before any model is loaded or file written, an SFT corpus with nothing to train
+    on: no manifest, splits that match nothing, or 0 accepted records in them."""
+    import fnmatch
+
+    manifest = Path(data_dir) / "manifest.json"
+    try:
+        found = json.loads(manifest.read_text(encoding="utf-8")).get("splits", {})
+    except FileNotFoundError:
+        raise RunRefused(f"data_dir {data_dir} has no manifest.json: not a built corpus (vlir build "
+                         f"--out {data_dir})") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RunRefused(f"{manifest} is not a vlir manifest ({exc})") from None
+    wanted = sorted({k for p in (splits or ["*"]) for k in found if fnmatch.fnmatchcase(k, p)})
+    if not wanted:
+        raise RunRefused(f"splits {list(splits or ['*'])} match nothing in {data_dir} (it has {sorted(found)})")
+    counted = all(isinstance(found[k], dict) and "accepted" in found[k] for k in wanted)
+    if counted and sum(int(found[k]["accepted"]) for k in wanted) == 0:
+        rejected = sum(int(found[k].get("rejected", 0)) for k in wanted)
+        raise RunRefused(f"data_dir {data_dir} has 0 accepted records in {wanted} ({rejected} rejected; see "
+                         "vlir show or the manifest's rejected_by_reason): nothing to train on")
 
 
 def save(engine: Any, processor: Any, out: Path, step: int, client_state: dict[str, Any], *,

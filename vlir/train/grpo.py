@@ -85,7 +85,7 @@ class GRPOTrainer:
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
-        self._resume() if cfg.resume else None
+        self._resume() if self.resuming else None
 
     def _load(self):
         return common.load(self.cfg, self.dtype)

@@ -67,7 +67,13 @@ class RecipeConfig(Config):
         except (OSError, ValueError) as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
-        run(cfg)
+        from vlir.train.common import RunRefused
+
+        try:
+            run(cfg)
+        except RunRefused as exc:  # output_dir holds another run, nothing to resume, no data
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
         return 0
 
 
@@ -110,7 +116,10 @@ class TrainerConfig(RecipeConfig):
     # --- checkpoints
     save_steps: int = _f(0, "Save a checkpoint every this many optimizer steps (0: only at the end).", ge=0)
     keep_checkpoints: int = _f(2, "DeepSpeed checkpoints kept in output_dir/checkpoints (0: all).", ge=0)
-    resume: bool = _f(False, "Resume from the latest checkpoint in output_dir/checkpoints.")
+    resume: bool | str = _f("auto", "auto: continue the run in output_dir from its last checkpoint when it "
+                                    "is the same run (docs/run-identity.md), else start fresh; true: must "
+                                    "resume (settings may change, data and model may not); false: refuse a "
+                                    "non-empty output_dir.", choices=("auto", True, False))
 
     def shared_problems(self) -> list[str]:
         """The cross-field checks of the shared fields (ranges and choices are the fields' own,

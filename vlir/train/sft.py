@@ -63,12 +63,13 @@ class SFTTrainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg = self.cfg
+        common.check_corpus(cfg.data_dir, cfg.splits)  # before any model loads or file is written
         common.prepare(self, cfg, lambda _world: cfg.gradient_accumulation_steps, "sft_config.yaml")
         self.reporter = reporting.Reporter(cfg.report_to, self.out, cfg.to_dict(), f"sft-{self.out.name}", self.rank)
         self._setup_model()
         self._setup_data()
         self._setup_optimizer()
-        if cfg.resume:
+        if self.resuming:
             self._resume()
 
     def _setup_model(self) -> None:

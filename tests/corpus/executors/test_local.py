@@ -4,7 +4,6 @@ traceback; progress at INFO and ``-v`` in the workers. Each runs the real CLI in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -18,8 +17,13 @@ from pathlib import Path
 import pytest
 
 from vlir.corpus.validate import validate_output
+from vlir.testing.hold import HOLD_DIR, HOLD_FROM
 
-pytestmark = pytest.mark.subprocess
+pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(900)]  # HANG_GUARD: a hang, not load, fails it
+
+#: A bound that only guards against a hang: nothing in these tests waits for time to pass, each
+#: waits for a state (a file, a process's end) that the build under test reaches.
+HANG_GUARD = 900
 
 
 def _cli(*args: str) -> list[str]:
@@ -30,7 +34,7 @@ def _cli(*args: str) -> list[str]:
 def gqa_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sample")
     subprocess.run(_cli("sample", "--out", str(root), "--per-source", "24", "--source", "gqa"),
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=HANG_GUARD)
     return root / "gqa"
 
 
@@ -42,7 +46,7 @@ def build_args(root: Path, out: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def reference(gqa_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "out"
-    subprocess.run(build_args(gqa_root, out), check=True, capture_output=True, timeout=300)
+    subprocess.run(build_args(gqa_root, out), check=True, capture_output=True, timeout=HANG_GUARD)
     return out
 
 
@@ -51,7 +55,7 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
     return {s["path"]: (out / s["path"]).read_bytes() for s in manifest["shards"]}
 
 
-def _wait_for(pred, proc, timeout: float = 120) -> None:
+def _wait_for(pred, proc, timeout: float = HANG_GUARD) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not pred():
         if proc.poll() is not None:
@@ -59,42 +63,46 @@ def _wait_for(pred, proc, timeout: float = 120) -> None:
         time.sleep(0.005)
 
 
+def held_build(root: Path, out: Path, hold: Path, *extra: str, hold_from: int = 8) -> subprocess.Popen:
+    """The build with every task numbered ``hold_from`` or more held at its start
+    (:mod:`vlir.testing.hold`) until ``hold/release`` exists."""
+    hold.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, HOLD_DIR: str(hold), HOLD_FROM: str(hold_from)}
+    return subprocess.Popen(build_args(root, out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env=env, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default action, as in a terminal. A suite started in the background
+    by a non-interactive shell (``make test &``) runs with SIGINT ignored, which every child
+    inherits; Python then leaves it ignored and the Ctrl-C case would wait for its hang guard."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_a_two_worker_build_and_the_rerun_resumes_byte_identical(gqa_root, reference,
                                                                                 tmp_path, sig):
-    """Item 6: with --workers 2 the pool used to run every queued task after Ctrl-C."""
-    # The sample build's tasks take milliseconds (one read per split, then one record or so each),
-    # so on a loaded machine the rest can finish between the first marker and the signal. Freeze
-    # the whole group first; if the build already ended, that run proves nothing: try again. Else
-    # signal and let it run: the signal is pending when the parent wakes, so it meets a running
-    # build. Ctrl-C in a terminal signals the whole foreground group (the workers too); SIGTERM
-    # goes to the parent alone.
-    for attempt in range(5):
-        out = tmp_path / f"out{attempt}"
-        proc = subprocess.Popen(build_args(gqa_root, out, "--workers", "2"), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-        _wait_for(lambda: list(out.glob(".vlir/**/completions/*")), proc)
-        with contextlib.suppress(ProcessLookupError):  # gone already: the check below retries
-            os.killpg(proc.pid, signal.SIGSTOP)
-        if proc.poll() is None and not (out / "manifest.json").exists() and \
-                len(list(out.glob(".vlir/**/completions/*"))) < 32:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGCONT)
-        proc.communicate(timeout=60)
-    else:
-        pytest.fail("the build ended before it could be stopped, 5 times")
+    """Item 6: with --workers 2 the pool used to run every queued task after Ctrl-C. Tasks 8-15 of
+    each split are held at their start, so when both workers hold one the build cannot end: the
+    signal always meets running work (it used to race a sample build that can finish in the time
+    a loaded machine takes to deliver it). Ctrl-C in a terminal signals the whole foreground group
+    (the workers too); SIGTERM goes to the parent alone."""
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    proc = held_build(gqa_root, out, hold, "--workers", "2")
+    _wait_for(lambda: len(list(hold.glob("held-*"))) >= 2, proc)
+    assert proc.poll() is None, proc.communicate()[1]
     os.killpg(proc.pid, sig) if sig == signal.SIGINT else os.kill(proc.pid, sig)
-    os.killpg(proc.pid, signal.SIGCONT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode == 128 + sig, err
     assert "interrupted; rerun the same command to resume" in err and "Traceback" not in err
-    assert len(list(out.glob(".vlir/**/completions/*"))) < 32, "every queued task ran after the signal"
+    # tasks 0-7 of the split whose tasks went first are done; the held ones and the queue are not
+    assert len(list(out.glob(".vlir/**/completions/*"))) == 8, "queued tasks ran after the signal"
     assert not (out / "manifest.json").exists() and not (out / ".vlir" / "lock").exists()
     assert not list(out.glob("**/*.tmp"))
-    r = subprocess.run(_cli("validate", str(out)), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(_cli("validate", str(out)), capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 2 and "an incomplete build (rerun the build command to finish" in r.stderr
-    r = subprocess.run(build_args(gqa_root, out, "--workers", "2"), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(build_args(gqa_root, out, "--workers", "2"), capture_output=True, text=True,
+                       timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert (out / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
     assert shard_bytes(out) == shard_bytes(reference)
@@ -102,18 +110,21 @@ def test_signal_stops_a_two_worker_build_and_the_rerun_resumes_byte_identical(gq
 
 
 def test_second_build_into_the_same_out_fails_fast(gqa_root, tmp_path):
-    """Item 7: a lock with the holder's pid and host; the second build exits 2 in one line."""
-    out = tmp_path / "out"
-    first = subprocess.Popen(build_args(gqa_root, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (out / ".vlir" / "lock").exists(), first)
+    """Item 7: a lock with the holder's pid and host; the second build exits 2 in one line. The
+    first build's tasks are held, so it still holds the lock when the second one starts."""
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    first = held_build(gqa_root, out, hold, hold_from=0)
+    _wait_for(lambda: list(hold.glob("held-*")), first)
     holder = json.loads((out / ".vlir" / "lock").read_text())
     assert holder == {"pid": first.pid, "host": socket.gethostname()}
-    second = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=120)
+    second = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=HANG_GUARD)
     assert second.returncode == 2
     assert second.stderr.strip().splitlines() == [
         f"vlir: error: {out} is being built by pid {first.pid} on {socket.gethostname()}; wait for it to "
         f"finish, or delete {out / '.vlir' / 'lock'} if that build is gone"]
-    assert first.wait(timeout=300) == 0, first.stderr.read()
+    (hold / "release").touch()
+    _, err = first.communicate(timeout=HANG_GUARD)
+    assert first.returncode == 0, err
     assert not (out / ".vlir" / "lock").exists() and validate_output(out).ok
 
 
@@ -123,7 +134,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(gqa_root, tmp_path):
     dead.wait()
     (out / ".vlir").mkdir(parents=True)
     (out / ".vlir" / "lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
-    r = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert not (out / ".vlir" / "lock").exists()
 
@@ -136,14 +147,14 @@ def _limit_file_size() -> None:  # in the child: writes past 30 kB fail (EFBIG),
 def test_disk_full_is_one_line_and_the_rerun_leaves_no_temp_files(gqa_root, reference, tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(build_args(gqa_root, out, "--workers", "2"), capture_output=True, text=True,
-                       timeout=300, preexec_fn=_limit_file_size)
+                       timeout=HANG_GUARD, preexec_fn=_limit_file_size)
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if " INFO " not in ln]
     assert len(lines) == 1 and lines[0].startswith(f"vlir: error: {out}: "), r.stderr
     assert "MB free" in lines[0] and "rerun the same command" in lines[0]
     assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr
     assert not list(out.glob("**/*.tmp")) and not (out / ".vlir" / "lock").exists()
-    r = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(build_args(gqa_root, out), capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert shard_bytes(out) == shard_bytes(reference) and not list(out.glob("**/*.tmp"))
 
@@ -151,12 +162,12 @@ def test_disk_full_is_one_line_and_the_rerun_leaves_no_temp_files(gqa_root, refe
 def test_progress_is_logged_and_verbose_reaches_the_workers(gqa_root, tmp_path):
     """Deliver 6: INFO lines per finished task with records/s; -v shows the workers' DEBUG lines."""
     r = subprocess.run(build_args(gqa_root, tmp_path / "a", "--workers", "2"), capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert "32/32 task(s)" in r.stderr and "records/s" in r.stderr
     assert "DEBUG" not in r.stderr
     args = build_args(gqa_root, tmp_path / "b", "--workers", "2")
-    r = subprocess.run([*args[:3], "-v", *args[3:]], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([*args[:3], "-v", *args[3:]], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     worker_lines = [ln for ln in r.stderr.splitlines() if "DEBUG vlir.corpus.build: task gqa/" in ln]
     assert len(worker_lines) == 32  # with --workers 2 every task runs in a worker process

@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus.executors.test_local import default_sigint
+
 from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
 from vlir.sources.registry import get_source
 from vlir.testing.openai_server import FakeOpenAIServer, Status
 
-pytestmark = pytest.mark.slow
+#: Only a hang guard: each wait below is for a state the build reaches (a held teacher request, a
+#: process's end), never for time to pass, so a loaded machine only makes it slower.
+HANG_GUARD = 900
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * HANG_GUARD)]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,7 @@ run_build(BuildConfig(tasks=2), [Job("gqa", "val", {str(gqa_root)!r})], {str(tmp
 assert (__import__("pathlib").Path({str(tmp_path / 'out')!r}) / "manifest.json").is_file()
 print(sorted(m for m in sys.modules if m == "ray" or m.startswith("ray.")))
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 
@@ -88,7 +93,7 @@ def test_without_ray_installed_the_cli_says_how_to_get_it(gqa_root, tmp_path):
     code = ("import sys; sys.modules['ray'] = None; from vlir.cli import main; "
             f"sys.exit(main(['build', '--source', 'gqa', '--root', {str(gqa_root)!r}, '--split', 'val', "
             f"'--out', {str(tmp_path / 'out')!r}, '--executor', 'ray', '--no-progress']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 2
     assert r.stderr.strip() == "vlir: error: --executor ray needs Ray: pip install 'vlir[ray]' (ray==2.60.0)"
 
@@ -117,7 +122,7 @@ def ray_task_pids() -> list[int]:
     return pids
 
 
-def wait_dead(pid: int, timeout: float = 30) -> None:
+def wait_dead(pid: int, timeout: float = HANG_GUARD) -> None:
     """Until ``pid`` is gone (reaped by Ray). A zombie is not enough: its main thread shows ``Z``
     while other threads may still hold its sockets open."""
     deadline = time.monotonic() + timeout
@@ -157,7 +162,7 @@ def test_a_worker_killed_mid_task_ends_identical_to_a_local_build(ray_cluster, t
 
         thread = threading.Thread(target=build)
         thread.start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline and not (srv.waiting() and ray_task_pids()):
             time.sleep(0.05)
         pids = ray_task_pids()
@@ -211,17 +216,17 @@ def test_cli_joins_an_existing_cluster_and_matches_the_local_cli(ray_cluster, gq
     common = ["build", "--source", "gqa", "--root", str(gqa_root), "--split", "val", "--tasks", "3",
               "--no-progress"]
     r = subprocess.run(_cli(*common, "--out", str(tmp_path / "local")), capture_output=True, text=True,
-                       timeout=300)
+                       timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     r = subprocess.run(_cli("-v", *common, "--out", str(tmp_path / "ray"), "--executor", "ray",
-                            "--ray-address", ray_cluster), capture_output=True, text=True, timeout=300)
+                            "--ray-address", ray_cluster), capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert tree_bytes(tmp_path / "ray") == tree_bytes(tmp_path / "local")
     # -v reaches the workers: their DEBUG lines come back through Ray, tagged with the task
     assert any("(vlir gqa/val task" in ln and "DEBUG vlir.corpus.build: task gqa/val" in ln
                for ln in r.stderr.splitlines()), r.stderr
     r = subprocess.run(_cli(*common, "--out", str(tmp_path / "x"), "--ray-address", ray_cluster),
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 2 and "--ray-address needs --executor ray" in r.stderr
 
 
@@ -236,21 +241,21 @@ def test_a_signal_cancels_the_ray_tasks_and_the_rerun_resumes(ray_cluster, textv
                     "--tasks", "3", "--no-progress", "--executor", "ray", "--ray-address", ray_cluster)
         srv.hold()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        deadline = time.monotonic() + 120
+                                start_new_session=True, preexec_fn=default_sigint)
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline and proc.poll() is None and not (srv.waiting() and ray_task_pids()):
             time.sleep(0.05)
         assert proc.poll() is None and ray_task_pids(), "no Ray task got to its teacher requests"
         os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=HANG_GUARD)
         assert proc.returncode == 128 + sig, err
         assert "interrupted; rerun the same command to resume" in err and "Traceback" not in err
         assert not (out / ".vlir" / "lock").exists() and not list(out.glob("**/*.tmp"))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline and ray_task_pids():
             time.sleep(0.1)
         assert not ray_task_pids(), "a cancelled task's worker is still running"
         srv.release(abandon=True)
-        r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(args, capture_output=True, text=True, timeout=HANG_GUARD)
         assert r.returncode == 0, r.stderr
     assert (out / "manifest.json").is_file()

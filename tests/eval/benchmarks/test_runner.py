@@ -181,7 +181,7 @@ def test_report_prints_the_papers_table_and_the_extra_figures(sample_tree, tmp_p
     runner.run(H, iter(items), Planted(lambda q: answer_with("A")), tmp_path, presets.preset("model"))
     text = (tmp_path / "report.md").read_text()
     assert "| FSP | FCP | Overall |" in text and "`fsp_fcp_mean`" in text and "`per_question_mean`" in text
-    assert "deepeyes_rule" in text and "name: model" in text
+    assert "deepeyes\\_rule" in text and "| name | model |" in text  # table cells are escaped Markdown
 
 
 def test_judge_model_reaches_the_configure_style_benchmarks(tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from vlir.corpus.build import BuildConfig, Job, SamplesWaiting, Task
 from vlir.corpus.build_plan import SourceRead, read_source, remove_spools, source_reads, task_counts
 from vlir.corpus.lock import OutputLock
 from vlir.corpus.manifest import task_done, write_build_info, write_manifest
+from vlir.testing.hold import hold_point
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def _bump(accepted: bool) -> None:
 
 def _run_task(cfg: BuildConfig, job: Job, task: int, out: str, share: str) -> tuple[str, int, int]:
     """Run one task in a worker: ``(job key, task, samples left waiting on the teacher)``."""
+    hold_point(job.source, job.split, task)
     waiting = Task(cfg, job, task, Path(out), share).run(progress=_bump)
     return job.key, task, waiting
 
@@ -290,6 +292,7 @@ class _LocalRunner:
                 read_source(cfg, read)
                 progress.expect(read)
                 for task in read.tasks:
+                    hold_point(read.job.source, read.job.split, task)
                     left = Task(cfg, read.job, task, out, read.folder).run(
                         progress=lambda ok: (_bump(ok), progress.refresh()))
                     progress.task_finished(read.job.key, task, left)

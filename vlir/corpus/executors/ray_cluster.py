@@ -46,6 +46,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
 from vlir.corpus.build import BuildConfig, Job, Task
 from vlir.corpus.build_plan import SourceRead, read_source
 from vlir.corpus.executors.local import Progress, log_format, worker_logging
+from vlir.testing.hold import hold_point
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def vlir_build_task(cfg: BuildConfig, job: Job, task: int, out: str, share: str,
     """The Ray task: run one build task on this worker; ``(job key, task, samples waiting on the
     teacher, accepted, rejected)``."""
     worker_logging(level, fmt)
+    hold_point(job.source, job.split, task)
     runner = Task(cfg, job, task, Path(out), share)
     waiting = runner.run()
     return job.key, task, waiting, runner.stats["accepted"], runner.stats["rejected"]

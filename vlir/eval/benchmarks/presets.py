@@ -65,19 +65,9 @@ def preset(name: str, **overrides: Any) -> Protocol:
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-FINGERPRINT_SUFFIXES = (".json", ".safetensors", ".bin", ".jinja", ".model", ".txt", ".tiktoken")
-
-
 def fingerprint(model_dir) -> str:
-    """sha256 over the checkpoint's weight, config and tokenizer files (top level, sorted by name;
-    each file's name and bytes), so scores.json names exactly the model that produced them."""
-    import hashlib
-    from pathlib import Path
+    """sha256 over the checkpoint's weight, config and tokenizer files, so scores.json names
+    exactly the model that produced them (:func:`vlir.identity.model_sha256`, the one owner)."""
+    from vlir.identity import model_sha256
 
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and p.suffix in FINGERPRINT_SUFFIXES):
-        h.update(path.name.encode("utf-8") + b"\0")
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
+    return model_sha256(model_dir)

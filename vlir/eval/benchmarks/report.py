@@ -16,9 +16,28 @@ from vlir.eval.benchmarks.base import Benchmark, BenchItem
 REPORT, PLOT, HTML_DIR = "report.md", "scores.png", "html"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()|~])")
+
+
+def md(value: Any) -> str:
+    """Any data field as inert Markdown text on one line: HTML escaped (a ``<script>`` in a
+    category name stays text), Markdown's punctuation backslash-escaped (no link, emphasis,
+    code span or table cell can be opened), line breaks made spaces."""
+    text = " ".join(str(value).split())
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=True)
+
+
+def _code(value: Any) -> str:
+    """A code span for a name the code defines (a figure's key, the official script's path), or
+    :func:`md` text should it hold a backtick or a line break (a code span cannot escape them)."""
+    text = str(value)
+    return f"`{text}`" if "`" not in text and "\n" not in text and "<" not in text else md(text)
+
+
 def _md_table(heads: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    """A Markdown table; every cell goes through :func:`md`."""
+    return ["| " + " | ".join(map(md, heads)) + " |", "|" + "---|" * len(heads),
+            *("| " + " | ".join(map(md, r)) + " |" for r in rows)]
 
 
 def _pct(v: float) -> str:
@@ -35,8 +54,8 @@ def _extra(v) -> str:
     if isinstance(v, float):
         return _pct(v)
     if isinstance(v, dict) and all(isinstance(x, dict) and "score" in x for x in v.values()):
-        return ", ".join(f"{t} {_pct(x['score'])} (n={x.get('n', '?')})" for t, x in v.items())
-    return str(v)[:300]
+        return ", ".join(f"{md(t)} {_pct(x['score'])} (n={md(x.get('n', '?'))})" for t, x in v.items())
+    return md(str(v)[:300])
 
 
 def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
@@ -44,14 +63,14 @@ def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
     heads, vals = bench.table(res)
     spread = f" ± {_pct(res['overall_std'])} (std over {len(res['per_sample'])} samples)" if "overall_std" in res else ""
     judge = scores["judge"] if isinstance(scores["judge"], str) else f"LLM judge {scores['judge']['model']}"
-    lines = [f"# {bench.name}", "",
-             f"Official scoring: `{bench.official}`; per-item judge: **{judge}**.", "",
+    lines = [f"# {md(bench.name)}", "",
+             f"Official scoring: {_code(bench.official)}; per-item judge: **{md(judge)}**.", "",
              *_md_table(heads, [vals]), "", f"Overall {_pct(res['overall'])}{spread} over {res['n']} items.", "",
              "## Per category", "", *_md_table(["category", "score", "n"],
                                               [[c, _pct(v["score"]), str(v["n"])] for c, v in res.get("categories", {}).items()])]
     for k, v in res.items():
         if k not in SHOWN:
-            lines += ["", f"- `{k}`: {_extra(v)}"]
+            lines += ["", f"- {_code(k)}: {_extra(v)}"]
     if scores["alternatives"]:
         lines += ["", "## Alternative rules (labelled; not the official figure)", "",
                   *_md_table(["rule", "overall", *res.get("categories", {})],
@@ -68,9 +87,9 @@ def write_report(bench: Benchmark, scores: dict[str, Any], out: Path) -> None:
                   *_md_table(["measure", "all", "n"], [[k, _pct(v["all"]["rate"]), str(v["all"]["n"])]
                                                        for k, v in scores["crop_hits"].items()])]
     t = scores["trajectories"]
-    lines += ["", "## Protocol", "", "```", *(f"{k}: {v}" for k, v in sorted(scores["protocol"].items())), "```", "",
-              f"Trajectories: {t['rows']} rows, {t['crops_per_answer']:.2f} crops and {t['tokens_per_answer']:.1f} "
-              f"tokens per answer; finish reasons {t['finish_reasons']}.", ""]
+    lines += ["", "## Protocol", "", *_md_table(["setting", "value"], [[k, v] for k, v in sorted(scores["protocol"].items())]),
+              "", f"Trajectories: {t['rows']} rows, {t['crops_per_answer']:.2f} crops and {t['tokens_per_answer']:.1f} "
+              f"tokens per answer; finish reasons {md(t['finish_reasons'])}.", ""]
     (out / REPORT).write_text("\n".join(lines), encoding="utf-8")
     plot(bench, scores, out / PLOT)
 
@@ -86,14 +105,14 @@ def plot(bench: Benchmark, scores: dict[str, Any], path: Path) -> None:
     panels = 2 if hits else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.0), squeeze=False)
     ax = axes[0, 0]
-    names = list(cats) + ["Overall"]
+    names = [str(c).replace("$", r"\$") for c in cats] + ["Overall"]  # no mathtext from data
     values = [100 * v["score"] for v in cats.values()] + [100 * scores["scores"]["overall"]]
     ax.bar(range(len(names)), values, color=["#6d9ac4"] * len(cats) + ["#1f4e79"])
     ax.set_xticks(range(len(names)), [n if len(n) < 24 else n[:22] + "…" for n in names], rotation=35, ha="right",
                   fontsize=8)
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{bench.name}: accuracy per category")
+    ax.set_title(f"{bench.name}: accuracy per category".replace("$", r"\$"))
     if hits:
         ax2 = axes[0, 1]
         keys = list(hits)
@@ -143,7 +162,7 @@ def write_html(out: Path, rows: list[dict[str, Any]]) -> None:
         slug = _slug(r["id"], r.get("sample", 0))
         folder = out / HTML_DIR / slug
         cls = "ok" if r["score"] >= 1 else "bad"
-        parts.append(f"<section><h3>{html.escape(r['id'])} (sample {r.get('sample', 0)}) — "
+        parts.append(f"<section><h3>{html.escape(str(r['id']))} (sample {html.escape(str(r.get('sample', 0)))}) — "
                      f"<span class='{cls}'>score {r['score']:.2f}</span></h3>"
                      f"<pre>{html.escape(r.get('prompt', ''))}</pre>")
         if (folder / "original.jpg").is_file():
@@ -154,6 +173,6 @@ def write_html(out: Path, rows: list[dict[str, Any]]) -> None:
                 parts.append(f"<img src='{HTML_DIR}/{slug}/crop_{i}.png' alt='crop {i}'>")
         parts.append(f"</div><p>boxes {html.escape(str(r.get('boxes')))}; parsed "
                      f"<b>{html.escape(str(r.get('parsed_answer')))}</b>, extracted "
-                     f"<b>{html.escape(str(r.get('extracted')))}</b>, gold <b>{html.escape(r['item']['answer'])}</b>"
+                     f"<b>{html.escape(str(r.get('extracted')))}</b>, gold <b>{html.escape(str(r['item']['answer']))}</b>"
                      "</p></section>")
     (out / "index.html").write_text("\n".join(parts) + "\n", encoding="utf-8")

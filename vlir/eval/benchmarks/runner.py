@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from vlir import geometry
+from vlir import geometry, identity
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, ImageRef
 from vlir.eval.benchmarks.presets import Protocol
 from vlir.protocol import parse_response
@@ -158,16 +158,42 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
     return rows
 
 
-def _check_run(out: Path, bench: Benchmark, protocol: Protocol) -> None:
-    meta = {"benchmark": bench.name, "protocol": protocol.to_dict()}
+def run_identity(bench: Benchmark, protocol: Protocol, info: dict[str, Any], root: Path | None = None,
+                 judge=None, out: Path | None = None) -> dict[str, Any]:
+    """The run identity (:mod:`vlir.identity`) of an evaluation: the benchmark root's content
+    fingerprint, the benchmark, protocol and judge model, the checkpoint's sha256 (``info``'s
+    ``model_sha256``, what the CLI computes), the vlir version. The batch size, ``--limit``,
+    device and endpoint URLs are not identity (a resume may change them). ``out``: left out of
+    the root's fingerprint should it lie inside it."""
+    return identity.make(inputs={"root": identity.tree_fingerprint(root, exclude=out)} if root is not None else {},
+                         config={"benchmark": bench.name, "protocol": protocol.to_dict(),
+                                 "judge": getattr(judge, "model", None)},
+                         model=info.get("model_sha256"))
+
+
+def claim_out(out: Path, bench: Benchmark, protocol: Protocol, info: dict[str, Any], root: Path | None = None,
+              judge=None) -> None:
+    """Refuse (:class:`vlir.identity.IdentityMismatch`) an ``out`` holding another run, else record
+    this one's identity; :func:`run` calls it, and the CLI before it loads the model."""
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run(out, run_identity(bench, protocol, info, root, judge, out),
+               {"model": info.get("model"), "root": str(Path(root).resolve()) if root is not None else None},
+               bench, protocol)
+
+
+def _check_run(out: Path, ident: dict[str, Any], where: dict[str, Any], bench: Benchmark, protocol: Protocol) -> None:
+    """Record the run's identity in ``run.json``, or refuse a run into ``out`` that is not the one
+    its predictions belong to (another model's predictions would be credited to this one)."""
     path = out / RUN
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old != meta:
-            raise ValueError(f"{out} holds a run of {old.get('benchmark')} with protocol "
-                             f"{old.get('protocol', {}).get('name')} and other settings; use another --out")
-    else:
-        path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    todo = f"use another --out, or delete {out / PREDICTIONS} and {path} to recompute"
+    if path.is_file() and identity.read(path) is None:
+        raise ValueError(f"{out} holds a run without a run identity (an older vlir); {todo}")
+    recorded = identity.read(path)
+    if recorded is not None and recorded.get("model") != ident.get("model"):
+        before = json.loads(path.read_text(encoding="utf-8")).get("where", {}).get("model")
+        todo = f"its predictions come from --model {before}, not {where.get('model')}; " + todo
+    identity.claim(path, ident, todo, what="evaluation", where=where,
+                   extra={"benchmark": bench.name, "protocol": protocol.to_dict()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,16 +202,19 @@ def _check_run(out: Path, bench: Benchmark, protocol: Protocol) -> None:
 
 def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: Protocol, *,
         batch_size: int = 8, limit: int | None = None, judge=None, info: dict[str, Any] | None = None,
-        progress: Callable[[int, float], None] | None = None, html: bool = False) -> dict[str, Any]:
-    """Evaluate, resuming from ``out/predictions.jsonl``; returns the scores dict. ``judge``: an
-    LLM judge for ``bench`` (or configure it beforehand)."""
+        progress: Callable[[int, float], None] | None = None, html: bool = False,
+        root: Path | None = None) -> dict[str, Any]:
+    """Evaluate, resuming from ``out/predictions.jsonl`` when ``out`` holds the same run
+    (:func:`run_identity`; ``root``: the benchmark folder, fingerprinted); returns the scores dict.
+    ``judge``: an LLM judge for ``bench`` (or configure it beforehand)."""
     from vlir.eval.benchmarks import report
     from vlir.eval.benchmarks.vstar import strip_direct
 
     bench = with_judge(bench, judge)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, bench, protocol)
+    info = info or {}
+    claim_out(out, bench, protocol, info, root, bench.llm)
     rows = read_rows(out / PREDICTIONS, protocol.samples, repair=True)
     done = {r["id"] for r in rows}
     total = sum(r["score"] for r in rows)
@@ -213,7 +242,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
             total += sum(r["score"] for r in new)
             if progress is not None:
                 progress(len(todo), total / len(rows))
-    return finish(bench, rows, out, protocol.to_dict(), info or {}, html=html)
+    return finish(bench, rows, out, protocol.to_dict(), info, html=html)
 
 
 def _open(item: BenchItem):
@@ -226,18 +255,18 @@ def _open(item: BenchItem):
 
 
 def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: dict[str, Any] | None = None,
-            html: bool = False) -> dict[str, Any]:
+            html: bool = False, known_ids: set[str] | None = None) -> dict[str, Any]:
     """Score saved predictions again (no model, no download): every row's extraction and score
-    are recomputed from its stored response and boxes by the benchmark's rules."""
+    are recomputed from its stored response and boxes by the benchmark's rules. Rows are checked
+    first (:mod:`vlir.eval.benchmarks.predictions`: malformed rows and duplicates refused); with
+    ``known_ids`` (the benchmark's items), rows naming other ids are counted and left out."""
+    from vlir.eval.benchmarks import predictions as checked
+
     predictions, out = Path(predictions), Path(out)
     bench = with_judge(bench, judge)
-    rows = read_rows(predictions)
-    if not rows:
-        raise ValueError(f"{predictions}: no predictions")
+    rows, unknown = checked.drop_unknown(checked.load(predictions), known_ids, predictions)
     fresh = []
     for r in rows:
-        if "item" not in r or "response" not in r:
-            raise ValueError(f"{predictions}: row {r.get('id')!r} lacks the item/response fields vlir writes")
         item = item_from_json(r["id"], r["item"])
         boxes = [Box(*b) for b in r.get("boxes", [])]
         fresh.append({**r, **score_row(bench, item, r["response"], boxes)})
@@ -245,8 +274,19 @@ def rescore(bench: Benchmark, predictions: Path, out: Path, judge=None, info: di
     protocol = json.loads(run_meta.read_text("utf-8")).get("protocol", {}) if run_meta.is_file() else {}
     out.mkdir(parents=True, exist_ok=True)
     if (out / PREDICTIONS).resolve() != predictions.resolve():
+        ident = identity.make(inputs={"predictions": identity.file_sha256(predictions)},
+                              config={"benchmark": bench.name, "judge": getattr(bench.llm, "model", None)})
+        recorded = identity.read(out / RUN)
+        if (out / RUN).is_file() and (recorded is None or "predictions" not in recorded.get("inputs", {})):
+            raise ValueError(f"{out} holds a model's evaluation ({out / RUN}), which re-scored predictions "
+                             "would replace; re-score into another --out")
+        (out / RUN).unlink(missing_ok=True)  # a re-score rewrites everything: nothing is resumed
+        identity.claim(out / RUN, ident, "use another --out", what="evaluation",
+                       where={"predictions": str(predictions.resolve())},
+                       extra={"benchmark": bench.name, "protocol": protocol})
         (out / PREDICTIONS).write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in fresh), "utf-8")
-    return finish(bench, fresh, out, protocol, {**(info or {}), "rescored_from": str(predictions)}, html=html)
+    extra = {"rescored_from": str(predictions), **({"unknown_ids": unknown} if known_ids is not None else {})}
+    return finish(bench, fresh, out, protocol, {**(info or {}), **extra}, html=html)
 
 
 # --------------------------------------------------------------------------------------------

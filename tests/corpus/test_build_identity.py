@@ -17,7 +17,7 @@ from vlir.corpus.build import BuildConfig, Job
 from vlir.corpus.executors.local import run_build
 from vlir.corpus.manifest import ManifestError, merge, write_build_info
 from vlir.corpus.validate import validate_output
-from vlir.sources.base import get_source
+from vlir.sources.registry import get_source
 
 
 @pytest.fixture(scope="module")

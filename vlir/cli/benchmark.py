@@ -93,14 +93,14 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
         else:
             if root is None or model is None:
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
-            if (problem := identity.checkpoint_problem(model)):
-                fail(f"--model {problem}")
             if not root.exists():
                 fail(f"--root {root} does not exist")
             protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
             items = checked_items(bench, root)  # the layout is checked before the model loads
+            if (problem := identity.checkpoint_problem(model)):
+                fail(f"--model {problem}")
             model_info = {"model": str(model.resolve()), "model_sha256": identity.model_sha256(model)}
             runner.claim_out(out, bench, protocol, model_info, root, bench.llm)  # before the model loads
             engine, info = build_engine(model, protocol, mode, device, dtype)

@@ -26,7 +26,7 @@ RUN = "run.json"  # the run identity of output_dir (vlir.identity)
 #: what it keeps, plotting, data-loading workers, the launcher's rank (paths are replaced by the
 #: content fingerprints of the data and the model).
 NOT_IDENTITY = ("output_dir", "resume", "save_steps", "keep_checkpoints", "plot", "num_workers", "report_to",
-                "logging_steps", "model_path", "data_dir")
+                "logging_steps", "model_path", "data_dir", "deepspeed")
 
 
 class RunRefused(ValueError):
@@ -78,7 +78,10 @@ def run_identity(cfg: Any) -> dict[str, Any]:
     manifest), the base model's sha256, the config less :data:`NOT_IDENTITY`, the vlir version."""
     from vlir import identity
 
-    return identity.make(inputs={"data": identity.data_fingerprint(cfg.data_dir)},
+    ds = Path(cfg.deepspeed)  # its content, not where it lies (a recipe's path is resolved against it)
+    inputs = {"data": identity.data_fingerprint(cfg.data_dir),
+              "deepspeed": identity.file_sha256(ds) if ds.is_file() else str(cfg.deepspeed)}
+    return identity.make(inputs=inputs,
                          config=identity.without(cfg.to_dict(), NOT_IDENTITY),
                          model=identity.model_sha256(cfg.model_path))
 

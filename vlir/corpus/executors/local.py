@@ -262,7 +262,8 @@ def _run_locked(cfg: BuildConfig, jobs: list[Job], out: Path, runner, num_shards
     """Plan, hand the source reads and the tasks to ``runner`` (``runner(cfg, reads, todo, out,
     progress)``: a job's tasks run once its read is done), then finish: :class:`SamplesWaiting` if
     samples wait on the teacher, the manifest if every task is done."""
-    write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs}, missing)
+    write_build_info(out, cfg.to_dict(), {job.source: str(Path(job.root).resolve()) for job in jobs},
+                     missing=missing)
     todo = plan(cfg, jobs, out, num_shards, shard_index)
     log.info("build: %d task(s) to run (%d already complete)",
              len(todo), len(jobs) * len([t for t in range(cfg.tasks) if t % num_shards == shard_index]) - len(todo))

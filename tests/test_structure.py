@@ -20,7 +20,8 @@ import pytest
 
 from tests.conftest import REPO
 
-INFERENCE = ("vlir.rollout", "vlir.eval.evaluate", "vlir.cli.infer")
+INFERENCE = ("vlir.rollout", "vlir.eval.evaluate", "vlir.eval.benchmarks", "vlir.serving", "vlir.cli.infer",
+             "vlir.cli.benchmark")
 MAX_LINES = 400
 # Deliberate: rewards.py imports rewards_vlmr3 at its very end so that the vlmr3/* rewards
 # register themselves with the ``register`` defined above it (see the comment on that line).

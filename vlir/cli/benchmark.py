@@ -5,7 +5,8 @@ Three uses:
 
 * ``--write-sample DIR``: write a small tree in the benchmark's official layout (no model);
 * ``--predictions P.jsonl``: re-score saved predictions by the official rule (no model, no data);
-* ``--root DIR --model CKPT``: evaluate a checkpoint with the rollout engine under ``--protocol``.
+* ``--root DIR --model CKPT``: evaluate a checkpoint with the rollout engine under the eval settings ``--protocol`` names
+  (:mod:`vlir.eval.benchmarks.presets`).
 
 Bad input (unknown benchmark or protocol, wrong folder, missing checkpoint) exits 2 with one line.
 """
@@ -21,28 +22,17 @@ import typer
 from vlir.cli import fail
 
 
-def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[str]):
-    """Load ``model`` with the protocol's image budget and wrap it in the rollout engine; returns
-    ``(engine, info)`` with the effective budgets for scores.json."""
-    from vlir.geometry import PixelBudget
-    from vlir.rollout import Rollout, RolloutConfig
-    from vlir.models import load_model, model_budget
+def build_engine(model: Path, settings, mode: str, device: str, dtype: Optional[str], chat_overrides=None):
+    """The eval settings' loop (:meth:`~vlir.eval.benchmarks.presets.EvalSettings.rollout_config`)
+    through the one factory; returns ``(engine, info)`` with the effective budgets for scores.json."""
+    from vlir.rollout import build_engine as factory
 
-    loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=protocol.min_pixels,
-                                   max_pixels=protocol.max_pixels)
-    crop = (PixelBudget(protocol.crop_min_pixels, protocol.crop_max_pixels)
-            if protocol.crop_min_pixels is not None else None)
-    # The vlmr3 protocol runs the released agent's loop (rounds, newline after a crop, bad calls
-    # skipped: RolloutConfig's "vlmr3" preset); the others run vlir's loop.
-    agent = "vlmr3" if protocol.name == "vlmr3" else "vlir"
-    config = RolloutConfig.preset(agent, temperature=protocol.temperature, top_p=protocol.top_p,
-                                  max_new_tokens=protocol.max_new_tokens, max_crops=protocol.max_crops, mode=mode,
-                                  seed=protocol.seed, crop_budget=crop)
-    engine = Rollout(loaded, processor, config)
-    budget = model_budget(processor)
+    config = settings.rollout_config(mode)
+    engine = factory(model, config, device=device, dtype=dtype, chat_overrides=chat_overrides)
+    budget = engine.model_budget
     info = {"image_pixels": [budget.min_pixels, budget.max_pixels],
             "crop_pixels": [engine.crop_budget.min_pixels, engine.crop_budget.max_pixels],
-            "mode": mode, "device": device, "dtype": dtype or "default", "agent": agent,
+            "mode": mode, "device": device, "dtype": dtype or "default", "agent": settings.rollout,
             "loop": config.describe()}
     return engine, info
 
@@ -88,19 +78,19 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                 fail(f"--model {model} is not a checkpoint directory")
             if not root.exists():
                 fail(f"--root {root} does not exist")
-            protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
+            settings = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
-            engine, info = build_engine(model, protocol, mode, device, dtype)
+            engine, info = build_engine(model, settings, mode, device, dtype)
             info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
-            scores = _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html)
+            scores = _run(bench, root, engine, out, settings, batch_size, limit, judge, info, html)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(summary_line(scores))
     typer.echo(f"wrote {out / runner.PREDICTIONS}, {out / runner.SCORES} and {out / 'report.md'}", err=True)
 
 
-def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, html):
+def _run(bench, root, engine, out, settings, batch_size, limit, judge, info, html):
     from tqdm import tqdm
 
     from vlir.eval.benchmarks import runner
@@ -109,7 +99,7 @@ def _run(bench, root, engine, out, protocol, batch_size, limit, judge, info, htm
         def progress(n: int, acc: float) -> None:
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
-        return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, protocol,
+        return runner.run(bench, bench.items(root), runner.engine_generate(engine), out, settings,
                           batch_size=batch_size, limit=limit, judge=judge, info=info, progress=progress, html=html)
 
 

@@ -12,6 +12,7 @@ import typer
 
 from vlir.cli import app, fail
 from vlir.protocol import split_at_images
+from vlir.rollout.config import MAX_CROPS
 
 AGENTS = ("vlir", "vlmr3")
 
@@ -43,43 +44,28 @@ def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixe
             max_pixels: Optional[int], crop_min_pixels: Optional[int], crop_max_pixels: Optional[int],
             engine: str = "local", base_url: Optional[str] = None, api_key_env: str = "OPENAI_API_KEY",
             **settings):
-    """Load a checkpoint and wrap it in a rollout engine with the ``agent`` preset and the given
-    settings (None = the preset's); bad settings exit 2. ``engine="openai"``: the same loop over
-    ``base_url`` (:class:`vlir.serving.engine.ServedRollout`), ``model`` being the served name."""
-    from vlir.geometry import CROP_PIXELS, PixelBudget
-    from vlir.rollout import Rollout
-    from vlir.rollout.config import VLMR3_MODEL_PIXELS, RolloutConfig
-    from vlir.models import load_model
+    """The ``agent`` preset with the given settings (None = the preset's) through the one factory
+    (:func:`vlir.rollout.build_engine`); bad settings exit 2. ``engine="openai"``: the served
+    backend over ``base_url``, ``model`` being the served name."""
+    from vlir.rollout import build_engine, rollout_config
 
     if engine not in ("local", "openai"):
         fail(f"--engine must be local or openai, got {engine!r}")
     if agent not in AGENTS:
         fail(f"--agent must be one of {', '.join(AGENTS)}, got {agent!r}")
     if engine == "openai":
-        from vlir.serving.engine import served_engine
-
         if not base_url:
             fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        try:
-            return served_engine(str(model), base_url, agent, min_pixels, max_pixels, crop_min_pixels,
-                                 crop_max_pixels, api_key_env, settings)
-        except ValueError as exc:
-            fail(str(exc))
-    if not model.is_dir():
-        fail(f"--model {model} is not a checkpoint directory")
-    if agent == "vlmr3":  # the released agent sets the processor's budget itself
-        min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
-        max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels
+        settings = {k: v for k, v in settings.items() if k != "mode"}
     try:
-        config = RolloutConfig.preset(agent, **settings)
-        if crop_min_pixels is not None or crop_max_pixels is not None:
-            base = config.crop_budget or CROP_PIXELS
-            config.crop_budget = PixelBudget(crop_min_pixels or base.min_pixels, crop_max_pixels or base.max_pixels)
-        loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=min_pixels,
-                                       max_pixels=max_pixels)
-    except ValueError as exc:
+        config = rollout_config(agent, crop_min_pixels=crop_min_pixels, crop_max_pixels=crop_max_pixels,
+                                min_pixels=min_pixels, max_pixels=max_pixels,
+                                engine="served" if engine == "openai" else "local",
+                                base_url=[base_url] if base_url else None, **settings)
+        return build_engine(str(model) if engine == "openai" else model, config, device=device, dtype=dtype,
+                            api_key_env=api_key_env)
+    except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    return Rollout(loaded, processor, config)
 
 
 def _write_html(path: Path, question: str, traj, names: list[str], original: str) -> None:
@@ -109,7 +95,7 @@ def infer(
     question: str = typer.Option(..., "--question", help="The question."),
     out: Path = typer.Option(Path("out/infer"), "--out", help="Folder for the crops (and the HTML page)."),
     write_html: bool = typer.Option(False, "--html", help="Also write OUT/index.html with the crops inline."),
-    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help=f"Crops per answer (default {MAX_CROPS})."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (as the authors' benchmark runs)."),
@@ -175,7 +161,7 @@ def eval_(
     split: Optional[str] = typer.Option(None, "--split", help="...and split."),
     out: Path = typer.Option(Path("out/eval"), "--out", help="Folder for predictions.jsonl and scores.json."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate the first K questions."),
-    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help=f"Crops per answer (default {MAX_CROPS})."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions rolled out together."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),

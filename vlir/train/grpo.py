@@ -41,9 +41,10 @@ SUMMARY = "summary.json"
 class GRPOTrainer:
     """R-GRPO with DeepSpeed. Features and the config keys that control them:
 
-    * rollouts from :class:`vlir.rollout.Rollout`: ``num_generations`` (M) samples per prompt,
-      ``temperature``/``top_p``, ``max_new_tokens``, ``max_crops``, ``rollout_mode``; the chat
-      (instruction, budgets) from ``chat``; an optional ``logits_processor`` (constructor argument).
+    * rollouts from the one engine factory (:func:`vlir.rollout.build_engine`): ``num_generations``
+      (M) samples per prompt; the ``rollout`` section (a :class:`vlir.rollout.RolloutConfig`:
+      temperature, top_p, max_new_tokens, max_crops, mode ...); the chat (instruction, budgets)
+      from ``chat``; an optional ``logits_processor`` (constructor argument).
     * rewards as composable functions (``rewards``: name, weight, kwargs), each logged as
       ``reward/<name>``; group-normalised advantages (``scale_rewards``, ``advantage_eps``).
     * the clipped policy-ratio loss on action-mask tokens only (``epsilon_low``/``epsilon_high``,
@@ -129,6 +130,7 @@ class GRPOTrainer:
         overrides = {k: PixelBudget(*v) if k.endswith("_budget") and isinstance(v, list) else v
                      for k, v in cfg.chat.items()}
         self.chat_cfg = ChatConfig.for_processor(self.processor, **overrides)
+        self.rollout_cfg = cfg.rollout_config()
         self.data = RLSet(cfg.data_dir)
         self.per_rank = cfg.prompts_per_step // self.world_size
         log.info("RL set %s: %d prompts %s; %d prompts x %d samples per rank per step, %d micro-batches",
@@ -165,19 +167,18 @@ class GRPOTrainer:
         return GatheredParameters(list(self.engine.module.parameters()))
 
     def _rollout(self, prompts: list, batch_index: int) -> list:
-        from vlir.rollout import Rollout, RolloutConfig
+        from vlir.rollout import build_engine
 
         cfg = self.cfg
-        rc = RolloutConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                           max_crops=cfg.max_crops, mode=cfg.rollout_mode, chat=self.chat_cfg,
-                           crop_budget=self.chat_cfg.crop_budget, logits_processor=self.logits_processor,
-                           seed=cfg.seed * 1_000_003 + batch_index * 1009 + self.rank)
+        rc = self.rollout_cfg.with_(chat=self.chat_cfg, crop_budget=self.rollout_cfg.crop_budget or self.chat_cfg.crop_budget,
+                                    logits_processor=self.logits_processor,
+                                    seed=cfg.seed * 1_000_003 + batch_index * 1009 + self.rank)
         module = self.engine.module
         module.eval()
         try:
             with torch.no_grad(), self._generation_context():
-                trajs = Rollout(module, self.processor, rc).generate([(p.question, p.image) for p in prompts],
-                                                                     cfg.num_generations)
+                engine = build_engine(cfg.model_path, rc, loaded=(module, self.processor))
+                trajs = engine.generate([(p.question, p.image) for p in prompts], cfg.num_generations)
         finally:
             module.train()
         return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
@@ -196,7 +197,7 @@ class GRPOTrainer:
         batch = collate(trajs, self.ids["pad"], self.ids["image_pad"]).to(self.engine.device)
         if batch.pixel_values is not None:
             batch.pixel_values = batch.pixel_values.to(self.dtype)
-        return sequence_logprobs(model, batch, self.cfg.temperature, entropy=entropy), batch
+        return sequence_logprobs(model, batch, self.rollout_cfg.temperature, entropy=entropy), batch
 
     def _update(self, trajs: list, advantages: torch.Tensor, times: dict[str, float]) -> dict[str, float]:
         """One optimizer step over this rank's trajectories (``grad_accum`` micro-batches); returns
@@ -271,7 +272,7 @@ class GRPOTrainer:
         """Means over all ranks' trajectories (sums and counts all-reduced in one tensor)."""
         evidence = [[r.box for r in getattr(prompts[t.prompt_index], "evidence", ())] for t in trajs]
         values = grpo_metrics.step_values(trajs, evidence, raw, total.tolist(), advantages.tolist(),
-                                          self.cfg.num_generations, self.cfg.max_new_tokens, sums)
+                                          self.cfg.num_generations, self.rollout_cfg.max_new_tokens, sums)
         keys = list(values)  # same keys, same order on every rank
         packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
         if self.world_size > 1:

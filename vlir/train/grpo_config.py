@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from vlir.rollout.config import MODES as ROLLOUT_MODES
+from vlir.config import ConfigError
+from vlir.rollout.config import RolloutConfig
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
 from vlir.train.recipe_config import TrainerConfig, _f
 
@@ -34,7 +35,9 @@ class GRPOConfig(TrainerConfig):
         model_path (the SFT output), build_model, data_dir (``vlir rl-data`` output), chat,
         min_pixels / max_pixels.
     Rollout:
-        num_generations (M), temperature, top_p, max_new_tokens, max_crops, rollout_mode.
+        num_generations (M); ``rollout``: a :class:`vlir.rollout.RolloutConfig` section (``preset``,
+        temperature, top_p, max_new_tokens, max_crops, mode, engine, base_url ...), nested as
+        ``chat`` is (``rollout.temperature=0.7`` overrides one key).
     Objective:
         rewards (name/weight/kwargs list), scale_rewards, advantage_eps, epsilon_low/epsilon_high,
         loss_type, num_iterations, beta (KL to the reference; 0 = no reference model),
@@ -59,11 +62,9 @@ class GRPOConfig(TrainerConfig):
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
     # --- rollout
     num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).")
-    temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).")
-    top_p: float = _f(1.0, "Nucleus sampling mass (1.0: off).")
-    max_new_tokens: int = _f(1024, "Sampled tokens per trajectory, over all its segments.")
-    max_crops: int = _f(8, "Crops per trajectory (the released agent: at most 8 rounds).")
-    rollout_mode: str = _f("kv", "kv (reuse the cache across crops) or reprefill (reference).")
+    rollout: dict = _f({}, "The rollout engine's settings (vlir.rollout.RolloutConfig fields, over the "
+                           "'preset' key's: vlir by default): temperature (the paper: 1.0), top_p, "
+                           "max_new_tokens, max_crops, mode, engine (local or served), base_url ...")
     # --- objective
     rewards: list = _f([dataclasses.asdict(r) for r in PAPER_REWARDS],
                        "Reward functions in order: {name, weight, kwargs}; a name is registered in "
@@ -96,21 +97,22 @@ class GRPOConfig(TrainerConfig):
             problems.append(f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
         if self.loss_type not in LOSS_TYPES:
             problems.append(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if self.rollout_mode not in ROLLOUT_MODES:
-            problems.append(f"rollout_mode must be one of {ROLLOUT_MODES}, got {self.rollout_mode!r}")
-        for name in ("num_generations", "max_new_tokens", "num_iterations", "max_steps", "prompts_per_step",
+        try:
+            rollout = self.rollout_config()
+        except (ConfigError, ValueError) as exc:
+            problems.append(str(exc))
+            rollout = None
+        for name in ("num_generations", "num_iterations", "max_steps", "prompts_per_step",
                      "per_device_batch_size"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_crops", "warmup_steps"):
+        for name in ("warmup_steps",):
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.num_generations == 1 and self.scale_rewards:
             problems.append("num_generations = 1 gives every trajectory a zero advantage: use M >= 2")
-        if self.temperature <= 0:
-            problems.append(f"temperature must be > 0 for GRPO sampling, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if rollout is not None and rollout.temperature <= 0:
+            problems.append(f"rollout.temperature must be > 0 for GRPO sampling, got {rollout.temperature}")
         if not (0 <= self.epsilon_low < 1 and self.epsilon_high >= 0):
             problems.append("need 0 <= epsilon_low < 1 and epsilon_high >= 0")
         if self.beta < 0 or not self.learning_rate > 0 or self.advantage_eps <= 0:
@@ -122,6 +124,12 @@ class GRPOConfig(TrainerConfig):
         except (TypeError, ValueError, AttributeError) as exc:
             problems.append(f"rewards: {exc}")
         return problems
+
+    def rollout_config(self) -> RolloutConfig:
+        """The ``rollout`` section as a :class:`RolloutConfig` (its ``preset`` key, then its fields)."""
+        if not isinstance(self.rollout, dict):
+            raise ConfigError(f"rollout must be a mapping of RolloutConfig fields, got {self.rollout!r}")
+        return RolloutConfig.from_mapping(self.rollout)
 
     def reward_specs(self) -> list[RewardSpec]:
         """The ``rewards`` list as :class:`RewardSpec` objects (names are resolved at setup)."""

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from vlir import geometry
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, ImageRef
-from vlir.eval.benchmarks.presets import Protocol
+from vlir.eval.benchmarks.presets import EvalSettings
 from vlir.protocol import parse_response
 from vlir.records import Box
 
@@ -150,7 +150,7 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
     return rows
 
 
-def _check_run(out: Path, bench: Benchmark, protocol: Protocol) -> None:
+def _check_run(out: Path, bench: Benchmark, protocol: EvalSettings) -> None:
     meta = {"benchmark": bench.name, "protocol": protocol.to_dict()}
     path = out / RUN
     if path.is_file():
@@ -166,7 +166,7 @@ def _check_run(out: Path, bench: Benchmark, protocol: Protocol) -> None:
 # The loop
 # --------------------------------------------------------------------------------------------
 
-def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: Protocol, *,
+def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: EvalSettings, *,
         batch_size: int = 8, limit: int | None = None, judge=None, info: dict[str, Any] | None = None,
         progress: Callable[[int, float], None] | None = None, html: bool = False) -> dict[str, Any]:
     """Evaluate, resuming from ``out/predictions.jsonl``; returns the scores dict."""

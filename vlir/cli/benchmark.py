@@ -50,7 +50,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    batch_size: int, max_new_tokens: int, max_crops: int, temperature: float, seed: int, mode: str,
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
-                   max_pixels: Optional[int] = None) -> None:
+                   max_pixels: Optional[int] = None, instruction: Optional[str] = None) -> None:
     from vlir.eval.benchmarks import base, presets, runner
     from vlir.eval.benchmarks.base import BenchmarkLayoutError
 
@@ -81,7 +81,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
             settings = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
-            engine, info = build_engine(model, settings, mode, device, dtype)
+            engine, info = build_engine(model, settings, mode, device, dtype,
+                                        None if instruction is None else {"instruction": instruction})
             info.update({"model": str(model.resolve()), "model_sha256": presets.fingerprint(model)})
             scores = _run(bench, root, engine, out, settings, batch_size, limit, judge, info, html)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:

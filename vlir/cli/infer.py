@@ -20,9 +20,12 @@ AGENTS = ("vlir", "vlmr3")
 class Agent:
     """The loop settings both commands share: a preset (``--agent``) and flags that override it."""
 
-    agent = typer.Option("vlir", "--agent", help="Loop preset: vlir (default) or vlmr3 (the released "
-                         "VLM-R3 agent: 8 rounds x 2048 tokens, newline after each crop image, bad calls "
-                         "skipped, its pixel budgets). Flags below override it.")
+    agent = typer.Option(None, "--agent", help="Loop preset: vlir or vlmr3 (the released VLM-R3 agent, e.g. for "
+                         "its checkpoint: 8 rounds x 2048 tokens, newline after each crop image, bad calls "
+                         "skipped, its pixel budgets). Default: the preset and loop settings the checkpoint "
+                         "was trained with (its vlir_inference.json), else vlir. Flags below override it.")
+    instruction = typer.Option(None, "--instruction", help="Text appended to the question (default: what the "
+                               "checkpoint was trained with, else the VLM-R3 instruction; \"\" for none).")
     max_rounds = typer.Option(None, "--max-rounds", min=1, help="Generation rounds (vlmr3: 8; vlir: no limit).")
     tokens_per_round = typer.Option(None, "--tokens-per-round", min=1,
                                     help="Tokens per round (vlmr3: 2048; vlir: no limit).")
@@ -40,32 +43,40 @@ class Agent:
                                "holding the key (unset: 'EMPTY', what vLLM takes).")
 
 
-def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixels: Optional[int],
+def _engine(model: Path, device: str, dtype: Optional[str], agent: Optional[str], min_pixels: Optional[int],
             max_pixels: Optional[int], crop_min_pixels: Optional[int], crop_max_pixels: Optional[int],
             engine: str = "local", base_url: Optional[str] = None, api_key_env: str = "OPENAI_API_KEY",
-            **settings):
-    """The ``agent`` preset with the given settings (None = the preset's) through the one factory
-    (:func:`vlir.rollout.build_engine`); bad settings exit 2. ``engine="openai"``: the served
-    backend over ``base_url``, ``model`` being the served name."""
-    from vlir.rollout import build_engine, rollout_config
+            instruction: Optional[str] = None, **settings):
+    """The preset with the given settings (None = the preset's) through the one factory
+    (:func:`vlir.rollout.build_engine`); bad settings exit 2. Without ``--agent`` the checkpoint's
+    own preset and loop settings (:mod:`vlir.rollout.trained`) sit under the flags; its chat
+    (instruction ...) is the factory's default. ``engine="openai"``: the served backend over
+    ``base_url``, ``model`` being the served name."""
+    from vlir.rollout import build_engine, rollout_config, trained
 
     if engine not in ("local", "openai"):
         fail(f"--engine must be local or openai, got {engine!r}")
-    if agent not in AGENTS:
+    if agent is not None and agent not in AGENTS:
         fail(f"--agent must be one of {', '.join(AGENTS)}, got {agent!r}")
     if engine == "openai":
         if not base_url:
             fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         settings = {k: v for k, v in settings.items() if k != "mode"}
     try:
-        config = rollout_config(agent, crop_min_pixels=crop_min_pixels, crop_max_pixels=crop_max_pixels,
+        preset = agent or trained.preset(model) or "vlir"
+        if agent is None:  # the checkpoint's loop, under the flags given
+            settings = {**trained.loop_settings(model), **{k: v for k, v in settings.items() if v is not None}}
+        config = rollout_config(preset, crop_min_pixels=crop_min_pixels, crop_max_pixels=crop_max_pixels,
                                 min_pixels=min_pixels, max_pixels=max_pixels,
                                 engine="served" if engine == "openai" else "local",
                                 base_url=[base_url] if base_url else None, **settings)
-        return build_engine(str(model) if engine == "openai" else model, config, device=device, dtype=dtype,
-                            api_key_env=api_key_env)
+        built = build_engine(str(model) if engine == "openai" else model, config, device=device, dtype=dtype,
+                             api_key_env=api_key_env,
+                             chat_overrides=None if instruction is None else {"instruction": instruction})
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+    built.settings["preset"] = preset
+    return built
 
 
 def _write_html(path: Path, question: str, traj, names: list[str], original: str) -> None:
@@ -103,12 +114,13 @@ def infer(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16 (default: fp32 on CPU, bf16 else)."),
-    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    agent: Optional[str] = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
     tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
     bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
     max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
     crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
     engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
+    instruction: Optional[str] = Agent.instruction,
 ) -> None:
     """Answer one question with the crop-and-zoom loop; print the reasoning and save each crop."""
     from PIL import ImageDraw
@@ -123,7 +135,7 @@ def infer(
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                      seed=seed, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
-                     api_key_env=api_key_env)
+                     api_key_env=api_key_env, instruction=instruction)
     [traj] = engine.generate([(question, picture)])
     out.mkdir(parents=True, exist_ok=True)
     names = []
@@ -144,7 +156,7 @@ def infer(
     (out / "trajectory.json").write_text(json.dumps({
         "question": question, "text": traj.text, "answer": traj.answer, "finish_reason": traj.finish_reason,
         "boxes": [b.as_list() for b in traj.boxes], "crops": names, "tokens": traj.num_sampled,
-        "bad_calls": traj.bad_calls, "agent": {"preset": agent, **engine.settings},
+        "bad_calls": traj.bad_calls, "agent": engine.settings,
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if write_html:
         _write_html(out / "index.html", question, traj, names, "original.png")
@@ -170,14 +182,15 @@ def eval_(
     mode: str = typer.Option("kv", "--mode", help="kv (cache reuse) or reprefill (reference)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16."),
-    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    agent: Optional[str] = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
     tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
     bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
     max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
     crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="A published benchmark (vstar, hrbench4k, "
                                             "mme_realworld, treebench, ...) read from --root: see the README."),
-    protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: vlmr3, model or avg@K."),
+    protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: the eval settings (budgets, "
+                                 "sampling, samples per question): vlmr3, model or avg@K (docs/benchmarks.md)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="With --benchmark: re-score this "
                                                "predictions.jsonl (no model)."),
     write_sample: Optional[Path] = typer.Option(None, "--write-sample", help="With --benchmark: write a sample "
@@ -187,6 +200,7 @@ def eval_(
                                               "official script uses one (key from $OPENAI_API_KEY); off: rule-based."),
     judge_base_url: Optional[str] = typer.Option(None, "--judge-base-url", help="OpenAI-compatible endpoint."),
     engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
+    instruction: Optional[str] = Agent.instruction,
 ) -> None:
     """Run the rollout engine over a benchmark and score it with each source's official metric."""
     if benchmark is not None:
@@ -200,7 +214,7 @@ def eval_(
                               batch_size=batch_size, max_new_tokens=max_new_tokens, max_crops=max_crops,
                               temperature=temperature, seed=seed, mode=mode, device=device, dtype=dtype,
                               judge_model=judge_model, judge_base_url=judge_base_url, min_pixels=min_pixels,
-                              max_pixels=max_pixels)
+                              max_pixels=max_pixels, instruction=instruction)
     if model is None:
         fail("--model is required")
     from tqdm import tqdm
@@ -222,7 +236,7 @@ def eval_(
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
-                     api_key_env=api_key_env)
+                     api_key_env=api_key_env, instruction=instruction)
     with tqdm(total=limit, desc="eval", unit="q", disable=None) as bar:
         try:
             scores = evaluate.evaluate(engine, items, out, limit=limit, batch_size=batch_size, on_batch=bar.update)

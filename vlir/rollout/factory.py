@@ -47,7 +47,7 @@ def build_engine(model: str | Path, config: RolloutConfig, *, device: str = "cpu
 
     chat = {**trained.chat_settings(model), **(chat_overrides or {})}
     if config.engine == "served":
-        return _served(str(model), config, chat, api_key_env, client)
+        return _recorded(_served(str(model), config, chat, api_key_env, client))
     from vlir.models import load_model
     from vlir.models.chat import ChatConfig
     from vlir.rollout.engine import Rollout
@@ -60,7 +60,14 @@ def build_engine(model: str | Path, config: RolloutConfig, *, device: str = "cpu
     policy, processor = loaded
     if config.chat is None:
         config = config.with_(chat=ChatConfig.for_processor(processor, **chat))
-    return Rollout(policy, processor, config)
+    return _recorded(Rollout(policy, processor, config))
+
+
+def _recorded(engine):
+    """The engine with its chat's instruction among the settings recorded beside its outputs."""
+    chat = getattr(engine, "chat_config", None) or engine.chat
+    engine.settings["instruction"] = chat.instruction
+    return engine
 
 
 def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env: str, client: Any):

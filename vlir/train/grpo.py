@@ -309,6 +309,8 @@ class GRPOTrainer:
         in ``save_pretrained`` layout in ``output_dir``, plus ``rewards.png``. Every rank calls it."""
         common.save(self.engine, self.processor, self.out, self.step, {"step": self.step},
                     zero_stage=self.zero_stage, rank=self.rank, keep=self.cfg.keep_checkpoints)
+        common.save_inference_settings(self.out, self.rank, self.chat_cfg, self.cfg, self.rollout_cfg,
+                                       preset=str(self.cfg.rollout.get("preset", "vlir")))
         if self.rank == 0:
             if self.cfg.plot and (self.out / METRICS).is_file():
                 from vlir.train.plots import plot_metrics, read_metrics

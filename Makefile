@@ -23,7 +23,7 @@ VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
 VLLM_LOCK := requirements-vllm.txt
 
-.PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen2_5_vl train-qwen3_vl bench browser clean help
+.PHONY: venv vllm-venv tiny-vllm test test-fast vlir train train-qwen2_5_vl train-qwen3_vl train-served bench browser clean help
 
 help:
 	@echo "make vlir   build the sample corpus into $(OUT)/vlir (validate, card, browser page)"
@@ -34,6 +34,7 @@ help:
 	@echo "make bench  run every bench/*.py and print its ratios"
 	@echo "make vllm-venv  build .venv-vllm (vLLM for CPUs; ~3.5 GB download, ~6 GB disk, ~5 min, once)"
 	@echo "make tiny-vllm  write the vLLM-ready tiny Qwen2.5-VL to $(OUT)/models/tiny-vllm"
+	@echo "make train-served  SFT then R-GRPO of the zoom task with vLLM rollouts (tiny vLLM model, CPU)"
 
 venv: $(STAMP)
 
@@ -127,6 +128,21 @@ train-qwen2_5_vl: venv
 	@echo "SFT:     $(OUT)/train/sft/ (checkpoint, metrics.jsonl, loss.png)"
 	@echo "R-GRPO:  $(OUT)/train/grpo/ (checkpoint, metrics.jsonl, summary.json, rewards.png)"
 	@$(call grpo_summary,$(OUT)/train/grpo)
+
+# R-GRPO with vLLM rollouts (docs/vllm.md): the same zoom task on the vLLM-ready tiny model, SFT
+# here, then R-GRPO whose rollouts come from a vLLM server started from .venv-vllm (weights synced
+# after each optimizer step). A separate target: `make train` stays the local engine's.
+train-served: venv tiny-vllm
+	rm -rf $(OUT)/zoom_served $(OUT)/train/sft_served $(OUT)/train/grpo_served
+	$(BIN)/python -m vlir.sources.zoom --out $(OUT)/zoom_served
+	OMP_NUM_THREADS=1 $(VLIR) train sft --config recipes/sft_zoom_tiny.yaml model_path=$(OUT)/models/tiny-vllm \
+	  data_dir=$(OUT)/zoom_served/corpus output_dir=$(OUT)/train/sft_served
+	OMP_NUM_THREADS=1 $(BIN)/python -m vlir.train.grpo_served --vllm-python $(VLLM_VENV)/bin/python \
+	  --config recipes/grpo_zoom_tiny.yaml model_path=$(OUT)/train/sft_served data_dir=$(OUT)/zoom_served/rl \
+	  output_dir=$(OUT)/train/grpo_served
+	@echo
+	@echo "R-GRPO (served): $(OUT)/train/grpo_served/ (metrics.jsonl with rollout/token_mismatch_rate, summary.json)"
+	@$(call grpo_summary,$(OUT)/train/grpo_served)
 
 # Qwen3-VL: the same corpus trains a second model family, SFT then R-GRPO on the tiny Qwen3-VL
 # (boxes on its 0-1000 grid, 32-pixel patches, deepstack), from the `make vlir` shards.

@@ -40,14 +40,17 @@ def build_engine(model: str | Path, config: RolloutConfig, *, device: str = "cpu
     :class:`vlir.rollout.served.ServedRollout` (``"served"``) running ``config``.
 
     ``model`` is a checkpoint folder (local; served: the name the server knows unless
-    ``config.served_model`` says otherwise). ``chat_overrides`` (e.g. ``{"instruction": ""}``)
+    ``config.served_model`` says otherwise). ``loaded`` is ``(model, processor)`` already in memory:
+    the local backend runs it; the served one uses the processor to give each trajectory its
+    images' tensors (R-GRPO trains on them). ``chat_overrides`` (e.g. ``{"instruction": ""}``)
     change the chat the checkpoint was trained with (:func:`vlir.rollout.trained.chat_settings`).
     Bad settings raise ValueError (FileNotFoundError for a missing checkpoint)."""
     from vlir.rollout import trained
 
     chat = {**trained.chat_settings(model), **(chat_overrides or {})}
     if config.engine == "served":
-        return _recorded(_served(str(model), config, chat, api_key_env, client))
+        return _recorded(_served(str(model), config, chat, api_key_env, client,
+                                 loaded[1] if loaded is not None else None))
     from vlir.models import load_model
     from vlir.models.chat import ChatConfig
     from vlir.rollout.engine import Rollout
@@ -70,7 +73,8 @@ def _recorded(engine):
     return engine
 
 
-def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env: str, client: Any):
+def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env: str, client: Any,
+            processor: Any = None):
     from vlir.geometry import MODEL_PIXELS
     from vlir.models.chat import ChatConfig
     from vlir.models.family import family_for, family_of
@@ -82,9 +86,12 @@ def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env
                                                                 else family.budget())
     budget = dataclasses.replace(base, min_pixels=config.min_pixels or base.min_pixels,
                                  max_pixels=config.max_pixels or base.max_pixels)
-    if config.chat is None:
+    if config.chat is not None:  # a trainer's chat: its processor's view is the space of the boxes
+        budget = config.chat.model_budget
+    else:
         crop = chat.get("crop_budget", CROP_PIXELS)
         config = config.with_(chat=ChatConfig(**{**chat, "model_budget": budget,
                                                  "crop_budget": dataclasses.replace(crop, factor=budget.factor)}))
     return ServedRollout(config.base_url, config.served_model or model, config, model_budget=budget,
-                         api_key=os.environ.get(api_key_env) or "EMPTY", family=family, client=client)
+                         api_key=os.environ.get(api_key_env) or "EMPTY", family=family, client=client,
+                         processor=processor)

@@ -96,6 +96,7 @@ class _State(RoundState):
     exact: bool = True
     requests: int = 0
     prompt_tokens: int = 0
+    sent: list[Any] = field(default_factory=list)  # the images as the server got them, in order
 
 
 class _Endpoints:
@@ -132,14 +133,17 @@ class ServedRollout:
     block and the vision tokens never to sample. ``extra_body`` is merged into every request
     (default: :func:`vllm_extras`); ``round_extra(index, round)`` adds per-round fields (the tests
     script the model with ``structured_outputs`` regexes). ``policy_version`` is stamped on each
-    trajectory (R-GRPO bumps it after each weight sync).
+    trajectory (R-GRPO bumps it after each weight sync). With a ``processor`` (R-GRPO's), each
+    trajectory also carries ``pixel_values``/``image_grid_thw`` of the images exactly as sent, and
+    is marked not ``token_exact`` where the server's ids hold another number of image tokens.
     """
 
     def __init__(self, base_url: str | list[str], model: str, config: RolloutConfig | None = None, *,
                  model_budget: PixelBudget = MODEL_PIXELS, api_key: str = "EMPTY", chat: Any = None,
                  resize_images: bool = True, extra_body: dict[str, Any] | None = None,
                  round_extra: Callable[[int, int], dict[str, Any]] | None = None, concurrency: int = 8,
-                 timeout_s: float = 600.0, client: Any = None, family: "ModelFamily | None" = None):
+                 timeout_s: float = 600.0, client: Any = None, family: "ModelFamily | None" = None,
+                 processor: Any = None):
         from vlir.models.chat import ChatConfig
 
         self.config = config or RolloutConfig()
@@ -161,6 +165,7 @@ class ServedRollout:
         self.round_extra = round_extra
         self.concurrency = max(1, concurrency)
         self.policy_version = 0
+        self.processor = processor  # given (a trainer's): trajectories carry their images' tensors
         self.settings = {**self.config.describe(), "engine": "openai", "base_url": self.base_url, "model": model,
                          "model_budget": [model_budget.min_pixels, model_budget.max_pixels],
                          "crop_budget": [self.crop_budget.min_pixels, self.crop_budget.max_pixels]}
@@ -188,23 +193,42 @@ class ServedRollout:
     # ---------------------------------------------------------------- one trajectory
     def _one(self, index: int, question: str, image: "Image.Image", sample: int) -> Trajectory:
         image = image.convert("RGB") if image.mode != "RGB" else image
-        user: list[dict[str, Any]] = [_image_part(self._as_sent(image)),
+        sent = self._as_sent(image)
+        user: list[dict[str, Any]] = [_image_part(sent),
                                       {"type": "text", "text": question + self.chat.instruction}]
         messages: list[dict[str, Any]] = []
         if self.chat.system is not None:
             messages.append({"role": "system", "content": [{"type": "text", "text": self.chat.system}]})
         messages.append({"role": "user", "content": user})
         seed = None if self.config.temperature == 0 else self.config.seed + 7919 * index + sample
-        state = _State(image=image, index=index, messages=messages, seed=seed)
+        state = _State(image=image, index=index, messages=messages, seed=seed, sent=[sent])
         version = self.policy_version
         while state.finish is None:
             self._round(state)
-        return Trajectory(
+        traj = Trajectory(
             prompt_index=index, text=state.text, answer=extract_answer(state.text), finish_reason=state.finish,
             crops=state.crops, boxes=state.boxes, bad_calls=state.bad_calls, token_ids=state.ids,
             action_mask=state.mask, prompt_length=state.prompt_length, token_exact=state.exact,
             requests=state.requests, prompt_tokens=state.prompt_tokens, completion_tokens=state.sampled,
             policy_version=version)
+        if self.processor is not None:
+            self._attach_images(traj, state.sent)
+        return traj
+
+    def _attach_images(self, traj: Trajectory, sent: list[Any]) -> None:
+        """The tensors of the images as sent (the trainer's forward needs them); a trajectory whose
+        server ids hold another number of image tokens than they make is not token-exact."""
+        import torch
+
+        from vlir.models import chat
+
+        out = [chat.image_inputs([image], self.processor) for image in sent]
+        traj.pixel_values = torch.cat([o["pixel_values"] for o in out])
+        traj.image_grid_thw = torch.cat([o["image_grid_thw"].reshape(-1, 3) for o in out])
+        pad = self.processor.tokenizer.convert_tokens_to_ids(self.family.special_tokens["image_pad"])
+        expected = int(traj.image_grid_thw.prod(-1).sum()) // self.family.merge_size ** 2
+        if sum(1 for t in traj.token_ids if t == pad) != expected:
+            traj.token_exact = False
 
     def _as_sent(self, image: "Image.Image") -> "Image.Image":
         """The image resized to the model budget (a no-op for one already within it)."""
@@ -278,7 +302,8 @@ class ServedRollout:
     def _insert_crop(self, state: _State, crop) -> None:
         after = JSON_IMAGE_SEPARATOR if self.config.image_newline else ""
         self._append_text(state, JSON_IMAGE_SEPARATOR)
-        state.parts.append(_image_part(self._as_sent(decode_png(crop.png))))
+        state.sent.append(self._as_sent(decode_png(crop.png)))
+        state.parts.append(_image_part(state.sent[-1]))
         state.parts.append({"type": "text", "text": after})  # never an image last: see the module doc
         state.text += self.image_text + after
 

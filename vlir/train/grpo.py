@@ -131,6 +131,8 @@ class GRPOTrainer:
                      for k, v in cfg.chat.items()}
         self.chat_cfg = ChatConfig.for_processor(self.processor, **overrides)
         self.rollout_cfg = cfg.rollout_config()
+        self.policy_version = 0  # optimizer steps whose weights the rollout engine has
+        self.sync = self._weight_sync() if self.rollout_cfg.engine == "served" else None
         self.data = RLSet(cfg.data_dir)
         self.per_rank = cfg.prompts_per_step // self.world_size
         log.info("RL set %s: %d prompts %s; %d prompts x %d samples per rank per step, %d micro-batches",
@@ -159,6 +161,18 @@ class GRPOTrainer:
         start = batch_index * self.cfg.prompts_per_step + self.rank * self.per_rank
         return [self.data[(start + j) % len(self.data)] for j in range(self.per_rank)]
 
+    def _weight_sync(self):
+        from vlir.train.weight_sync import FolderSync, NcclSync
+
+        cfg, urls = self.cfg, self.rollout_cfg.base_url
+        if cfg.weight_sync == "folder":
+            return FolderSync(urls, self.out / "policy_sync")
+        host, _, port = cfg.weight_sync_master.rpartition(":")
+        sync = NcclSync(urls, host, int(port), cfg.weight_sync_workers)
+        if self.rank == 0:
+            sync.connect(self.device)
+        return sync
+
     def _generation_context(self):
         """ZeRO-3 shards the weights; generation gathers them once instead of per forward."""
         if self.zero_stage != 3:
@@ -176,11 +190,18 @@ class GRPOTrainer:
         module = self.engine.module
         module.eval()
         try:
-            with torch.no_grad(), self._generation_context():
+            with torch.no_grad(), self._generation_context() if self.sync is None else contextlib.nullcontext():
                 engine = build_engine(cfg.model_path, rc, loaded=(module, self.processor))
+                engine.policy_version = self.policy_version
                 trajs = engine.generate([(p.question, p.image) for p in prompts], cfg.num_generations)
         finally:
             module.train()
+        for t in trajs:
+            if not t.token_ids:
+                raise RuntimeError("the rollout engine returned no token ids (a served engine needs vLLM's "
+                                   "return_token_ids): R-GRPO trains on the ids the policy sampled")
+            if not t.token_exact:  # the ids are not exactly what the server conditioned on: never train on it
+                t.action_mask = [0] * len(t.token_ids)
         return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
 
     def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor]:
@@ -262,6 +283,11 @@ class GRPOTrainer:
                 lr = float(self.scheduler.get_last_lr()[0])
                 sums = self._update(trajs, advantages, times)
                 self.step += 1
+                if self.sync is not None:  # the server samples the next rollouts with these weights
+                    t_sync = time.perf_counter()
+                    self.sync.push(self.engine, self.step, zero_stage=self.zero_stage, rank=self.rank)
+                    self.policy_version = self.step
+                    times["sync"] = time.perf_counter() - t_sync
                 times["step"] = time.perf_counter() - t0
                 self._log(self._metrics(sums, raw, total, advantages, prompts, trajs, lr, times))
                 t0, t_roll, t_reward = time.perf_counter(), 0.0, 0.0  # later iterations: no rollout
@@ -273,6 +299,9 @@ class GRPOTrainer:
         evidence = [[r.box for r in getattr(prompts[t.prompt_index], "evidence", ())] for t in trajs]
         values = grpo_metrics.step_values(trajs, evidence, raw, total.tolist(), advantages.tolist(),
                                           self.cfg.num_generations, self.rollout_cfg.max_new_tokens, sums)
+        values["rollout/token_mismatch_rate"] = (float(sum(not t.token_exact for t in trajs)), len(trajs))
+        values["rollout/stale_rate"] = (float(sum(t.policy_version < self.policy_version - 1 for t in trajs)),
+                                        len(trajs))
         keys = list(values)  # same keys, same order on every rank
         packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
         if self.world_size > 1:

@@ -65,6 +65,13 @@ class GRPOConfig(TrainerConfig):
     rollout: dict = _f({}, "The rollout engine's settings (vlir.rollout.RolloutConfig fields, over the "
                            "'preset' key's: vlir by default): temperature (the paper: 1.0), top_p, "
                            "max_new_tokens, max_crops, mode, engine (local or served), base_url ...")
+    weight_sync: str = _f("folder", "rollout.engine served: how the server(s) get the policy after each "
+                                    "optimizer step: folder (save, then vLLM reloads it: any device) or nccl "
+                                    "(broadcast into vLLM's workers: GPUs, vLLM in the trainer's environment).",
+                          choices=("folder", "nccl"))
+    weight_sync_master: str = _f("127.0.0.1:51216", "weight_sync nccl: this trainer's address:port for the "
+                                                    "rendezvous (server i uses port + i).")
+    weight_sync_workers: int = _f(1, "weight_sync nccl: vLLM workers per server (tensor x pipeline parallel).", ge=1)
     # --- objective
     rewards: list = _f([dataclasses.asdict(r) for r in PAPER_REWARDS],
                        "Reward functions in order: {name, weight, kwargs}; a name is registered in "

@@ -138,6 +138,7 @@ def test_rgrpo_reward_rises_and_the_check_fails_for_broken_algorithms(zoom_sft):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the SFT warm start (400 steps) alone takes minutes on a shared CPU
 def test_the_readme_infer_example_answers_on_the_trained_checkpoint(zoom_sft, tmp_path):
     """``vlir infer --model out/train/... --image ... --question ...`` as the README writes it (no
     --instruction): the checkpoint's vlir_inference.json says it was trained with ``chat:

@@ -51,7 +51,8 @@ def test_two_served_rgrpo_steps_are_token_exact_and_sync_the_server(vllm_server,
                      output_dir=str(tmp_path / "grpo"), deepspeed=str(REPO / "recipes/deepspeed/zero2.json"),
                      precision="fp32", num_generations=2, prompts_per_step=2, per_device_batch_size=4,
                      max_steps=2, learning_rate=1e-2, lr_scheduler="constant", seed=0, plot=False,
-                     chat={"instruction": ""},
+                     chat={"instruction": ""},  # random text of random length: rewards differ within a group
+                     rewards=[{"name": "length", "weight": 1.0, "kwargs": {"saturation_chars": 1000}}],
                      rollout={"engine": "served", "base_url": [vllm_server.base_url], "max_new_tokens": 12,
                               "served_model": str(vllm_server.served_name)})
     try:
@@ -62,7 +63,7 @@ def test_two_served_rgrpo_steps_are_token_exact_and_sync_the_server(vllm_server,
         weights.load_weights(vllm_server.base_url, tiny_vllm_dir, version="0")
     assert after != before  # the server samples from the trained policy
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["advantages/max_abs"] > 0 for r in rows)
     assert all("rollout/token_mismatch_rate" in r and r["timing_s/sync"] > 0 for r in rows)
     assert all(r["rollout/stale_rate"] == 0.0 for r in rows)
     # every trained trajectory: one request per round; a one-round one is the server's ids exactly

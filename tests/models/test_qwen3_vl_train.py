@@ -54,7 +54,7 @@ def test_sft_then_rgrpo_on_qwen3(tmp_path, make_record):
     write_records(tmp_path / "rl" / "part-00000.parquet", rows)
     cfg = GRPOConfig(model_path=str(tmp_path / "sft"), data_dir=str(tmp_path / "rl"),
                      output_dir=str(tmp_path / "grpo"), deepspeed=DEEPSPEED, precision="fp32",
-                     num_generations=2, prompts_per_step=2, per_device_batch_size=2, max_new_tokens=24,
+                     num_generations=2, prompts_per_step=2, per_device_batch_size=2, rollout={"max_new_tokens": 24},
                      max_steps=1, learning_rate=1e-3, lr_scheduler="constant", seed=0)
     grpo = GRPOTrainer(cfg, logits_processor=ForceCrop(processor))
     grpo.setup()

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_image
 from vlir.geometry import PixelBudget
 from vlir.rollout.config import RolloutConfig
-from vlir.serving.engine import IMAGE_TEXT, ServedRollout, checkpoint_budget, literal_regex, scripted_rounds
+from vlir.rollout.served import IMAGE_TEXT, ServedRollout, checkpoint_budget, literal_regex, scripted_rounds
 from vlir.serving.vllm_env import parse_metrics
 
 BUDGET = PixelBudget(3136, 200704)
@@ -137,8 +137,13 @@ def test_cli_engine_openai_needs_a_base_url(tmp_path, capsys):
 
 
 def test_served_engine_picks_the_image_budget(tmp_path):
+    from vlir.rollout import build_engine, rollout_config
     from vlir.rollout.config import VLMR3_MODEL_PIXELS
-    from vlir.serving.engine import served_engine
+
+    def served_engine(model, base_url, agent="vlir", max_pixels=None, settings=None):  # the one factory
+        config = rollout_config(agent, engine="served", base_url=[base_url], max_pixels=max_pixels,
+                                **(settings or {}))
+        return build_engine(model, config)
 
     assert served_engine("name", "http://x/v1", agent="vlmr3").model_budget == VLMR3_MODEL_PIXELS
     (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {

@@ -58,7 +58,7 @@ def _config(tmp_path, tiny_model_dir, rl_set, **kw):
 
     values = dict(model_path=str(tiny_model_dir), data_dir=str(rl_set), output_dir=str(tmp_path / "grpo"),
                   deepspeed=str(REPO / "recipes/deepspeed/zero2.json"), precision="fp32",
-                  num_generations=3, prompts_per_step=2, per_device_batch_size=3, max_new_tokens=36,
+                  num_generations=3, prompts_per_step=2, per_device_batch_size=3, rollout={"max_new_tokens": 36},
                   max_steps=2, learning_rate=1e-3, lr_scheduler="constant", seed=0)
     values.update(kw)
     return GRPOConfig(**values)
@@ -163,7 +163,7 @@ def test_config_rejects_bad_batches_and_rewards(tmp_path, tiny_model_dir, rl_set
     with pytest.raises(ValueError, match="rewards"):
         dataclasses.replace(cfg, rewards=[{"weight": 1}])
     with pytest.raises(ValueError, match="temperature"):
-        dataclasses.replace(cfg, temperature=0.0)
+        dataclasses.replace(cfg, rollout={"temperature": 0.0})
 
 
 @pytest.mark.parametrize("name,world", [("grpo_qwen2_5_vl_7b.yaml", 8), ("grpo_tiny.yaml", 1),
@@ -184,7 +184,7 @@ def test_recipes_load_and_their_deepspeed_batches_add_up(name, world):
                                weight_decay=0.0, grad_clip=cfg.max_grad_norm, bf16=world > 1, on_cpu=world == 1)
     assert ds["train_batch_size"] == cfg.prompts_per_step * cfg.num_generations
     if name.startswith("grpo_qwen2_5_vl_7b"):  # the paper's settings
-        assert (cfg.num_generations, cfg.beta, cfg.learning_rate, cfg.max_steps, cfg.temperature) == (5, 0.0, 1e-6, 300, 1.0)
+        assert (cfg.num_generations, cfg.beta, cfg.learning_rate, cfg.max_steps, cfg.rollout_config().temperature) == (5, 0.0, 1e-6, 300, 1.0)
         assert cfg.per_device_batch_size == 1 and cfg.prompts_per_step == 16
         assert cfg.freeze_vision_tower and cfg.freeze_merger
         assert [(s.name, s.weight) for s in cfg.reward_specs()] == [  # the released code's own set

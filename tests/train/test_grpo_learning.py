@@ -150,3 +150,43 @@ def test_rgrpo_reward_rises_and_the_check_fails_for_broken_algorithms(zoom_sft):
     assert intact >= MARGIN, f"R-GRPO reward rose by {intact:.3f} < {MARGIN} (mutants: {broken})"
     for kind, value in broken.items():
         assert value < MARGIN, f"the learning check passed with {kind} ({value:.3f} >= {MARGIN}): it cannot fail"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # the SFT warm start (400 steps) alone takes minutes on a shared CPU
+def test_the_readme_infer_example_answers_on_the_trained_checkpoint(zoom_sft, tmp_path):
+    """``vlir infer --model out/train/... --image ... --question ...`` as the README writes it (no
+    --instruction): the checkpoint's vlir_inference.json says it was trained with ``chat:
+    {instruction: ""}``, so infer asks without the VLM-R3 instruction, and the answers are the
+    task's. Asked with the instruction it never saw (the old behaviour), it answers worse."""
+    import json
+
+    from vlir.cli import main
+    from vlir.models.chat import VLM_R3_INSTRUCTION
+    from vlir.rollout import trained
+    from vlir.train.rl_data import RLSet
+
+    model = zoom_sft / "sft"
+    assert trained.chat_settings(model)["instruction"] == ""
+    prompts = [RLSet(zoom_sft / "data/rl")[i] for i in range(PROMPTS)]
+
+    def correct(*flags: str) -> int:
+        right = 0
+        for i, p in enumerate(prompts):
+            p.image.save(tmp_path / f"{i}.png")
+            out = tmp_path / f"out{i}"
+            with one_thread():
+                assert main(["infer", "--model", str(model), "--image", str(tmp_path / f"{i}.png"),
+                             "--question", p.question, "--out", str(out), *flags]) == 0
+            info = json.loads((out / "trajectory.json").read_text())
+            right += str(info["answer"]).strip().lower() in [a.lower() for a in p.answers]
+        return right
+
+    as_trained, with_instruction = correct(), correct("--instruction", VLM_R3_INSTRUCTION)
+    print(f"README infer example: {as_trained}/{PROMPTS} correct as trained, {with_instruction}/{PROMPTS} "
+          "with the VLM-R3 instruction")
+    assert as_trained >= MIN_CORRECT and as_trained > with_instruction
+
+
+PROMPTS = 8
+MIN_CORRECT = 6  # measured on the seed-0 SFT warm start: 8/8 as trained, 0/8 with the VLM-R3 instruction

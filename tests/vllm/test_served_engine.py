@@ -26,7 +26,7 @@ def local(tiny_vllm_dir):
 
 
 def served(server, processor, config, script=SCRIPT):
-    from vlir.serving.engine import ServedRollout, scripted_rounds
+    from vlir.rollout.served import ServedRollout, scripted_rounds
     from vlir.models import model_budget
 
     return ServedRollout(server.base_url, str(server.served_name), config, model_budget=model_budget(processor),
@@ -66,7 +66,7 @@ def test_image_as_the_last_part_is_what_vllm_refuses(vllm_server, local):
     """The 500 of an image closing the continued assistant turn, and the empty text part that fixes it."""
     import openai
 
-    from vlir.serving.engine import _image_part
+    from vlir.rollout.served import _image_part
 
     crop = make_image(112, 112, seed=3)
     user = {"role": "user", "content": [_image_part(make_image()), {"type": "text", "text": QUESTION}]}

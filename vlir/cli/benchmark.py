@@ -5,7 +5,8 @@ Three uses:
 
 * ``--write-sample DIR``: write a small tree in the benchmark's official layout (no model);
 * ``--predictions P.jsonl``: re-score saved predictions by the official rule (no model, no data);
-* ``--root DIR --model CKPT``: evaluate a checkpoint with the rollout engine under ``--protocol``.
+* ``--root DIR --model CKPT``: evaluate a checkpoint with the rollout engine under the eval settings ``--protocol`` names
+  (:mod:`vlir.eval.benchmarks.presets`).
 
 Bad input (unknown benchmark or protocol, wrong folder, missing checkpoint) exits 2 with one line.
 """
@@ -21,28 +22,17 @@ import typer
 from vlir.cli import fail
 
 
-def build_engine(model: Path, protocol, mode: str, device: str, dtype: Optional[str]):
-    """Load ``model`` with the protocol's image budget and wrap it in the rollout engine; returns
-    ``(engine, info)`` with the effective budgets for scores.json."""
-    from vlir.geometry import PixelBudget
-    from vlir.rollout import Rollout, RolloutConfig
-    from vlir.models import load_model, model_budget
+def build_engine(model: Path, settings, mode: str, device: str, dtype: Optional[str], chat_overrides=None):
+    """The eval settings' loop (:meth:`~vlir.eval.benchmarks.presets.EvalSettings.rollout_config`)
+    through the one factory; returns ``(engine, info)`` with the effective budgets for scores.json."""
+    from vlir.rollout import build_engine as factory
 
-    loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=protocol.min_pixels,
-                                   max_pixels=protocol.max_pixels)
-    crop = (PixelBudget(protocol.crop_min_pixels, protocol.crop_max_pixels)
-            if protocol.crop_min_pixels is not None else None)
-    # The vlmr3 protocol runs the released agent's loop (rounds, newline after a crop, bad calls
-    # skipped: RolloutConfig's "vlmr3" preset); the others run vlir's loop.
-    agent = "vlmr3" if protocol.name == "vlmr3" else "vlir"
-    config = RolloutConfig.preset(agent, temperature=protocol.temperature, top_p=protocol.top_p,
-                                  max_new_tokens=protocol.max_new_tokens, max_crops=protocol.max_crops, mode=mode,
-                                  seed=protocol.seed, crop_budget=crop)
-    engine = Rollout(loaded, processor, config)
-    budget = model_budget(processor)
+    config = settings.rollout_config(mode)
+    engine = factory(model, config, device=device, dtype=dtype, chat_overrides=chat_overrides)
+    budget = engine.model_budget
     info = {"image_pixels": [budget.min_pixels, budget.max_pixels],
             "crop_pixels": [engine.crop_budget.min_pixels, engine.crop_budget.max_pixels],
-            "mode": mode, "device": device, "dtype": dtype or "default", "agent": agent,
+            "mode": mode, "device": device, "dtype": dtype or "default", "agent": settings.rollout,
             "loop": config.describe()}
     return engine, info
 
@@ -60,7 +50,8 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                    batch_size: int, max_new_tokens: int, max_crops: int, temperature: float, seed: int, mode: str,
                    device: str, dtype: Optional[str], judge_model: Optional[str] = None,
                    judge_base_url: Optional[str] = None, sample_size: int = 8, min_pixels: Optional[int] = None,
-                   max_pixels: Optional[int] = None, judge_input: str = "response") -> None:
+                   max_pixels: Optional[int] = None, judge_input: str = "response",
+                   instruction: Optional[str] = None) -> None:
     from vlir import identity
     from vlir.eval.benchmarks import base, presets, runner
     from vlir.eval.benchmarks.base import BenchmarkLayoutError
@@ -95,17 +86,18 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
                 fail("--benchmark needs --root DIR and --model CKPT (or --predictions P.jsonl, or --write-sample DIR)")
             if not root.exists():
                 fail(f"--root {root} does not exist")
-            protocol = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
+            settings = presets.preset(protocol_name, temperature=temperature if temperature > 0 else None,
                                       max_new_tokens=max_new_tokens, max_crops=max_crops, seed=seed,
                                       min_pixels=min_pixels, max_pixels=max_pixels)
             items = checked_items(bench, root)  # the layout is checked before the model loads
             if (problem := identity.checkpoint_problem(model)):
                 fail(f"--model {problem}")
             model_info = {"model": str(model.resolve()), "model_sha256": identity.model_sha256(model)}
-            runner.claim_out(out, bench, protocol, model_info, root, bench.llm)  # before the model loads
-            engine, info = build_engine(model, protocol, mode, device, dtype)
+            runner.claim_out(out, bench, settings, model_info, root, bench.llm)  # before the model loads
+            engine, info = build_engine(model, settings, mode, device, dtype,
+                                        None if instruction is None else {"instruction": instruction})
             info.update(model_info)
-            scores = _run(bench, items, engine, out, protocol, batch_size, limit, info, html, root)
+            scores = _run(bench, items, engine, out, settings, batch_size, limit, info, html, root)
     except (BenchmarkLayoutError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(summary_line(scores))
@@ -124,7 +116,7 @@ def checked_items(bench, root: Path):
     return itertools.chain([first], items)
 
 
-def _run(bench, items, engine, out, protocol, batch_size, limit, info, html, root):
+def _run(bench, items, engine, out, settings, batch_size, limit, info, html, root):
     from vlir.eval.benchmarks import runner
     from vlir.progress import bar as progress_bar
 
@@ -132,7 +124,7 @@ def _run(bench, items, engine, out, protocol, batch_size, limit, info, html, roo
         def progress(n: int, acc: float) -> None:
             bar.update(n)
             bar.set_postfix(acc=f"{100 * acc:.1f}")
-        return runner.run(bench, items, runner.engine_generate(engine), out, protocol,
+        return runner.run(bench, items, runner.engine_generate(engine), out, settings,
                           batch_size=batch_size, limit=limit, info=info, progress=progress, html=html,
                           root=root)
 

@@ -12,6 +12,7 @@ import typer
 
 from vlir.cli import app, fail
 from vlir.protocol import split_at_images
+from vlir.rollout.config import MAX_CROPS
 
 AGENTS = ("vlir", "vlmr3")
 
@@ -19,9 +20,12 @@ AGENTS = ("vlir", "vlmr3")
 class Agent:
     """The loop settings both commands share: a preset (``--agent``) and flags that override it."""
 
-    agent = typer.Option("vlir", "--agent", help="Loop preset: vlir (default) or vlmr3 (the released "
-                         "VLM-R3 agent: 8 rounds x 2048 tokens, newline after each crop image, bad calls "
-                         "skipped, its pixel budgets). Flags below override it.")
+    agent = typer.Option(None, "--agent", help="Loop preset: vlir or vlmr3 (the released VLM-R3 agent, e.g. for "
+                         "its checkpoint: 8 rounds x 2048 tokens, newline after each crop image, bad calls "
+                         "skipped, its pixel budgets). Default: the preset and loop settings the checkpoint "
+                         "was trained with (its vlir_inference.json), else vlir. Flags below override it.")
+    instruction = typer.Option(None, "--instruction", help="Text appended to the question (default: what the "
+                               "checkpoint was trained with, else the VLM-R3 instruction; \"\" for none).")
     max_rounds = typer.Option(None, "--max-rounds", min=1, help="Generation rounds (vlmr3: 8; vlir: no limit).")
     tokens_per_round = typer.Option(None, "--tokens-per-round", min=1,
                                     help="Tokens per round (vlmr3: 2048; vlir: no limit).")
@@ -39,47 +43,42 @@ class Agent:
                                "holding the key (unset: 'EMPTY', what vLLM takes).")
 
 
-def _engine(model: Path, device: str, dtype: Optional[str], agent: str, min_pixels: Optional[int],
+def _engine(model: Path, device: str, dtype: Optional[str], agent: Optional[str], min_pixels: Optional[int],
             max_pixels: Optional[int], crop_min_pixels: Optional[int], crop_max_pixels: Optional[int],
             engine: str = "local", base_url: Optional[str] = None, api_key_env: str = "OPENAI_API_KEY",
-            **settings):
-    """Load a checkpoint and wrap it in a rollout engine with the ``agent`` preset and the given
-    settings (None = the preset's); bad settings exit 2. ``engine="openai"``: the same loop over
-    ``base_url`` (:class:`vlir.serving.engine.ServedRollout`), ``model`` being the served name."""
-    from vlir.geometry import CROP_PIXELS, PixelBudget
-    from vlir.rollout import Rollout
-    from vlir.rollout.config import VLMR3_MODEL_PIXELS, RolloutConfig
-    from vlir.models import load_model
+            instruction: Optional[str] = None, **settings):
+    """The preset with the given settings (None = the preset's) through the one factory
+    (:func:`vlir.rollout.build_engine`); bad settings exit 2. Without ``--agent`` the checkpoint's
+    own preset and loop settings (:mod:`vlir.rollout.trained`) sit under the flags; its chat
+    (instruction ...) is the factory's default. ``engine="openai"``: the served backend over
+    ``base_url``, ``model`` being the served name."""
+    from vlir.rollout import build_engine, rollout_config, trained
 
     if engine not in ("local", "openai"):
         fail(f"--engine must be local or openai, got {engine!r}")
-    if agent not in AGENTS:
+    if agent is not None and agent not in AGENTS:
         fail(f"--agent must be one of {', '.join(AGENTS)}, got {agent!r}")
     if engine == "openai":
-        from vlir.serving.engine import served_engine
-
         if not base_url:
             fail("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        try:
-            return served_engine(str(model), base_url, agent, min_pixels, max_pixels, crop_min_pixels,
-                                 crop_max_pixels, api_key_env, settings)
-        except ValueError as exc:
-            fail(str(exc))
-    if (problem := _checkpoint_problem(model)):  # truncated or missing weights: one line, no traceback
+        settings = {k: v for k, v in settings.items() if k != "mode"}
+    elif (problem := _checkpoint_problem(model)):  # truncated or missing weights: one line, no traceback
         fail(f"--model {problem}")
-    if agent == "vlmr3":  # the released agent sets the processor's budget itself
-        min_pixels = VLMR3_MODEL_PIXELS.min_pixels if min_pixels is None else min_pixels
-        max_pixels = VLMR3_MODEL_PIXELS.max_pixels if max_pixels is None else max_pixels
     try:
-        config = RolloutConfig.preset(agent, **settings)
-        if crop_min_pixels is not None or crop_max_pixels is not None:
-            base = config.crop_budget or CROP_PIXELS
-            config.crop_budget = PixelBudget(crop_min_pixels or base.min_pixels, crop_max_pixels or base.max_pixels)
-        loaded, processor = load_model(model, dtype=dtype, device=device, min_pixels=min_pixels,
-                                       max_pixels=max_pixels)
-    except ValueError as exc:
+        preset = agent or trained.preset(model) or "vlir"
+        if agent is None:  # the checkpoint's loop, under the flags given
+            settings = {**trained.loop_settings(model), **{k: v for k, v in settings.items() if v is not None}}
+        config = rollout_config(preset, crop_min_pixels=crop_min_pixels, crop_max_pixels=crop_max_pixels,
+                                min_pixels=min_pixels, max_pixels=max_pixels,
+                                engine="served" if engine == "openai" else "local",
+                                base_url=[base_url] if base_url else None, **settings)
+        built = build_engine(str(model) if engine == "openai" else model, config, device=device, dtype=dtype,
+                             api_key_env=api_key_env,
+                             chat_overrides=None if instruction is None else {"instruction": instruction})
+    except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    return Rollout(loaded, processor, config)
+    built.settings["preset"] = preset
+    return built
 
 
 def _checkpoint_problem(model: Path) -> str | None:
@@ -116,7 +115,7 @@ def infer(
     question: str = typer.Option(..., "--question", help="The question."),
     out: Path = typer.Option(Path("out/infer"), "--out", help="Folder for the crops (and the HTML page)."),
     write_html: bool = typer.Option(False, "--html", help="Also write OUT/index.html with the crops inline."),
-    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help=f"Crops per answer (default {MAX_CROPS})."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (as the authors' benchmark runs)."),
@@ -124,12 +123,13 @@ def infer(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16 (default: fp32 on CPU, bf16 else)."),
-    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    agent: Optional[str] = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
     tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
     bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
     max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
     crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
     engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
+    instruction: Optional[str] = Agent.instruction,
 ) -> None:
     """Answer one question with the crop-and-zoom loop; print the reasoning and save each crop."""
     from PIL import ImageDraw
@@ -144,7 +144,7 @@ def infer(
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                      seed=seed, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
-                     api_key_env=api_key_env)
+                     api_key_env=api_key_env, instruction=instruction)
     [traj] = engine.generate([(question, picture)])
     out.mkdir(parents=True, exist_ok=True)
     names = []
@@ -165,7 +165,7 @@ def infer(
     (out / "trajectory.json").write_text(json.dumps({
         "question": question, "text": traj.text, "answer": traj.answer, "finish_reason": traj.finish_reason,
         "boxes": [b.as_list() for b in traj.boxes], "crops": names, "tokens": traj.num_sampled,
-        "bad_calls": traj.bad_calls, "agent": {"preset": agent, **engine.settings},
+        "bad_calls": traj.bad_calls, "agent": engine.settings,
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if write_html:
         _write_html(out / "index.html", question, traj, names, "original.png")
@@ -182,7 +182,7 @@ def eval_(
     split: Optional[str] = typer.Option(None, "--split", help="...and split."),
     out: Path = typer.Option(Path("out/eval"), "--out", help="Folder for predictions.jsonl and scores.json."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate the first K questions."),
-    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help="Crops per answer (default 8)."),
+    max_crops: Optional[int] = typer.Option(None, "--max-crops", min=0, help=f"Crops per answer (default {MAX_CROPS})."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Questions rolled out together."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1,
                                                  help="Sampled-token budget (vlir: 1024; vlmr3: 8 x 2048)."),
@@ -191,14 +191,15 @@ def eval_(
     mode: str = typer.Option("kv", "--mode", help="kv (cache reuse) or reprefill (reference)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32/bf16/fp16."),
-    agent: str = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
+    agent: Optional[str] = Agent.agent, max_rounds: Optional[int] = Agent.max_rounds,
     tokens_per_round: Optional[int] = Agent.tokens_per_round, image_newline: Optional[bool] = Agent.image_newline,
     bad_box: Optional[str] = Agent.bad_box, min_pixels: Optional[int] = Agent.min_pixels,
     max_pixels: Optional[int] = Agent.max_pixels, crop_min_pixels: Optional[int] = Agent.crop_min_pixels,
     crop_max_pixels: Optional[int] = Agent.crop_max_pixels,
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="A published benchmark (vstar, hrbench4k, "
                                             "mme_realworld, treebench, ...) read from --root: see the README."),
-    protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: vlmr3, model or avg@K."),
+    protocol: str = typer.Option("vlmr3", "--protocol", help="With --benchmark: the eval settings (budgets, "
+                                 "sampling, samples per question): vlmr3, model or avg@K (docs/benchmarks.md)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="With --benchmark: re-score this "
                                                "predictions.jsonl (no model)."),
     write_sample: Optional[Path] = typer.Option(None, "--write-sample", help="With --benchmark: write a sample "
@@ -210,6 +211,7 @@ def eval_(
     judge_input: str = typer.Option("response", "--judge-input", help="What the judge is shown: response "
                                     "(the whole response, as the official scripts) or answer (the <answer> content)."),
     engine_name: str = Agent.engine, base_url: Optional[str] = Agent.base_url, api_key_env: str = Agent.api_key_env,
+    instruction: Optional[str] = Agent.instruction,
 ) -> None:
     """Run the rollout engine over a benchmark and score it with each source's official metric."""
     if benchmark is not None:
@@ -223,7 +225,7 @@ def eval_(
                               batch_size=batch_size, max_new_tokens=max_new_tokens, max_crops=max_crops,
                               temperature=temperature, seed=seed, mode=mode, device=device, dtype=dtype,
                               judge_model=judge_model, judge_base_url=judge_base_url, min_pixels=min_pixels,
-                              max_pixels=max_pixels, judge_input=judge_input)
+                              max_pixels=max_pixels, judge_input=judge_input, instruction=instruction)
     if model is None:
         fail("--model is required")
     from vlir.eval import evaluate
@@ -255,7 +257,7 @@ def eval_(
                      max_crops=max_crops, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                      mode=mode, max_rounds=max_rounds, tokens_per_round=tokens_per_round,
                      image_newline=image_newline, bad_box=bad_box, engine=engine_name, base_url=base_url,
-                     api_key_env=api_key_env)
+                     api_key_env=api_key_env, instruction=instruction)
     total = limit if limit is not None or data is None else _shard_rows(data)  # the bar's ETA
     with progress_bar(total=total, desc="eval", unit="q") as bar:
         try:

@@ -75,7 +75,7 @@ class Batch:
                 rows.append(dataclasses.replace(
                     row, ids=list(row.ids), mask=list(row.mask), logprobs=list(row.logprobs),
                     pixel_values=list(row.pixel_values), grids=list(row.grids),
-                    scanner=type(row.scanner)(), crops=[], boxes=[], scores=[]))
+                    scanner=type(row.scanner)(), crops=[], boxes=[], bad_calls=[], scores=[]))
         self.rows = self.all_rows = rows
         self.cache.batch_repeat_interleave(times)
         self.seq = self.seq.repeat_interleave(times, dim=0)

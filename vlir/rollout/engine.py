@@ -1,10 +1,10 @@
-"""The crop-and-zoom rollout engine: one loop for R-GRPO rollouts, evaluation and ``vlir infer``.
+"""The local backend of the crop-and-zoom loop: HF transformers in this process, KV cache reused
+across crops. R-GRPO's default rollouts, ``vlir infer``/``vlir eval --engine local``.
 
-generate -> a ``{"bbox_2d": [...]}`` call closes -> map the box from model space to the original
-image (:func:`vlir.geometry.from_model` + :func:`vlir.geometry.clip`) -> render the crop
-(:func:`vlir.crops.render_crop`, the one crop rule) -> append ``<|vision_start|><|image_pad|>...
-<|vision_end|>`` -> continue, until ``</answer>``, EOS, the token budget or the crop budget.
-Conventions are the released VLM-R3 agent's (``shared/DESIGN.md`` §6), so its checkpoint runs here.
+generate -> a ``{"bbox_2d": [...]}`` call closes -> :class:`vlir.rollout.policy.RoundPolicy` maps
+the box and renders the crop (the rules both backends share) -> append the family's image block ids
+-> continue, until ``</answer>``, EOS, the token budget or the crop budget. Conventions are the
+released VLM-R3 agent's (``shared/DESIGN.md`` §6), so its checkpoint runs here.
 
 Speed: rows (prompts x samples) run as one left-padded batch over one ``DynamicCache``. An inserted
 crop forwards only the new tokens: its 3-D rope positions come from ``get_rope_index`` over the
@@ -15,23 +15,21 @@ tokens, which ``get_rope_index`` and the attention mask both skip. ``mode="repre
 whole prefix after every crop: the slow reference the KV path is tested against.
 
 torch/transformers are imported lazily; the text rules (stop strings, calls, answers) live in
-:mod:`vlir.protocol`, the settings and the released agent's preset in :mod:`vlir.rollout.config`,
-the batch tensors in :mod:`vlir.rollout.batching`.
+:mod:`vlir.protocol`, the settings and presets in :mod:`vlir.rollout.config`, the batch tensors in
+:mod:`vlir.rollout.batching`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vlir import geometry
 from vlir.crops import decode_png, render_crop
 from vlir.records import Box, Crop
 from vlir.protocol import Event, extract_answer
-from vlir.rollout.config import RolloutConfig
+from vlir.rollout.config import RolloutConfig, crop_budget_from
+from vlir.rollout.policy import JSON_IMAGE_SEPARATOR, RoundPolicy, Trajectory
 from vlir.rollout.row import Row
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,34 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 log = logging.getLogger(__name__)
-
-# Written between a crop call's "]}" and the crop image when the policy's token stopped at "}"
-# (the released agent appends "]}\n"; the SFT rendering ends each look segment with "\n").
-JSON_IMAGE_SEPARATOR = "\n"
-
-
-@dataclass
-class Trajectory:
-    """One rollout. ``token_ids``, ``action_mask`` and ``logprobs`` are aligned per position."""
-
-    prompt_index: int
-    token_ids: list[int]
-    action_mask: list[int]
-    logprobs: list[float]
-    pixel_values: "torch.Tensor"
-    image_grid_thw: "torch.Tensor"
-    crops: list[Crop]
-    boxes: list[Box]
-    text: str
-    answer: str | None
-    finish_reason: str
-    prompt_length: int = 0  # tokens of the prompt (the first action-mask-0 run)
-    bad_calls: list[str] = field(default_factory=list)  # skipped bad calls (bad_box="skip"), why
-    scores: list["torch.Tensor"] | None = field(default=None, repr=False)  # keep_scores only
-
-    @property
-    def num_sampled(self) -> int:
-        return sum(self.action_mask)
 
 
 class ReplayMismatch(AssertionError):
@@ -86,14 +56,15 @@ class Rollout:
 
         from vlir.models import chat
         from vlir.models import model_budget, special_ids, vision_token_ids
+        from vlir.models.registry import family_of_processor
 
         self.model, self.processor = model, processor
         self.config = config or RolloutConfig()
         self.chat_config = self.config.chat if self.config.chat is not None else chat.ChatConfig.for_processor(processor)
-        # crops are rendered on the model's pixel grid whatever budget was asked for, so the
-        # processor takes them as they are (28 px for Qwen2.5-VL, 32 px for Qwen3-VL)
-        crop = self.config.crop_budget or self.chat_config.crop_budget
-        self.crop_budget = dataclasses.replace(crop, factor=model_budget(processor).factor)
+        self.crop_budget = crop_budget_from(self.config, self.chat_config.crop_budget, model_budget(processor).factor)
+        family = family_of_processor(processor)
+        self._image_run = re.compile("(" + re.escape(family.special_tokens["image_pad"]) + ")+")
+        self._image_pad = family.special_tokens["image_pad"]
         self.tokenizer = processor.tokenizer
         self.ids = special_ids(processor)
         self.suppress = torch.tensor(vision_token_ids(processor), dtype=torch.long)
@@ -104,6 +75,7 @@ class Rollout:
             raise ValueError("RolloutConfig.chat.model_budget differs from the processor's image budget: "
                              "bbox numbers would be mapped from the wrong space")
         self.model_budget = self.chat_config.model_budget
+        self.policy = RoundPolicy(self.config, self.model_budget)
         self.settings = {**self.config.describe(), **{k: [b.min_pixels, b.max_pixels] for k, b in  # recorded by eval
                          (("model_budget", self.model_budget), ("crop_budget", self.crop_budget))}}
         self.newline = chat.encode_text(JSON_IMAGE_SEPARATOR, processor)
@@ -156,7 +128,7 @@ class Rollout:
         ids = _as_ids(enc["input_ids"])
         grid = enc["image_grid_thw"].reshape(-1, 3)
         return Row(prompt_index=index, image=image, ids=ids, mask=[0] * len(ids), logprobs=[0.0] * len(ids),
-                    pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
+                   pixel_values=[enc["pixel_values"]], grids=[grid], prompt_length=len(ids))
 
     def _crop_inputs(self, image: "Image.Image", box: Box) -> tuple[Crop, "torch.Tensor", "torch.Tensor"]:
         """The crop of ``box`` and its processor inputs, memoised within one ``generate`` call: the
@@ -268,50 +240,29 @@ class Rollout:
                 self._on_event(row, event)
         if row.forced is not None:
             self._check_forced(row)
-        elif row.finish is None and row.n_sampled >= self.config.max_new_tokens:
-            row.finish = "max_new_tokens"
+        else:
+            self.policy.over_budget(row, row.n_sampled)
 
     def _on_event(self, row: Row, event: Event) -> None:
-        """A round ended (:mod:`vlir.protocol`): answer, crop, bad call or plain continuation."""
+        """A round ended (:mod:`vlir.protocol`): the policy decides; a crop's block is queued."""
         if event.kind == "answer":
-            row.finish = "answer"
-            return
-        row.rounds += 1
+            return self.policy.answered(row)
         row.round_tokens = 0
-        if self.config.max_rounds is not None and row.rounds >= self.config.max_rounds:
-            row.finish = "max_rounds"  # the released loop stops after its last round, crop or not
-        elif event.kind == "bbox":
-            if len(row.crops) >= self.config.max_crops:
-                row.finish = "max_crops"
-            else:
-                self._insert_crop(row, event)
-        elif event.kind == "bad_box":
-            self._bad_call(row, event.detail)
+        rendered = self.policy.round_ended(
+            row, box=event.bbox if event.kind == "bbox" else None,
+            error=event.detail if event.kind == "bad_box" else None, render=self._crop_inputs)
+        if rendered is not None:
+            self._insert_crop(row, event, *rendered)
+        elif row.bad_calls and row.finish is None and event.kind in ("bbox", "bad_box"):
+            row.scanner.reset()  # a skipped bad call: read on as if it had not been written
 
-    def _bad_call(self, row: Row, why: str) -> None:
-        log.debug("row %d: bad call: %s", row.prompt_index, why)
-        row.bad_calls.append(why)
-        if self.config.bad_box == "end":
-            row.finish = "bad_box"
-        else:
-            row.scanner.reset()
-
-    def _insert_crop(self, row: Row, event) -> None:
-        """Map the call's box to the original image, render the crop, queue its image block."""
+    def _insert_crop(self, row: Row, event: Event, crop: Crop, pixel_values, grid) -> None:
+        """Queue a rendered crop's image block (and the separator after a swallowed ``]}``)."""
         from vlir.models import chat
 
-        width, height = row.image.size
-        try:
-            clipped = geometry.call_box(event.bbox, width, height, self.model_budget)
-            crop, pixel_values, grid = self._crop_inputs(row.image, clipped)
-        except ValueError as exc:
-            self._bad_call(row, f"box {list(event.bbox or ())}: {exc}")
-            return
         inserted = (self.newline if event.tail == "" else []) + chat.image_block_ids(grid[0], self.processor)
         if self.config.image_newline:
             inserted += self.newline
-        row.crops.append(crop)
-        row.boxes.append(clipped)
         row.pixel_values.append(pixel_values)
         row.grids.append(grid)
         row.ids.extend(inserted)
@@ -348,12 +299,14 @@ class Rollout:
         import torch
 
         finish = row.finish or "max_new_tokens"
-        text = _collapse_images(self.tokenizer.decode(row.ids[row.prompt_length:], skip_special_tokens=False))
+        text = self.tokenizer.decode(row.ids[row.prompt_length:], skip_special_tokens=False)
+        text = self._image_run.sub(self._image_pad, text)  # one image pad per image, as the template writes it
         return Trajectory(
             prompt_index=row.prompt_index, token_ids=row.ids, action_mask=row.mask, logprobs=row.logprobs,
             pixel_values=torch.cat(row.pixel_values, dim=0), image_grid_thw=torch.cat(row.grids, dim=0),
             crops=row.crops, boxes=row.boxes, text=text, answer=extract_answer(text), finish_reason=finish,
-            prompt_length=row.prompt_length, bad_calls=row.bad_calls, scores=row.scores if self.config.keep_scores else None,
+            prompt_length=row.prompt_length, bad_calls=row.bad_calls, completion_tokens=row.n_sampled,
+            scores=row.scores if self.config.keep_scores else None,
         )
 
 
@@ -366,14 +319,6 @@ def _as_ids(value) -> list[int]:
             raise ValueError(f"expected one sequence, got {len(value)}")
         value = value[0]
     return [int(v) for v in value]
-
-
-_IMAGE_RUN = re.compile(r"(<\|image_pad\|>)+")
-
-
-def _collapse_images(text: str) -> str:
-    """One ``<|image_pad|>`` per image in display text (as the chat template writes it)."""
-    return _IMAGE_RUN.sub("<|image_pad|>", text)
 
 
 def _top_p(scores: "torch.Tensor", top_p: float) -> "torch.Tensor":

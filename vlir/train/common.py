@@ -285,6 +285,18 @@ def save(engine: Any, processor: Any, out: Path, step: int, client_state: dict[s
     prune_checkpoints(ckpt, keep)
 
 
+def save_inference_settings(out: Path, rank: int, chat: Any, cfg: Any, rollout: Any = None,
+                            preset: str = "vlir") -> None:
+    """Write beside the weights what inference needs to ask the model as it was trained
+    (:mod:`vlir.rollout.trained`: the chat, the image budget, the rollout preset and loop)."""
+    if rank != 0:
+        return
+    from vlir.rollout import trained
+
+    trained.write(out, chat, preset=preset, rollout=rollout.describe() if rollout is not None else None,
+                  min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, trainer=cfg.kind)
+
+
 def prune_checkpoints(ckpt: Path, keep: int) -> None:
     """Remove all but the newest ``keep`` ``step-N`` folders (0 keeps all)."""
     tags = sorted((p for p in ckpt.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))

@@ -41,9 +41,10 @@ SUMMARY = "summary.json"
 class GRPOTrainer:
     """R-GRPO with DeepSpeed. Features and the config keys that control them:
 
-    * rollouts from :class:`vlir.rollout.Rollout`: ``num_generations`` (M) samples per prompt,
-      ``temperature``/``top_p``, ``max_new_tokens``, ``max_crops``, ``rollout_mode``; the chat
-      (instruction, budgets) from ``chat``; an optional ``logits_processor`` (constructor argument).
+    * rollouts from the one engine factory (:func:`vlir.rollout.build_engine`): ``num_generations``
+      (M) samples per prompt; the ``rollout`` section (a :class:`vlir.rollout.RolloutConfig`:
+      temperature, top_p, max_new_tokens, max_crops, mode ...); the chat (instruction, budgets)
+      from ``chat``; an optional ``logits_processor`` (constructor argument).
     * rewards as composable functions (``rewards``: name, weight, kwargs), each logged as
       ``reward/<name>``; group-normalised advantages (``scale_rewards``, ``advantage_eps``).
     * the clipped policy-ratio loss on action-mask tokens only (``epsilon_low``/``epsilon_high``,
@@ -133,6 +134,9 @@ class GRPOTrainer:
         overrides = {k: PixelBudget(*v) if k.endswith("_budget") and isinstance(v, list) else v
                      for k, v in cfg.chat.items()}
         self.chat_cfg = ChatConfig.for_processor(self.processor, **overrides)
+        self.rollout_cfg = cfg.rollout_config()
+        self.policy_version = 0  # optimizer steps whose weights the rollout engine has
+        self.sync = self._weight_sync() if self.rollout_cfg.engine == "served" else None
         self.data = RLSet(cfg.data_dir)
         self.per_rank = cfg.prompts_per_step // self.world_size
         log.info("RL set %s: %d prompts %s; %d prompts x %d samples per rank per step, %d micro-batches",
@@ -161,6 +165,18 @@ class GRPOTrainer:
         start = batch_index * self.cfg.prompts_per_step + self.rank * self.per_rank
         return [self.data[(start + j) % len(self.data)] for j in range(self.per_rank)]
 
+    def _weight_sync(self):
+        from vlir.train.weight_sync import FolderSync, NcclSync
+
+        cfg, urls = self.cfg, self.rollout_cfg.base_url
+        if cfg.weight_sync == "folder":
+            return FolderSync(urls, self.out / "policy_sync")
+        host, _, port = cfg.weight_sync_master.rpartition(":")
+        sync = NcclSync(urls, host, int(port), cfg.weight_sync_workers)
+        if self.rank == 0:
+            sync.connect(self.device)
+        return sync
+
     def _generation_context(self):
         """ZeRO-3 shards the weights; generation gathers them once instead of per forward."""
         if self.zero_stage != 3:
@@ -169,21 +185,27 @@ class GRPOTrainer:
         return GatheredParameters(list(self.engine.module.parameters()))
 
     def _rollout(self, prompts: list, batch_index: int) -> list:
-        from vlir.rollout import Rollout, RolloutConfig
+        from vlir.rollout import build_engine
 
         cfg = self.cfg
-        rc = RolloutConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                           max_crops=cfg.max_crops, mode=cfg.rollout_mode, chat=self.chat_cfg,
-                           crop_budget=self.chat_cfg.crop_budget, logits_processor=self.logits_processor,
-                           seed=cfg.seed * 1_000_003 + batch_index * 1009 + self.rank)
+        rc = self.rollout_cfg.with_(chat=self.chat_cfg, crop_budget=self.rollout_cfg.crop_budget or self.chat_cfg.crop_budget,
+                                    logits_processor=self.logits_processor,
+                                    seed=cfg.seed * 1_000_003 + batch_index * 1009 + self.rank)
         module = self.engine.module
         module.eval()
         try:
-            with torch.no_grad(), self._generation_context():
-                trajs = Rollout(module, self.processor, rc).generate([(p.question, p.image) for p in prompts],
-                                                                     cfg.num_generations)
+            with torch.no_grad(), self._generation_context() if self.sync is None else contextlib.nullcontext():
+                engine = build_engine(cfg.model_path, rc, loaded=(module, self.processor))
+                engine.policy_version = self.policy_version
+                trajs = engine.generate([(p.question, p.image) for p in prompts], cfg.num_generations)
         finally:
             module.train()
+        for t in trajs:
+            if not t.token_ids:
+                raise RuntimeError("the rollout engine returned no token ids (a served engine needs vLLM's "
+                                   "return_token_ids): R-GRPO trains on the ids the policy sampled")
+            if not t.token_exact:  # the ids are not exactly what the server conditioned on: never train on it
+                t.action_mask = [0] * len(t.token_ids)
         return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
 
     def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor]:
@@ -200,7 +222,7 @@ class GRPOTrainer:
         batch = collate(trajs, self.ids["pad"], self.ids["image_pad"]).to(self.engine.device)
         if batch.pixel_values is not None:
             batch.pixel_values = batch.pixel_values.to(self.dtype)
-        return sequence_logprobs(model, batch, self.cfg.temperature, entropy=entropy), batch
+        return sequence_logprobs(model, batch, self.rollout_cfg.temperature, entropy=entropy), batch
 
     def _update(self, trajs: list, advantages: torch.Tensor, times: dict[str, float]) -> dict[str, float]:
         """One optimizer step over this rank's trajectories (``grad_accum`` micro-batches); returns
@@ -266,6 +288,11 @@ class GRPOTrainer:
                 lr = float(self.scheduler.get_last_lr()[0])
                 sums = self._update(trajs, advantages, times)
                 self.step += 1
+                if self.sync is not None:  # the server samples the next rollouts with these weights
+                    t_sync = time.perf_counter()
+                    self.sync.push(self.engine, self.step, zero_stage=self.zero_stage, rank=self.rank)
+                    self.policy_version = self.step
+                    times["sync"] = time.perf_counter() - t_sync
                 times["step"] = time.perf_counter() - t0
                 self._log(self._metrics(sums, raw, total, advantages, prompts, trajs, lr, times))
                 t0, t_roll, t_reward = time.perf_counter(), 0.0, 0.0  # later iterations: no rollout
@@ -276,7 +303,10 @@ class GRPOTrainer:
         """Means over all ranks' trajectories (sums and counts all-reduced in one tensor)."""
         evidence = [[r.box for r in getattr(prompts[t.prompt_index], "evidence", ())] for t in trajs]
         values = grpo_metrics.step_values(trajs, evidence, raw, total.tolist(), advantages.tolist(),
-                                          self.cfg.num_generations, self.cfg.max_new_tokens, sums)
+                                          self.cfg.num_generations, self.rollout_cfg.max_new_tokens, sums)
+        values["rollout/token_mismatch_rate"] = (float(sum(not t.token_exact for t in trajs)), len(trajs))
+        values["rollout/stale_rate"] = (float(sum(t.policy_version < self.policy_version - 1 for t in trajs)),
+                                        len(trajs))
         keys = list(values)  # same keys, same order on every rank
         packed = torch.tensor([v for k in keys for v in values[k]], dtype=torch.float64)
         if self.world_size > 1:
@@ -314,6 +344,8 @@ class GRPOTrainer:
         in ``save_pretrained`` layout in ``output_dir``, plus ``rewards.png``. Every rank calls it."""
         common.save(self.engine, self.processor, self.out, self.step, {"step": self.step},
                     zero_stage=self.zero_stage, rank=self.rank, keep=self.cfg.keep_checkpoints)
+        common.save_inference_settings(self.out, self.rank, self.chat_cfg, self.cfg, self.rollout_cfg,
+                                       preset=str(self.cfg.rollout.get("preset", "vlir")))
         if self.rank == 0:
             if self.cfg.plot and (self.out / METRICS).is_file():
                 from vlir.train.plots import plot_metrics, read_metrics

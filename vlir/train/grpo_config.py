@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from vlir.rollout.config import MODES as ROLLOUT_MODES
+from vlir.config import ConfigError
+from vlir.rollout.config import RolloutConfig
 from vlir.train.rewards import PAPER_REWARDS, RewardSpec
 from vlir.train.recipe_config import TrainerConfig, _f
 
@@ -34,7 +35,9 @@ class GRPOConfig(TrainerConfig):
         model_path (the SFT output), build_model, data_dir (``vlir rl-data`` output), chat,
         min_pixels / max_pixels.
     Rollout:
-        num_generations (M), temperature, top_p, max_new_tokens, max_crops, rollout_mode.
+        num_generations (M); ``rollout``: a :class:`vlir.rollout.RolloutConfig` section (``preset``,
+        temperature, top_p, max_new_tokens, max_crops, mode, engine, base_url ...), nested as
+        ``chat`` is (``rollout.temperature=0.7`` overrides one key).
     Objective:
         rewards (name/weight/kwargs list), scale_rewards, advantage_eps, epsilon_low/epsilon_high,
         loss_type, num_iterations, beta (KL to the reference; 0 = no reference model),
@@ -59,12 +62,16 @@ class GRPOConfig(TrainerConfig):
     data_dir: str = _f("out/rl", "The RL set written by `vlir rl-data` (part-*.parquet).")
     # --- rollout
     num_generations: int = _f(5, "M: trajectories sampled per prompt (the group).", ge=1)
-    temperature: float = _f(1.0, "Sampling temperature of the rollouts (the paper: 1.0).", gt=0)
-    top_p: float = _f(1.0, "Nucleus sampling mass (1.0: off).", gt=0, le=1)
-    max_new_tokens: int = _f(1024, "Sampled tokens per trajectory, over all its segments.", ge=1)
-    max_crops: int = _f(8, "Crops per trajectory (the released agent: at most 8 rounds).", ge=0)
-    rollout_mode: str = _f("kv", "kv (reuse the cache across crops) or reprefill (reference).",
-                             choices=ROLLOUT_MODES)
+    rollout: dict = _f({}, "The rollout engine's settings (vlir.rollout.RolloutConfig fields, over the "
+                           "'preset' key's: vlir by default): temperature (the paper: 1.0), top_p, "
+                           "max_new_tokens, max_crops, mode, engine (local or served), base_url ...")
+    weight_sync: str = _f("folder", "rollout.engine served: how the server(s) get the policy after each "
+                                    "optimizer step: folder (save, then vLLM reloads it: any device) or nccl "
+                                    "(broadcast into vLLM's workers: GPUs, vLLM in the trainer's environment).",
+                          choices=("folder", "nccl"))
+    weight_sync_master: str = _f("127.0.0.1:51216", "weight_sync nccl: this trainer's address:port for the "
+                                                    "rendezvous (server i uses port + i).")
+    weight_sync_workers: int = _f(1, "weight_sync nccl: vLLM workers per server (tensor x pipeline parallel).", ge=1)
     # --- objective
     rewards: list = _f([dataclasses.asdict(r) for r in PAPER_REWARDS],
                        "Reward functions in order: {name, weight, kwargs}; a name is registered in "
@@ -96,6 +103,13 @@ class GRPOConfig(TrainerConfig):
     def validate(self) -> list[str]:
         """The cross-field rules (each field's range and choices are declared with it)."""
         problems = self.shared_problems()
+        try:
+            rollout = self.rollout_config()
+        except (ConfigError, ValueError) as exc:
+            problems.append(str(exc))
+            rollout = None
+        if rollout is not None and rollout.temperature <= 0:
+            problems.append(f"rollout.temperature must be > 0 for GRPO sampling, got {rollout.temperature}")
         if self.num_generations == 1 and self.scale_rewards:
             problems.append("num_generations = 1 gives every trajectory a zero advantage: use M >= 2")
         try:
@@ -105,6 +119,12 @@ class GRPOConfig(TrainerConfig):
         except (TypeError, ValueError, AttributeError) as exc:
             problems.append(f"rewards: {exc}")
         return problems
+
+    def rollout_config(self) -> RolloutConfig:
+        """The ``rollout`` section as a :class:`RolloutConfig` (its ``preset`` key, then its fields)."""
+        if not isinstance(self.rollout, dict):
+            raise ConfigError(f"rollout must be a mapping of RolloutConfig fields, got {self.rollout!r}")
+        return RolloutConfig.from_mapping(self.rollout)
 
     def reward_specs(self) -> list[RewardSpec]:
         """The ``rewards`` list as :class:`RewardSpec` objects (names are resolved at setup)."""

@@ -231,6 +231,7 @@ class SFTTrainer:
         common.save(self.engine, self.processor, self.out, self.step,
                     {"step": self.step, "micro_step": self.micro_step}, zero_stage=self.zero_stage,
                     rank=self.rank, keep=self.cfg.keep_checkpoints)
+        common.save_inference_settings(self.out, self.rank, self.chat_cfg, self.cfg)
         if self.rank == 0:
             if self.cfg.plot:
                 from vlir.train.plots import plot_metrics

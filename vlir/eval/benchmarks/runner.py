@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from vlir import geometry, identity
 from vlir.eval.benchmarks.base import Benchmark, BenchItem, ImageRef
-from vlir.eval.benchmarks.presets import Protocol
+from vlir.eval.benchmarks.presets import EvalSettings
 from vlir.protocol import parse_response
 from vlir.records import Box
 
@@ -158,7 +158,7 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
     return rows
 
 
-def run_identity(bench: Benchmark, protocol: Protocol, info: dict[str, Any], root: Path | None = None,
+def run_identity(bench: Benchmark, protocol: EvalSettings, info: dict[str, Any], root: Path | None = None,
                  judge=None, out: Path | None = None) -> dict[str, Any]:
     """The run identity (:mod:`vlir.identity`) of an evaluation: the benchmark root's content
     fingerprint, the benchmark, protocol and judge model, the checkpoint's sha256 (``info``'s
@@ -171,7 +171,7 @@ def run_identity(bench: Benchmark, protocol: Protocol, info: dict[str, Any], roo
                          model=info.get("model_sha256"))
 
 
-def claim_out(out: Path, bench: Benchmark, protocol: Protocol, info: dict[str, Any], root: Path | None = None,
+def claim_out(out: Path, bench: Benchmark, protocol: EvalSettings, info: dict[str, Any], root: Path | None = None,
               judge=None) -> None:
     """Refuse (:class:`vlir.identity.IdentityMismatch`) an ``out`` holding another run, else record
     this one's identity; :func:`run` calls it, and the CLI before it loads the model."""
@@ -181,7 +181,7 @@ def claim_out(out: Path, bench: Benchmark, protocol: Protocol, info: dict[str, A
                bench, protocol)
 
 
-def _check_run(out: Path, ident: dict[str, Any], where: dict[str, Any], bench: Benchmark, protocol: Protocol) -> None:
+def _check_run(out: Path, ident: dict[str, Any], where: dict[str, Any], bench: Benchmark, protocol: EvalSettings) -> None:
     """Record the run's identity in ``run.json``, or refuse a run into ``out`` that is not the one
     its predictions belong to (another model's predictions would be credited to this one)."""
     path = out / RUN
@@ -200,7 +200,7 @@ def _check_run(out: Path, ident: dict[str, Any], where: dict[str, Any], bench: B
 # The loop
 # --------------------------------------------------------------------------------------------
 
-def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: Protocol, *,
+def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: Path, protocol: EvalSettings, *,
         batch_size: int = 8, limit: int | None = None, judge=None, info: dict[str, Any] | None = None,
         progress: Callable[[int, float], None] | None = None, html: bool = False,
         root: Path | None = None) -> dict[str, Any]:

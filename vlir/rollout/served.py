@@ -1,8 +1,9 @@
-"""The crop-and-zoom loop against a served model: ``vlir infer/eval --engine openai``.
+"""The served backend of the crop-and-zoom loop: ``vlir infer/eval --engine openai``, R-GRPO's
+``rollout.engine: served``.
 
-The same loop as :class:`vlir.rollout.Rollout` (generate until a :mod:`vlir.protocol` stop string,
-read the call, map the box with :mod:`vlir.geometry`, render the crop with
-:func:`vlir.crops.render_crop`, insert it, continue), run over chat completions of any
+The same round policy as the local backend (:class:`vlir.rollout.policy.RoundPolicy`: generate
+until a :mod:`vlir.protocol` stop string, read the call, map the box, render the crop, insert it,
+continue), run over chat completions of any
 OpenAI-compatible server that can *continue* an assistant turn holding images: vLLM's
 ``continue_final_message: true, add_generation_prompt: false`` (the released agent runs the same
 loop on vLLM's offline API, ``src/model/r3_vllm.py``). Each round is one request whose last
@@ -16,11 +17,12 @@ placeholder less than the request has images, and vLLM answers 500 "Failed to ap
 replacement for mm_items['image'][1]". With an empty text part after the image the cut falls right
 after ``<|vision_end|>``: exactly vlir's token layout (``"\\n"``: the released agent's).
 
-Sampling is the server's; the results are :class:`ServedTrajectory` objects that ``vlir eval`` and
-``vlir infer`` read like the local engine's trajectories (text, answer, boxes, crops,
-finish_reason). With vLLM's ``return_token_ids`` they also carry the token ids the server saw and
-sampled, and say whether each round's prompt re-tokenized to exactly the previous prompt plus the
-sampled ids (``token_exact``): what a trainer needs before it can learn from served rollouts.
+Sampling is the server's; the results are :class:`vlir.rollout.policy.Trajectory` objects, the
+local backend's type. With vLLM's ``return_token_ids`` they also carry the token ids the server saw
+and sampled, and say whether each round's prompt re-tokenized to exactly the previous prompt plus
+the sampled ids (``token_exact``): what a trainer needs before it can learn from served rollouts.
+Several servers (``base_url`` a list) share the trajectories, each round going to the one with the
+fewest requests in flight.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -36,44 +39,38 @@ from vlir import geometry
 from vlir.crops import decode_png, encode_png, render_crop
 from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.protocol import STOP_STRINGS, RoundEnd, end_round, extract_answer
-from vlir.records import Box, Crop
-from vlir.rollout.config import RolloutConfig
+from vlir.records import Box
+from vlir.rollout.config import RolloutConfig, crop_budget_from
+from vlir.rollout.policy import JSON_IMAGE_SEPARATOR, RoundPolicy, RoundState, Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from vlir.models.family import ModelFamily
+
 log = logging.getLogger(__name__)
 
-IMAGE_TEXT = "<|vision_start|><|image_pad|><|vision_end|>"  # an image in trajectory text (as vlir's)
-JSON_IMAGE_SEPARATOR = "\n"  # after a call's "]}" (vlir.rollout's rule)
-VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
-# vLLM's request extensions the loop relies on (other servers may name them differently).
-VLLM_EXTRAS = {"skip_special_tokens": True, "return_token_ids": True, "bad_words": list(VISION_TOKENS)}
+
+def _default_family() -> "ModelFamily":
+    from vlir.models.registry import family_for
+
+    return family_for("qwen2_5_vl")
 
 
-@dataclass
-class ServedTrajectory:
-    """One rollout through a server. ``token_ids``/``action_mask`` are the last request's prompt ids
-    plus its completion (1 = sampled), empty when the server returns no ids."""
+def image_text(family: "ModelFamily | None" = None) -> str:
+    """An image in trajectory text: the family's image block (as the local backend's text holds it)."""
+    return (family or _default_family()).image_block
 
-    prompt_index: int
-    text: str
-    answer: str | None
-    finish_reason: str
-    crops: list[Crop] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    bad_calls: list[str] = field(default_factory=list)
-    token_ids: list[int] = field(default_factory=list)
-    action_mask: list[int] = field(default_factory=list)
-    prompt_length: int = 0
-    token_exact: bool = True  # every round's prompt = previous prompt + sampled ids + inserted ids
-    requests: int = 0
-    prompt_tokens: int = 0  # summed over the rounds' usage (what the server billed)
-    completion_tokens: int = 0
 
-    @property
-    def num_sampled(self) -> int:
-        return self.completion_tokens
+def vllm_extras(family: "ModelFamily | None" = None) -> dict[str, Any]:
+    """vLLM's request extensions the loop relies on (other servers may name them differently): the
+    family's vision tokens are never sampled, and the token ids come back."""
+    family = family or _default_family()
+    return {"skip_special_tokens": True, "return_token_ids": True,
+            "bad_words": [family.special_tokens[n] for n in family.vision_tokens]}
+
+
+IMAGE_TEXT = image_text()  # Qwen2.5-VL's and Qwen3-VL's (the families share it)
 
 
 def data_url(image: "Image.Image") -> str:
@@ -85,18 +82,13 @@ def _image_part(image: "Image.Image") -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": data_url(image)}}
 
 
-@dataclass
-class _State:
+@dataclass(kw_only=True)
+class _State(RoundState):
     index: int
-    image: "Image.Image"
     messages: list[dict[str, Any]]
     seed: int | None
-    text: str = ""  # trajectory text (images as IMAGE_TEXT)
+    text: str = ""  # trajectory text (images as the family's image block)
     parts: list[dict[str, Any]] = field(default_factory=list)  # the assistant turn so far
-    crops: list[Crop] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    bad_calls: list[str] = field(default_factory=list)
-    rounds: int = 0
     sampled: int = 0
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
@@ -104,56 +96,90 @@ class _State:
     exact: bool = True
     requests: int = 0
     prompt_tokens: int = 0
-    finish: str | None = None
+    sent: list[Any] = field(default_factory=list)  # the images as the server got them, in order
+
+
+class _Endpoints:
+    """One OpenAI client per server; each request goes to the one with the fewest in flight (ties:
+    the first), as the teacher's replicas are chosen."""
+
+    def __init__(self, clients: list[Any]):
+        self.clients = clients
+        self.in_flight = [0] * len(clients)
+        self.sent = [0] * len(clients)
+        self._lock = threading.Lock()
+
+    def create(self, **kwargs: Any) -> Any:
+        with self._lock:
+            i = min(range(len(self.clients)), key=lambda k: self.in_flight[k])
+            self.in_flight[i] += 1
+            self.sent[i] += 1
+        try:
+            return self.clients[i].chat.completions.create(**kwargs)
+        finally:
+            with self._lock:
+                self.in_flight[i] -= 1
 
 
 class ServedRollout:
     """The loop over ``base_url``'s chat completions for model ``model``.
 
-    ``config`` is the local engine's :class:`RolloutConfig` (presets and CLI flags mean the same);
-    ``logits_processor``/``mode``/``keep_scores`` do not apply. ``model_budget`` is the pixel budget
-    the served model sees the image in: images are sent resized to it (``resize_images``, as the
-    released agent's ``qwen_vl_utils`` does before vLLM), so the ``bbox_2d`` numbers are read in a
-    space vlir knows whatever the server's processor budget (which must contain it).
-    ``extra_body`` is merged into every request (default: vLLM's :data:`VLLM_EXTRAS`);
-    ``round_extra(index, round)`` adds per-round fields (the tests script the model with
-    ``structured_outputs`` regexes).
+    ``config`` is the :class:`RolloutConfig` both backends read (presets and CLI flags mean the
+    same); ``logits_processor``/``mode``/``keep_scores`` do not apply. ``model_budget`` is the pixel
+    budget the served model sees the image in: images are sent resized to it (``resize_images``, as
+    the released agent's ``qwen_vl_utils`` does before vLLM), so the ``bbox_2d`` numbers are read in
+    a space vlir knows whatever the server's processor budget (which must contain it). ``base_url``
+    is one server or a list (least-in-flight). ``family`` (default Qwen2.5-VL's) gives the image
+    block and the vision tokens never to sample. ``extra_body`` is merged into every request
+    (default: :func:`vllm_extras`); ``round_extra(index, round)`` adds per-round fields (the tests
+    script the model with ``structured_outputs`` regexes). ``policy_version`` is stamped on each
+    trajectory (R-GRPO bumps it after each weight sync). With a ``processor`` (R-GRPO's), each
+    trajectory also carries ``pixel_values``/``image_grid_thw`` of the images exactly as sent, and
+    is marked not ``token_exact`` where the server's ids hold another number of image tokens.
     """
 
-    def __init__(self, base_url: str, model: str, config: RolloutConfig | None = None, *,
+    def __init__(self, base_url: str | list[str], model: str, config: RolloutConfig | None = None, *,
                  model_budget: PixelBudget = MODEL_PIXELS, api_key: str = "EMPTY", chat: Any = None,
                  resize_images: bool = True, extra_body: dict[str, Any] | None = None,
                  round_extra: Callable[[int, int], dict[str, Any]] | None = None, concurrency: int = 8,
-                 timeout_s: float = 600.0, client: Any = None):
+                 timeout_s: float = 600.0, client: Any = None, family: "ModelFamily | None" = None,
+                 processor: Any = None):
         from vlir.models.chat import ChatConfig
 
         self.config = config or RolloutConfig()
         self.model = model
-        self.base_url = base_url
-        self.chat = chat or ChatConfig(model_budget=model_budget)
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("the served engine needs at least one base_url")
+        self.base_url = urls[0] if len(urls) == 1 else urls
+        self.chat = chat or self.config.chat or ChatConfig(model_budget=model_budget)
         if self.chat.model_budget != model_budget:
             raise ValueError(f"chat.model_budget {self.chat.model_budget} differs from model_budget {model_budget}")
         self.model_budget = model_budget
-        # on the model's pixel grid, as the local engine renders them
-        self.crop_budget = dataclasses.replace(self.config.crop_budget or self.chat.crop_budget,
-                                               factor=model_budget.factor)
+        self.family = family or _default_family()
+        self.image_text = self.family.image_block
+        self.crop_budget = crop_budget_from(self.config, self.chat.crop_budget, model_budget.factor)
+        self.policy = RoundPolicy(self.config, model_budget)
         self.resize_images = resize_images
-        self.extra_body = dict(VLLM_EXTRAS if extra_body is None else extra_body)
+        self.extra_body = dict(vllm_extras(self.family) if extra_body is None else extra_body)
         self.round_extra = round_extra
         self.concurrency = max(1, concurrency)
-        self.settings = {**self.config.describe(), "engine": "openai", "base_url": base_url, "model": model,
+        self.policy_version = 0
+        self.processor = processor  # given (a trainer's): trajectories carry their images' tensors
+        self.settings = {**self.config.describe(), "engine": "openai", "base_url": self.base_url, "model": model,
                          "model_budget": [model_budget.min_pixels, model_budget.max_pixels],
                          "crop_budget": [self.crop_budget.min_pixels, self.crop_budget.max_pixels]}
         self.settings.pop("mode", None)  # the local engine's KV/re-prefill choice: not ours
         if client is None:
             from openai import OpenAI
 
-            client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
-        self.client = client
-        self._calls = 0
+            clients = [OpenAI(base_url=u, api_key=api_key, timeout=timeout_s, max_retries=2) for u in urls]
+        else:
+            clients = client if isinstance(client, list) else [client]
+        self.endpoints = _Endpoints(clients)
 
     # ---------------------------------------------------------------- public API
-    def generate(self, prompts: list[tuple[str, "Image.Image"]], num_samples: int = 1) -> list[ServedTrajectory]:
+    def generate(self, prompts: list[tuple[str, "Image.Image"]], num_samples: int = 1) -> list[Trajectory]:
         """``num_samples`` trajectories per ``(question, original image)``, prompt-major, each its
         own loop; up to ``concurrency`` loops run at once."""
         if num_samples < 1:
@@ -165,23 +191,44 @@ class ServedRollout:
             return list(pool.map(lambda job: self._one(*job), jobs))
 
     # ---------------------------------------------------------------- one trajectory
-    def _one(self, index: int, question: str, image: "Image.Image", sample: int) -> ServedTrajectory:
+    def _one(self, index: int, question: str, image: "Image.Image", sample: int) -> Trajectory:
         image = image.convert("RGB") if image.mode != "RGB" else image
-        user: list[dict[str, Any]] = [_image_part(self._as_sent(image)),
+        sent = self._as_sent(image)
+        user: list[dict[str, Any]] = [_image_part(sent),
                                       {"type": "text", "text": question + self.chat.instruction}]
         messages: list[dict[str, Any]] = []
         if self.chat.system is not None:
             messages.append({"role": "system", "content": [{"type": "text", "text": self.chat.system}]})
         messages.append({"role": "user", "content": user})
         seed = None if self.config.temperature == 0 else self.config.seed + 7919 * index + sample
-        state = _State(index, image, messages, seed)
+        state = _State(image=image, index=index, messages=messages, seed=seed, sent=[sent])
+        version = self.policy_version
         while state.finish is None:
             self._round(state)
-        return ServedTrajectory(
+        traj = Trajectory(
             prompt_index=index, text=state.text, answer=extract_answer(state.text), finish_reason=state.finish,
             crops=state.crops, boxes=state.boxes, bad_calls=state.bad_calls, token_ids=state.ids,
             action_mask=state.mask, prompt_length=state.prompt_length, token_exact=state.exact,
-            requests=state.requests, prompt_tokens=state.prompt_tokens, completion_tokens=state.sampled)
+            requests=state.requests, prompt_tokens=state.prompt_tokens, completion_tokens=state.sampled,
+            policy_version=version)
+        if self.processor is not None:
+            self._attach_images(traj, state.sent)
+        return traj
+
+    def _attach_images(self, traj: Trajectory, sent: list[Any]) -> None:
+        """The tensors of the images as sent (the trainer's forward needs them); a trajectory whose
+        server ids hold another number of image tokens than they make is not token-exact."""
+        import torch
+
+        from vlir.models import chat
+
+        out = [chat.image_inputs([image], self.processor) for image in sent]
+        traj.pixel_values = torch.cat([o["pixel_values"] for o in out])
+        traj.image_grid_thw = torch.cat([o["image_grid_thw"].reshape(-1, 3) for o in out])
+        pad = self.processor.tokenizer.convert_tokens_to_ids(self.family.special_tokens["image_pad"])
+        expected = int(traj.image_grid_thw.prod(-1).sum()) // self.family.merge_size ** 2
+        if sum(1 for t in traj.token_ids if t == pad) != expected:
+            traj.token_exact = False
 
     def _as_sent(self, image: "Image.Image") -> "Image.Image":
         """The image resized to the model budget (a no-op for one already within it)."""
@@ -196,9 +243,6 @@ class ServedRollout:
 
     def _request(self, state: _State) -> dict[str, Any]:
         cfg = self.config
-        budget = cfg.max_new_tokens - state.sampled
-        if cfg.tokens_per_round is not None:
-            budget = min(budget, cfg.tokens_per_round)
         body = dict(self.extra_body)
         messages = list(state.messages)
         if state.parts:
@@ -206,13 +250,13 @@ class ServedRollout:
             body.update(continue_final_message=True, add_generation_prompt=False)
         if self.round_extra is not None:
             body.update(self.round_extra(state.index, state.rounds))
-        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=budget,
+        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=self.policy.round_limit(state.sampled),
                                       temperature=cfg.temperature, stop=list(STOP_STRINGS), extra_body=body)
         if cfg.top_p < 1.0:
             kwargs["top_p"] = cfg.top_p
         if state.seed is not None:
             kwargs["seed"] = state.seed + state.rounds
-        response = self.client.chat.completions.create(**kwargs)
+        response = self.endpoints.create(**kwargs)
         return response.model_dump()
 
     def _round(self, state: _State) -> None:
@@ -233,16 +277,20 @@ class ServedRollout:
             state.finish = "eos"
             return
         end = end_round(text, stop)
-        if end.kind != "answer":
-            state.rounds += 1
         if end.kind == "answer":
-            state.finish = "answer"
-        elif self.config.max_rounds is not None and state.rounds >= self.config.max_rounds:
-            state.finish = "max_rounds"
+            self.policy.answered(state)
         elif end.kind == "call":
-            self._on_call(state, end)
-        if state.finish is None and state.sampled >= self.config.max_new_tokens:
-            state.finish = "max_new_tokens"
+            assert end.call is not None
+            rendered = self.policy.round_ended(state, box=end.call.box if end.call.error is None else None,
+                                               error=end.call.error, render=self._render)
+            if rendered is not None:
+                self._insert_crop(state, rendered[0])
+        else:
+            self.policy.round_ended(state)
+        self.policy.over_budget(state, state.sampled)
+
+    def _render(self, image: "Image.Image", box: Box) -> tuple:
+        return (render_crop(image, box, self.crop_budget),)
 
     def _append_text(self, state: _State, text: str) -> None:
         state.text += text
@@ -251,32 +299,13 @@ class ServedRollout:
         else:
             state.parts.append({"type": "text", "text": text})
 
-    def _on_call(self, state: _State, end: RoundEnd) -> None:
-        assert end.call is not None
-        if end.call.error is not None:
-            return self._bad_call(state, end.call.error)
-        if len(state.crops) >= self.config.max_crops:
-            state.finish = "max_crops"
-            return
-        width, height = state.image.size
-        try:
-            clipped = geometry.call_box(end.call.box, width, height, self.model_budget)
-            crop = render_crop(state.image, clipped, self.crop_budget)
-        except ValueError as exc:
-            return self._bad_call(state, f"box {list(end.call.box or ())}: {exc}")
+    def _insert_crop(self, state: _State, crop) -> None:
         after = JSON_IMAGE_SEPARATOR if self.config.image_newline else ""
         self._append_text(state, JSON_IMAGE_SEPARATOR)
-        state.parts.append(_image_part(self._as_sent(decode_png(crop.png))))
+        state.sent.append(self._as_sent(decode_png(crop.png)))
+        state.parts.append(_image_part(state.sent[-1]))
         state.parts.append({"type": "text", "text": after})  # never an image last: see the module doc
-        state.text += IMAGE_TEXT + after
-        state.crops.append(crop)
-        state.boxes.append(clipped)
-
-    def _bad_call(self, state: _State, why: str) -> None:
-        log.debug("prompt %d: bad call: %s", state.index, why)
-        state.bad_calls.append(why)
-        if self.config.bad_box == "end":
-            state.finish = "bad_box"
+        state.text += self.image_text + after
 
     @staticmethod
     def _track_ids(state: _State, prompt_ids: list[int] | None, sampled: list[int] | None) -> None:
@@ -349,27 +378,3 @@ def checkpoint_budget(folder: str) -> PixelBudget | None:
             return family.budget(int(low), int(high), factor=factor)
     return None
 
-
-def served_engine(model: str, base_url: str, agent: str = "vlir", min_pixels: int | None = None,
-                  max_pixels: int | None = None, crop_min_pixels: int | None = None,
-                  crop_max_pixels: int | None = None, api_key_env: str = "OPENAI_API_KEY",
-                  settings: dict[str, Any] | None = None) -> ServedRollout:
-    """``vlir infer/eval --engine openai``: the ``agent`` preset with ``settings`` (None = the
-    preset's). The image budget is ``min/max_pixels``, else the preset's (vlmr3), else what a local
-    folder named ``model`` states, else vlir's default. Bad settings raise ValueError."""
-    import os
-    from pathlib import Path
-
-    from vlir.geometry import CROP_PIXELS
-    from vlir.rollout.config import VLMR3_MODEL_PIXELS
-
-    settings = {k: v for k, v in (settings or {}).items() if k != "mode"}
-    base = VLMR3_MODEL_PIXELS if agent == "vlmr3" else checkpoint_budget(model) if Path(model).is_dir() else None
-    base = base or MODEL_PIXELS
-    budget = dataclasses.replace(base, min_pixels=min_pixels or base.min_pixels,
-                                 max_pixels=max_pixels or base.max_pixels)
-    config = RolloutConfig.preset(agent, **settings)
-    if crop_min_pixels is not None or crop_max_pixels is not None:
-        crops = config.crop_budget or CROP_PIXELS
-        config.crop_budget = PixelBudget(crop_min_pixels or crops.min_pixels, crop_max_pixels or crops.max_pixels)
-    return ServedRollout(base_url, model, config, model_budget=budget, api_key=os.environ.get(api_key_env) or "EMPTY")

@@ -30,7 +30,7 @@ class Agent:
     tokens_per_round = typer.Option(None, "--tokens-per-round", min=1,
                                     help="Tokens per round (vlmr3: 2048; vlir: no limit).")
     image_newline = typer.Option(None, "--image-newline/--no-image-newline",
-                                 help="Write a newline after each crop's <|vision_end|> (vlmr3: yes; vlir: no).")
+                                 help="Write a newline after each crop image (vlmr3: yes; vlir: no).")
     bad_box = typer.Option(None, "--bad-box", help="A bad crop call: skip (go on, default) or end the answer.")
     min_pixels = typer.Option(None, "--min-pixels", help="Image budget (vlmr3: 3136; vlir: the checkpoint's).")
     max_pixels = typer.Option(None, "--max-pixels", help="Image budget (vlmr3: 1605632; vlir: the checkpoint's).")

@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from vlir.config import Config, ConfigError, option
-from vlir.geometry import PixelBudget
+from vlir.geometry import FACTOR, PixelBudget
 
 MODES = ("kv", "reprefill")
 BAD_BOX_POLICIES = ("skip", "end")
 ENGINES = ("local", "served")
 MAX_CROPS = 8  # crops per trajectory: the released agent's (at most 8 rounds), vlir's default
-PX = 28 * 28  # the released agent's budgets are counted in Qwen2.5-VL's 28-pixel cells
+PX = FACTOR * FACTOR  # the released agent's budgets are counted in Qwen2.5-VL's grid cells (28 px)
 
 # The released agent's class defaults (AgentVLMVLLM.__init__ and process(max_iterations=8)), with
 # its processor's image budget.
@@ -139,9 +139,3 @@ class RolloutConfig(Config):
         if self.crop_budget is not None:
             out["crop_budget"] = [self.crop_budget.min_pixels, self.crop_budget.max_pixels]
         return out
-
-
-def crop_budget_from(config: RolloutConfig, chat_budget: PixelBudget, factor: int) -> PixelBudget:
-    """The crops' budget on the model's pixel grid whatever was asked (so the processor takes them
-    as they are: 28 px for Qwen2.5-VL, 32 px for Qwen3-VL): the config's, else the chat's."""
-    return dataclasses.replace(config.crop_budget or chat_budget, factor=factor)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from vlir.crops import decode_png, render_crop
 from vlir.records import Box, Crop
 from vlir.protocol import Event, extract_answer
-from vlir.rollout.config import RolloutConfig, crop_budget_from
+from vlir.rollout.config import RolloutConfig
 from vlir.rollout.policy import JSON_IMAGE_SEPARATOR, RoundPolicy, Trajectory
 from vlir.rollout.row import Row
 
@@ -56,12 +56,14 @@ class Rollout:
 
         from vlir.models import chat
         from vlir.models import model_budget, special_ids, vision_token_ids
+        from vlir.models.tokens import crop_budget
         from vlir.models.registry import family_of_processor
 
         self.model, self.processor = model, processor
         self.config = config or RolloutConfig()
         self.chat_config = self.config.chat if self.config.chat is not None else chat.ChatConfig.for_processor(processor)
-        self.crop_budget = crop_budget_from(self.config, self.chat_config.crop_budget, model_budget(processor).factor)
+        # the crops' budget on the model's family grid (its processor takes them as they are)
+        self.crop_budget = crop_budget(processor, self.config.crop_budget or self.chat_config.crop_budget)
         family = family_of_processor(processor)
         self._image_run = re.compile("(" + re.escape(family.special_tokens["image_pad"]) + ")+")
         self._image_pad = family.special_tokens["image_pad"]

@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vlir.geometry import CROP_PIXELS, PixelBudget
+from vlir.geometry import PixelBudget
+from vlir.models.registry import default_family
 from vlir.rollout.config import RolloutConfig
 
 
@@ -27,7 +28,7 @@ def rollout_config(preset: str = "vlir", *, crop_min_pixels: int | None = None,
     budget one at a time (the CLI's ``--crop-min-pixels``/``--crop-max-pixels``)."""
     config = RolloutConfig.preset(preset, **settings)
     if crop_min_pixels is not None or crop_max_pixels is not None:
-        base = config.crop_budget or CROP_PIXELS
+        base = config.crop_budget or default_family().crop()  # the half not given: the default's
         config = config.with_(crop_budget=PixelBudget(crop_min_pixels or base.min_pixels,
                                                       crop_max_pixels or base.max_pixels))
     return config
@@ -75,23 +76,20 @@ def _recorded(engine):
 
 def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env: str, client: Any,
             processor: Any = None):
-    from vlir.geometry import MODEL_PIXELS
     from vlir.models.chat import ChatConfig
-    from vlir.models.registry import family_for, family_of
+    from vlir.models.registry import family_of
     from vlir.rollout.served import ServedRollout, checkpoint_budget
 
     folder = Path(model).is_dir()
-    family = family_of(model) if folder and (Path(model) / "config.json").is_file() else family_for("qwen2_5_vl")
-    base = (checkpoint_budget(model) if folder else None) or (MODEL_PIXELS if family.name == "qwen2_5_vl"
-                                                                else family.budget())
+    family = family_of(model) if folder and (Path(model) / "config.json").is_file() else default_family()
+    base = (checkpoint_budget(model) if folder else None) or family.budget()
     budget = dataclasses.replace(base, min_pixels=config.min_pixels or base.min_pixels,
                                  max_pixels=config.max_pixels or base.max_pixels)
     if config.chat is not None:  # a trainer's chat: its processor's view is the space of the boxes
         budget = config.chat.model_budget
     else:
-        crop = chat.get("crop_budget", CROP_PIXELS)
         config = config.with_(chat=ChatConfig(**{**chat, "model_budget": budget,
-                                                 "crop_budget": dataclasses.replace(crop, factor=budget.factor)}))
+                                                 "crop_budget": family.crop(chat.get("crop_budget"))}))
     return ServedRollout(config.base_url, config.served_model or model, config, model_budget=budget,
                          api_key=os.environ.get(api_key_env) or "EMPTY", family=family, client=client,
                          processor=processor)

@@ -40,7 +40,7 @@ from vlir.crops import decode_png, encode_png, render_crop
 from vlir.geometry import MODEL_PIXELS, PixelBudget
 from vlir.protocol import STOP_STRINGS, RoundEnd, end_round, extract_answer
 from vlir.records import Box
-from vlir.rollout.config import RolloutConfig, crop_budget_from
+from vlir.rollout.config import RolloutConfig
 from vlir.rollout.policy import JSON_IMAGE_SEPARATOR, RoundPolicy, RoundState, Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,9 +52,9 @@ log = logging.getLogger(__name__)
 
 
 def _default_family() -> "ModelFamily":
-    from vlir.models.registry import family_for
+    from vlir.models.registry import default_family
 
-    return family_for("qwen2_5_vl")
+    return default_family()
 
 
 def image_text(family: "ModelFamily | None" = None) -> str:
@@ -158,7 +158,7 @@ class ServedRollout:
         self.model_budget = model_budget
         self.family = family or _default_family()
         self.image_text = self.family.image_block
-        self.crop_budget = crop_budget_from(self.config, self.chat.crop_budget, model_budget.factor)
+        self.crop_budget = self.family.crop(self.config.crop_budget or self.chat.crop_budget)
         self.policy = RoundPolicy(self.config, model_budget)
         self.resize_images = resize_images
         self.extra_body = dict(vllm_extras(self.family) if extra_body is None else extra_body)
@@ -362,7 +362,7 @@ def checkpoint_budget(folder: str) -> PixelBudget | None:
     import json
     from pathlib import Path
 
-    from vlir.models.registry import family_for, family_of
+    from vlir.models.registry import default_family, family_of
 
     for name in ("processor_config.json", "preprocessor_config.json"):
         path = Path(folder) / name
@@ -373,7 +373,7 @@ def checkpoint_budget(folder: str) -> PixelBudget | None:
         size = data.get("size") or {}
         low, high = size.get("shortest_edge", data.get("min_pixels")), size.get("longest_edge", data.get("max_pixels"))
         if low and high:
-            family = family_of(folder) if (Path(folder) / "config.json").is_file() else family_for("qwen2_5_vl")
+            family = family_of(folder) if (Path(folder) / "config.json").is_file() else default_family()
             factor = int(data.get("patch_size", family.patch_size)) * int(data.get("merge_size", family.merge_size))
             return family.budget(int(low), int(high), factor=factor)
     return None

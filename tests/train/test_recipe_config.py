@@ -42,7 +42,7 @@ def test_module_entry_points_exit_2_on_a_bad_recipe(module, tmp_path):
 
 
 @pytest.mark.parametrize("cls,override,message", [
-    (GRPOConfig, "rollout.top_p=1.5", "rollout.top_p must be <= 1"), (GRPOConfig, "loss_type=ppo", "loss_type must be one of grpo, dapo"),
+    (GRPOConfig, "num_generations=0", "num_generations must be >= 1"), (GRPOConfig, "loss_type=ppo", "loss_type must be one of grpo, dapo"),
     (GRPOConfig, "epsilon_low=1", "epsilon_low must be < 1"), (SFTConfig, "warmup_ratio=1", "warmup_ratio must be < 1"),
     (SFTConfig, "adam_beta2=1", "adam_beta2 must be < 1"), (SFTConfig, "keep_checkpoints=-1", "keep_checkpoints must be >= 0"),
 ])

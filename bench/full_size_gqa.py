@@ -11,7 +11,9 @@ round. The annotator and the crops are not run: they cost the same per record at
 
 Per round: peak temp disk (the plan's folder, polled every 50 ms while the child runs), the
 child's peak RSS, and records per CPU-second (user + system time of the child: records/s per
-core). Two sizes, the large ``SCALE`` times the small, in interleaved rounds (bench/_timing.py).
+core). Two sizes, the large ``--scale`` times the small, over the same scene graphs (GQA's
+questions per graph at the large size; the scene-graph index is the graph file's, flat in the
+questions), in interleaved rounds (bench/_timing.py).
 Targets: peak temp disk <= 5 % of the question file; RSS large/small <= 1.1.
 
 Usage: ``python bench/full_size_gqa.py`` (small: 10k and 90k questions, a few minutes) or
@@ -112,11 +114,13 @@ def main() -> None:
     args = parser.parse_args()
     large = args.questions or (943_000 if args.full else 90_000)
     sizes = {"small": large // args.scale, "large": large}
+    # both sizes over the large split's scene graphs: the index is the scene-graph file's (flat in
+    # the questions); what must not grow is what the plan holds per question
+    graphs = max(1, round(large / QUESTIONS_PER_GRAPH))
     T.header("full_size_gqa", args.pairs)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         files = {}
         for name, questions in sizes.items():
-            graphs = max(1, round(questions / QUESTIONS_PER_GRAPH))
             start = time.perf_counter()
             files[name] = write_gqa_split_at_scale(Path(tmp) / name, "train", questions, graphs)
             print(f"{name}: {questions} questions over {graphs} scene graphs: question file "

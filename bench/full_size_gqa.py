@@ -111,18 +111,35 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=9, help="large / small question count")
     parser.add_argument("--pairs", type=int, default=T.MIN_PAIRS)
     parser.add_argument("--tmp", default=None, help="where to write the trees (default: the system temp dir)")
+    parser.add_argument("--keep", default=None, help="write the trees here and keep them; a later run "
+                                                     "with the same sizes reuses them")
+    parser.add_argument("--single", action="store_true",
+                        help="one round per size, no warm-up (a full-size round is minutes of CPU; "
+                             "temp disk and RSS barely vary, the rate's spread is then unknown)")
     args = parser.parse_args()
     large = args.questions or (943_000 if args.full else 90_000)
     sizes = {"small": large // args.scale, "large": large}
     # both sizes over the large split's scene graphs: the index is the scene-graph file's (flat in
     # the questions); what must not grow is what the plan holds per question
     graphs = max(1, round(large / QUESTIONS_PER_GRAPH))
-    T.header("full_size_gqa", args.pairs)
+    if args.single:
+        args.pairs = 1
+        print(f"full_size_gqa: a single round per size (no warm-up, no spread); load average "
+              f"{T.load_average()} on {os.cpu_count()} CPUs")
+    else:
+        T.header("full_size_gqa", args.pairs)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        trees = Path(args.keep) if args.keep else Path(tmp)
         files = {}
         for name, questions in sizes.items():
             start = time.perf_counter()
-            files[name] = write_gqa_split_at_scale(Path(tmp) / name, "train", questions, graphs)
+            marker = trees / name / f".written-{questions}-{graphs}.json"
+            if marker.is_file():
+                files[name] = json.loads(marker.read_text())
+            else:
+                shutil.rmtree(trees / name, ignore_errors=True)
+                files[name] = write_gqa_split_at_scale(trees / name, "train", questions, graphs)
+                marker.write_text(json.dumps(files[name]))
             print(f"{name}: {questions} questions over {graphs} scene graphs: question file "
                   f"{files[name]['questions_bytes'] / 1e6:.0f} MB, scene graphs "
                   f"{files[name]['scene_graphs_bytes'] / 1e6:.0f} MB (written in {time.perf_counter() - start:.0f}s)",
@@ -135,8 +152,12 @@ def main() -> None:
             print(f"  {name}: {json.dumps(result)}", flush=True)
             return result["rss_mb"]
 
-        T.interleaved({name: (lambda name=name: one_round(Path(tmp) / name, Path(tmp) / f"out-{name}"))
-                       for name in sizes}, args.pairs, measure=measure)
+        sides = {name: (lambda name=name: one_round(trees / name, Path(tmp) / f"out-{name}")) for name in sizes}
+        if args.single:
+            for name, side in sides.items():
+                measure(name, side)
+        else:
+            T.interleaved(sides, args.pairs, measure=measure)
     report = {}
     for name, questions in sizes.items():
         kept = rounds[name][-args.pairs:]  # the warm-up round is not counted

@@ -62,6 +62,9 @@ class BuildConfig(Config):
     checks: dict[str, Any] = option({}, "Thresholds of the checks (vlir.checks.CheckConfig fields).")
     crop_min_pixels: int = option(CROP_PIXELS.min_pixels, "Least pixels of a rendered crop.", ge=1)
     crop_max_pixels: int = option(CROP_PIXELS.max_pixels, "Most pixels of a rendered crop.", ge=1)
+    crop_format: str = option("png", "Crop bytes: png (default; what replay renders byte for byte) or webp "
+                              "(lossless, same pixels: ~0.55x the encode CPU, ~8 % smaller; see docs/corpus.md).",
+                              choices=("png", "webp"))
     model_min_pixels: int = option(MODEL_PIXELS.min_pixels, "The model's view (smart_resize min pixels) "
                                    "look boxes are snapped to, so replaying a chain through a model with "
                                    "this budget reproduces the stored boxes and crops.", ge=1)
@@ -270,7 +273,8 @@ class Task:
         if failed:
             return self._reject(sample, failed, chain=result, checks=checks, sha=sha)
         try:
-            crops = tuple(render_crop(item.image, look.box, self.cfg.crop_budget) for look in result.looks)
+            crops = tuple(render_crop(item.image, look.box, self.cfg.crop_budget, self.cfg.crop_format)
+                          for look in result.looks)
         except ValueError as exc:
             return self._reject(sample, ("crop_failed",), detail=str(exc), chain=result, checks=checks, sha=sha)
         embedded = self._image_bytes.get(sample.id) if self.cfg.embed_images else None

@@ -6,7 +6,9 @@ concurrency 8 and 32 (target >= 0.8) and the CPU time vlir's own process spends 
 pad or resize + JPEG + base64, request building, the HTTP client, parsing, the SQLite cache),
 feeding it the way ``vlir build`` should: :meth:`TeacherAnnotator.annotate_stream`. The server runs
 in a separate process so its CPU is not counted; the load average is printed, because on a shared
-machine the ratio at concurrency 32 is bounded by the CPU left to this process.
+machine the ratio at concurrency 32 is bounded by the CPU left to this process: the bench also reads the server's own CPU (/proc) and prints the
+cores client + server need at the ideal rate; ``--latency-ms 1000`` lowers that need five-fold
+(the ideal rate falls, the CPU per record does not), which shows the ratio with the CPU bound removed.
 
     python bench/teacher_throughput.py [--latency-ms 200] [--rounds 10] [--pairs 5] [--out out]
 
@@ -48,6 +50,12 @@ from vlir.annotate.teacher_config import TeacherConfig  # noqa: E402
 from vlir.records import Box, Region, Sample  # noqa: E402
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux /proc): the loopback server's own cost."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_items(n: int, offset: int, width: int = 640, height: int = 480) -> list[AnnotateInput]:
     """Distinct photo-sized images (so nothing is served from the cache), each with one OCR hint."""
     items = []
@@ -72,20 +80,23 @@ class Side:
     fresh records (new images each call, so nothing is served from the cache) and returns the
     measured rate over the ideal; the CPU time per record of each call is kept."""
 
-    def __init__(self, base_url: str, concurrency: int, latency_s: float, rounds: int, cache_dir: Path):
+    def __init__(self, base_url: str, concurrency: int, latency_s: float, rounds: int, cache_dir: Path,
+                 server_pid: int):
         cfg = TeacherConfig(base_url=base_url, model="fake-teacher", concurrency=concurrency,
                             cache_path=str(cache_dir / f"c{concurrency}.sqlite"), timeout_s=30)
         self.annotator = TeacherAnnotator(cfg)
         self.concurrency, self.ideal, self.n = concurrency, concurrency / latency_s, concurrency * rounds
         self.calls = 0
         self.cpu_ms: list[float] = []
+        self.server_pid, self.server_cpu_ms = server_pid, []
 
     def __call__(self) -> float:
         items = make_items(self.n, offset=self.concurrency * 10_000_000 + self.calls * self.n)
         self.calls += 1
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        server0, cpu0, t0 = process_cpu_s(self.server_pid), time.process_time(), time.perf_counter()
         results = [result for _, result in self.annotator.annotate_stream(items)]
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        self.server_cpu_ms.append(1000 * (process_cpu_s(self.server_pid) - server0) / self.n)
         failed = sum(1 for r in results if not hasattr(r, "answer"))
         if failed:
             raise RuntimeError(f"{failed} of {self.n} records failed: {self.annotator.stats()['failures']}")
@@ -123,7 +134,7 @@ def main() -> int:
     try:
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
-            sides = {c: Side(base_url, c, latency, args.rounds, Path(tmp)) for c in (8, 32)}
+            sides = {c: Side(base_url, c, latency, args.rounds, Path(tmp), server.pid) for c in (8, 32)}
             try:
                 ratios = T.interleaved(sides, args.pairs, measure=lambda _c, side: side())
             finally:
@@ -139,7 +150,11 @@ def main() -> int:
               f"{c} / {latency:g}s) = {T.fmt(ratio)} (target >= 0.8); vlir CPU {T.fmt(cpu, ' ms/record', digits=2)}")
         result[f"ratio_c{c}"], result[f"ratio_c{c}_spread"] = ratio["median"], ratio
         result[f"cpu_ms_c{c}"] = cpu
-    print("vlir needs ~1 free core at concurrency 32 (160 rec/s x CPU per record): see the load average")
+        server_cpu = T.spread(side.server_cpu_ms[1:], 3)
+        demand = side.ideal * (cpu["median"] + server_cpu["median"]) / 1000
+        print(f"    loopback server CPU {T.fmt(server_cpu, ' ms/record', digits=2)}; at the ideal rate client + "
+              f"server need {demand:.2f} core(s) of the {os.cpu_count()} (shared: see the load average)")
+        result[f"server_cpu_ms_c{c}"], result[f"cores_needed_at_ideal_c{c}"] = server_cpu, round(demand, 3)
     every_cpu = [v for side in sides.values() for v in side.cpu_ms[1:]]
     schema_us = schema_cost()
     print(f"chain-schema validation (jsonschema, compiled once): {schema_us:.1f} us per answer (best of 3)")

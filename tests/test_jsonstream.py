@@ -104,3 +104,28 @@ def test_nan_and_infinity_literals_read_as_null(tmp_path, chunk):
     while (part := wrapper.read(4096)):
         out += part
     assert json.loads(out) == {"a": {"x": None, "y": [1, None, 2], "t": "NaN, Infinity", "z": None}, "b": {"x": 3}}
+
+
+def test_object_spans_read_what_ijson_reads_and_find_each_item_again(tmp_path, monkeypatch):
+    import vlir.jsonstream as js
+
+    text = ' \n{ "é\u00fc" : {"x": 1.5, "y": [1, 2, 123456789]} , "k2":"ü✓","n":NaN,"z":10 ,"w": -Infinity}\n'
+    path = tmp_path / "d.json"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    for chunk in (5, 64, 1 << 22):  # items cut across the scanner's chunks
+        monkeypatch.setattr(js, "_SPAN_CHUNK", chunk)
+        spans = list(js.iter_object_spans(path))
+        assert [(k, v) for k, v, _ in spans] == list(js.iter_object_items(path))
+        assert [k for k, _, _ in spans] == ["éü", "k2", "n", "z", "w"] and spans[2][1] is None
+        with open(path, "rb") as fh:
+            assert [js.read_object_span(fh, span) for _, _, span in spans] == [(k, v) for k, v, _ in spans]
+
+
+@pytest.mark.parametrize("bad", ['{"a": 1, "b" 2}', '{"a": 1 "b": 2}', '{"a": [1, 2}', '{"a": 1,', '{"a"'])
+def test_object_spans_name_the_file_of_broken_json(tmp_path, bad):
+    from vlir.jsonstream import iter_object_spans
+
+    path = tmp_path / "bad.json"
+    path.write_text(bad)
+    with pytest.raises(SourceError, match="bad.json: not valid JSON"):
+        list(iter_object_spans(path))

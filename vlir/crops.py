@@ -47,8 +47,13 @@ def pixel_window(box: Box, width: int, height: int) -> tuple[int, int, int, int]
     return x1, y1, min(x2, width), min(y2, height)
 
 
-def render_crop(image: Image.Image, box: Box, budget: PixelBudget = CROP_PIXELS) -> Crop:
-    """Cut, zoom and encode the crop of ``box`` (original pixels) from ``image`` (the original)."""
+CROP_FORMATS = ("png", "webp")
+
+
+def render_crop(image: Image.Image, box: Box, budget: PixelBudget = CROP_PIXELS, fmt: str = "png") -> Crop:
+    """Cut, zoom and encode the crop of ``box`` (original pixels) from ``image`` (the original).
+    ``fmt``: ``png`` (the default; what replay compares byte for byte) or ``webp`` (lossless: the
+    same pixels, ~0.55x the encode CPU, ~8 % fewer bytes; bench/crop_formats.py)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
     width, height = image.size
@@ -57,7 +62,8 @@ def render_crop(image: Image.Image, box: Box, budget: PixelBudget = CROP_PIXELS)
     scale = zoom_scale((cw * ch) / (width * height))
     target_h, target_w = geometry.smart_resize(max(1, int(scale * ch)), max(1, int(scale * cw)), budget)
     zoomed = image.crop((x1, y1, x2, y2)).resize((target_w, target_h), Image.Resampling.LANCZOS)
-    return Crop(png=encode_png(zoomed), box=Box(x1, y1, x2, y2), scale=real_zoom(cw, ch, target_w, target_h),
+    data = encode_png(zoomed) if fmt == "png" else encode_webp(zoomed)
+    return Crop(png=data, box=Box(x1, y1, x2, y2), scale=real_zoom(cw, ch, target_w, target_h),
                 width=target_w, height=target_h)
 
 
@@ -68,8 +74,20 @@ def encode_png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def encode_webp(image: Image.Image) -> bytes:
+    """Lossless WebP, libwebp's fastest method, exact RGB kept: the same pixels as the PNG."""
+    buf = io.BytesIO()
+    image.save(buf, format="WEBP", lossless=True, method=0, exact=True)
+    return buf.getvalue()
+
+
+def is_crop_bytes(data: bytes) -> bool:
+    """PNG, or the lossless WebP of ``crop_format: webp``."""
+    return data.startswith(b"\x89PNG\r\n\x1a\n") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def decode_png(data: bytes) -> Image.Image:
-    """A stored crop's pixels, decoded by :mod:`vlir.images` like every other image."""
+    """A stored crop's pixels (PNG, or WebP), decoded by :mod:`vlir.images` like every other image."""
     from vlir.images import decode_image
 
     return decode_image(data, "crop PNG")

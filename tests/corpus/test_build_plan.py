@@ -34,7 +34,7 @@ def questions(root: Path) -> int:
 def count_gqa_parsing(monkeypatch) -> Counter:
     """Counts the question records the GQA adapter streams and the scene-graph indexes it builds."""
     counts: Counter = Counter()
-    items, build = gqa.iter_object_items, gqa.SceneGraphIndex.build
+    items, build = gqa.iter_object_spans, gqa.SceneGraphIndex.build
 
     def counting_items(path, *args, **kwargs):
         for item in items(path, *args, **kwargs):
@@ -45,7 +45,7 @@ def count_gqa_parsing(monkeypatch) -> Counter:
         counts["scene_graph_indexes"] += 1
         return build(*args, **kwargs)
 
-    monkeypatch.setattr(gqa, "iter_object_items", counting_items)
+    monkeypatch.setattr(gqa, "iter_object_spans", counting_items)
     monkeypatch.setattr(gqa.SceneGraphIndex, "build", counting_build)
     return counts
 
@@ -106,3 +106,32 @@ def test_build_bar_total_counts_the_records_of_the_tasks_to_run(gqa_root, tmp_pa
     ids = [s.id for s in get_source("gqa").iter_samples(gqa_root, "val")]
     assert progress.bar.total == sum(task_of(i, 3) in (0, 2) for i in ids) > 0
     progress.close()
+
+
+def test_a_places_spool_reads_back_every_place_across_files_jumps_and_chunks(tmp_path, monkeypatch):
+    import vlir.corpus.build_plan as plan
+
+    monkeypatch.setattr(plan, "FLUSH_ITEMS", 3)  # escapes and pairs cut across chunk boundaries
+    places = [(0, 17, 5), (0, 40, 9), (0, 40 + (1 << 33), 7), (1, 3, 2), (1, 9, 1), (0, 2, 4),
+              (2, (1 << 40) + 5, 11), (2, (1 << 40) + 6, 1)]
+    spool = plan._PlaceSpool(tmp_path, (0, 1))
+    for place in places:
+        spool.add(0, None, place)
+        spool.add(1, None, (0, place[1] % 1000, 1))  # another task's places interleave
+        spool.add(7, None, place)  # a task not of this read: ignored
+    spool.flush()
+    with open(tmp_path / "00000.places", "rb") as fh:
+        assert list(plan._places(fh)) == places
+    with open(tmp_path / "00001.places", "rb") as fh:
+        assert list(plan._places(fh)) == [(0, p[1] % 1000, 1) for p in places]
+    assert (tmp_path / "00000.places").stat().st_size < 8 * 3 * len(places)  # not three int64 a place
+
+
+def test_gqa_spools_hold_places_not_samples(gqa_root, tmp_path):
+    cfg, job = BuildConfig(tasks=2), Job("gqa", "val", str(gqa_root))
+    [read] = source_reads([(job, 0), (job, 1)], tmp_path)
+    read_source(cfg, read)
+    spools = sorted(p.name for p in Path(read.folder).iterdir())
+    assert spools == ["00000.places", "00001.places", "reading.pkl", "source_stats.json"]
+    per_item = sum((Path(read.folder) / s).stat().st_size for s in spools[:2]) / questions(gqa_root)
+    assert per_item <= 16  # a delta and a length, and a file's start once per task

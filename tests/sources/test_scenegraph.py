@@ -79,3 +79,19 @@ def test_nan_in_a_box_rejects_that_object_not_the_file(tmp_path):
     index = SceneGraphIndex.build(path, stats)
     assert stats == Counter({"scene_graph_bad_object": 1})
     assert index.object("1", "a") is None and index.object("1", "b") == SceneObject("y", 0, 0, 1, 1)
+
+
+def test_index_keys_are_the_same_in_every_process():
+    """The build's plan hands the index to tasks in other processes (Ray workers), whose
+    Python hash seeds differ: the keys must not depend on them."""
+    import os
+    import subprocess
+    import sys
+
+    from vlir.sources.scenegraph import _key
+
+    code = "from vlir.sources.scenegraph import _key; print(_key('2354786'), _key('2354786', '3'))"
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [str(_key("2354786")), str(_key("2354786", "3"))]

@@ -126,8 +126,8 @@ def _check_row(report: Report, rel: str, i: int, row: dict[str, Any], kind: str)
         report.add(rel, i, "crops", f"{len(crops)} crops for {len(looks)} look steps")
     for j, c in enumerate(crops):
         data = (c or {}).get("bytes")
-        if not data or not data.startswith(b"\x89PNG\r\n\x1a\n"):
-            report.add(rel, i, f"crops/{j}", "crop is not PNG bytes")
+        if not data or not (data.startswith(b"\x89PNG\r\n\x1a\n") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
+            report.add(rel, i, f"crops/{j}", "crop is not PNG (or lossless WebP) bytes")
 
 
 def _load_manifest(out: Path, report: Report) -> dict[str, Any] | None:

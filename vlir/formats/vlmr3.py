@@ -158,7 +158,7 @@ class _Exporter:
             rel = PurePosixPath(CROPS_DIR, s.source, s.split, f"{index:06d}_{k}.png").as_posix()
             target = confine(self.dest, rel, f"record {s.id}: crop {k} (source/split)", "DEST")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(crop.png)
+            target.write_bytes(_as_png(crop.png))
             paths.append(rel)
         self.stats["crops_written"] += len(paths)
         return paths
@@ -232,3 +232,12 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None,
     atomic_write_json(dest / INFO_FILE, summary)
     log.info("exported %d records to %s", count, data_path)
     return summary
+
+
+def _as_png(data: bytes) -> bytes:
+    """The crop as PNG (VLM-R3's files are .png; a ``crop_format: webp`` build stores lossless WebP)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return data
+    from vlir.crops import decode_png, encode_png
+
+    return encode_png(decode_png(data))

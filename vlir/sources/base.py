@@ -11,6 +11,7 @@ The loop over files and records, and the turning of a bad record into a counted 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -50,6 +51,12 @@ class Reading:
     stats: Counter
     files: list[Path]
 
+    def for_tasks(self) -> "Reading":
+        """A copy to hand to a build's tasks in other processes (:mod:`vlir.corpus.build_plan`):
+        fresh counters (the read's are the split's; a task's re-reads must not count twice) and
+        nothing that holds a process's state. Adapters with such state override it."""
+        return dataclasses.replace(self, stats=Counter())
+
     def label(self, path: Path) -> str:
         """How a reject's detail names a record file (the file name; adapters whose layouts put
         several files of one name in different folders say the path under the root)."""
@@ -79,10 +86,7 @@ class Source(ABC):
         """Stream the split's samples. ``stats`` (if given) receives counters such as
         ``samples``, ``invalid``, ``missing_ocr``, ``missing_scene_graph``. ``options`` may name
         explicit file paths (each adapter documents its keys)."""
-        self.check_split(split)
-        if self.options is not None:
-            self.check_options(options, self.options)
-        reading = self.open(Path(root), split, stats if stats is not None else Counter(), options)
+        reading = self.open_split(root, split, stats, options)
         for path in reading.files:
             for key, record in self.records(reading, path):
                 item = self.read_record(reading, path, key, record)
@@ -96,6 +100,28 @@ class Source(ABC):
         Adapters whose ``open`` loads side files (OCR, scene graphs, COCO boxes) override it."""
         self.check_split(split)
         return self.open(Path(root), split, Counter(), options).files
+
+    def open_split(self, root: Path, split: str, stats: Counter | None = None,
+                   options: dict[str, Any] | None = None) -> Reading:
+        """Check the split and options, then :meth:`open` it (what :meth:`iter_samples` reads)."""
+        options = options or {}
+        self.check_split(split)
+        if self.options is not None:
+            self.check_options(options, self.options)
+        return self.open(Path(root), split, stats if stats is not None else Counter(), options)
+
+    #: whether :meth:`record_spans` gives each record's place in its file (then a build's plan
+    #: hands tasks those places, not copies of the samples: :mod:`vlir.corpus.build_plan`)
+    spans: ClassVar[bool] = False
+
+    def record_spans(self, reading: Reading, path: Path) -> Iterator[tuple[Any, Any, tuple[int, int]]]:
+        """``(key, record, (byte offset, byte length))`` of each record of ``path``, where
+        :meth:`reread` finds it again; adapters that set :attr:`spans` implement both."""
+        raise NotImplementedError(f"{self.name} does not locate its records")
+
+    def reread(self, reading: Reading, fh, span: tuple[int, int]) -> tuple[Any, Any]:
+        """The ``(key, record)`` at ``span`` of the open binary record file ``fh``."""
+        raise NotImplementedError(f"{self.name} does not locate its records")
 
     def read_record(self, reading: Reading, path: Path, key: Any, record: Any) -> Sample | Invalid | None:
         """One record through :meth:`parse`: a Sample (counted as ``samples``), an Invalid, or

@@ -25,6 +25,7 @@ scene graph the evidence is empty, the size comes from the image header, and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import Counter
@@ -36,7 +37,7 @@ from vlir.images import ImageError
 from vlir.records import Region, Sample
 from vlir.sources.base import (Reading, RecordError, Source, SourceError, find_dir, find_file,
                                relative_to_root)
-from vlir.jsonstream import iter_object_items
+from vlir.jsonstream import iter_object_spans, read_object_span
 from vlir.sources.scenegraph import SceneGraphIndex
 from vlir.sources.support import ImageFiles, object_region
 
@@ -122,8 +123,16 @@ class GQASource(Source):
         return _Reading(root, split, stats, files, graphs, self._images_rel(root, options.get("images")),
                         ImageFiles(root))
 
+    spans = True
+
     def records(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any]]:
-        return iter_object_items(path)
+        return ((key, record) for key, record, _span in iter_object_spans(path))
+
+    def record_spans(self, reading: Reading, path: Path) -> Iterator[tuple[str, Any, tuple[int, int]]]:
+        return iter_object_spans(path)
+
+    def reread(self, reading: Reading, fh, span: tuple[int, int]) -> tuple[str, Any]:
+        return read_object_span(fh, span)
 
     def record_files(self, root: Path, split: str, **options: Any) -> list[Path]:
         self.check_split(split)  # the question files only: the scene graphs can be GBs
@@ -216,3 +225,6 @@ class _Reading(Reading):
     graphs: SceneGraphIndex | None
     images_rel: str
     image_files: ImageFiles
+
+    def for_tasks(self) -> "_Reading":
+        return dataclasses.replace(super().for_tasks(), image_files=ImageFiles(self.root))

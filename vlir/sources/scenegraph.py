@@ -4,13 +4,15 @@
 several GB; here it is streamed once with ijson (one image's graph alive at a time) into flat NumPy
 arrays: per object an int64 key, four float32 box numbers and an int32 name index (~30 bytes), per
 image a key and two int32 sizes. Attributes and relations are not kept: the adapter needs only what
-an evidence region holds. Keys are Python hashes of ``(imageId, objectId)`` (object ids are only
-promised unique per image), looked up by binary search; the index lives for one process only, so
-per-process hash randomisation does not matter.
+an evidence region holds. Keys are stable 64-bit hashes of ``imageId`` and ``(imageId, objectId)``
+(object ids are only promised unique per image), looked up by binary search; stable, not Python's
+``hash`` (salted per process), because a build's plan hands the index to its tasks in other
+processes (:mod:`vlir.corpus.build_plan`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from array import array
 from collections import Counter
@@ -30,6 +32,12 @@ class SceneObject(NamedTuple):
     y: float
     w: float
     h: float
+
+
+def _key(*parts: str) -> int:
+    """A stable signed 64-bit key of the parts (the same in every process and machine)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 def _sorted(keys: array) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +76,7 @@ class SceneGraphIndex:
             except (TypeError, KeyError, ValueError, AttributeError):
                 stats["scene_graph_bad_image"] += 1
                 continue
-            image_keys.append(hash(image_id))
+            image_keys.append(_key(image_id))
             widths.append(width)
             heights.append(height)
             for object_id, obj in objects.items():
@@ -78,7 +86,7 @@ class SceneGraphIndex:
                 except (TypeError, KeyError, ValueError):
                     stats["scene_graph_bad_object"] += 1
                     continue
-                object_keys.append(hash((image_id, object_id)))
+                object_keys.append(_key(image_id, object_id))
                 coords.extend(box)
                 name_ids.append(names.setdefault(name, len(names)))
         img_sorted, img_order = _sorted(image_keys)
@@ -110,7 +118,7 @@ class SceneGraphIndex:
 
     def image_size(self, image_id: str) -> tuple[int, int] | None:
         """``(width, height)``, or None when the image has no scene graph."""
-        i = self._find(self._image_keys, hash(image_id))
+        i = self._find(self._image_keys, _key(image_id))
         return None if i is None else (int(self._sizes[i, 0]), int(self._sizes[i, 1]))
 
     def object(self, image_id: str, object_id: str) -> SceneObject | None:
@@ -120,7 +128,7 @@ class SceneGraphIndex:
         """Several objects of one image in one vectorised search (the per-question hot path)."""
         if not object_ids or not len(self._object_keys):
             return [None] * len(object_ids)
-        keys = np.array([hash((image_id, o)) for o in object_ids], dtype=np.int64)
+        keys = np.array([_key(image_id, o) for o in object_ids], dtype=np.int64)
         found = np.minimum(self._object_keys.searchsorted(keys), len(self._object_keys) - 1)
         hit = (self._object_keys[found] == keys).tolist()
         boxes, names = self._boxes[found].tolist(), self._name_ids[found].tolist()

@@ -342,10 +342,13 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 def _warm_imports(cfg: BuildConfig) -> None:
     """Import what every task needs (pyarrow for the shard schema is the slow one) before
     forking, so workers share it instead of each paying the import."""
+    import pyarrow as pa
+
     import vlir.checks  # noqa: F401
     from vlir.corpus.shards import arrow_schema
 
     arrow_schema()
+    pa.array([0])  # pyarrow imports pandas at its first conversion (~0.5 s of CPU): here, not per worker
     if cfg.annotator == "grounded":
         import vlir.annotate.grounded  # noqa: F401
 

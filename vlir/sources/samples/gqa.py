@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -239,3 +240,58 @@ def write_gqa_tree(out: Path, per_split: int, seed: int) -> None:
                                    ("sceneGraphs", f"{split}_sceneGraphs.json", graphs)):
             (out / folder).mkdir(parents=True, exist_ok=True)
             (out / folder / name).write_text(json.dumps(data), encoding="utf-8")
+
+
+def _question(rng: random.Random, turn: int, objs: Objs, ids: list[str], w: int, h: int) -> dict[str, Any]:
+    for attempt in range(len(TEMPLATES)):
+        t = TEMPLATES[(turn + attempt) % len(TEMPLATES)](rng, objs, ids, w, h)
+        if t is not None:
+            return t
+    raise AssertionError("t_query_color always applies")
+
+
+def write_gqa_split_at_scale(out: Path, split: str, questions: int, images: int, seed: int = 0,
+                             distinct_images: int = 32) -> dict[str, int]:
+    """One split at the real size (GQA train-balanced: ~943k questions over ~72k scene graphs) in the
+    official layout, for benchmarks of the read and the plan (``bench/full_size_gqa.py``).
+
+    Why a second writer: :func:`write_gqa_tree` holds the whole split in memory and draws one image
+    per two questions, hours at this size. Here questions and scene graphs stream to their files
+    one record at a time, only ``distinct_images`` scenes are drawn, and every image id is a hard
+    link to one of them (its scene graph is that scene's: answers stay truthful), so the tree costs
+    the question and scene-graph files plus a few small JPEGs. Returns the file sizes in bytes."""
+    out = Path(out)
+    rng = random.Random(f"vlir-gqa-scale/{seed}/{split}")
+    scenes = []
+    for k in range(distinct_images):
+        w, h = rng.choice(SIZES)
+        names = rng.sample(NAMES, rng.randint(3, 5))
+        img, objs = draw_scene(rng, names, w, h, rng.sample(SHAPE_COLORS, len(names)))
+        path = out / "images" / f".scene{k}.jpg"
+        save_image(img, path, "JPEG")
+        scenes.append((path, objs, w, h))
+    (out / "questions").mkdir(parents=True, exist_ok=True)
+    (out / "sceneGraphs").mkdir(parents=True, exist_ok=True)
+    q_path = out / "questions" / f"{split}_balanced_questions.json"
+    g_path = out / "sceneGraphs" / f"{split}_sceneGraphs.json"
+    written = 0
+    with open(q_path, "w", encoding="utf-8") as qf, open(g_path, "w", encoding="utf-8") as gf:
+        qf.write("{")
+        gf.write("{")
+        for n in range(images):
+            image_id = str(2_000_000 + n)
+            path, objs, w, h = scenes[n % distinct_images]
+            link = out / "images" / f"{image_id}.jpg"
+            if not link.exists():
+                os.link(path, link)
+            ids = [str(1_000_000 + 10 * n + k) for k in range(len(objs))]
+            gf.write(("," if n else "") + json.dumps(image_id) + ":" + json.dumps(_scene_graph(objs, ids, w, h)))
+            share = questions // images + (1 if n < questions % images else 0)
+            for _ in range(share):
+                qid = f"{10_000_000 + written:08d}"
+                qf.write(("," if written else "") + json.dumps(qid) + ":"
+                         + json.dumps(_record(qid, image_id, _question(rng, written, objs, ids, w, h))))
+                written += 1
+        qf.write("}")
+        gf.write("}")
+    return {"questions_bytes": q_path.stat().st_size, "scene_graphs_bytes": g_path.stat().st_size}

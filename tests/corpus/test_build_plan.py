@@ -132,6 +132,6 @@ def test_gqa_spools_hold_places_not_samples(gqa_root, tmp_path):
     [read] = source_reads([(job, 0), (job, 1)], tmp_path)
     read_source(cfg, read)
     spools = sorted(p.name for p in Path(read.folder).iterdir())
-    assert spools == ["00000.places", "00001.places", "reading.pkl", "source_stats.json"]
+    assert spools == ["00000.places", "00001.places", "counts.json", "reading.pkl", "source_stats.json"]
     per_item = sum((Path(read.folder) / s).stat().st_size for s in spools[:2]) / questions(gqa_root)
     assert per_item <= 16  # a delta and a length, and a file's start once per task

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import vlir.sources.gqa as gqa
-from vlir.corpus.build import BuildConfig, Job, task_of
+from vlir.corpus.build import BuildConfig, Job
+from vlir.corpus.build_plan import task_of
 from vlir.corpus.build_plan import read_source, source_reads, source_stats, task_counts, task_items
 from vlir.corpus.executors.local import run_build
 from vlir.sources.registry import get_source
@@ -96,7 +97,7 @@ def test_a_task_without_its_read_says_so(tmp_path):
 
 def test_build_bar_total_counts_the_records_of_the_tasks_to_run(gqa_root, tmp_path):
     """The build's bar gets a total (so tqdm shows an ETA): the items of the tasks still to run."""
-    from vlir.corpus.executors.local import Progress
+    from vlir.corpus.executors.common import Progress
 
     cfg, job = BuildConfig(tasks=3), Job("gqa", "val", str(gqa_root))
     [read] = source_reads([(job, 0), (job, 2)], tmp_path)  # task 1 done earlier

@@ -20,7 +20,6 @@ the one manifest over them. How tasks are scheduled (processes, progress) is :mo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 from collections import Counter, deque
@@ -179,11 +178,6 @@ class Job:
     @property
     def key(self) -> str:
         return f"{self.source}/{self.split}"
-
-
-def task_of(sample_id: str, tasks: int) -> int:
-    """Stable partition of a sample id (independent of order, machine and Python's hash seed)."""
-    return int.from_bytes(hashlib.sha1(sample_id.encode()).digest()[:8], "big") % tasks
 
 
 def make_annotator(cfg: BuildConfig, out: Path) -> Annotator:

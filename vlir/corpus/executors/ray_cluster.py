@@ -45,7 +45,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
 
 from vlir.corpus.build import BuildConfig, Job, Task
 from vlir.corpus.build_plan import SourceRead, read_source
-from vlir.corpus.executors.local import Progress, log_format, worker_logging
+from vlir.corpus.executors.common import Progress, log_format, worker_logging
 from vlir.testing.hold import hold_point
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ system, crop budget) of both.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -91,5 +90,5 @@ def _served(model: str, config: RolloutConfig, chat: dict[str, Any], api_key_env
         config = config.with_(chat=ChatConfig(**{**chat, "model_budget": budget,
                                                  "crop_budget": family.crop(chat.get("crop_budget"))}))
     return ServedRollout(config.base_url, config.served_model or model, config, model_budget=budget,
-                         api_key=os.environ.get(api_key_env) or "EMPTY", family=family, client=client,
+                         api_key_env=api_key_env, family=family, client=client,
                          processor=processor)

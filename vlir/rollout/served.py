@@ -100,8 +100,8 @@ class _State(RoundState):
 
 
 class _Endpoints:
-    """One OpenAI client per server; each request goes to the one with the fewest in flight (ties:
-    the first), as the teacher's replicas are chosen."""
+    """One :class:`vlir.llm.client.ChatCaller` per server; each request goes to the one with the
+    fewest in flight (ties: the first), as the teacher's replicas are chosen."""
 
     def __init__(self, clients: list[Any]):
         self.clients = clients
@@ -115,7 +115,7 @@ class _Endpoints:
             self.in_flight[i] += 1
             self.sent[i] += 1
         try:
-            return self.clients[i].chat.completions.create(**kwargs)
+            return self.clients[i].create(**kwargs)
         finally:
             with self._lock:
                 self.in_flight[i] -= 1
@@ -139,7 +139,7 @@ class ServedRollout:
     """
 
     def __init__(self, base_url: str | list[str], model: str, config: RolloutConfig | None = None, *,
-                 model_budget: PixelBudget = MODEL_PIXELS, api_key: str = "EMPTY", chat: Any = None,
+                 model_budget: PixelBudget = MODEL_PIXELS, api_key_env: str = "OPENAI_API_KEY", chat: Any = None,
                  resize_images: bool = True, extra_body: dict[str, Any] | None = None,
                  round_extra: Callable[[int, int], dict[str, Any]] | None = None, concurrency: int = 8,
                  timeout_s: float = 600.0, client: Any = None, family: "ModelFamily | None" = None,
@@ -170,13 +170,13 @@ class ServedRollout:
                          "model_budget": [model_budget.min_pixels, model_budget.max_pixels],
                          "crop_budget": [self.crop_budget.min_pixels, self.crop_budget.max_pixels]}
         self.settings.pop("mode", None)  # the local engine's KV/re-prefill choice: not ours
-        if client is None:
-            from openai import OpenAI
+        # the one LLM client (vlir.llm): its retry policy and key reading, two transport retries, no
+        # cache (sampling must not be replayed); an injected client (tests) sits under the same caller
+        from vlir.llm.client import served_caller
 
-            clients = [OpenAI(base_url=u, api_key=api_key, timeout=timeout_s, max_retries=2) for u in urls]
-        else:
-            clients = client if isinstance(client, list) else [client]
-        self.endpoints = _Endpoints(clients)
+        raw = client if isinstance(client, list) else [client] * len(urls)
+        self.endpoints = _Endpoints([served_caller(u, model, api_key_env=api_key_env, timeout_s=timeout_s,
+                                                   max_retries=2, client=c) for u, c in zip(urls, raw)])
 
     # ---------------------------------------------------------------- public API
     def generate(self, prompts: list[tuple[str, "Image.Image"]], num_samples: int = 1) -> list[Trajectory]:

@@ -168,7 +168,7 @@ def test_the_readme_infer_example_answers_on_the_trained_checkpoint(zoom_sft, tm
 
     model = zoom_sft / "sft"
     assert trained.chat_settings(model)["instruction"] == ""
-    prompts = [RLSet(zoom_sft / "data/rl")[i] for i in range(PROMPTS)]
+    prompts = [RLSet(zoom_sft / "rl")[i] for i in range(PROMPTS)]
 
     def correct(*flags: str) -> int:
         right = 0

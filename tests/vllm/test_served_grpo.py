@@ -25,11 +25,18 @@ def test_two_served_rgrpo_steps_are_token_exact_and_sync_the_server(vllm_server,
                                                                      monkeypatch):
     from vlir.rollout import served
     from vlir.serving import weights
-    from vlir.sources.zoom import write_corpus
     from vlir.train import grpo
     from vlir.train.grpo_config import GRPOConfig
 
-    write_corpus(tmp_path / "zoom", train=2, rl=8, seed=0)
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
+    from vlir.sources.samples.zoom import write_zoom_tree
+    from vlir.train.rl_data import build_rl_set
+
+    # make train's path on the zoom task: the sample tree, `vlir build`, `vlir rl-data` from val
+    write_zoom_tree(tmp_path / "tree", {"val": 8}, seed=0)
+    run_build(BuildConfig(), [Job("zoom", "val", str(tmp_path / "tree"))], tmp_path / "vlir", show_progress=False)
+    build_rl_set(tmp_path / "vlir", tmp_path / "zoom/rl", {"zoom": 8}, seed=0, split="val")
     sampled, trained = [], []
     real_create, real_collate = served._Endpoints.create, grpo.collate
 

@@ -83,6 +83,8 @@ def build(
                                     embed_images=embed_images, teacher=teacher or None, model_family=model_family)
     except (ValueError, TypeError) as exc:
         fail(f"bad build config: {redact(str(exc))}")
+    if (out_problem := _out_problem(out, create=False)):  # a flag error: before the sources are looked at
+        fail(out_problem)
     jobs, missing = plan_jobs(source, root, splits)
     for gap in missing:
         typer.echo(f"vlir: {'missing' if strict else 'skipped'}: {gap['source']}{_split_part(gap)}: {gap['reason']}",
@@ -103,8 +105,7 @@ def build(
         except ModuleNotFoundError as exc:
             fail(str(exc))
         temporary += (WorkerLost,)
-    out_problem = _out_problem(out)
-    if out_problem:
+    if (out_problem := _out_problem(out)):
         fail(out_problem)
     try:
         manifest = run_build(cfg, jobs, out, workers=workers, num_shards=num_shards,
@@ -166,13 +167,16 @@ def _split_part(gap: dict[str, str]) -> str:
     return "" if gap["split"] == "*" else f"/{gap['split']}"
 
 
-def _out_problem(out: Path) -> str | None:
-    """Why ``--out`` cannot be a build folder (a file, or under one), before any work starts."""
+def _out_problem(out: Path, create: bool = True) -> str | None:
+    """Why ``--out`` cannot be a build folder (a file, or under one), before any work starts;
+    ``create``: also make it (nothing is written before the sources are known to be there)."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 return f"--out {out}: {p} is not a directory"
             break
+    if not create:
+        return None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

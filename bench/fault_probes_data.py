@@ -216,14 +216,15 @@ def p_out_file(ctx):
     return "exit 2, one line", line, ok
 
 
-@probe("10 README loading snippet")
+@probe("10 docs/corpus.md loading snippet")
 def p_readme(ctx):
     import re
 
     base = ctx.fresh("readme")
     ctx.cli("build", "--source", "gqa", "--root", str(ctx.trees / "gqa"), "--split", "train",
             "--out", str(base / "out" / "vlir"), "--no-progress", check=True)
-    snippet = [b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    ctx.cli("card", str(base / "out" / "vlir"), check=True)  # the snippet loads by the card's configs too
+    snippet = [b for b in re.findall(r"```python\n(.*?)```", (REPO / "docs" / "corpus.md").read_text(), re.S)
                if "data_dir=" in b][0]
     code = snippet + "\nprint(len(ds), sorted(set(ds['status'])))\n"
     r = subprocess.run([sys.executable, "-c", code], cwd=base, capture_output=True, text=True, timeout=300,

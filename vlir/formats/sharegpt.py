@@ -22,12 +22,10 @@ inside the assistant turn like text (vlir's trainer masks them).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import vlir
 from vlir import images
@@ -89,7 +87,7 @@ def export_sharegpt(out: Path, dest: Path, cfg: ShareGPTConfig | None = None,
     """Write ``dest/vlir_sharegpt.json`` (+ images, crops, ``dataset_info.json``) from the accepted
     records of corpus ``out``; ``dest`` must be new or empty. Returns the summary."""
     from vlir.corpus.shards import Corpus, atomic_write_json
-    from vlir.formats.vlmr3 import ExportConfig, ExportError, _Exporter, _selected
+    from vlir.formats.vlmr3 import ExportConfig, ExportError, _Exporter, _selected, write_json_list
 
     cfg = cfg or ShareGPTConfig()
     out, dest = Path(out), Path(dest)
@@ -102,34 +100,28 @@ def export_sharegpt(out: Path, dest: Path, cfg: ShareGPTConfig | None = None,
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ShareGPTExportError(f"{dest} exists and is not an empty folder; choose a new DEST")
     dest.mkdir(parents=True, exist_ok=True)
-    data_path, count, skipped = dest / DATA_FILE, 0, 0
-    tmp = data_path.with_name(data_path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write("[")
-            for source, split in splits:
-                for record in corpus.records(source, split):
-                    try:
-                        messages, crops = conversation(record, cfg)
-                    except ValueError as exc:
-                        log.warning("sharegpt: record %s left out: %s", record.sample.id, exc)
-                        skipped += 1
-                        continue
-                    try:
-                        paths = [files.image_path(record)] + files.crop_paths(record, count, crops)
-                    except (images.ImageError, ExportError) as exc:
-                        raise ShareGPTExportError(f"{out}: record {record.sample.id}: {exc}") from None
-                    row = {"messages": messages, "images": paths, "id": record.sample.id,
-                           "answers": list(record.sample.answers)}
-                    fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
-                    count += 1
-                    if progress is not None:
-                        progress()
-            fh.write("\n]\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, data_path)
+    data_path, skipped = dest / DATA_FILE, 0
+
+    def rows() -> Iterator[dict[str, Any]]:
+        nonlocal skipped
+        count = 0  # rows written so far: names the record's crop files
+        for source, split in splits:
+            for record in corpus.records(source, split):
+                try:
+                    messages, crops = conversation(record, cfg)
+                except ValueError as exc:
+                    log.warning("sharegpt: record %s left out: %s", record.sample.id, exc)
+                    skipped += 1
+                    continue
+                try:
+                    paths = [files.image_path(record)] + files.crop_paths(record, count, crops)
+                except (images.ImageError, ExportError) as exc:
+                    raise ShareGPTExportError(f"{out}: record {record.sample.id}: {exc}") from None
+                yield {"messages": messages, "images": paths, "id": record.sample.id,
+                       "answers": list(record.sample.answers)}
+                count += 1
+
+    count = write_json_list(data_path, rows(), progress)
     atomic_write_json(dest / DATASET_INFO, {DATASET_NAME: DATASET_ENTRY})
     summary = {"format": "sharegpt", "vlir_version": vlir.__version__, "corpus": str(out.resolve()),
                "data_file": DATA_FILE, "dataset_info": DATASET_INFO, "records": count, "skipped": skipped,

@@ -29,7 +29,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 
 import vlir
 from vlir import images
@@ -203,26 +203,15 @@ def export_corpus(out: Path, dest: Path, cfg: ExportConfig | None = None,
     dest.mkdir(parents=True, exist_ok=True)
     exporter = _Exporter(corpus, dest, cfg)
     data_path = dest / DATA_FILE
-    tmp = data_path.with_name(data_path.name + ".tmp")
-    count = 0
-    # a JSON list written as a stream: one record per line, so memory stays flat
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write("[")
-            for split, record in _records(corpus, splits):
-                try:
-                    row = exporter.record(record, count, split)
-                except (images.ImageError, ConfinementError, ValueError) as exc:
-                    raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
-                fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
-                count += 1
-                if progress is not None:
-                    progress()
-            fh.write("\n]\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no data file at all rather than a half-written one
-        raise
-    os.replace(tmp, data_path)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for count, (split, record) in enumerate(_records(corpus, splits)):
+            try:
+                yield exporter.record(record, count, split)
+            except (images.ImageError, ConfinementError, ValueError) as exc:
+                raise ExportError(f"{out}: record {record.sample.id}: {exc}") from None
+
+    count = write_json_list(data_path, rows(), progress)
     summary = {
         "format": "vlmr3", "vlir_version": vlir.__version__, "corpus": str(out.resolve()),
         "data_file": DATA_FILE, "records": count, "splits": [f"{a}/{b}" for a, b in splits],
@@ -241,3 +230,25 @@ def _as_png(data: bytes) -> bytes:
     from vlir.crops import decode_png, encode_png
 
     return encode_png(decode_png(data))
+
+
+def write_json_list(path: Path, rows: Iterable[dict[str, Any]], progress: Callable[[], None] | None = None) -> int:
+    """Write ``rows`` as one JSON list, streamed (one row a line, so memory stays flat), to a temp
+    name renamed into place: no data file at all rather than a half-written one, whatever ``rows``
+    raises. ``progress()`` is called once per row written; returns the number of rows."""
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("[")
+            for row in rows:
+                fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
+                count += 1
+                if progress is not None:
+                    progress()
+            fh.write("\n]\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return count

@@ -93,7 +93,7 @@ def eval_benchmark(name: str, *, root: Optional[Path], model: Optional[Path], ou
             if (problem := identity.checkpoint_problem(model)):
                 fail(f"--model {problem}")
             model_info = {"model": str(model.resolve()), "model_sha256": identity.model_sha256(model)}
-            runner.claim_out(out, bench, settings, model_info, root, bench.llm)  # before the model loads
+            runner.claim_out(out, bench, settings, model_info, root)  # before the model loads
             engine, info = build_engine(model, settings, mode, device, dtype,
                                         None if instruction is None else {"instruction": instruction})
             info.update(model_info)

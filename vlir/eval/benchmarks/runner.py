@@ -159,7 +159,7 @@ def read_rows(path: Path, samples: int | None = None, repair: bool = False) -> l
 
 
 def run_identity(bench: Benchmark, protocol: EvalSettings, info: dict[str, Any], root: Path | None = None,
-                 judge=None, out: Path | None = None) -> dict[str, Any]:
+                 out: Path | None = None) -> dict[str, Any]:
     """The run identity (:mod:`vlir.identity`) of an evaluation: the benchmark root's content
     fingerprint, the benchmark, protocol and judge model, the checkpoint's sha256 (``info``'s
     ``model_sha256``, what the CLI computes), the vlir version. The batch size, ``--limit``,
@@ -167,16 +167,16 @@ def run_identity(bench: Benchmark, protocol: EvalSettings, info: dict[str, Any],
     the root's fingerprint should it lie inside it."""
     return identity.make(inputs={"root": identity.tree_fingerprint(root, exclude=out)} if root is not None else {},
                          config={"benchmark": bench.name, "protocol": protocol.to_dict(),
-                                 "judge": getattr(judge, "model", None)},
+                                 "judge": getattr(bench.llm, "model", None)},
                          model=info.get("model_sha256"))
 
 
-def claim_out(out: Path, bench: Benchmark, protocol: EvalSettings, info: dict[str, Any], root: Path | None = None,
-              judge=None) -> None:
+def claim_out(out: Path, bench: Benchmark, protocol: EvalSettings, info: dict[str, Any],
+              root: Path | None = None) -> None:
     """Refuse (:class:`vlir.identity.IdentityMismatch`) an ``out`` holding another run, else record
     this one's identity; :func:`run` calls it, and the CLI before it loads the model."""
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, run_identity(bench, protocol, info, root, judge, out),
+    _check_run(out, run_identity(bench, protocol, info, root, out),
                {"model": info.get("model"), "root": str(Path(root).resolve()) if root is not None else None},
                bench, protocol)
 
@@ -214,7 +214,7 @@ def run(bench: Benchmark, items: Iterable[BenchItem], generate: Generate, out: P
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = info or {}
-    claim_out(out, bench, protocol, info, root, bench.llm)
+    claim_out(out, bench, protocol, info, root)
     rows = read_rows(out / PREDICTIONS, protocol.samples, repair=True)
     done = {r["id"] for r in rows}
     total = sum(r["score"] for r in rows)

@@ -12,8 +12,9 @@ a crafted record learns nothing about the machine.
 
 from __future__ import annotations
 
+import os
 import posixpath
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 UNSAFE_PATH = "unsafe_path"  # the reject reason of a refused path
 
@@ -33,8 +34,8 @@ def path_problem(relpath: object, what: str = "path") -> str | None:
         return f"{what} {relpath!r} is not a relative path"
     if "\x00" in relpath:
         return f"{what} {relpath!r} holds a NUL byte"
-    if PurePosixPath(relpath).is_absolute() or PureWindowsPath(relpath).is_absolute() \
-            or PureWindowsPath(relpath).drive:
+    if relpath.startswith("/") or (("\\" in relpath or ":" in relpath)  # only then can Windows see a drive
+                                   and (PureWindowsPath(relpath).is_absolute() or PureWindowsPath(relpath).drive)):
         return f"{what} {relpath!r} is absolute; it must be relative to its folder"
     normal = posixpath.normpath(relpath.replace("\\", "/"))
     if normal == ".." or normal.startswith("../"):
@@ -50,12 +51,13 @@ def confine(base: Path | str, relpath: str, what: str = "path", base_name: str =
     problem = path_problem(relpath, what)
     if problem is not None:
         raise ConfinementError(problem.replace("its folder", base_name))
-    root = Path(base).resolve()
-    full = (root / relpath).resolve()
-    if full != root and root not in full.parents:
+    # os.path on strings, not pathlib: this runs once per record of a build (~1 % of its CPU in pathlib)
+    root = os.path.realpath(base)
+    full = os.path.realpath(os.path.join(root, relpath))
+    if full != root and not full.startswith(root if root.endswith(os.sep) else root + os.sep):
         raise ConfinementError(f"{what} {relpath!r} leads outside {base_name} "
                                "(through '..' or a symbolic link); refused")
-    return full
+    return Path(full)
 
 
 def is_inside(base: Path | str, path: Path | str) -> bool:

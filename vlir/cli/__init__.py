@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from vlir.secrets import redact
     from vlir.sources.base import SourceError
 
+    if argv is None:  # the vlir program itself (console script, python -m vlir), not a library call
+        from vlir.process import mark_as_program
+
+        mark_as_program()
     _register()
     try:
         result = app(args=argv, prog_name="vlir", standalone_mode=False)

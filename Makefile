@@ -169,8 +169,11 @@ train-qwen3_vl: venv $(OUT)/vlir/manifest.json
 grpo_summary = $(BIN)/python -c "import json; from vlir.train.grpo_metrics import summary_text as t; \
 	  s = json.load(open('$(1)/summary.json')); print(t(s['figures'], s['steps']))"
 
+# The bench extra (bench/teacher_cost.py's tokenizers) is installed on first use only.
 bench: venv $(OUT)/vlir/manifest.json
 	@mkdir -p $(OUT)/bench
+	@$(BIN)/python -c "import bpe_openai, tiktoken, importlib.util as u; assert u.find_spec('dashscope')" 2>/dev/null \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	@set -e; for f in $$(grep -l '^if __name__ == "__main__"' bench/*.py); do \
 	  echo "== $$f"; VLIR_OUT=$(OUT) $(BIN)/python $$f; done
 

@@ -7,11 +7,16 @@ pool of images, then, after one warm-up round, ``PAIRS`` interleaved rounds (ben
    in a subprocess; every task streams the source and keeps its partition), reading its peak RSS;
 2. the floor at the same process count: for the same records, decode the image and encode the same
    crops with Pillow alone (``vlir.crops.render_crop`` is Pillow crop + resize + PNG);
-3. build ``LARGE`` records and read its peak RSS (max over the build's processes).
+3. the same two for ``LARGE`` records (the large build's peak RSS is the memory check).
 
-Prints build/floor throughput (target >= 0.8) and the RSS ratio LARGE/N (target <= 1.2), each the
-median of the per-round ratios with min-max; the last line, also written to
-out/bench/build_throughput.json, is one JSON object.
+The checked ratio is build/floor at ``LARGE`` records (target >= 0.9): a build pays a fixed start-up
+(interpreter, imports, the one read of the split, forking, the manifest: ~0.7 s here) that a
+1000-record build of ~5 s feels and a real one (10^4-10^6 records) does not; at ``LARGE`` it is
+~4 % of the build. Also printed, not checked: build/floor at ``N`` (what the start-up costs a small
+build), the marginal build/floor (per-record cost between the two sizes, the start-up cancelled)
+and the start-up itself (the build time at ``N`` less ``N`` records at the marginal rate). Each
+figure is the median of the per-round ratios with min-max; the RSS ratio LARGE/N has target <= 1.2.
+The last line, also written to out/bench/build_throughput.json, is one JSON object.
 """
 
 from __future__ import annotations
@@ -123,35 +128,50 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "textvqa"
         make_tree(root, LARGE)
-        rounds = {"build_s": [], "floor_s": [], "floor_n": [], "rss_small": [], "rss_large": []}
+        keys = ("build_n", "floor_n", "build_l", "floor_l", "rss_small", "rss_large")
+        rounds: dict[str, list[float]] = {k: [] for k in keys}
 
         def one_round(i: int, keep: bool) -> None:
-            build_s, rss_small = run_build(root, Path(tmp) / f"thr{i}", N)
-            floor_s, n_floor = floor_seconds(root, Path(tmp) / f"thr{i}")
-            _, rss_large = run_build(root, Path(tmp) / f"big{i}", LARGE)
+            build_n, rss_small = run_build(root, Path(tmp) / f"thr{i}", N)
+            floor_n, n_floor = floor_seconds(root, Path(tmp) / f"thr{i}")
+            build_l, rss_large = run_build(root, Path(tmp) / f"big{i}", LARGE)
+            floor_l, l_floor = floor_seconds(root, Path(tmp) / f"big{i}")
+            assert (n_floor, l_floor) == (N, LARGE), (n_floor, l_floor)  # every record built and floored
             for p in Path(tmp).glob(f"*{i}"):
                 shutil.rmtree(p)
             if keep:
-                for k, v in zip(rounds, (build_s, floor_s, n_floor, rss_small, rss_large)):
+                for k, v in zip(keys, (build_n, floor_n, build_l, floor_l, rss_small, rss_large)):
                     rounds[k].append(v)
 
         one_round(-1, keep=False)  # warm-up: page cache, imports
         for i in range(PAIRS):
             one_round(i, keep=True)
-    build_rate = [N / s for s in rounds["build_s"]]
-    floor_rate = [n / s for n, s in zip(rounds["floor_n"], rounds["floor_s"])]
-    ratio = T.pairwise_ratio(build_rate, floor_rate, 3)
-    rss = T.pairwise_ratio(rounds["rss_large"], rounds["rss_small"], 3)
-    print(f"build: {N} records, {WORKERS} workers: {T.fmt(T.spread(build_rate), ' rec/s', digits=0)}")
-    print(f"floor: decode + crop encode of the same records: {T.fmt(T.spread(floor_rate), ' rec/s', digits=0)}")
-    print(f"peak RSS: {N} records {T.fmt(T.spread(rounds['rss_small']), ' MB', digits=0)}, "
-          f"{LARGE} records {T.fmt(T.spread(rounds['rss_large']), ' MB', digits=0)}")
-    print(f"build/floor = {T.fmt(ratio)} (target >= 0.8); RSS {LARGE}/{N} = {T.fmt(rss)} (target <= 1.2)")
+    r = rounds
+    # build/floor = floor seconds / build seconds for the same records (a rate ratio)
+    at_large = T.pairwise_ratio(r["floor_l"], r["build_l"], 3)
+    at_n = T.pairwise_ratio(r["floor_n"], r["build_n"], 3)
+    marginal = T.pairwise_ratio([fl - fn for fl, fn in zip(r["floor_l"], r["floor_n"])],
+                                [bl - bn for bl, bn in zip(r["build_l"], r["build_n"])], 3)
+    startup = [bn - N * (bl - bn) / (LARGE - N) for bn, bl in zip(r["build_n"], r["build_l"])]
+    rss = T.pairwise_ratio(r["rss_large"], r["rss_small"], 3)
+    rate_l = [LARGE / s for s in r["build_l"]]
+    print(f"build: {LARGE} records, {WORKERS} workers: {T.fmt(T.spread(rate_l), ' rec/s', digits=0)}; "
+          f"{N} records: {T.fmt(T.spread([N / s for s in r['build_n']]), ' rec/s', digits=0)}")
+    print(f"floor: decode + crop encode of the same records: "
+          f"{T.fmt(T.spread([LARGE / s for s in r['floor_l']]), ' rec/s', digits=0)}")
+    print(f"start-up of a build (build at {N} less {N} records at the marginal rate): "
+          f"{T.fmt(T.spread(startup), ' s', digits=2)}")
+    print(f"peak RSS: {N} records {T.fmt(T.spread(r['rss_small']), ' MB', digits=0)}, "
+          f"{LARGE} records {T.fmt(T.spread(r['rss_large']), ' MB', digits=0)}")
+    print(f"build/floor at {N} records = {T.fmt(at_n)}; marginal (start-up cancelled) = {T.fmt(marginal)}")
+    print(f"build/floor at {LARGE} records = {T.fmt(at_large)} (target >= 0.9); "
+          f"RSS {LARGE}/{N} = {T.fmt(rss)} (target <= 1.2)")
     T.write_result("build_throughput", {
-        "build_over_floor": ratio["median"], "rss_ratio_large_vs_small": rss["median"],
-        "records_per_s": T.spread(build_rate, 1)["median"], "pairs": PAIRS, "records": N, "large": LARGE,
-        "build_over_floor_spread": ratio, "rss_ratio_spread": rss, "records_per_s_spread": T.spread(build_rate, 1),
-        "rss_mb_small": T.spread(rounds["rss_small"], 0), "rss_mb_large": T.spread(rounds["rss_large"], 0)})
+        "build_over_floor": at_large["median"], "rss_ratio_large_vs_small": rss["median"],
+        "records_per_s": T.spread(rate_l, 1)["median"], "pairs": PAIRS, "records": LARGE, "small": N,
+        "build_over_floor_spread": at_large, "build_over_floor_small": at_n, "build_over_floor_marginal": marginal,
+        "startup_s": T.spread(startup, 3), "rss_ratio_spread": rss, "records_per_s_spread": T.spread(rate_l, 1),
+        "rss_mb_small": T.spread(r["rss_small"], 0), "rss_mb_large": T.spread(r["rss_large"], 0)})
 
 
 if __name__ == "__main__":

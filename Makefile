@@ -13,6 +13,8 @@ MODEL ?= qwen2_5_vl
 ZOOM_QUESTIONS ?= 600
 # zoom prompts `make train` samples from the corpus for R-GRPO
 RL_PROMPTS ?= 256
+# SFT steps of `make train-served`'s vLLM-ready tiny model (see train-served)
+SERVED_SFT_STEPS ?= 80
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -142,17 +144,19 @@ endef
 # R-GRPO with vLLM rollouts (docs/vllm.md): the same zoom task from `make vlir`'s corpus, on the
 # vLLM-ready tiny model: SFT here, then R-GRPO whose rollouts come from a vLLM server started from
 # .venv-vllm (weights synced after each optimizer step). A separate target: `make train` stays the
-# local engine's. Learning rate 2e-4: the vLLM-ready tiny model is larger than `make train`'s and its
-# SFT already answers most zoom prompts; at the recipe's 1e-3 R-GRPO collapsed with either engine.
+# local engine's. The vLLM-ready tiny model is larger than `make train`'s: after the recipe's 400 SFT
+# steps it answers every zoom prompt (reward 2.1 of 2.1, nothing left to learn), so its SFT stops at
+# SERVED_SFT_STEPS (the policy then answers ~0.8 of them) and R-GRPO runs at 5e-4 (at the recipe's
+# 1e-3 it collapsed with either engine); tests/vllm/test_served_learning.py measured these settings.
 train-served: export OMP_NUM_THREADS := 1
 train-served: venv tiny-vllm $(OUT)/vlir/manifest.json
 	rm -rf $(OUT)/rl_served $(OUT)/train/sft_served $(OUT)/train/grpo_served
 	$(VLIR) rl-data --root $(OUT)/vlir --out $(OUT)/rl_served --split val --sources zoom --per-source $(RL_PROMPTS)
 	$(VLIR) train sft --config recipes/sft_tiny.yaml model_path=$(OUT)/models/tiny-vllm \
-	  data_dir=$(OUT)/vlir output_dir=$(OUT)/train/sft_served
+	  data_dir=$(OUT)/vlir output_dir=$(OUT)/train/sft_served max_steps=$(SERVED_SFT_STEPS)
 	$(BIN)/python -m vlir.train.grpo_served --vllm-python $(VLLM_VENV)/bin/python \
 	  --config recipes/grpo_tiny.yaml model_path=$(OUT)/train/sft_served data_dir=$(OUT)/rl_served \
-	  output_dir=$(OUT)/train/grpo_served learning_rate=2e-4 max_steps=40
+	  output_dir=$(OUT)/train/grpo_served learning_rate=5e-4 max_steps=40
 	@echo
 	@echo "R-GRPO (served): $(OUT)/train/grpo_served/ (metrics.jsonl with rollout/token_mismatch_rate, summary.json)"
 	@$(call grpo_summary,$(OUT)/train/grpo_served)

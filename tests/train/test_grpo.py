@@ -108,6 +108,8 @@ def test_two_rgrpo_steps_with_real_crops_then_resume(tmp_path, tiny_model_dir, r
         assert r["accuracy"] == r["rewards/accuracy/mean"]  # the reward's value, not a recomputation
         assert r["clip_ratio/low_mean"] == r["clip_ratio/high_mean"] == 0.0  # one update per batch: ratio 1
         assert r["entropy"] > 0 and r["timing_s/rollout"] > 0 and r["timing_s/forward_backward"] > 0
+        # the engine's sampling log-probs are the trainer's on the same ids (KV cache vs full forward)
+        assert r["rollout/logprob_gap"] < 1e-3
     assert any(r["reward_std"] > 0 for r in rows)  # the group saw different rewards
 
     trainer.save_checkpoint()

@@ -205,3 +205,61 @@ def test_entropy_and_clip_low_high_are_token_means_over_action_tokens():
     assert stats.clip_fraction == pytest.approx(1.0)
     _, flipped = policy_loss(logp, old, torch.tensor([-1.0, 1.0], dtype=torch.float64), s.mask)
     assert flipped.clip_fraction == 0.0  # clipping only binds where it limits the update
+
+
+def test_logprob_gap_is_over_action_tokens_of_trajectories_with_sampler_logprobs():
+    from types import SimpleNamespace
+
+    from vlir.train.grpo_loss import logprob_gap
+
+    trainer = torch.tensor([[0.0, -1.0, -2.0, 0.0], [0.0, -1.0, 0.0, 0.0]])
+    mask = torch.tensor([[0, 1, 1, 0], [0, 1, 0, 0]])
+    trajs = [SimpleNamespace(token_ids=[5, 6, 7], logprobs=[0.0, -1.5, -2.0]),  # gap 0.5 + 0 (pad not read)
+             SimpleNamespace(token_ids=[5, 6], logprobs=[])]  # no sampler log-probs: left out
+    assert logprob_gap(trajs, trainer, mask) == (0.5, 2.0)
+    assert logprob_gap(trajs[1:], trainer[1:], mask[1:]) == (0.0, 0.0)
+
+
+def test_a_batch_without_action_tokens_gives_a_zero_loss_that_backpropagates():
+    """Every trajectory of a micro-batch can lose its action tokens (served ones that re-tokenized
+    are never trained on): the loss is zero, and DeepSpeed's backward still has a graph."""
+    from vlir.train.grpo_loss import action_logprobs
+
+    logits = torch.randn(2, 4, 7, requires_grad=True)
+    ids, mask = torch.randint(0, 7, (2, 4)), torch.zeros(2, 4, dtype=torch.long)
+    logp, ent = action_logprobs(logits, ids, mask, entropy=True)
+    assert not logp.any() and not ent.any()
+    loss, stats = policy_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), mask)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and stats.tokens == 0 and not logits.grad.any()
+
+
+def test_an_excluded_trajectory_is_one_pad_token_without_images_in_a_batch_that_still_forwards(tiny, make_record):
+    """A served trajectory whose image tokens do not match its images (the server counted 392 where
+    the images make 396) would make the model refuse the whole batch: excluded, it keeps its row
+    and adds nothing."""
+    import copy
+
+    from vlir.models import chat, special_ids
+    from vlir.train.grpo_loss import exclude_from_training
+
+    model, processor = tiny
+    record, image = make_record(1)
+    enc = chat.encode_record(record, image, processor)
+    ids = enc["input_ids"].reshape(-1).tolist()
+    mask = [0] + [int(lab != -100) for lab in enc["labels"].reshape(-1).tolist()[1:]]
+    good = _traj(ids, mask, enc["pixel_values"], enc["image_grid_thw"].reshape(-1, 3))
+    sid = special_ids(processor)
+    bad = copy.copy(good)
+    bad.token_ids = [t for t in ids if t != sid["image_pad"]][:5] + ids[-10:]  # too few image tokens
+    bad.action_mask = [0] * len(bad.token_ids)
+    with pytest.raises(ValueError, match="do not match"):
+        with torch.no_grad():
+            sequence_logprobs(model, collate([good, bad], sid["pad"], sid["image_pad"]))
+    bad.logprobs = [0.0] * len(bad.token_ids)
+    exclude_from_training(bad, sid["pad"])
+    assert bad.token_ids == [sid["pad"]] and bad.action_mask == [0] and bad.logprobs == []
+    batch = collate([good, bad], sid["pad"], sid["image_pad"])
+    with torch.no_grad():
+        logp = sequence_logprobs(model, batch)
+    assert batch.action_mask[1].sum() == 0 and not logp[1].any() and logp[0].any()

@@ -92,6 +92,7 @@ class _State(RoundState):
     sampled: int = 0
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
+    logprobs: list[float] | None = None  # the server's, aligned with ids (0.0 where not sampled); None: none
     prompt_length: int = 0
     exact: bool = True
     requests: int = 0
@@ -201,14 +202,16 @@ class ServedRollout:
             messages.append({"role": "system", "content": [{"type": "text", "text": self.chat.system}]})
         messages.append({"role": "user", "content": user})
         seed = None if self.config.temperature == 0 else self.config.seed + 7919 * index + sample
-        state = _State(image=image, index=index, messages=messages, seed=seed, sent=[sent])
+        state = _State(image=image, index=index, messages=messages, seed=seed, sent=[sent],
+                       logprobs=[] if self._want_logprobs() else None)
         version = self.policy_version
         while state.finish is None:
             self._round(state)
         traj = Trajectory(
             prompt_index=index, text=state.text, answer=extract_answer(state.text), finish_reason=state.finish,
             crops=state.crops, boxes=state.boxes, bad_calls=state.bad_calls, token_ids=state.ids,
-            action_mask=state.mask, prompt_length=state.prompt_length, token_exact=state.exact,
+            action_mask=state.mask, logprobs=state.logprobs or [], prompt_length=state.prompt_length,
+            token_exact=state.exact,
             requests=state.requests, prompt_tokens=state.prompt_tokens, completion_tokens=state.sampled,
             policy_version=version)
         if self.processor is not None:
@@ -241,6 +244,14 @@ class ServedRollout:
             return image
         return image.resize((width, height), PILImage.Resampling.BICUBIC)
 
+    def _want_logprobs(self) -> bool:
+        """A trainer's engine (it has a processor) asks for the sampled tokens' log-probs where they
+        are comparable with its own: vLLM returns them from the raw logits (its default
+        ``--logprobs-mode raw_logprobs``), which is the sampling distribution only at temperature 1
+        without top-p (the recipes' setting). R-GRPO logs their distance from its own recomputed
+        log-probs (``rollout/logprob_gap``): the sign of a server that does not hold the policy."""
+        return self.processor is not None and self.config.temperature == 1.0 and self.config.top_p >= 1.0
+
     def _request(self, state: _State) -> dict[str, Any]:
         cfg = self.config
         body = dict(self.extra_body)
@@ -256,6 +267,8 @@ class ServedRollout:
             kwargs["top_p"] = cfg.top_p
         if state.seed is not None:
             kwargs["seed"] = state.seed + state.rounds
+        if state.logprobs is not None:
+            kwargs["logprobs"] = True
         response = self.endpoints.create(**kwargs)
         return response.model_dump()
 
@@ -268,7 +281,8 @@ class ServedRollout:
         state.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         n_sampled = int(usage.get("completion_tokens") or len(choice.get("token_ids") or ()))
         state.sampled += n_sampled
-        self._track_ids(state, data.get("prompt_token_ids"), choice.get("token_ids"))
+        self._track_ids(state, data.get("prompt_token_ids"), choice.get("token_ids"),
+                        [c["logprob"] for c in ((choice.get("logprobs") or {}).get("content") or [])])
         stop = choice.get("stop_reason", choice.get("matched_stop"))
         stop = stop if isinstance(stop, str) and stop in STOP_STRINGS else None
         eos = choice.get("finish_reason") == "stop" and stop is None
@@ -308,17 +322,21 @@ class ServedRollout:
         state.text += self.image_text + after
 
     @staticmethod
-    def _track_ids(state: _State, prompt_ids: list[int] | None, sampled: list[int] | None) -> None:
+    def _track_ids(state: _State, prompt_ids: list[int] | None, sampled: list[int] | None,
+                   sampled_logprobs: list[float] | None = None) -> None:
         """Keep the server's ids: the new prompt must extend what we hold (else the server
         re-tokenized the text differently: ``token_exact`` turns False and the mask of the part
-        that changed is lost), then the sampled ids are appended with mask 1."""
+        that changed is lost), then the sampled ids are appended with mask 1 (and, where the
+        state keeps them, their log-probs; a round without one per sampled id drops them all)."""
         if prompt_ids is None or sampled is None:
             state.exact = False
             return
         if not state.ids:
             state.prompt_length = len(prompt_ids)
             state.ids, state.mask = list(prompt_ids), [0] * len(prompt_ids)
+            common = 0
         elif prompt_ids[:len(state.ids)] == state.ids:
+            common = len(state.ids)
             state.mask += [0] * (len(prompt_ids) - len(state.ids))
             state.ids = list(prompt_ids)
         else:
@@ -327,6 +345,11 @@ class ServedRollout:
                           min(len(prompt_ids), len(state.ids)))
             state.mask = state.mask[:common] + [0] * (len(prompt_ids) - common)
             state.ids = list(prompt_ids)
+        if state.logprobs is not None:
+            if sampled_logprobs is not None and len(sampled_logprobs) == len(sampled):
+                state.logprobs = state.logprobs[:common] + [0.0] * (len(prompt_ids) - common) + list(sampled_logprobs)
+            else:
+                state.logprobs = None
         state.ids += list(sampled)
         state.mask += [1] * len(sampled)
 

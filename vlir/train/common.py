@@ -26,7 +26,10 @@ RUN = "run.json"  # the run identity of output_dir (vlir.identity)
 #: what it keeps, plotting, data-loading workers, the launcher's rank (paths are replaced by the
 #: content fingerprints of the data and the model).
 NOT_IDENTITY = ("output_dir", "resume", "save_steps", "keep_checkpoints", "plot", "num_workers", "report_to",
-                "logging_steps", "model_path", "data_dir", "deepspeed")
+                "logging_steps", "model_path", "data_dir", "deepspeed",
+                # where a served engine's servers listen and the name they give the model (its
+                # weights are the identity's model): a restarted server gets another port
+                "rollout.base_url", "rollout.served_model")
 
 
 class RunRefused(ValueError):

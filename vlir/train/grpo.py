@@ -30,7 +30,8 @@ import torch
 from vlir.train import common, grpo_metrics, lora, reporting
 from vlir.train.common import METRICS
 from vlir.train.grpo_config import GRPOConfig
-from vlir.train.grpo_loss import collate, group_advantages, policy_loss, sequence_logprobs
+from vlir.train.grpo_loss import (collate, exclude_from_training, group_advantages, logprob_gap, policy_loss,
+                                  sequence_logprobs)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class GRPOTrainer:
                 raise RuntimeError("the rollout engine returned no token ids (a served engine needs vLLM's "
                                    "return_token_ids): R-GRPO trains on the ids the policy sampled")
             if not t.token_exact:  # the ids are not exactly what the server conditioned on: never train on it
-                t.action_mask = [0] * len(t.token_ids)
+                exclude_from_training(t, self.ids["pad"])
         return sorted(trajs, key=lambda t: t.prompt_index)  # stable: groups are consecutive
 
     def _score(self, prompts: list, trajs: list) -> tuple[dict[str, list], torch.Tensor]:
@@ -230,7 +231,8 @@ class GRPOTrainer:
         cfg = self.cfg
         mb = cfg.per_device_batch_size
         chunks = [trajs[i:i + mb] for i in range(0, len(trajs), mb)]
-        sums = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
+        sums = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0,
+                "logprob_gap": 0.0, "logprob_gap_tokens": 0.0}
         if self.ref_model is not None:
             sums["kl"] = 0.0
         for ci, chunk in enumerate(chunks):
@@ -242,6 +244,10 @@ class GRPOTrainer:
             t1 = time.perf_counter()
             old = self._old[ci] if self._old is not None else None
             (logp, ent), batch = self._forward(self.engine, chunk, entropy=True)
+            if self.step % cfg.num_iterations == 0:  # the weights that sampled this batch
+                gap, n = logprob_gap(chunk, logp, batch.action_mask)
+                sums["logprob_gap"] += gap
+                sums["logprob_gap_tokens"] += n
             loss, st = policy_loss(logp, logp.detach() if old is None else old,
                                    advantages[ci * mb:(ci + 1) * mb].to(logp.device), batch.action_mask,
                                    cfg.epsilon_low, cfg.epsilon_high, ref, cfg.beta, cfg.loss_type)
@@ -305,6 +311,7 @@ class GRPOTrainer:
         values = grpo_metrics.step_values(trajs, evidence, raw, total.tolist(), advantages.tolist(),
                                           self.cfg.num_generations, self.rollout_cfg.max_new_tokens, sums)
         values["rollout/token_mismatch_rate"] = (float(sum(not t.token_exact for t in trajs)), len(trajs))
+        values["rollout/logprob_gap"] = (sums["logprob_gap"], sums["logprob_gap_tokens"])
         values["rollout/stale_rate"] = (float(sum(t.policy_version < self.policy_version - 1 for t in trajs)),
                                         len(trajs))
         keys = list(values)  # same keys, same order on every rank

@@ -78,6 +78,18 @@ def collate(trajectories: Sequence[Any], pad_id: int, image_pad_id: int) -> Batc
                  torch.cat(pixels) if pixels else None, torch.cat(grids) if grids else None)
 
 
+def exclude_from_training(trajectory: Any, pad_id: int) -> None:
+    """Make a trajectory that must not be trained on (a served one whose ids are not exactly what
+    the server conditioned on and sampled) one pad token without images and without action tokens.
+
+    It keeps its place in the batch (its group's advantages are computed with its reward) but adds
+    nothing to the loss. Its own ids cannot go into the forward: where the server counted another
+    number of image tokens than its images make, the model refuses the batch ("Image features and
+    image tokens do not match")."""
+    trajectory.token_ids, trajectory.action_mask, trajectory.logprobs = [pad_id], [0], []
+    trajectory.pixel_values = trajectory.image_grid_thw = None
+
+
 def action_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, action_mask: torch.Tensor,
                     offset: int = 0, temperature: float = 1.0,
                     entropy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +107,10 @@ def action_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, action_mask: 
     target[:, :offset] = False
     b_idx, p_idx = target.nonzero(as_tuple=True)
     rows = logits[b_idx, p_idx - offset]  # (N, V)
-    picked = selective_log_softmax(rows, input_ids[b_idx, p_idx + 1], temperature=temperature)
+    if rows.shape[0]:
+        picked = selective_log_softmax(rows, input_ids[b_idx, p_idx + 1], temperature=temperature)
+    else:  # nothing to train on (e.g. every served trajectory re-tokenized): zeros, still on the graph
+        picked = rows.sum(-1)
     out = torch.zeros(input_ids.shape, dtype=picked.dtype, device=picked.device)
     out = out.index_put((b_idx, p_idx + 1), picked)
     if not entropy:
@@ -104,6 +119,27 @@ def action_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, action_mask: 
         logp_all = torch.log_softmax(rows.float() / temperature, dim=-1)
         ent = -(logp_all.exp() * logp_all).sum(dim=-1)
     return out, torch.zeros_like(out).index_put((b_idx, p_idx + 1), ent.to(out.dtype))
+
+
+def logprob_gap(trajectories: Sequence[Any], logprobs: torch.Tensor, action_mask: torch.Tensor) -> tuple[float, float]:
+    """Summed ``|sampler log-prob - trainer log-prob|`` over the action tokens of the trajectories
+    that carry their sampler's log-probs (``Trajectory.logprobs``, one per id), and the token count.
+
+    The trainer's are recomputed on the same ids with the weights that sampled them, so the mean
+    gap is numerical noise for the local engine (~1e-6) and bf16-vs-fp32 noise for a served one
+    (~1e-2): a larger one says the sampler did not hold the policy (a weight sync that missed a
+    layer), what TRL logs as ``sampling/sampling_logp_difference``."""
+    gap, tokens = 0.0, 0.0
+    for i, t in enumerate(trajectories):
+        n = len(t.token_ids)
+        if len(t.logprobs) != n:
+            continue
+        mask = action_mask[i, :n].bool()
+        if bool(mask.any()):
+            sampler = torch.as_tensor(t.logprobs, dtype=torch.float32, device=logprobs.device)
+            gap += float((logprobs[i, :n].detach().float() - sampler)[mask].abs().sum())
+            tokens += float(mask.sum())
+    return gap, tokens
 
 
 def keep_offset(batch: Batch) -> int:

@@ -27,13 +27,17 @@ def run_served(cfg: GRPOConfig, python: str | Path | None = None) -> Path:
     """Serve ``cfg.model_path``, run R-GRPO through it, stop the server; returns the output folder."""
     from vlir.serving.tiny import add_video_processor
     from vlir.serving.vllm_env import VLLMServer
-    from vlir.train import grpo
+    from vlir.train import common, grpo
 
     model = Path(cfg.model_path)
+    out = Path(cfg.output_dir)
+    # the output folder is this run's (refused, resumed or fresh: the trainer's own rule) before the
+    # server's log goes into it; where the server listens (not known yet) is not part of the run's
+    # identity (vlir.train.common.NOT_IDENTITY), so any URL stands in for it here
+    common.claim_output(dataclasses.replace(cfg, rollout={**cfg.rollout, "engine": "served",
+                                                          "base_url": ["http://127.0.0.1/v1"]}), rank=0)
     if not (model / "video_preprocessor_config.json").is_file():
         add_video_processor(model, python)  # a trainer's save has none; vLLM refuses a folder without one
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with VLLMServer(model, python=python, dev_mode=True, log_path=out / "vllm_server.log") as server:
         logging.getLogger(__name__).info("vLLM serving %s at %s", model, server.base_url)
         rollout = {**cfg.rollout, "engine": "served", "base_url": [server.base_url],
@@ -54,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-    run_served(cfg, args.vllm_python)
+    from vlir.train.common import RunRefused
+
+    try:
+        run_served(cfg, args.vllm_python)
+    except RunRefused as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,12 +16,17 @@ from vlir.train import common
 
 
 @pytest.fixture
-def model_dir(tmp_path) -> Path:
+def model_dir(tmp_path, monkeypatch) -> Path:
+    """A trainer's save (no video processor config yet); adding it writes into the folder, as
+    :func:`vlir.serving.tiny.add_video_processor` does with the vLLM environment."""
     from tests.test_identity import _checkpoint
+    from vlir.serving import tiny
 
-    folder = _checkpoint(tmp_path / "model")
-    (folder / "video_preprocessor_config.json").write_text("{}")  # as vLLM wants (no vLLM run here)
-    return folder
+    def add_video_processor(model, python=None):
+        (Path(model) / "video_preprocessor_config.json").write_text("{}")
+
+    monkeypatch.setattr(tiny, "add_video_processor", add_video_processor)
+    return _checkpoint(tmp_path / "model")
 
 
 class FakeServer:
@@ -58,7 +63,7 @@ def test_the_runner_claims_its_folder_then_serves_and_trains(tmp_path, model_dir
     monkeypatch.setattr(grpo, "run", run)
     cfg = GRPOConfig(model_path=str(model_dir), data_dir=str(_manifest(tmp_path / "rl", 4)),
                      output_dir=str(tmp_path / "grpo_served"), rollout={"max_new_tokens": 8})
-    out = grpo_served.run_served(cfg)
+    out = grpo_served.run_served(cfg)  # the model folder gains its video config before the claim
     assert (out / "vllm_server.log").is_file() and runs[0][0] is False  # fresh
     assert runs[0][1]["engine"] == "served" and runs[0][1]["base_url"] == ["http://127.0.0.1:41000/v1"]
     grpo_served.run_served(cfg)  # the same run, its server on another port: it resumes

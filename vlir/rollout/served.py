@@ -245,11 +245,9 @@ class ServedRollout:
         return image.resize((width, height), PILImage.Resampling.BICUBIC)
 
     def _want_logprobs(self) -> bool:
-        """A trainer's engine (it has a processor) asks for the sampled tokens' log-probs where they
-        are comparable with its own: vLLM returns them from the raw logits (its default
-        ``--logprobs-mode raw_logprobs``), which is the sampling distribution only at temperature 1
-        without top-p (the recipes' setting). R-GRPO logs their distance from its own recomputed
-        log-probs (``rollout/logprob_gap``): the sign of a server that does not hold the policy."""
+        """A trainer's engine (it has a processor) asks for the sampled tokens' log-probs where
+        vLLM's (raw logits, its default ``--logprobs-mode``) are the sampling distribution: at
+        temperature 1 without top-p. R-GRPO logs their distance from its own (``rollout/logprob_gap``)."""
         return self.processor is not None and self.config.temperature == 1.0 and self.config.top_p >= 1.0
 
     def _request(self, state: _State) -> dict[str, Any]:
@@ -346,10 +344,9 @@ class ServedRollout:
             state.mask = state.mask[:common] + [0] * (len(prompt_ids) - common)
             state.ids = list(prompt_ids)
         if state.logprobs is not None:
-            if sampled_logprobs is not None and len(sampled_logprobs) == len(sampled):
-                state.logprobs = state.logprobs[:common] + [0.0] * (len(prompt_ids) - common) + list(sampled_logprobs)
-            else:
-                state.logprobs = None
+            whole = sampled_logprobs is not None and len(sampled_logprobs) == len(sampled)
+            state.logprobs = (state.logprobs[:common] + [0.0] * (len(prompt_ids) - common) + list(sampled_logprobs)
+                              if whole else None)
         state.ids += list(sampled)
         state.mask += [1] * len(sampled)
 

@@ -31,13 +31,13 @@ def run_served(cfg: GRPOConfig, python: str | Path | None = None) -> Path:
 
     model = Path(cfg.model_path)
     out = Path(cfg.output_dir)
-    # the output folder is this run's (refused, resumed or fresh: the trainer's own rule) before the
-    # server's log goes into it; where the server listens (not known yet) is not part of the run's
-    # identity (vlir.train.common.NOT_IDENTITY), so any URL stands in for it here
-    common.claim_output(dataclasses.replace(cfg, rollout={**cfg.rollout, "engine": "served",
-                                                          "base_url": ["http://127.0.0.1/v1"]}), rank=0)
     if not (model / "video_preprocessor_config.json").is_file():
         add_video_processor(model, python)  # a trainer's save has none; vLLM refuses a folder without one
+    # the output folder is this run's (refused, resumed or fresh: the trainer's own rule, on the
+    # model folder as served) before the server's log goes into it; where the server listens (not
+    # known yet) is not part of the run's identity (vlir.train.common.NOT_IDENTITY): any URL stands in
+    common.claim_output(dataclasses.replace(cfg, rollout={**cfg.rollout, "engine": "served",
+                                                          "base_url": ["http://127.0.0.1/v1"]}), rank=0)
     with VLLMServer(model, python=python, dev_mode=True, log_path=out / "vllm_server.log") as server:
         logging.getLogger(__name__).info("vLLM serving %s at %s", model, server.base_url)
         rollout = {**cfg.rollout, "engine": "served", "base_url": [server.base_url],

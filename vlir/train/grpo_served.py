@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("httpx", "httpx2"):  # a line per rollout request otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         cfg = GRPOConfig.load(args.config, args.overrides)
     except (OSError, ValueError) as exc:

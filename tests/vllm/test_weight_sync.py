@@ -40,7 +40,8 @@ def served_vs_local(server, model) -> float:
     import torch
 
     out = completion(server, max_tokens=8)
-    prompt, sampled = out["prompt_token_ids"], out["choices"][0]["token_ids"]
+    choice = out["choices"][0]  # vLLM's completions put the prompt's ids on the choice
+    prompt, sampled = choice.get("prompt_token_ids") or out.get("prompt_token_ids"), choice["token_ids"]
     ids = torch.tensor([prompt + sampled])
     with torch.no_grad():
         logits = model(input_ids=ids).logits.float()[0]

@@ -57,9 +57,14 @@ RL_PROMPTS = 128
 
 @pytest.fixture(scope="module")
 def zoom_sft(tmp_path_factory, tiny_model_dir):
-    """``make train``'s data path on the zoom task alone: the sample tree, ``vlir build``'s engine
-    into a corpus, ``vlir rl-data`` from its val split, and the SFT warm start (from the session's
-    tiny model) on its train split."""
+    """``make train``'s data path on the zoom task alone, from the session's tiny model."""
+    return zoom_sft_warm_start(tmp_path_factory.mktemp("zoom"), tiny_model_dir, RL_PROMPTS)
+
+
+def zoom_sft_warm_start(out: Path, model_dir: Path, rl_prompts: int, sft_overrides: tuple[str, ...] = ()) -> Path:
+    """The sample zoom tree (600 train chains, ``rl_prompts`` val questions), ``vlir build``'s engine
+    into ``out/vlir``, ``vlir rl-data`` from its val split into ``out/rl`` and the SFT warm start of
+    ``model_dir`` with recipes/sft_tiny.yaml (and ``sft_overrides``) into ``out/sft``."""
     from vlir.corpus.build import BuildConfig, Job
     from vlir.corpus.executors.local import run_build
     from vlir.sources.samples.zoom import write_zoom_tree
@@ -67,14 +72,13 @@ def zoom_sft(tmp_path_factory, tiny_model_dir):
     from vlir.train.sft import run as run_sft
     from vlir.train.sft_config import SFTConfig
 
-    out = tmp_path_factory.mktemp("zoom")
-    write_zoom_tree(out / "tree", {"train": 600, "val": RL_PROMPTS}, seed=0)
+    write_zoom_tree(out / "tree", {"train": 600, "val": rl_prompts}, seed=0)
     run_build(BuildConfig(), [Job("zoom", split, str(out / "tree")) for split in ("train", "val")],
               out / "vlir", show_progress=False)
-    build_rl_set(out / "vlir", out / "rl", {"zoom": RL_PROMPTS}, seed=0, split="val")
+    build_rl_set(out / "vlir", out / "rl", {"zoom": rl_prompts}, seed=0, split="val")
     cfg = SFTConfig.load(REPO / "recipes/sft_tiny.yaml", [
-        f"model_path={tiny_model_dir}", f"data_dir={out / 'vlir'}", f"output_dir={out / 'sft'}",
-        f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", "plot=false"])
+        f"model_path={model_dir}", f"data_dir={out / 'vlir'}", f"output_dir={out / 'sft'}",
+        f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", "plot=false", *sft_overrides])
     with one_thread():
         run_sft(cfg)
     return out

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.test_grpo_learning import mutant, one_thread, rise
+from tests.train.test_grpo_learning import mutant, one_thread, rise, zoom_sft_warm_start
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.subprocess, pytest.mark.deepspeed,
               pytest.mark.timeout(1800)]
@@ -58,24 +58,10 @@ LOGPROB_GAP = 0.01  # nats per trained token; measured 0.0002-0.0007 (a stale se
 def served_sft(tiny_vllm_dir, vllm_python, tmp_path_factory):
     """The zoom corpus, its RL set and the SFT warm start of the vLLM-ready tiny model (with the
     video processor vLLM wants)."""
-    from vlir.corpus.build import BuildConfig, Job
-    from vlir.corpus.executors.local import run_build
     from vlir.serving.tiny import add_video_processor
-    from vlir.sources.samples.zoom import write_zoom_tree
-    from vlir.train.rl_data import build_rl_set
-    from vlir.train.sft import run as run_sft
-    from vlir.train.sft_config import SFTConfig
 
-    out = tmp_path_factory.mktemp("served-zoom")
-    write_zoom_tree(out / "tree", {"train": 600, "val": RL_PROMPTS}, seed=0)
-    run_build(BuildConfig(), [Job("zoom", split, str(out / "tree")) for split in ("train", "val")],
-              out / "vlir", show_progress=False)
-    build_rl_set(out / "vlir", out / "rl", {"zoom": RL_PROMPTS}, seed=0, split="val")
-    cfg = SFTConfig.load(REPO / "recipes/sft_tiny.yaml", [
-        f"model_path={tiny_vllm_dir}", f"data_dir={out / 'vlir'}", f"output_dir={out / 'sft'}",
-        f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", f"max_steps={SFT_STEPS}", "plot=false"])
-    with one_thread():
-        run_sft(cfg)
+    out = zoom_sft_warm_start(tmp_path_factory.mktemp("served-zoom"), tiny_vllm_dir, RL_PROMPTS,
+                              (f"max_steps={SFT_STEPS}",))
     add_video_processor(out / "sft", vllm_python)
     return out
 

@@ -1,8 +1,9 @@
 """One R-GRPO step with the local engine vs the served (vLLM) engine, on this CPU, tiny model.
 
-Both sides run the real ``GRPOTrainer`` on the zoom task's RL prompts (``vlir.sources.zoom``) from
-the vLLM-ready tiny Qwen2.5-VL (``vlir vllm tiny-model``), zoom recipe sizes (``grpo_zoom_tiny``:
-prompts x M samples, 64 sampled tokens): ``local`` rolls out with transformers in the trainer's
+Both sides run the real ``GRPOTrainer`` on the zoom task's RL prompts (the zoom sample tree built by
+``vlir build``'s engine, ``vlir rl-data`` from its val split) from the vLLM-ready tiny Qwen2.5-VL
+(``vlir vllm tiny-model``), ``make train``'s R-GRPO recipe sizes (``recipes/grpo_tiny.yaml``: 8
+prompts x 5 samples, 64 sampled tokens): ``local`` rolls out with transformers in the trainer's
 process; ``served`` through a vLLM server from ``.venv-vllm`` (dev mode), its weights reloaded from a
 folder after every optimizer step. Read from metrics.jsonl, per step: ``rollout``, ``sync`` (served
 only), ``forward_backward`` and the whole ``step``; the first step of each run is a warm-up and is
@@ -41,7 +42,7 @@ def run(kind: str, model: Path, data: Path, work: Path, python: str | None) -> d
     from vlir.train.grpo_served import run_served
     from vlir.train.plots import read_metrics
 
-    cfg = GRPOConfig.load(REPO / "recipes/grpo_zoom_tiny.yaml", [
+    cfg = GRPOConfig.load(REPO / "recipes/grpo_tiny.yaml", [
         f"model_path={model}", f"data_dir={data}", f"output_dir={work / kind}", f"max_steps={STEPS}",
         f"deepspeed={REPO / 'recipes/deepspeed/zero2.json'}", "plot=false"])
     out = run_served(cfg, python) if kind == "served" else run_local(dataclasses.replace(cfg))
@@ -51,13 +52,18 @@ def run(kind: str, model: Path, data: Path, work: Path, python: str | None) -> d
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
+    from vlir.corpus.build import BuildConfig, Job
+    from vlir.corpus.executors.local import run_build
     from vlir.serving.tiny import build_tiny_vllm_model
-    from vlir.sources.zoom import write_corpus
+    from vlir.sources.samples.zoom import write_zoom_tree
+    from vlir.train.rl_data import build_rl_set
 
     python = os.environ.get("VLIR_VLLM_PYTHON")
     work = Path(tempfile.mkdtemp(prefix="bench-grpo-served-"))
     model = build_tiny_vllm_model(work / "model", seed=0, python=python)
-    write_corpus(work / "zoom", train=2, rl=64, seed=0)
+    write_zoom_tree(work / "tree", {"val": 64}, seed=0)
+    run_build(BuildConfig(), [Job("zoom", "val", str(work / "tree"))], work / "vlir", show_progress=False)
+    build_rl_set(work / "vlir", work / "zoom/rl", {"zoom": 64}, seed=0, split="val")
     load = T.load_average()
     results = {kind: run(kind, model, work / "zoom/rl", work, python) for kind in ("local", "served")}
     stats = {kind: {p: T.spread(v, 3) for p, v in r.items()} for kind, r in results.items()}
@@ -65,10 +71,7 @@ def main() -> int:
     for p in PHASES:
         print(f"  {p:17s} local {T.fmt(stats['local'][p], ' s')}   served {T.fmt(stats['served'][p], ' s')}")
     record = {"steps": STEPS - 1, "load_average": load, **stats}
-    out = REPO / "out/bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "grpo_served.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record))
+    T.write_result("grpo_served", record)
     return 0
 
 

@@ -5,7 +5,7 @@ recipe's ``rollout`` section is pointed at it (``engine: served``), and the trai
 log-probs recomputed by its own model on the server's token ids, the weights synced into the server
 after each optimizer step (:mod:`vlir.train.weight_sync`). The server stops with the run.
 
-    python -m vlir.train.grpo_served --config recipes/grpo_zoom_tiny.yaml model_path=out/train/sft_served ...
+    python -m vlir.train.grpo_served --config recipes/grpo_tiny.yaml model_path=out/train/sft_served ...
 
 The checkpoint must be one vLLM loads: the tiny model of ``vlir vllm tiny-model`` (or its SFT
 output: the video processor vLLM wants is added here) or a real Qwen2.5-VL.

@@ -48,8 +48,10 @@ PROMPTS, SAMPLES = 4, 5
 GRPO_CALLS = ['<think> The square at the top left.\n\n{"bbox_2d": [22, 22, 34, 34]}',
               ' It is red.\n\n{"bbox_2d": [78, 22, 90, 34]}']
 SINGLE_TOKENS = 256
-CALLS = ['{"bbox_2d": [20, 30, 140, 120]}\n', ' {"bbox_2d": [200, 150, 300, 260]}\n',
-         ' {"bbox_2d": [0, 0, 400, 300]}\n', ' {"bbox_2d": [100, 100, 180, 200]}\n']
+# boxes inside the model's view of the 448x336 picture at make train's max_pixels 12544 (112x84):
+# larger ones map outside the image and end as bad calls, not crops
+CALLS = ['{"bbox_2d": [5, 8, 35, 30]}\n', ' {"bbox_2d": [50, 38, 75, 65]}\n',
+         ' {"bbox_2d": [0, 0, 100, 75]}\n', ' {"bbox_2d": [25, 25, 45, 50]}\n']
 
 
 class NoStop:
